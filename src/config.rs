@@ -1,0 +1,909 @@
+//! Settings: embedded defaults, then one TOML file, then `HOOKPIPE_*__*` environment
+//! overrides; validated once at load, with every error naming the key that is wrong.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::pipeline::parse::records::ResourcePath;
+use crate::pipeline::verify::scheme::VerificationConfig;
+
+/// Prefix of environment variables that override configuration keys.
+pub const ENV_PREFIX: &str = "HOOKPIPE_";
+/// Separator between key segments in an environment override (`HOOKPIPE_KAFKA__BROKERS`).
+pub const ENV_SEPARATOR: &str = "__";
+
+/// The whole configuration of one hookpipe instance.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// HTTP server settings.
+    #[serde(default)]
+    pub server: ServerSettings,
+    /// Kafka producer and topics.
+    #[serde(default)]
+    pub kafka: KafkaSettings,
+    /// Actor chain tuning.
+    #[serde(default)]
+    pub pipeline: PipelineSettings,
+    /// Listeners defined in the file (read-only through the API).
+    #[serde(default)]
+    pub listeners: Vec<ListenerConfig>,
+}
+
+/// HTTP server settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    /// Address to bind, `host:port`.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// Base URL senders use to reach this tier (the load balancer's), without trailing slash.
+    /// Printed listener URLs and URL-signing schemes (Twilio) use it.
+    #[serde(default)]
+    pub external_base_url: Option<String>,
+    /// Key from which stable, unguessable public ids are derived for listeners without an
+    /// explicit `public_id`. Keep it secret: whoever knows it can compute the public URLs.
+    #[serde(default)]
+    pub public_id_secret: Option<crate::pipeline::verify::scheme::Secret>,
+    /// HTTP worker threads; 0 means one per core.
+    #[serde(default)]
+    pub workers: usize,
+    /// Requests processed at once by this instance; above it, 503 + `Retry-After`.
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight: usize,
+    /// Deadline for a request from the end of its body to its answer (includes the Kafka ack).
+    #[serde(default = "default_request_timeout_ms")]
+    pub request_timeout_ms: u64,
+    /// Deadline for reading a request body; slow senders get 408.
+    #[serde(default = "default_body_read_timeout_ms")]
+    pub body_read_timeout_ms: u64,
+    /// Default body size limit of a listener, in bytes.
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: usize,
+    /// Seconds to finish in-flight requests on SIGTERM.
+    #[serde(default = "default_shutdown_timeout_secs")]
+    pub shutdown_timeout_secs: u64,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        ServerSettings {
+            listen: default_listen(),
+            external_base_url: None,
+            public_id_secret: None,
+            workers: 0,
+            max_in_flight: default_max_in_flight(),
+            request_timeout_ms: default_request_timeout_ms(),
+            body_read_timeout_ms: default_body_read_timeout_ms(),
+            max_body_bytes: default_max_body_bytes(),
+            shutdown_timeout_secs: default_shutdown_timeout_secs(),
+        }
+    }
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+fn default_max_in_flight() -> usize {
+    4096
+}
+fn default_request_timeout_ms() -> u64 {
+    10_000
+}
+fn default_body_read_timeout_ms() -> u64 {
+    10_000
+}
+/// 10 MB, the body limit of the product hookpipe replaces.
+fn default_max_body_bytes() -> usize {
+    10 * 1024 * 1024
+}
+fn default_shutdown_timeout_secs() -> u64 {
+    30
+}
+
+/// Kafka settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSettings {
+    /// Bootstrap servers. Empty: start librdkafka's in-process mock cluster (nothing durable).
+    #[serde(default)]
+    pub brokers: String,
+    /// Default topic for pages of listeners without their own `topic`.
+    #[serde(default = "default_pages_topic")]
+    pub pages_topic: String,
+    /// How long librdkafka may try to deliver a page; must be below `server.request_timeout_ms`
+    /// so the sender hears about a failure before its own deadline.
+    #[serde(default = "default_message_timeout_ms")]
+    pub message_timeout_ms: u64,
+    /// Cap on the producer's local queue, in messages (`queue.buffering.max.messages`).
+    #[serde(default = "default_queue_max_messages")]
+    pub queue_max_messages: u32,
+    /// Cap on the producer's local queue, in KiB (`queue.buffering.max.kbytes`).
+    #[serde(default = "default_queue_max_kbytes")]
+    pub queue_max_kbytes: u32,
+    /// How long librdkafka waits to batch pages into one request (`linger.ms`).
+    #[serde(default = "default_linger_ms")]
+    pub linger_ms: u32,
+    /// `compression.type`: none, gzip, lz4, snappy or zstd (as built).
+    #[serde(default = "default_compression")]
+    pub compression: String,
+    /// Create the topics hookpipe needs at start (brokers here do not auto-create them).
+    #[serde(default = "default_true")]
+    pub create_topics: bool,
+    /// Partitions of topics hookpipe creates.
+    #[serde(default = "default_topic_partitions")]
+    pub topic_partitions: i32,
+    /// Replication factor of topics hookpipe creates.
+    #[serde(default = "default_replication_factor")]
+    pub replication_factor: i32,
+    /// Extra librdkafka properties (security, timeouts). Cannot weaken acks or idempotence.
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+}
+
+impl Default for KafkaSettings {
+    fn default() -> Self {
+        KafkaSettings {
+            brokers: String::new(),
+            pages_topic: default_pages_topic(),
+            message_timeout_ms: default_message_timeout_ms(),
+            queue_max_messages: default_queue_max_messages(),
+            queue_max_kbytes: default_queue_max_kbytes(),
+            linger_ms: default_linger_ms(),
+            compression: default_compression(),
+            create_topics: true,
+            topic_partitions: default_topic_partitions(),
+            replication_factor: default_replication_factor(),
+            properties: BTreeMap::new(),
+        }
+    }
+}
+
+fn default_pages_topic() -> String {
+    "hookpipe.pages".into()
+}
+fn default_message_timeout_ms() -> u64 {
+    5_000
+}
+fn default_queue_max_messages() -> u32 {
+    100_000
+}
+/// 256 MiB: a few seconds of 16 KB pages at full speed, bounded well below the machine.
+fn default_queue_max_kbytes() -> u32 {
+    256 * 1024
+}
+fn default_linger_ms() -> u32 {
+    2
+}
+fn default_compression() -> String {
+    "lz4".into()
+}
+fn default_true() -> bool {
+    true
+}
+fn default_topic_partitions() -> i32 {
+    3
+}
+fn default_replication_factor() -> i32 {
+    1
+}
+
+/// Actor chain tuning.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineSettings {
+    /// Capacity of every stage mailbox.
+    #[serde(default = "default_mailbox_capacity")]
+    pub mailbox_capacity: usize,
+    /// How long an open page waits for records of concurrent requests before it is published.
+    #[serde(default = "default_page_linger_ms")]
+    pub page_linger_ms: u64,
+    /// Serialized size cap of a page's records (5 MB).
+    #[serde(default = "default_max_page_bytes")]
+    pub max_page_bytes: usize,
+    /// JSON and XML nesting limit.
+    #[serde(default = "default_max_depth")]
+    pub max_depth: usize,
+    /// Form field count limit.
+    #[serde(default = "default_max_form_fields")]
+    pub max_form_fields: usize,
+}
+
+impl Default for PipelineSettings {
+    fn default() -> Self {
+        PipelineSettings {
+            mailbox_capacity: default_mailbox_capacity(),
+            page_linger_ms: default_page_linger_ms(),
+            max_page_bytes: default_max_page_bytes(),
+            max_depth: default_max_depth(),
+            max_form_fields: default_max_form_fields(),
+        }
+    }
+}
+
+fn default_mailbox_capacity() -> usize {
+    1024
+}
+fn default_page_linger_ms() -> u64 {
+    2
+}
+fn default_max_page_bytes() -> usize {
+    5 * 1024 * 1024
+}
+fn default_max_depth() -> usize {
+    128
+}
+fn default_max_form_fields() -> usize {
+    1000
+}
+
+/// One listener: an endpoint senders post to, and what happens to what they post.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerConfig {
+    /// Stable identifier (letters, digits, `-`, `_`); key of its pages in Kafka.
+    pub id: String,
+    /// Human name.
+    #[serde(default)]
+    pub name: String,
+    /// Free text.
+    #[serde(default)]
+    pub description: String,
+    /// Explicit public id; by default derived from `server.public_id_secret` and `id`.
+    #[serde(default)]
+    pub public_id: Option<String>,
+    /// Topic of this listener's pages; by default `kafka.pages_topic`.
+    #[serde(default)]
+    pub topic: Option<String>,
+    /// Body formats accepted and size limit.
+    #[serde(default)]
+    pub content: ContentOptions,
+    /// Dot path to the records inside the body (`data.items`, `shipments.shipment`).
+    #[serde(default)]
+    pub resource_path: Option<String>,
+    /// Records per page.
+    #[serde(default = "default_page_size")]
+    pub page_size: usize,
+    /// Handlebars template over a record giving its trace key.
+    #[serde(default)]
+    pub trace_key_template: Option<String>,
+    /// Handlebars template over a record giving its data URI.
+    #[serde(default)]
+    pub data_uri_template: Option<String>,
+    /// What the sender gets on success.
+    #[serde(default)]
+    pub response: ResponseOptions,
+    /// How senders prove who they are.
+    #[serde(default)]
+    pub verification: VerificationConfig,
+    /// Leaky bucket of this listener.
+    #[serde(default)]
+    pub rate_limit: RateLimitOptions,
+    /// Keep no copy of record content for retries (issue 5 honours it).
+    #[serde(default)]
+    pub do_not_store_retry_data: bool,
+}
+
+/// Default page size: 20 records, as in the product hookpipe replaces.
+fn default_page_size() -> usize {
+    20
+}
+
+/// Body formats and limits of a listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContentOptions {
+    /// Accepted formats among `json`, `xml`, `form`; others get 415.
+    #[serde(default = "default_accept")]
+    pub accept: Vec<String>,
+    /// Body size limit in bytes; default `server.max_body_bytes`.
+    #[serde(default)]
+    pub max_body_bytes: Option<usize>,
+}
+
+impl Default for ContentOptions {
+    fn default() -> Self {
+        ContentOptions {
+            accept: default_accept(),
+            max_body_bytes: None,
+        }
+    }
+}
+
+fn default_accept() -> Vec<String> {
+    vec!["json".into(), "xml".into(), "form".into()]
+}
+
+/// Success response of a listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResponseOptions {
+    /// 200, 201, 202 or 204.
+    #[serde(default = "default_success_status")]
+    pub status: u16,
+    /// `json`, `xml`, `text`, or a full media type.
+    #[serde(default = "default_media_type")]
+    pub media_type: String,
+    /// Handlebars template of the body, over `body`, `json`, `records`, `headers`, `query`,
+    /// `request_id`.
+    #[serde(default)]
+    pub body: Option<String>,
+}
+
+impl Default for ResponseOptions {
+    fn default() -> Self {
+        ResponseOptions {
+            status: default_success_status(),
+            media_type: default_media_type(),
+            body: None,
+        }
+    }
+}
+
+fn default_success_status() -> u16 {
+    204
+}
+fn default_media_type() -> String {
+    "json".into()
+}
+
+/// Leaky bucket settings of a listener.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitOptions {
+    /// Burst size, in requests.
+    #[serde(default = "default_bucket_capacity")]
+    pub capacity: u32,
+    /// Sustained rate, requests per second.
+    #[serde(default = "default_refill_per_sec")]
+    pub refill_per_sec: u32,
+}
+
+impl Default for RateLimitOptions {
+    fn default() -> Self {
+        RateLimitOptions {
+            capacity: default_bucket_capacity(),
+            refill_per_sec: default_refill_per_sec(),
+        }
+    }
+}
+
+/// Celigo's published listener limit: a 1000-request bucket refilled at 300/s.
+fn default_bucket_capacity() -> u32 {
+    1000
+}
+fn default_refill_per_sec() -> u32 {
+    300
+}
+
+/// One configuration problem, naming the key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// Dotted key, `listeners[orders].page_size`.
+    pub key: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.key, self.message)
+    }
+}
+
+/// All problems found in one configuration.
+#[derive(Debug, Clone)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (index, error) in self.0.iter().enumerate() {
+            if index > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{error}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+fn single(key: impl Into<String>, message: impl Into<String>) -> ConfigErrors {
+    ConfigErrors(vec![ConfigError {
+        key: key.into(),
+        message: message.into(),
+    }])
+}
+
+impl Settings {
+    /// Reads `path` (if given), applies the process environment, deserializes and validates.
+    pub fn load(path: Option<&Path>) -> Result<Settings, ConfigErrors> {
+        let text = match path {
+            Some(path) => std::fs::read_to_string(path).map_err(|error| {
+                single("<file>", format!("cannot read {}: {error}", path.display()))
+            })?,
+            None => String::new(),
+        };
+        Settings::from_toml_and_env(&text, std::env::vars())
+    }
+
+    /// Parses TOML text, applies `HOOKPIPE_*__*` overrides from `env`, deserializes and validates.
+    pub fn from_toml_and_env(
+        text: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Settings, ConfigErrors> {
+        let mut root: toml::Table = text.parse().map_err(|error: toml::de::Error| {
+            single(toml_error_key(&error), error.message().to_string())
+        })?;
+        for (name, value) in env {
+            apply_env_override(&mut root, &name, &value)?;
+        }
+        let settings: Settings = serde_path_to_error::deserialize(toml::Value::Table(root))
+            .map_err(|error| {
+                let key = error.path().to_string();
+                single(
+                    if key == "." { "<root>".into() } else { key },
+                    error.into_inner().to_string(),
+                )
+            })?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks the values that types alone cannot, collecting every problem.
+    pub fn validate(&self) -> Result<(), ConfigErrors> {
+        let mut errors = Vec::new();
+        let mut push = |key: String, message: String| errors.push(ConfigError { key, message });
+
+        if self.server.listen.parse::<std::net::SocketAddr>().is_err() {
+            push(
+                "server.listen".into(),
+                "must be host:port with an IP address, e.g. 127.0.0.1:8080".into(),
+            );
+        }
+        if let Some(base) = &self.server.external_base_url {
+            if !(base.starts_with("http://") || base.starts_with("https://")) || base.ends_with('/')
+            {
+                push(
+                    "server.external_base_url".into(),
+                    "must start with http:// or https:// and have no trailing slash".into(),
+                );
+            }
+        }
+        if self.server.max_in_flight == 0 {
+            push("server.max_in_flight".into(), "must be at least 1".into());
+        }
+        if self.server.max_body_bytes == 0 {
+            push("server.max_body_bytes".into(), "must be at least 1".into());
+        }
+        if self.kafka.message_timeout_ms == 0
+            || self.kafka.message_timeout_ms >= self.server.request_timeout_ms
+        {
+            push(
+                "kafka.message_timeout_ms".into(),
+                format!(
+                    "must be above 0 and below server.request_timeout_ms ({}), so a failed delivery is answered before the deadline",
+                    self.server.request_timeout_ms
+                ),
+            );
+        }
+        if !matches!(
+            self.kafka.compression.as_str(),
+            "none" | "gzip" | "lz4" | "snappy" | "zstd"
+        ) {
+            push(
+                "kafka.compression".into(),
+                "must be one of none, gzip, lz4, snappy, zstd".into(),
+            );
+        }
+        if let Err(message) = validate_topic_name(&self.kafka.pages_topic) {
+            push("kafka.pages_topic".into(), message);
+        }
+        if self.kafka.topic_partitions < 1 {
+            push("kafka.topic_partitions".into(), "must be at least 1".into());
+        }
+        for key in self.kafka.properties.keys() {
+            if PROTECTED_KAFKA_PROPERTIES.contains(&key.as_str()) {
+                push(
+                    format!("kafka.properties.{key}"),
+                    "is set by hookpipe (durability guarantees) and cannot be overridden".into(),
+                );
+            }
+        }
+        if self.pipeline.mailbox_capacity == 0 {
+            push(
+                "pipeline.mailbox_capacity".into(),
+                "must be at least 1".into(),
+            );
+        }
+        if self.pipeline.max_page_bytes < 1024 {
+            push(
+                "pipeline.max_page_bytes".into(),
+                "must be at least 1024".into(),
+            );
+        }
+        if self.pipeline.max_depth == 0 || self.pipeline.max_depth > 128 {
+            push(
+                "pipeline.max_depth".into(),
+                "must be between 1 and 128".into(),
+            );
+        }
+
+        let mut seen_ids = std::collections::HashSet::new();
+        let mut seen_public = std::collections::HashSet::new();
+        for listener in &self.listeners {
+            let prefix = format!("listeners[{}]", listener.id);
+            if !seen_ids.insert(listener.id.clone()) {
+                push(format!("{prefix}.id"), "is defined twice".into());
+            }
+            for (key, message) in listener.problems() {
+                push(format!("{prefix}.{key}"), message);
+            }
+            match &listener.public_id {
+                Some(public_id) => {
+                    if !seen_public.insert(public_id.clone()) {
+                        push(format!("{prefix}.public_id"), "is used by another listener".into());
+                    }
+                }
+                None if self.server.public_id_secret.is_none() => push(
+                    "server.public_id_secret".into(),
+                    format!("is required to derive the public id of listener `{}` (or set its public_id)", listener.id),
+                ),
+                None => {}
+            }
+        }
+        if let Some(secret) = &self.server.public_id_secret {
+            if secret.expose().len() < 16 {
+                push(
+                    "server.public_id_secret".into(),
+                    "must be at least 16 characters".into(),
+                );
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigErrors(errors))
+        }
+    }
+
+    /// The URL senders use, as configured or derived from the listen address.
+    pub fn external_base_url(&self) -> String {
+        self.server
+            .external_base_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.server.listen))
+    }
+}
+
+/// Properties that carry the delivery guarantee; users may not override them.
+const PROTECTED_KAFKA_PROPERTIES: &[&str] = &[
+    "enable.idempotence",
+    "acks",
+    "request.required.acks",
+    "bootstrap.servers",
+    "message.timeout.ms",
+    "delivery.timeout.ms",
+];
+
+impl ListenerConfig {
+    /// Problems with this listener, as `(key relative to the listener, message)`.
+    pub fn problems(&self) -> Vec<(String, String)> {
+        let mut problems = Vec::new();
+        if self.id.is_empty()
+            || self.id.len() > 64
+            || !self
+                .id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            problems.push((
+                "id".into(),
+                "must be 1-64 letters, digits, '-' or '_'".into(),
+            ));
+        }
+        if let Some(public_id) = &self.public_id {
+            if public_id.len() < 16 || !public_id.chars().all(|c| c.is_ascii_alphanumeric()) {
+                problems.push((
+                    "public_id".into(),
+                    "must be at least 16 letters or digits".into(),
+                ));
+            }
+        }
+        if let Some(topic) = &self.topic {
+            if let Err(message) = validate_topic_name(topic) {
+                problems.push(("topic".into(), message));
+            }
+        }
+        for format in &self.content.accept {
+            if !matches!(format.as_str(), "json" | "xml" | "form") {
+                problems.push((
+                    "content.accept".into(),
+                    format!("unknown format `{format}`; use json, xml or form"),
+                ));
+            }
+        }
+        if self.content.accept.is_empty() {
+            problems.push((
+                "content.accept".into(),
+                "must list at least one format".into(),
+            ));
+        }
+        if self.content.max_body_bytes == Some(0) {
+            problems.push(("content.max_body_bytes".into(), "must be at least 1".into()));
+        }
+        if let Some(path) = &self.resource_path {
+            if let Err(message) = ResourcePath::parse(path) {
+                problems.push(("resource_path".into(), message));
+            }
+        }
+        if self.page_size == 0 || self.page_size > 10_000 {
+            problems.push(("page_size".into(), "must be between 1 and 10000".into()));
+        }
+        for (key, template) in [
+            ("trace_key_template", &self.trace_key_template),
+            ("data_uri_template", &self.data_uri_template),
+            ("response.body", &self.response.body),
+        ] {
+            if let Some(template) = template {
+                if let Err(error) = handlebars::Template::compile(template) {
+                    problems.push((key.into(), format!("invalid template: {}", error.reason())));
+                }
+            }
+        }
+        if !matches!(self.response.status, 200 | 201 | 202 | 204) {
+            problems.push((
+                "response.status".into(),
+                "must be 200, 201, 202 or 204".into(),
+            ));
+        }
+        if self.response.status == 204 && self.response.body.is_some() {
+            problems.push((
+                "response.body".into(),
+                "a 204 response has no body; choose status 200, 201 or 202".into(),
+            ));
+        }
+        if response_content_type(&self.response.media_type).is_none() {
+            problems.push((
+                "response.media_type".into(),
+                "must be json, xml, text or a type/subtype media type".into(),
+            ));
+        }
+        if self.rate_limit.capacity == 0 {
+            problems.push(("rate_limit.capacity".into(), "must be at least 1".into()));
+        }
+        if self.rate_limit.refill_per_sec == 0 {
+            problems.push((
+                "rate_limit.refill_per_sec".into(),
+                "must be at least 1".into(),
+            ));
+        }
+        for (key, message) in self.verification.validate() {
+            problems.push((format!("verification.{key}"), message));
+        }
+        problems
+    }
+}
+
+/// The `Content-Type` of a success body for a configured media type.
+pub fn response_content_type(media_type: &str) -> Option<String> {
+    match media_type {
+        "json" => Some("application/json".into()),
+        "xml" => Some("application/xml".into()),
+        "text" => Some("text/plain; charset=utf-8".into()),
+        other => {
+            let (kind, sub) = other.split_once('/')?;
+            let token = |s: &str| {
+                !s.is_empty()
+                    && s.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "!#$&^_.+-".contains(c))
+            };
+            (token(kind) && token(sub.split(';').next().unwrap_or("").trim()))
+                .then(|| other.to_string())
+        }
+    }
+}
+
+fn validate_topic_name(topic: &str) -> Result<(), String> {
+    if topic.is_empty()
+        || topic.len() > 249
+        || !topic
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+    {
+        return Err("must be 1-249 characters of letters, digits, '.', '_' or '-'".into());
+    }
+    Ok(())
+}
+
+fn toml_error_key(error: &toml::de::Error) -> String {
+    match error.span() {
+        Some(span) => format!("<file> at byte {}", span.start),
+        None => "<file>".into(),
+    }
+}
+
+/// Applies one environment variable if it is a `HOOKPIPE_A__B__C` override.
+///
+/// Segments are lower-cased; under `listeners` the next segment is a listener id (compared
+/// case-insensitively, `_` matching `-`). Values are TOML literals when they parse as one
+/// (numbers, booleans, arrays, quoted strings), plain strings otherwise.
+fn apply_env_override(root: &mut toml::Table, name: &str, value: &str) -> Result<(), ConfigErrors> {
+    let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
+        return Ok(());
+    };
+    if !rest.contains(ENV_SEPARATOR) {
+        // HOOKPIPE_CONFIG, HOOKPIPE_LOG and friends are not configuration keys.
+        return Ok(());
+    }
+    let segments: Vec<String> = rest
+        .split(ENV_SEPARATOR)
+        .map(|s| s.to_ascii_lowercase())
+        .collect();
+    if segments.iter().any(|s| s.is_empty()) {
+        return Err(single(name, "empty key segment in environment override"));
+    }
+    let parsed = parse_env_value(value);
+    if segments[0] == "listeners" {
+        if segments.len() < 3 {
+            return Err(single(name, "use HOOKPIPE_LISTENERS__<ID>__<KEY>"));
+        }
+        let wanted = segments[1].replace('-', "_");
+        let listeners = root
+            .get_mut("listeners")
+            .and_then(|v| v.as_array_mut())
+            .ok_or_else(|| single(name, "there are no listeners in the file to override"))?;
+        let listener = listeners
+            .iter_mut()
+            .filter_map(|v| v.as_table_mut())
+            .find(|t| {
+                t.get("id")
+                    .and_then(|id| id.as_str())
+                    .is_some_and(|id| id.to_ascii_lowercase().replace('-', "_") == wanted)
+            })
+            .ok_or_else(|| {
+                single(
+                    name,
+                    format!("no listener with id `{}` in the file", segments[1]),
+                )
+            })?;
+        return set_path(listener, &segments[2..], parsed, name);
+    }
+    set_path(root, &segments, parsed, name)
+}
+
+fn set_path(
+    table: &mut toml::Table,
+    segments: &[String],
+    value: toml::Value,
+    name: &str,
+) -> Result<(), ConfigErrors> {
+    let (last, parents) = segments.split_last().expect("at least one segment");
+    let mut current = table;
+    for segment in parents {
+        current = current
+            .entry(segment.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            .as_table_mut()
+            .ok_or_else(|| single(name, format!("`{segment}` is not a table")))?;
+    }
+    current.insert(last.clone(), value);
+    Ok(())
+}
+
+fn parse_env_value(raw: &str) -> toml::Value {
+    let document = format!("v = {raw}");
+    match document.parse::<toml::Table>() {
+        Ok(mut table) => table
+            .remove("v")
+            .unwrap_or_else(|| toml::Value::String(raw.into())),
+        Err(_) => toml::Value::String(raw.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = r#"
+[server]
+public_id_secret = "0123456789abcdef0123"
+[[listeners]]
+id = "orders"
+"#;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let settings = Settings::from_toml_and_env(BASE, env(&[])).unwrap();
+        assert_eq!(settings.listeners[0].page_size, 20);
+        assert_eq!(settings.listeners[0].rate_limit.capacity, 1000);
+        assert_eq!(settings.kafka.pages_topic, "hookpipe.pages");
+    }
+
+    #[test]
+    fn env_overrides_nested_and_listener_keys() {
+        let settings = Settings::from_toml_and_env(
+            BASE,
+            env(&[
+                ("HOOKPIPE_KAFKA__BROKERS", "127.0.0.1:9092"),
+                ("HOOKPIPE_LISTENERS__ORDERS__PAGE_SIZE", "5"),
+                ("HOOKPIPE_CONFIG", "ignored.toml"),
+                ("PATH", "/bin"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(settings.kafka.brokers, "127.0.0.1:9092");
+        assert_eq!(settings.listeners[0].page_size, 5);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let text = format!(
+            "{BASE}page_size = 0\nresource_path = \"a..b\"\ntrace_key_template = \"{{{{#if}}\"\n"
+        );
+        let errors = Settings::from_toml_and_env(&text, env(&[])).unwrap_err().0;
+        let keys: Vec<&str> = errors.iter().map(|e| e.key.as_str()).collect();
+        assert!(keys.contains(&"listeners[orders].page_size"), "{keys:?}");
+        assert!(
+            keys.contains(&"listeners[orders].resource_path"),
+            "{keys:?}"
+        );
+        assert!(
+            keys.contains(&"listeners[orders].trace_key_template"),
+            "{keys:?}"
+        );
+    }
+
+    #[test]
+    fn unknown_and_mistyped_keys_are_named() {
+        let errors = Settings::from_toml_and_env("[kafka]\nbrokerz = \"x\"\n", env(&[]))
+            .unwrap_err()
+            .0;
+        assert!(errors[0].message.contains("brokerz"), "{errors:?}");
+        let errors = Settings::from_toml_and_env(
+            BASE,
+            env(&[("HOOKPIPE_LISTENERS__ORDERS__PAGE_SIZE", "many")]),
+        )
+        .unwrap_err()
+        .0;
+        assert_eq!(errors[0].key, "listeners[0].page_size");
+    }
+
+    #[test]
+    fn message_timeout_must_fit_in_request_deadline() {
+        let errors = Settings::from_toml_and_env(
+            BASE,
+            env(&[("HOOKPIPE_KAFKA__MESSAGE_TIMEOUT_MS", "20000")]),
+        )
+        .unwrap_err()
+        .0;
+        assert_eq!(errors[0].key, "kafka.message_timeout_ms");
+    }
+
+    #[test]
+    fn public_id_secret_required_without_explicit_ids() {
+        let errors = Settings::from_toml_and_env("[[listeners]]\nid = \"a\"\n", env(&[]))
+            .unwrap_err()
+            .0;
+        assert_eq!(errors[0].key, "server.public_id_secret");
+    }
+
+    #[test]
+    fn protected_kafka_properties_rejected() {
+        let text = format!("{BASE}\n[kafka.properties]\nacks = \"1\"\n");
+        // `[kafka.properties]` after `[[listeners]]` is still a top-level table in TOML.
+        let errors = Settings::from_toml_and_env(&text, env(&[])).unwrap_err().0;
+        assert_eq!(errors[0].key, "kafka.properties.acks");
+    }
+}

@@ -1,0 +1,160 @@
+//! Why a request was not accepted, and the one place that maps it to an HTTP answer.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpResponse, ResponseError};
+
+use crate::kafka::producer::PublishError;
+use crate::pipeline::parse::records::ParseError;
+use crate::pipeline::verify::scheme::VerifyError;
+
+/// Every way an ingest request can fail. Bodies reveal no secret and no internal detail.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// Unknown listener or wrong URL token: the same answer, so URLs cannot be probed.
+    #[error("not found")]
+    NotFound,
+    /// Verification failed.
+    #[error("verification failed: {0}")]
+    Unauthorized(#[source] VerifyError),
+    /// The listener's (or the instance's) bucket is empty.
+    #[error("rate limit exceeded; retry later")]
+    RateLimited {
+        /// Whole seconds until a token is free.
+        retry_after_secs: u64,
+    },
+    /// The body is not what its `Content-Type` says, or is not accepted.
+    #[error("{0}")]
+    Parse(#[source] ParseError),
+    /// The body is over the listener's limit.
+    #[error("body larger than {limit} bytes")]
+    BodyTooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// One record is over the page size limit on its own.
+    #[error("a record is larger than the {limit}-byte page limit")]
+    RecordTooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// A `Content-Encoding` hookpipe does not decode.
+    #[error("unsupported content encoding `{0}`; send the body uncompressed")]
+    UnsupportedEncoding(String),
+    /// The sender did not finish its body in time.
+    #[error("request body not received in time")]
+    BodyTimeout,
+    /// The body stream broke off.
+    #[error("request body incomplete")]
+    BodyIncomplete,
+    /// A template (trace key, data URI) failed on a record.
+    #[error("cannot render {what} for a record: {reason}")]
+    Template {
+        /// Which template.
+        what: &'static str,
+        /// Handlebars' reason.
+        reason: String,
+    },
+    /// Too many requests in flight or a full mailbox: shed load.
+    #[error("server busy; retry later")]
+    Overloaded,
+    /// Kafka did not acknowledge in time, or the producer queue is full.
+    #[error("storage unavailable; retry later")]
+    Unavailable(#[source] PublishError),
+    /// The request deadline passed before Kafka answered.
+    #[error("storage unavailable; retry later")]
+    Deadline,
+    /// A bug or a stopped actor: generic body, details only in the log.
+    #[error("internal error")]
+    Internal(String),
+}
+
+/// Seconds a sender should wait after a 503.
+const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 5;
+
+impl IngestError {
+    /// A short, fixed label for metrics and logs.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            IngestError::NotFound => "not_found",
+            IngestError::Unauthorized(_) => "unauthorized",
+            IngestError::RateLimited { .. } => "rate_limited",
+            IngestError::Parse(_) => "parse_error",
+            IngestError::BodyTooLarge { .. } | IngestError::RecordTooLarge { .. } => "too_large",
+            IngestError::UnsupportedEncoding(_) => "unsupported_encoding",
+            IngestError::BodyTimeout | IngestError::BodyIncomplete => "body_timeout",
+            IngestError::Template { .. } => "template_error",
+            IngestError::Overloaded => "overloaded",
+            IngestError::Unavailable(_) | IngestError::Deadline => "unavailable",
+            IngestError::Internal(_) => "internal",
+        }
+    }
+
+    fn retry_after(&self) -> Option<u64> {
+        match self {
+            IngestError::RateLimited { retry_after_secs } => Some(*retry_after_secs),
+            IngestError::Overloaded => Some(1),
+            IngestError::Unavailable(_) | IngestError::Deadline => {
+                Some(UNAVAILABLE_RETRY_AFTER_SECS)
+            }
+            _ => None,
+        }
+    }
+}
+
+impl ResponseError for IngestError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            IngestError::NotFound => StatusCode::NOT_FOUND,
+            IngestError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            IngestError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            IngestError::Parse(error) => {
+                StatusCode::from_u16(error.status()).unwrap_or(StatusCode::BAD_REQUEST)
+            }
+            IngestError::BodyTooLarge { .. } | IngestError::RecordTooLarge { .. } => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
+            IngestError::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            IngestError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
+            IngestError::BodyIncomplete | IngestError::Template { .. } => StatusCode::BAD_REQUEST,
+            IngestError::Overloaded | IngestError::Unavailable(_) | IngestError::Deadline => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            IngestError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status_code());
+        if let Some(seconds) = self.retry_after() {
+            response.insert_header((header::RETRY_AFTER, seconds.to_string()));
+        }
+        if matches!(self, IngestError::BodyTimeout) {
+            // A slow sender loses its connection, not just its request.
+            response.insert_header((header::CONNECTION, "close"));
+        }
+        response.json(serde_json::json!({ "error": self.to_string() }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_and_retry_after() {
+        assert_eq!(IngestError::NotFound.status_code(), 404);
+        let limited = IngestError::RateLimited {
+            retry_after_secs: 3,
+        }
+        .error_response();
+        assert_eq!(limited.status(), 429);
+        assert_eq!(limited.headers().get(header::RETRY_AFTER).unwrap(), "3");
+        let down = IngestError::Deadline.error_response();
+        assert_eq!(down.status(), 503);
+        assert!(down.headers().contains_key(header::RETRY_AFTER));
+        assert_eq!(
+            IngestError::Internal("secret detail".into()).to_string(),
+            "internal error"
+        );
+    }
+}

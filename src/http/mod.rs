@@ -1,0 +1,139 @@
+//! The HTTP side: routes, shared state and server startup.
+
+pub mod health;
+pub mod receiver;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::Actor;
+use actix_web::{web, App, HttpServer};
+
+use crate::config::Settings;
+use crate::kafka::producer::PageProducer;
+use crate::listener::Registry;
+use crate::pipeline::debug::DebugRecorder;
+use crate::pipeline::parse::records::ParseLimits;
+use crate::pipeline::rate_limit::bucket::SharedClock;
+use crate::pipeline::{Chain, ChainSettings};
+
+/// State shared by every worker.
+pub struct AppState {
+    /// Listeners by public id.
+    pub registry: Arc<Registry>,
+    /// Requests being processed now.
+    pub in_flight: AtomicUsize,
+    /// Cap on `in_flight`.
+    pub max_in_flight: usize,
+    /// Body read deadline.
+    pub body_read_timeout: Duration,
+    /// Chain deadline.
+    pub request_timeout: Duration,
+    /// Base URL senders use.
+    pub external_base_url: String,
+    /// Whether Kafka answered recently.
+    pub kafka_reachable: Arc<AtomicBool>,
+    /// The debug recorder.
+    pub debug: actix::Addr<DebugRecorder>,
+}
+
+/// A started server.
+pub struct RunningServer {
+    /// The bound address (port 0 resolved).
+    pub addr: SocketAddr,
+    /// The server future; await it to run until stopped.
+    pub server: actix_web::dev::Server,
+    /// Listeners served.
+    pub registry: Arc<Registry>,
+    /// The producer, to flush after the server stops.
+    pub producer: PageProducer,
+}
+
+/// Builds the registry and producer, binds the listen address and starts the workers.
+/// Must be called inside an actix system. Kafka topics must already exist.
+pub fn start(
+    settings: &Settings,
+    bootstrap: &str,
+    clock: SharedClock,
+) -> Result<RunningServer, String> {
+    let registry = Arc::new(Registry::from_settings(settings)?);
+    let producer = PageProducer::new(&settings.kafka, bootstrap)
+        .map_err(|e| format!("cannot create Kafka producer: {e}"))?;
+    let kafka_reachable = Arc::new(AtomicBool::new(false));
+    spawn_reachability_probe(producer.clone(), kafka_reachable.clone());
+
+    let state = web::Data::new(AppState {
+        registry: registry.clone(),
+        in_flight: AtomicUsize::new(0),
+        max_in_flight: settings.server.max_in_flight,
+        body_read_timeout: Duration::from_millis(settings.server.body_read_timeout_ms),
+        request_timeout: Duration::from_millis(settings.server.request_timeout_ms),
+        external_base_url: settings.external_base_url(),
+        kafka_reachable,
+        debug: DebugRecorder::default().start(),
+    });
+    let chain_settings = ChainSettings {
+        mailbox_capacity: settings.pipeline.mailbox_capacity,
+        page_linger: Duration::from_millis(settings.pipeline.page_linger_ms),
+        max_page_bytes: settings.pipeline.max_page_bytes,
+        parse_limits: ParseLimits {
+            max_depth: settings.pipeline.max_depth,
+            max_form_fields: settings.pipeline.max_form_fields,
+        },
+        clock,
+        global_bucket: None,
+    };
+    let workers = match settings.server.workers {
+        0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+        n => n,
+    };
+    let chain_producer = producer.clone();
+    let server = HttpServer::new(move || {
+        // Runs once per worker thread: each worker gets its own chain on its own arbiter.
+        let chain = Chain::start(&chain_settings, chain_producer.clone());
+        App::new()
+            .app_data(state.clone())
+            .app_data(web::Data::new(chain))
+            .service(
+                web::resource(["/hooks/{public_id}", "/hooks/{public_id}/{url_token}"])
+                    .route(web::post().to(receiver::ingest))
+                    .route(web::put().to(receiver::ingest))
+                    .default_service(web::to(receiver::method_not_allowed)),
+            )
+            .route("/healthz", web::get().to(health::healthz))
+            .route("/readyz", web::get().to(health::readyz))
+    })
+    .workers(workers)
+    .max_connection_rate(1024)
+    .shutdown_timeout(settings.server.shutdown_timeout_secs)
+    .client_request_timeout(Duration::from_millis(settings.server.body_read_timeout_ms))
+    .bind(settings.server.listen.as_str())
+    .map_err(|e| format!("cannot bind {}: {e}", settings.server.listen))?;
+    let addr = *server.addrs().first().ok_or("no bound address")?;
+    Ok(RunningServer {
+        addr,
+        server: server.run(),
+        registry,
+        producer,
+    })
+}
+
+/// Keeps `reachable` current by asking Kafka for metadata every two seconds, off the
+/// request path (the call blocks).
+fn spawn_reachability_probe(producer: PageProducer, reachable: Arc<AtomicBool>) {
+    let weak = Arc::downgrade(&reachable);
+    drop(reachable);
+    std::thread::Builder::new()
+        .name("kafka-probe".into())
+        .spawn(move || loop {
+            let ok = producer.reachable(Duration::from_secs(2));
+            match weak.upgrade() {
+                Some(flag) => flag.store(ok, Ordering::Relaxed),
+                None => return,
+            }
+            std::thread::sleep(Duration::from_secs(2));
+        })
+        .expect("spawning a thread");
+}

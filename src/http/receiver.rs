@@ -1,0 +1,292 @@
+//! The Receiver: resolves the listener, bounds the body, hands the request to this worker's
+//! chain and renders the answer.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix_web::http::header::{self, HeaderMap, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::web::{self, Bytes, BytesMut};
+use actix_web::{HttpRequest, HttpResponse, ResponseError};
+use futures_util::StreamExt;
+
+use super::AppState;
+use crate::error::IngestError;
+use crate::listener::Listener;
+use crate::pipeline::{unix_millis_now, Accepted, Chain, Delivery, Ingest};
+
+/// Response header carrying the request id.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// Headers whose values never leave the process in a response template or a log.
+pub const SENSITIVE_HEADERS: &[&str] = &[
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "x-hub-signature",
+    "x-hub-signature-256",
+    "stripe-signature",
+    "x-slack-signature",
+    "x-shopify-hmac-sha256",
+    "webhook-signature",
+    "x-zendesk-webhook-signature",
+    "x-twilio-signature",
+];
+
+/// `POST|PUT /hooks/{public_id}` and `/hooks/{public_id}/{url_token}`.
+pub async fn ingest(
+    request: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+    chain: web::Data<Chain>,
+) -> HttpResponse {
+    let started = Instant::now();
+    let request_id: Arc<str> = uuid::Uuid::now_v7().simple().to_string().into();
+    let public_id = request.match_info().get("public_id").unwrap_or_default();
+    let url_token = request.match_info().get("url_token");
+    let listener = state.registry.get(public_id);
+
+    let result = match &listener {
+        None => Err(IngestError::NotFound),
+        Some(listener) => match check_url_token(listener, url_token) {
+            Err(error) => Err(error),
+            Ok(()) => {
+                handle(
+                    &request,
+                    payload,
+                    &state,
+                    &chain,
+                    listener.clone(),
+                    request_id.clone(),
+                )
+                .await
+            }
+        },
+    };
+
+    let mut response = match result {
+        Ok(ref accepted) => success_response(listener.as_deref(), &request, &accepted, &request_id),
+        Err(ref error) => error.error_response(),
+    };
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response
+            .headers_mut()
+            .insert(header::HeaderName::from_static(REQUEST_ID_HEADER), value);
+    }
+    let listener_id = listener.as_ref().map_or("-", |l| l.id());
+    let status = response.status().as_u16();
+    let latency_ms = started.elapsed().as_millis() as u64;
+    // The access log names the listener, never the path: a secret-URL token must not be logged.
+    match &result {
+        Ok(accepted) => {
+            tracing::debug!(request_id = %request_id, listener = listener_id, status, latency_ms, records = accepted.record_count, "webhook accepted")
+        }
+        Err(error) if status >= 500 => {
+            tracing::warn!(request_id = %request_id, listener = listener_id, status, latency_ms, outcome = error.outcome(), "webhook not accepted")
+        }
+        Err(error) => {
+            tracing::info!(request_id = %request_id, listener = listener_id, status, latency_ms, outcome = error.outcome(), reason = %error, "webhook rejected")
+        }
+    }
+    response
+}
+
+/// Wrong or missing tokens answer exactly like an unknown listener.
+fn check_url_token(listener: &Listener, url_token: Option<&str>) -> Result<(), IngestError> {
+    let uses_token = listener.verifier.uses_url_token();
+    match url_token {
+        Some(token) if uses_token && listener.verifier.check_url_token(token) => Ok(()),
+        None if !uses_token => Ok(()),
+        _ => Err(IngestError::NotFound),
+    }
+}
+
+/// Decrements the in-flight count when the request ends, however it ends.
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+async fn handle(
+    request: &HttpRequest,
+    payload: web::Payload,
+    state: &AppState,
+    chain: &Chain,
+    listener: Arc<Listener>,
+    request_id: Arc<str>,
+) -> Result<Accepted, IngestError> {
+    if state.in_flight.fetch_add(1, Ordering::Relaxed) >= state.max_in_flight {
+        state.in_flight.fetch_sub(1, Ordering::Relaxed);
+        return Err(IngestError::Overloaded);
+    }
+    let _in_flight = InFlight(&state.in_flight);
+
+    if let Some(encoding) = request.headers().get(header::CONTENT_ENCODING) {
+        let encoding = encoding.to_str().unwrap_or("?").trim();
+        if !encoding.eq_ignore_ascii_case("identity") {
+            return Err(IngestError::UnsupportedEncoding(
+                encoding.chars().take(32).collect(),
+            ));
+        }
+    }
+    let body = read_body(
+        request.headers(),
+        payload,
+        listener.max_body_bytes,
+        state.body_read_timeout,
+    )
+    .await?;
+    let received_at_ms = unix_millis_now();
+    let query = request.query_string().to_string();
+    let mut url = format!("{}{}", state.external_base_url, request.path());
+    if !query.is_empty() {
+        url.push('?');
+        url.push_str(&query);
+    }
+    let message = Ingest {
+        delivery: Delivery {
+            request_id,
+            listener,
+            method: request.method().as_str().to_string(),
+            url,
+            query,
+            headers: request.headers().clone(),
+            body,
+            received_at_ms,
+        },
+        delivery_id: None,
+        challenge: None,
+    };
+    match tokio::time::timeout(state.request_timeout, chain.entry.send(message)).await {
+        Err(_elapsed) => Err(IngestError::Deadline),
+        Ok(Err(mailbox_error)) => Err(IngestError::Internal(mailbox_error.to_string())),
+        Ok(Ok(outcome)) => outcome,
+    }
+}
+
+/// Reads the body up to `limit` bytes within `deadline`.
+async fn read_body(
+    headers: &HeaderMap,
+    mut payload: web::Payload,
+    limit: usize,
+    deadline: Duration,
+) -> Result<Bytes, IngestError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        return Err(IngestError::BodyTooLarge { limit });
+    }
+    let read = async {
+        let mut body = BytesMut::with_capacity(declared.map_or(8 * 1024, |length| length as usize));
+        while let Some(chunk) = payload.next().await {
+            let chunk = chunk.map_err(|_| IngestError::BodyIncomplete)?;
+            if body.len() + chunk.len() > limit {
+                return Err(IngestError::BodyTooLarge { limit });
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body.freeze())
+    };
+    tokio::time::timeout(deadline, read)
+        .await
+        .map_err(|_| IngestError::BodyTimeout)?
+}
+
+fn success_response(
+    listener: Option<&Listener>,
+    request: &HttpRequest,
+    accepted: &Accepted,
+    request_id: &str,
+) -> HttpResponse {
+    let Some(listener) = listener else {
+        return HttpResponse::NoContent().finish();
+    };
+    if let Some(challenge) = &accepted.challenge {
+        return HttpResponse::Ok()
+            .content_type("text/plain; charset=utf-8")
+            .body(challenge.clone());
+    }
+    let status =
+        StatusCode::from_u16(listener.config.response.status).unwrap_or(StatusCode::NO_CONTENT);
+    let mut response = HttpResponse::build(status);
+    if !listener.has_response_body() || status == StatusCode::NO_CONTENT {
+        return response.finish();
+    }
+    let context = serde_json::json!({
+        "request_id": request_id,
+        "record_count": accepted.record_count,
+        "records": accepted.records,
+        "headers": template_headers(request.headers()),
+        "query": template_query(request.query_string()),
+    });
+    match listener.render_response_body(&context) {
+        Ok(body) => response
+            .content_type(listener.response_content_type.as_str())
+            .body(body),
+        Err(reason) => {
+            // The records are already acknowledged: answer success, without the body.
+            tracing::warn!(listener = listener.id(), %reason, "response template failed; answering without body");
+            response.finish()
+        }
+    }
+}
+
+fn template_headers(headers: &HeaderMap) -> serde_json::Map<String, serde_json::Value> {
+    headers
+        .iter()
+        .filter(|(name, _)| !SENSITIVE_HEADERS.contains(&name.as_str()))
+        .filter_map(|(name, value)| Some((name.as_str().to_string(), value.to_str().ok()?.into())))
+        .collect()
+}
+
+fn template_query(query: &str) -> serde_json::Map<String, serde_json::Value> {
+    let decode = |s: &str| percent_decode_lossy(s);
+    query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (decode(key), serde_json::Value::String(decode(value)))
+        })
+        .collect()
+}
+
+/// Answer for methods other than POST and PUT on an ingest path.
+pub async fn method_not_allowed() -> HttpResponse {
+    HttpResponse::MethodNotAllowed()
+        .insert_header((header::ALLOW, "POST, PUT"))
+        .json(serde_json::json!({ "error": "method not allowed; use POST or PUT" }))
+}
+
+/// Lossy `+`/`%XX` decoding for the template's view of the query string (never for records).
+fn percent_decode_lossy(input: &str) -> String {
+    let bytes = input.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while index < bytes.len() {
+        match bytes[index] {
+            b'+' => out.push(b' '),
+            b'%' if index + 2 < bytes.len() => {
+                match std::str::from_utf8(&bytes[index + 1..index + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                {
+                    Some(byte) => {
+                        out.push(byte);
+                        index += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            byte => out.push(byte),
+        }
+        index += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}

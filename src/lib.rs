@@ -1,0 +1,10 @@
+//! hookpipe: a self-hosted webhook listener tier that verifies, rate-limits, parses, pages and
+//! publishes webhooks to Kafka, answering 2xx only once Kafka has acknowledged the data.
+
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod kafka;
+pub mod listener;
+pub mod pipeline;
+pub mod telemetry;

@@ -1,0 +1,228 @@
+//! Listeners at run time: compiled templates, verifier and public id, and the registry the
+//! Receiver resolves `/hooks/{public_id}` against.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use handlebars::Handlebars;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use crate::config::{response_content_type, ListenerConfig, Settings};
+use crate::pipeline::parse::records::{BodyFormat, ResourcePath};
+use crate::pipeline::rate_limit::bucket::LeakyBucket;
+use crate::pipeline::verify::scheme::Verifier;
+
+const TRACE_KEY: &str = "trace_key";
+const DATA_URI: &str = "data_uri";
+const RESPONSE_BODY: &str = "response_body";
+
+/// A listener ready to serve: everything that can fail was checked when it was built.
+pub struct Listener {
+    /// Its configuration as written.
+    pub config: ListenerConfig,
+    /// The unguessable id in its public URL.
+    pub public_id: String,
+    /// Topic its pages go to.
+    pub topic: String,
+    /// Parsed resource path.
+    pub resource_path: Option<ResourcePath>,
+    /// Accepted body formats.
+    pub accept: Vec<BodyFormat>,
+    /// Body size limit in bytes.
+    pub max_body_bytes: usize,
+    /// Compiled verification.
+    pub verifier: Verifier,
+    /// This listener's leaky bucket, shared by all worker threads.
+    pub bucket: LeakyBucket,
+    /// `Content-Type` of the success body.
+    pub response_content_type: String,
+    templates: Handlebars<'static>,
+}
+
+impl std::fmt::Debug for Listener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Listener")
+            .field("id", &self.config.id)
+            .field("topic", &self.topic)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Listener {
+    /// Compiles a validated listener configuration.
+    pub fn build(config: ListenerConfig, settings: &Settings) -> Result<Listener, String> {
+        let public_id = match &config.public_id {
+            Some(public_id) => public_id.clone(),
+            None => derive_public_id(
+                settings
+                    .server
+                    .public_id_secret
+                    .as_ref()
+                    .ok_or("server.public_id_secret is not set")?
+                    .expose(),
+                &config.id,
+            ),
+        };
+        let mut templates = Handlebars::new();
+        // Records are data, not HTML: `{{x}}` must not turn `&` into `&amp;`.
+        templates.register_escape_fn(handlebars::no_escape);
+        for (name, template) in [
+            (TRACE_KEY, &config.trace_key_template),
+            (DATA_URI, &config.data_uri_template),
+            (RESPONSE_BODY, &config.response.body),
+        ] {
+            if let Some(template) = template {
+                templates
+                    .register_template_string(name, template)
+                    .map_err(|error| format!("{name}: {}", error.reason()))?;
+            }
+        }
+        let resource_path = config
+            .resource_path
+            .as_deref()
+            .map(ResourcePath::parse)
+            .transpose()?;
+        let accept = config
+            .content
+            .accept
+            .iter()
+            .map(|format| match format.as_str() {
+                "json" => Ok(BodyFormat::Json),
+                "xml" => Ok(BodyFormat::Xml),
+                "form" => Ok(BodyFormat::Form),
+                other => Err(format!("unknown format {other}")),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let verifier = config.verification.compile()?;
+        let response_content_type =
+            response_content_type(&config.response.media_type).ok_or("bad response.media_type")?;
+        Ok(Listener {
+            public_id,
+            topic: config
+                .topic
+                .clone()
+                .unwrap_or_else(|| settings.kafka.pages_topic.clone()),
+            resource_path,
+            accept,
+            max_body_bytes: config
+                .content
+                .max_body_bytes
+                .unwrap_or(settings.server.max_body_bytes),
+            verifier,
+            bucket: LeakyBucket::new(config.rate_limit.capacity, config.rate_limit.refill_per_sec),
+            response_content_type,
+            templates,
+            config,
+        })
+    }
+
+    /// The listener's id.
+    pub fn id(&self) -> &str {
+        &self.config.id
+    }
+
+    /// Whether a trace key template is set.
+    pub fn has_trace_key_template(&self) -> bool {
+        self.templates.has_template(TRACE_KEY)
+    }
+
+    /// Renders the trace key template over a record.
+    pub fn render_trace_key(&self, record: &serde_json::Value) -> Result<String, String> {
+        self.render(TRACE_KEY, record)
+    }
+
+    /// Renders the data URI template over a record, if one is set.
+    pub fn render_data_uri(&self, record: &serde_json::Value) -> Option<Result<String, String>> {
+        self.templates
+            .has_template(DATA_URI)
+            .then(|| self.render(DATA_URI, record))
+    }
+
+    /// Whether the success response has a body template.
+    pub fn has_response_body(&self) -> bool {
+        self.templates.has_template(RESPONSE_BODY)
+    }
+
+    /// Renders the success body over the request context.
+    pub fn render_response_body(&self, context: &serde_json::Value) -> Result<String, String> {
+        self.render(RESPONSE_BODY, context)
+    }
+
+    fn render(&self, name: &str, data: &serde_json::Value) -> Result<String, String> {
+        self.templates
+            .render(name, data)
+            .map_err(|error| error.reason().to_string())
+    }
+
+    /// The full URL senders post to (without a secret-URL token).
+    pub fn public_url(&self, base_url: &str) -> String {
+        format!("{base_url}/hooks/{}", self.public_id)
+    }
+}
+
+/// A stable, unguessable public id: HMAC-SHA256(secret, listener id), 32 hex characters.
+pub fn derive_public_id(secret: &str, listener_id: &str) -> String {
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
+    mac.update(b"hookpipe public id\0");
+    mac.update(listener_id.as_bytes());
+    let digest = mac.finalize().into_bytes();
+    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// All listeners of this instance, by public id. Reads take a snapshot and never block on
+/// each other; writes (API changes in later issues) swap the whole map.
+#[derive(Default)]
+pub struct Registry {
+    by_public_id: RwLock<Arc<HashMap<String, Arc<Listener>>>>,
+}
+
+impl Registry {
+    /// Builds the registry from the configured listeners.
+    pub fn from_settings(settings: &Settings) -> Result<Registry, String> {
+        let mut map = HashMap::new();
+        for config in &settings.listeners {
+            let id = config.id.clone();
+            let listener = Listener::build(config.clone(), settings)
+                .map_err(|e| format!("listeners[{id}]: {e}"))?;
+            map.insert(listener.public_id.clone(), Arc::new(listener));
+        }
+        Ok(Registry {
+            by_public_id: RwLock::new(Arc::new(map)),
+        })
+    }
+
+    /// The listener behind a public id.
+    pub fn get(&self, public_id: &str) -> Option<Arc<Listener>> {
+        self.snapshot().get(public_id).cloned()
+    }
+
+    /// Every listener, sorted by id.
+    pub fn all(&self) -> Vec<Arc<Listener>> {
+        let mut listeners: Vec<_> = self.snapshot().values().cloned().collect();
+        listeners.sort_by(|a, b| a.id().cmp(b.id()));
+        listeners
+    }
+
+    fn snapshot(&self) -> Arc<HashMap<String, Arc<Listener>>> {
+        self.by_public_id
+            .read()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn public_ids_are_stable_and_distinct() {
+        let a = derive_public_id("0123456789abcdef", "orders");
+        assert_eq!(a, derive_public_id("0123456789abcdef", "orders"));
+        assert_ne!(a, derive_public_id("0123456789abcdef", "orders2"));
+        assert_ne!(a, derive_public_id("0123456789abcdeX", "orders"));
+        assert_eq!(a.len(), 32);
+    }
+}

@@ -1,0 +1,256 @@
+//! PageActor: renders each record's trace key and data URI, groups records into pages and
+//! answers each request once every page holding its records is acknowledged.
+
+pub mod pager;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use futures_util::future::join_all;
+use sha2::{Digest, Sha256};
+use tokio::sync::oneshot;
+
+use crate::error::IngestError;
+use crate::kafka::producer::PublishError;
+use crate::listener::Listener;
+use crate::pipeline::retry_store::{PublishPage, RetryStoreActor};
+use crate::pipeline::rfc3339_millis;
+use pager::{write_json_string, ClosedPage, Pager};
+
+/// The records of one request, to be paged.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), IngestError>")]
+pub struct Paginate {
+    /// Their listener.
+    pub listener: Arc<Listener>,
+    /// The request they came in.
+    pub request_id: Arc<str>,
+    /// When that request arrived (Unix ms).
+    pub received_at_ms: i64,
+    /// The provider's delivery id, when verification found one.
+    pub delivery_id: Option<String>,
+    /// The parsed records.
+    pub records: Vec<serde_json::Value>,
+}
+
+/// A request waiting for one of its pages.
+type Waiter = (Arc<str>, oneshot::Sender<Result<(), PublishError>>);
+
+/// Fourth stage of the chain.
+pub struct PageActor {
+    next: Addr<RetryStoreActor>,
+    linger: Duration,
+    max_page_bytes: usize,
+    pager: Pager<Waiter>,
+    /// Topic of each listener with an open page (pages keep their listener's topic at open time).
+    listeners: std::collections::HashMap<String, Arc<Listener>>,
+}
+
+impl PageActor {
+    /// A page stage forwarding to `next`.
+    pub fn new(next: Addr<RetryStoreActor>, linger: Duration, max_page_bytes: usize) -> PageActor {
+        PageActor {
+            next,
+            linger,
+            max_page_bytes,
+            pager: Pager::default(),
+            listeners: Default::default(),
+        }
+    }
+
+    fn publish(&mut self, page: ClosedPage<Waiter>, ctx: &mut Context<Self>) {
+        let Some(listener) = self.listeners.get(&page.listener_id).cloned() else {
+            debug_assert!(false, "page of an unknown listener");
+            return;
+        };
+        let next = self.next.clone();
+        let page_id = uuid::Uuid::now_v7().simple().to_string();
+        let created_at = rfc3339_millis(crate::pipeline::unix_millis_now());
+        let payload = pager::serialize_page(listener.id(), &page_id, &created_at, &page.records);
+        let mut request_ids: Vec<Arc<str>> =
+            page.waiters.iter().map(|(id, _)| id.clone()).collect();
+        request_ids.dedup();
+        let message = PublishPage {
+            listener,
+            page_id,
+            payload,
+            request_ids,
+            record_count: page.records.len(),
+        };
+        let waiters = page.waiters;
+        // Spawned on this actor's context so a full RetryStore mailbox delays this page only.
+        ctx.spawn(
+            async move {
+                let result = match next.send(message).await {
+                    Ok(result) => result,
+                    Err(_) => Err(PublishError::Closed),
+                };
+                for (_, waiter) in waiters {
+                    // A dropped receiver means the request already gave up (deadline): fine.
+                    let _ = waiter.send(result.clone());
+                }
+            }
+            .into_actor(self),
+        );
+    }
+}
+
+impl Actor for PageActor {
+    type Context = Context<Self>;
+
+    fn stopping(&mut self, ctx: &mut Context<Self>) -> Running {
+        for page in self.pager.take_all() {
+            self.publish(page, ctx);
+        }
+        Running::Stop
+    }
+}
+
+impl Handler<Paginate> for PageActor {
+    type Result = ResponseFuture<Result<(), IngestError>>;
+
+    fn handle(&mut self, message: Paginate, ctx: &mut Context<Self>) -> Self::Result {
+        let serialized = match serialize_records(&message, self.max_page_bytes) {
+            Ok(serialized) => serialized,
+            Err(error) => return Box::pin(async move { Err(error) }),
+        };
+        let listener = message.listener;
+        let listener_id = listener.id().to_string();
+        self.listeners.insert(listener_id.clone(), listener.clone());
+        let mut receivers = Vec::new();
+        let request_id = message.request_id;
+        let (closed, opened) = self.pager.add(
+            &listener_id,
+            serialized,
+            listener.config.page_size,
+            self.max_page_bytes,
+            || {
+                let (sender, receiver) = oneshot::channel();
+                receivers.push(receiver);
+                (request_id.clone(), sender)
+            },
+        );
+        for page in closed {
+            self.publish(page, ctx);
+        }
+        if let Some(generation) = opened {
+            if self.linger.is_zero() {
+                if let Some(page) = self.pager.take_generation(&listener_id, generation) {
+                    self.publish(page, ctx);
+                }
+            } else {
+                ctx.run_later(self.linger, move |actor, ctx| {
+                    if let Some(page) = actor.pager.take_generation(&listener_id, generation) {
+                        actor.publish(page, ctx);
+                    }
+                });
+            }
+        }
+        Box::pin(async move {
+            for result in join_all(receivers).await {
+                match result {
+                    Ok(Ok(())) => {}
+                    Ok(Err(error)) => return Err(IngestError::Unavailable(error)),
+                    Err(_) => return Err(IngestError::Unavailable(PublishError::Closed)),
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Serializes every record of a request, rejecting the whole request if one is too large,
+/// before any of its records enters a page.
+fn serialize_records(
+    message: &Paginate,
+    max_page_bytes: usize,
+) -> Result<Vec<Vec<u8>>, IngestError> {
+    let listener = &message.listener;
+    let received_at = rfc3339_millis(message.received_at_ms);
+    let mut out = Vec::with_capacity(message.records.len());
+    for (index, record) in message.records.iter().enumerate() {
+        let data = serde_json::to_vec(record).map_err(|e| IngestError::Internal(e.to_string()))?;
+        let trace_key = if listener.has_trace_key_template() {
+            listener
+                .render_trace_key(record)
+                .map_err(|reason| IngestError::Template {
+                    what: "trace key",
+                    reason,
+                })?
+        } else {
+            default_trace_key(record, &data)
+        };
+        let data_uri = listener
+            .render_data_uri(record)
+            .transpose()
+            .map_err(|reason| IngestError::Template {
+                what: "data URI",
+                reason,
+            })?;
+        let mut bytes = Vec::with_capacity(data.len() + 200);
+        bytes.extend_from_slice(br#"{"id":"#);
+        write_json_string(&mut bytes, &format!("{}-{index}", message.request_id));
+        bytes.extend_from_slice(br#","request_id":"#);
+        write_json_string(&mut bytes, &message.request_id);
+        bytes.extend_from_slice(br#","trace_key":"#);
+        write_json_string(&mut bytes, &trace_key);
+        bytes.extend_from_slice(br#","data_uri":"#);
+        match &data_uri {
+            Some(uri) => write_json_string(&mut bytes, uri),
+            None => bytes.extend_from_slice(b"null"),
+        }
+        bytes.extend_from_slice(br#","received_at":"#);
+        write_json_string(&mut bytes, &received_at);
+        if let Some(delivery_id) = &message.delivery_id {
+            bytes.extend_from_slice(br#","delivery_id":"#);
+            write_json_string(&mut bytes, delivery_id);
+        }
+        bytes.extend_from_slice(br#","data":"#);
+        bytes.extend_from_slice(&data);
+        bytes.push(b'}');
+        // `+ 1` matches the pager's cost of a record (its separating comma).
+        if bytes.len() + 1 > max_page_bytes {
+            return Err(IngestError::RecordTooLarge {
+                limit: max_page_bytes,
+            });
+        }
+        out.push(bytes);
+    }
+    Ok(out)
+}
+
+/// The default trace key: the record's own `id` when it has a scalar one, otherwise the first
+/// 16 bytes of the SHA-256 of its serialized data, in hex — the same record always gets the
+/// same key.
+pub fn default_trace_key(record: &serde_json::Value, serialized: &[u8]) -> String {
+    match record.get("id") {
+        Some(serde_json::Value::String(id)) if !id.is_empty() => id.clone(),
+        Some(serde_json::Value::Number(id)) => id.to_string(),
+        _ => {
+            let digest = Sha256::digest(serialized);
+            digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn default_trace_key_prefers_id_then_hash() {
+        assert_eq!(default_trace_key(&json!({"id": "A1"}), b""), "A1");
+        assert_eq!(default_trace_key(&json!({"id": 7}), b""), "7");
+        let record = json!({"sku": "x"});
+        let data = serde_json::to_vec(&record).unwrap();
+        let key = default_trace_key(&record, &data);
+        assert_eq!(key.len(), 32);
+        assert_eq!(key, default_trace_key(&record, &data));
+        assert_ne!(
+            key,
+            default_trace_key(&json!({"sku": "y"}), b"{\"sku\":\"y\"}")
+        );
+    }
+}

@@ -1,0 +1,91 @@
+//! ParseActor: turns the raw body into records by content type.
+
+pub mod form;
+pub mod records;
+pub mod xml;
+
+use actix::prelude::*;
+use actix_web::http::header::CONTENT_TYPE;
+
+use crate::error::IngestError;
+use crate::pipeline::page::{PageActor, Paginate};
+use crate::pipeline::{forward, Accepted, Ingest, Outcome};
+use records::{detect_format, parse_records, ParseError, ParseLimits};
+
+/// Third stage of the chain.
+pub struct ParseActor {
+    next: Addr<PageActor>,
+    limits: ParseLimits,
+}
+
+impl ParseActor {
+    /// A parse stage forwarding to `next`.
+    pub fn new(next: Addr<PageActor>, limits: ParseLimits) -> ParseActor {
+        ParseActor { next, limits }
+    }
+}
+
+impl Actor for ParseActor {
+    type Context = Context<Self>;
+}
+
+impl Handler<Ingest> for ParseActor {
+    type Result = ResponseFuture<Outcome>;
+
+    fn handle(&mut self, message: Ingest, _ctx: &mut Context<Self>) -> Self::Result {
+        let parsed = parse(&message, &self.limits);
+        let next = self.next.clone();
+        Box::pin(async move {
+            let records = parsed.map_err(IngestError::Parse)?;
+            let delivery = message.delivery;
+            let record_count = records.len();
+            let kept = delivery
+                .listener
+                .has_response_body()
+                .then(|| records.clone());
+            if record_count > 0 {
+                forward(
+                    &next,
+                    Paginate {
+                        listener: delivery.listener,
+                        request_id: delivery.request_id,
+                        received_at_ms: delivery.received_at_ms,
+                        delivery_id: message.delivery_id,
+                        records,
+                    },
+                )
+                .await??;
+            }
+            Ok(Accepted {
+                record_count,
+                records: kept,
+                challenge: message.challenge,
+            })
+        })
+    }
+}
+
+fn parse(message: &Ingest, limits: &ParseLimits) -> Result<Vec<serde_json::Value>, ParseError> {
+    let delivery = &message.delivery;
+    let content_type = delivery
+        .headers
+        .get(CONTENT_TYPE)
+        .map(|value| {
+            value
+                .to_str()
+                .map_err(|_| ParseError::UnsupportedMediaType { found: None })
+        })
+        .transpose()?;
+    let (format, _charset) = detect_format(content_type)?;
+    if !delivery.listener.accept.contains(&format) {
+        return Err(ParseError::UnsupportedMediaType {
+            found: content_type.map(str::to_string),
+        });
+    }
+    parse_records(
+        &delivery.body,
+        content_type,
+        delivery.listener.resource_path.as_ref(),
+        limits,
+    )
+}

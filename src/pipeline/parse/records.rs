@@ -1,0 +1,1023 @@
+//! Turns a raw webhook body into records (JSON values).
+//!
+//! Entry point: [`parse_records`]. The Content-Type header picks the format
+//! ([`detect_format`]); its `charset` parameter picks the text encoding. JSON
+//! is parsed here, XML in [`super::xml`], form bodies in [`super::form`].
+//!
+//! Charset rules:
+//! - `utf-8` (and `us-ascii`, which is a subset) is validated, never repaired.
+//! - Any other label known to `encoding_rs` (`iso-8859-1`, `windows-1252`,
+//!   `utf-16le`, `shift_jis`, ...) is decoded without replacement characters:
+//!   a malformed byte sequence is a 400, not a silent U+FFFD.
+//! - An unknown label is a 415.
+//! - For JSON and XML a byte-order mark at the start of the body wins over the
+//!   label (the WHATWG rule); a UTF-8 BOM is always skipped.
+//! - XML without a `charset` parameter honours `<?xml ... encoding="..."?>`
+//!   (RFC 7303), defaulting to UTF-8.
+//! - Form bodies must use an ASCII-compatible charset (UTF-16 is a 415).
+//!
+//! Depth: JSON nesting is limited to `min(max_depth, 127)` because serde_json
+//! (without its `unbounded_depth` feature) refuses a 128th nested container.
+//! XML element nesting honours `max_depth` up to [`XML_DEPTH_CEILING`].
+
+use std::borrow::Cow;
+
+use encoding_rs::{Encoding, REPLACEMENT, UTF_16BE, UTF_16LE, UTF_8};
+use serde_json::Value;
+
+/// The deepest JSON nesting serde_json accepts with its default recursion limit.
+pub const JSON_DEPTH_CEILING: usize = 127;
+
+/// Upper bound on XML element nesting, whatever `max_depth` says: keeps the
+/// recursive drop of the resulting `Value` far away from the stack limit.
+pub const XML_DEPTH_CEILING: usize = 1024;
+
+/// Longest client-supplied string (media type, charset label, tag name) echoed in an error.
+const MAX_ECHO_CHARS: usize = 64;
+
+/// Longest `Malformed` reason.
+const MAX_REASON_CHARS: usize = 200;
+
+const ACCEPTED_MEDIA_TYPES: &str = "accepted: application/json (and any */*+json), \
+     application/xml or text/xml (and any */*+xml), application/x-www-form-urlencoded";
+
+/// Limits applied while parsing a body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseLimits {
+    /// Maximum nesting of JSON arrays/objects or XML elements (the outermost counts as 1).
+    pub max_depth: usize,
+    /// Maximum number of `key=value` pairs in a form body.
+    pub max_form_fields: usize,
+}
+
+impl Default for ParseLimits {
+    fn default() -> Self {
+        ParseLimits {
+            max_depth: 128,
+            max_form_fields: 1000,
+        }
+    }
+}
+
+/// A dot-separated path like `data.items` or `shipments.shipment`; numeric segments index JSON arrays.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourcePath(String);
+
+impl ResourcePath {
+    /// Parses a path, rejecting an empty path and empty segments (`a..b`, `.a`, `a.`).
+    pub fn parse(s: &str) -> Result<ResourcePath, String> {
+        if s.is_empty() {
+            return Err("resource path is empty".to_owned());
+        }
+        if s.split('.').any(str::is_empty) {
+            return Err(format!("resource path \"{s}\" has an empty segment"));
+        }
+        Ok(ResourcePath(s.to_owned()))
+    }
+
+    /// The path as written.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The path's segments, in order; never empty, no segment is empty.
+    pub fn segments(&self) -> impl Iterator<Item = &str> {
+        self.0.split('.')
+    }
+
+    /// The path up to and including segment `index`, for error messages.
+    pub(crate) fn prefix(&self, index: usize) -> &str {
+        let end = self
+            .0
+            .match_indices('.')
+            .nth(index)
+            .map_or(self.0.len(), |(at, _)| at);
+        &self.0[..end]
+    }
+}
+
+impl std::fmt::Display for ResourcePath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The body formats hookpipe accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyFormat {
+    /// `application/json`, `*/*+json`.
+    Json,
+    /// `application/xml`, `text/xml`, `*/*+xml`.
+    Xml,
+    /// `application/x-www-form-urlencoded`.
+    Form,
+}
+
+impl BodyFormat {
+    /// Lower-case name for logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BodyFormat::Json => "json",
+            BodyFormat::Xml => "xml",
+            BodyFormat::Form => "form",
+        }
+    }
+}
+
+/// Why a body could not be turned into records.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ParseError {
+    /// 415: the Content-Type is missing or not one we parse.
+    #[error("{}", media_type_message(.found))]
+    UnsupportedMediaType { found: Option<String> },
+    /// 415: the charset label is unknown (or unusable for this format).
+    #[error("unsupported charset \"{0}\"")]
+    UnsupportedCharset(String),
+    /// 400: the body is not valid in its declared format or charset.
+    #[error("{}: {reason}", malformed_prefix(.kind))]
+    Malformed { kind: &'static str, reason: String },
+    /// 400: the body nests deeper than allowed.
+    #[error("body nests deeper than the limit of {limit} levels")]
+    TooDeep { limit: usize },
+    /// 400: XML DOCTYPE declarations (and so entity declarations) are refused, never resolved.
+    #[error("XML DOCTYPE declarations are not allowed")]
+    Doctype,
+    /// 400: the listener's resource path does not select records in this body.
+    #[error("resource path \"{path}\" does not select records: {reason}")]
+    ResourcePath { path: String, reason: String },
+    /// 413: the form body has too many fields.
+    #[error("form body has more than {limit} fields")]
+    TooManyFields { limit: usize },
+}
+
+impl ParseError {
+    /// The HTTP status this error maps to.
+    pub fn status(&self) -> u16 {
+        match self {
+            ParseError::UnsupportedMediaType { .. } | ParseError::UnsupportedCharset(_) => 415,
+            ParseError::TooManyFields { .. } => 413,
+            ParseError::Malformed { .. }
+            | ParseError::TooDeep { .. }
+            | ParseError::Doctype
+            | ParseError::ResourcePath { .. } => 400,
+        }
+    }
+
+    /// A label from a small fixed set, safe for metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ParseError::UnsupportedMediaType { .. } => "media_type",
+            ParseError::UnsupportedCharset(_) => "charset",
+            ParseError::Malformed { kind, .. } => kind,
+            ParseError::TooDeep { .. } => "depth",
+            ParseError::Doctype => "doctype",
+            ParseError::ResourcePath { .. } => "resource_path",
+            ParseError::TooManyFields { .. } => "fields",
+        }
+    }
+
+    /// A `Malformed` error with its reason cut to a log- and response-friendly length.
+    pub(crate) fn malformed(kind: &'static str, reason: impl Into<String>) -> ParseError {
+        ParseError::Malformed {
+            kind,
+            reason: truncate(reason.into(), MAX_REASON_CHARS),
+        }
+    }
+}
+
+fn media_type_message(found: &Option<String>) -> String {
+    match found {
+        None => format!("missing Content-Type header; {ACCEPTED_MEDIA_TYPES}"),
+        Some(found) => format!("unsupported media type \"{found}\"; {ACCEPTED_MEDIA_TYPES}"),
+    }
+}
+
+fn malformed_prefix(kind: &str) -> &'static str {
+    match kind {
+        "json" => "malformed JSON body",
+        "xml" => "malformed XML body",
+        "form" => "malformed form body",
+        "charset" => "body is not valid in its charset",
+        _ => "malformed body",
+    }
+}
+
+/// Makes client-supplied text safe to echo: control characters become `?`
+/// and the result is cut to `max` characters.
+pub(crate) fn sanitize(s: &str, max: usize) -> String {
+    let mut out: String = s
+        .chars()
+        .take(max)
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect();
+    if s.chars().nth(max).is_some() {
+        out.push('…');
+    }
+    out
+}
+
+/// Shorthand for [`sanitize`] with the usual echo length.
+pub(crate) fn echo(s: &str) -> String {
+    sanitize(s, MAX_ECHO_CHARS)
+}
+
+fn truncate(s: String, max: usize) -> String {
+    if s.chars().nth(max).is_none() && !s.chars().any(char::is_control) {
+        s
+    } else {
+        sanitize(&s, max)
+    }
+}
+
+/// Decide the format from a Content-Type header value (None = header missing => UnsupportedMediaType).
+///
+/// Matching is case-insensitive; the `charset` parameter (quoted or not) is
+/// returned as written, other parameters are ignored.
+pub fn detect_format(
+    content_type: Option<&str>,
+) -> Result<(BodyFormat, Option<String>), ParseError> {
+    let raw = content_type.ok_or(ParseError::UnsupportedMediaType { found: None })?;
+    let (essence, params) = raw.split_once(';').unwrap_or((raw, ""));
+    let essence = essence.trim().to_ascii_lowercase();
+    let format = classify_media_type(&essence).ok_or_else(|| ParseError::UnsupportedMediaType {
+        found: Some(echo(&essence)),
+    })?;
+    Ok((format, charset_param(params).map(|c| echo(&c))))
+}
+
+fn classify_media_type(essence: &str) -> Option<BodyFormat> {
+    let (ty, subtype) = essence.split_once('/')?;
+    let is_token = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b))
+    };
+    if !is_token(ty) || !is_token(subtype) {
+        return None;
+    }
+    match (ty, subtype) {
+        ("application", "json") => Some(BodyFormat::Json),
+        ("application", "xml") | ("text", "xml") => Some(BodyFormat::Xml),
+        ("application", "x-www-form-urlencoded") => Some(BodyFormat::Form),
+        // A bare "+json" has no base subtype, so it is not a structured-syntax suffix.
+        (_, s) if s.len() > 5 && s.ends_with("+json") => Some(BodyFormat::Json),
+        (_, s) if s.len() > 4 && s.ends_with("+xml") => Some(BodyFormat::Xml),
+        _ => None,
+    }
+}
+
+/// Finds the first `charset` parameter in `; a=b; charset="x"` (RFC 9110 syntax,
+/// quoted strings may contain `;` and backslash escapes).
+fn charset_param(params: &str) -> Option<String> {
+    let mut rest = params;
+    loop {
+        rest = rest.trim_start_matches(|c: char| c == ';' || c.is_ascii_whitespace());
+        if rest.is_empty() {
+            return None;
+        }
+        let name_end = rest.find(['=', ';']).unwrap_or(rest.len());
+        let name = rest[..name_end].trim();
+        rest = &rest[name_end..];
+        let value = match rest.strip_prefix('=') {
+            None => String::new(),
+            Some(after_eq) => {
+                let after_eq = after_eq.trim_start();
+                if let Some(quoted) = after_eq.strip_prefix('"') {
+                    let mut value = String::new();
+                    let mut chars = quoted.char_indices();
+                    let mut consumed = quoted.len();
+                    while let Some((i, c)) = chars.next() {
+                        match c {
+                            '"' => {
+                                consumed = i + 1;
+                                break;
+                            }
+                            '\\' => {
+                                if let Some((_, escaped)) = chars.next() {
+                                    value.push(escaped);
+                                }
+                            }
+                            c => value.push(c),
+                        }
+                    }
+                    rest = &quoted[consumed..];
+                    value
+                } else {
+                    let end = after_eq.find(';').unwrap_or(after_eq.len());
+                    rest = &after_eq[end..];
+                    after_eq[..end].trim().to_owned()
+                }
+            }
+        };
+        if name.eq_ignore_ascii_case("charset") {
+            return Some(value);
+        }
+    }
+}
+
+/// Maps a charset label to an encoding; UTF-8 (and its subset US-ASCII) is `UTF_8`.
+pub(crate) fn resolve_charset(label: &str) -> Result<&'static Encoding, ParseError> {
+    let trimmed = label.trim();
+    // encoding_rs follows WHATWG, which maps "us-ascii" to windows-1252; we
+    // validate ASCII as UTF-8 instead so stray high bytes are errors, not "é".
+    if trimmed.eq_ignore_ascii_case("us-ascii") || trimmed.eq_ignore_ascii_case("ascii") {
+        return Ok(UTF_8);
+    }
+    match Encoding::for_label(trimmed.as_bytes()) {
+        // "replacement" stands for encodings that are unsafe to decode (ISO-2022-KR...).
+        Some(enc) if enc != REPLACEMENT => Ok(enc),
+        _ => Err(ParseError::UnsupportedCharset(echo(label))),
+    }
+}
+
+/// Decodes `bytes` exactly: UTF-8 is validated in place, anything else is
+/// transcoded without replacement characters. No BOM handling.
+pub(crate) fn decode_exact<'a>(
+    bytes: &'a [u8],
+    encoding: &'static Encoding,
+) -> Result<Cow<'a, str>, ParseError> {
+    if encoding == UTF_8 {
+        return std::str::from_utf8(bytes).map(Cow::Borrowed).map_err(|e| {
+            ParseError::malformed(
+                "charset",
+                format!("invalid UTF-8 at byte {}", e.valid_up_to()),
+            )
+        });
+    }
+    encoding
+        .decode_without_bom_handling_and_without_replacement(bytes)
+        .ok_or_else(|| {
+            ParseError::malformed(
+                "charset",
+                format!("invalid {} byte sequence", encoding.name()),
+            )
+        })
+}
+
+/// Decodes a JSON or XML body; a leading byte-order mark overrides `encoding`.
+fn decode_text<'a>(
+    body: &'a [u8],
+    encoding: &'static Encoding,
+) -> Result<Cow<'a, str>, ParseError> {
+    match Encoding::for_bom(body) {
+        Some((bom_encoding, bom_len)) => {
+            decode_exact(body.get(bom_len..).unwrap_or(&[]), bom_encoding)
+        }
+        None => decode_exact(body, encoding),
+    }
+}
+
+/// Reads the `encoding` pseudo-attribute of a leading `<?xml ...?>` declaration.
+fn xml_declared_encoding(body: &[u8]) -> Option<&str> {
+    let rest = body.strip_prefix(b"<?xml")?;
+    // The declaration is short; bounding the search keeps a hostile body from costing a full scan.
+    let window = &rest[..rest.len().min(512)];
+    let decl = &window[..window.windows(2).position(|w| w == b"?>")?];
+    let decl = std::str::from_utf8(decl).ok()?;
+    let after = &decl[decl.find("encoding")? + "encoding".len()..];
+    let after = after.trim_start().strip_prefix('=')?.trim_start();
+    let quote = after.chars().next().filter(|&c| c == '"' || c == '\'')?;
+    let value = &after[1..];
+    value.find(quote).map(|end| &value[..end])
+}
+
+fn xml_encoding(
+    body: &[u8],
+    declared: Option<&'static Encoding>,
+) -> Result<&'static Encoding, ParseError> {
+    if let Some(encoding) = declared {
+        return Ok(encoding);
+    }
+    match xml_declared_encoding(body) {
+        None => Ok(UTF_8),
+        Some(label) => {
+            let encoding = resolve_charset(label)?;
+            // The declaration was readable as ASCII bytes, so the body cannot
+            // really be UTF-16 whatever it claims.
+            if encoding == UTF_16LE || encoding == UTF_16BE {
+                Ok(UTF_8)
+            } else {
+                Ok(encoding)
+            }
+        }
+    }
+}
+
+/// Parse the raw body into records (JSON values).
+///
+/// See the module docs for charset handling and [`super::xml`] / [`super::form`]
+/// for how those formats map to JSON.
+pub fn parse_records(
+    body: &[u8],
+    content_type: Option<&str>,
+    resource_path: Option<&ResourcePath>,
+    limits: &ParseLimits,
+) -> Result<Vec<Value>, ParseError> {
+    let (format, charset) = detect_format(content_type)?;
+    let declared = charset.as_deref().map(resolve_charset).transpose()?;
+    match format {
+        BodyFormat::Json => {
+            let text = decode_text(body, declared.unwrap_or(UTF_8))?;
+            parse_json(&text, resource_path, limits.max_depth)
+        }
+        BodyFormat::Xml => {
+            let text = decode_text(body, xml_encoding(body, declared)?)?;
+            let max_depth = limits.max_depth.min(XML_DEPTH_CEILING);
+            super::xml::parse_xml(&text, resource_path, max_depth)
+        }
+        BodyFormat::Form => {
+            let encoding = declared.unwrap_or(UTF_8);
+            if encoding == UTF_16LE || encoding == UTF_16BE {
+                // `&`, `=` and `%` must be single bytes for the form syntax to mean anything.
+                return Err(ParseError::UnsupportedCharset(charset.unwrap_or_default()));
+            }
+            let body = if encoding == UTF_8 {
+                body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body)
+            } else {
+                body
+            };
+            let record = super::form::parse_form(body, encoding, limits.max_form_fields)?;
+            match resource_path {
+                None => Ok(vec![record]),
+                Some(path) => select_json(record, path),
+            }
+        }
+    }
+}
+
+fn parse_json(
+    text: &str,
+    resource_path: Option<&ResourcePath>,
+    max_depth: usize,
+) -> Result<Vec<Value>, ParseError> {
+    if text
+        .bytes()
+        .all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+    {
+        return Err(ParseError::malformed("json", "empty body"));
+    }
+    let limit = max_depth.min(JSON_DEPTH_CEILING);
+    check_json_depth(text.as_bytes(), limit)?;
+    let value: Value = serde_json::from_str(text).map_err(|e| {
+        // Backstop in case serde_json's limit and ours ever drift apart.
+        if e.to_string().starts_with("recursion limit exceeded") {
+            ParseError::TooDeep { limit }
+        } else {
+            ParseError::malformed("json", e.to_string())
+        }
+    })?;
+    match resource_path {
+        Some(path) => select_json(value, path),
+        None => match value {
+            Value::Array(items) => Ok(items),
+            other => Ok(vec![other]),
+        },
+    }
+}
+
+/// Rejects bodies whose `[`/`{` nesting (outside strings) exceeds `limit`,
+/// before serde_json spends time building them.
+fn check_json_depth(bytes: &[u8], limit: usize) -> Result<(), ParseError> {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &b in bytes {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > limit {
+                    return Err(ParseError::TooDeep { limit });
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn json_type_name(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Walks `path` through `value`, moving (not cloning) the selection out.
+pub(crate) fn select_json(value: Value, path: &ResourcePath) -> Result<Vec<Value>, ParseError> {
+    let fail = |reason: String| ParseError::ResourcePath {
+        path: path.as_str().to_owned(),
+        reason,
+    };
+    let mut current = value;
+    for (i, segment) in path.segments().enumerate() {
+        let parent = match i.checked_sub(1) {
+            None => "the body".to_owned(),
+            Some(previous) => format!("\"{}\"", path.prefix(previous)),
+        };
+        current = match current {
+            Value::Object(mut map) => map
+                .remove(segment)
+                .ok_or_else(|| fail(format!("\"{}\" not found", path.prefix(i))))?,
+            Value::Array(mut items) => {
+                let len = items.len();
+                if !segment.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(fail(format!(
+                        "{parent} is an array, so \"{segment}\" must be an index"
+                    )));
+                }
+                let index = segment
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|&index| index < len)
+                    .ok_or_else(|| {
+                        fail(format!(
+                            "\"{}\" not found: {parent} has {len} element(s)",
+                            path.prefix(i)
+                        ))
+                    })?;
+                items.swap_remove(index)
+            }
+            other => {
+                return Err(fail(format!(
+                    "{parent} is {}, not an object or array",
+                    json_type_name(&other)
+                )));
+            }
+        };
+    }
+    match current {
+        Value::Array(items) => Ok(items),
+        Value::Object(_) => Ok(vec![current]),
+        other => Err(fail(format!(
+            "it selects {}, expected an array or object",
+            json_type_name(&other)
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    const JSON: Option<&str> = Some("application/json");
+
+    fn parse(body: &[u8], ct: Option<&str>, path: Option<&str>) -> Result<Vec<Value>, ParseError> {
+        let path = path.map(|p| ResourcePath::parse(p).expect("valid test path"));
+        parse_records(body, ct, path.as_ref(), &ParseLimits::default())
+    }
+
+    fn nested_arrays(depth: usize) -> String {
+        format!("{}{}", "[".repeat(depth), "]".repeat(depth))
+    }
+
+    #[test]
+    fn json_object_is_one_record() {
+        let records = parse(br#"{"a":1,"b":[1,2]}"#, JSON, None).unwrap();
+        assert_eq!(records, vec![json!({"a": 1, "b": [1, 2]})]);
+    }
+
+    #[test]
+    fn json_scalar_is_one_record() {
+        assert_eq!(parse(b" 42 ", JSON, None).unwrap(), vec![json!(42)]);
+    }
+
+    #[test]
+    fn json_array_gives_one_record_per_element() {
+        let records = parse(br#"[{"a":1},{"a":2},3]"#, JSON, None).unwrap();
+        assert_eq!(records, vec![json!({"a": 1}), json!({"a": 2}), json!(3)]);
+    }
+
+    #[test]
+    fn json_empty_array_gives_no_records() {
+        assert_eq!(parse(b"[]", JSON, None).unwrap(), Vec::<Value>::new());
+    }
+
+    #[test]
+    fn json_resource_path_to_array() {
+        let body = br#"{"data":{"items":[{"id":1},{"id":2}]},"meta":{}}"#;
+        let records = parse(body, JSON, Some("data.items")).unwrap();
+        assert_eq!(records, vec![json!({"id": 1}), json!({"id": 2})]);
+    }
+
+    #[test]
+    fn json_resource_path_to_object() {
+        let body = br#"{"data":{"object":{"id":"evt_1"}}}"#;
+        let records = parse(body, JSON, Some("data.object")).unwrap();
+        assert_eq!(records, vec![json!({"id": "evt_1"})]);
+    }
+
+    #[test]
+    fn json_resource_path_numeric_segment_indexes_arrays() {
+        let body = br#"{"batches":[{"items":[1]},{"items":[2,3]}]}"#;
+        let records = parse(body, JSON, Some("batches.1.items")).unwrap();
+        assert_eq!(records, vec![json!(2), json!(3)]);
+        let err = parse(body, JSON, Some("batches.7.items")).unwrap_err();
+        assert_eq!(err.kind(), "resource_path");
+    }
+
+    #[test]
+    fn json_numeric_segment_is_a_key_in_objects() {
+        let records = parse(br#"{"0":{"x":1}}"#, JSON, Some("0")).unwrap();
+        assert_eq!(records, vec![json!({"x": 1})]);
+    }
+
+    #[test]
+    fn json_resource_path_missing() {
+        let err = parse(br#"{"data":{}}"#, JSON, Some("data.items")).unwrap_err();
+        assert_eq!(
+            err,
+            ParseError::ResourcePath {
+                path: "data.items".into(),
+                reason: "\"data.items\" not found".into()
+            }
+        );
+        assert_eq!(err.status(), 400);
+    }
+
+    #[test]
+    fn json_resource_path_through_scalar() {
+        let err = parse(br#"{"data":"x"}"#, JSON, Some("data.items")).unwrap_err();
+        assert!(
+            matches!(&err, ParseError::ResourcePath { reason, .. } if reason.contains("is a string"))
+        );
+    }
+
+    #[test]
+    fn json_resource_path_selecting_scalar_or_null() {
+        for body in [
+            &br#"{"data":{"items":5}}"#[..],
+            br#"{"data":{"items":null}}"#,
+        ] {
+            let err = parse(body, JSON, Some("data.items")).unwrap_err();
+            assert_eq!(err.kind(), "resource_path");
+            assert_eq!(err.status(), 400);
+        }
+    }
+
+    #[test]
+    fn resource_path_parsing() {
+        assert!(ResourcePath::parse("").is_err());
+        assert!(ResourcePath::parse("a..b").is_err());
+        assert!(ResourcePath::parse(".a").is_err());
+        assert!(ResourcePath::parse("a.").is_err());
+        let path = ResourcePath::parse("soap:Envelope.soap:Body").unwrap();
+        assert_eq!(path.as_str(), "soap:Envelope.soap:Body");
+        assert_eq!(
+            path.segments().collect::<Vec<_>>(),
+            ["soap:Envelope", "soap:Body"]
+        );
+        assert_eq!(path.prefix(0), "soap:Envelope");
+        assert_eq!(path.prefix(1), "soap:Envelope.soap:Body");
+    }
+
+    #[test]
+    fn serde_json_recursion_ceiling_is_what_we_assume() {
+        let ok = nested_arrays(JSON_DEPTH_CEILING);
+        assert!(serde_json::from_str::<Value>(&ok).is_ok());
+        let too_deep = nested_arrays(JSON_DEPTH_CEILING + 1);
+        assert!(serde_json::from_str::<Value>(&too_deep).is_err());
+    }
+
+    #[test]
+    fn json_depth_129_is_too_deep() {
+        let err = parse(nested_arrays(129).as_bytes(), JSON, None).unwrap_err();
+        assert_eq!(err, ParseError::TooDeep { limit: 127 });
+        assert_eq!((err.status(), err.kind()), (400, "depth"));
+    }
+
+    #[test]
+    fn json_depth_limit_below_serde_json_is_enforced() {
+        let limits = ParseLimits {
+            max_depth: 3,
+            ..ParseLimits::default()
+        };
+        let ok = parse_records(br#"[{"a":[1]}]"#, JSON, None, &limits);
+        assert!(ok.is_ok());
+        let err = parse_records(br#"[{"a":[[1]]}]"#, JSON, None, &limits).unwrap_err();
+        assert_eq!(err, ParseError::TooDeep { limit: 3 });
+        // Brackets inside strings are data, not nesting.
+        let ok = parse_records(br#"{"a":"[[[[\"[[[["}"#, JSON, None, &limits);
+        assert!(ok.is_ok());
+    }
+
+    #[test]
+    fn json_invalid_is_400_with_short_reason() {
+        let err = parse(b"{\"a\": }", JSON, None).unwrap_err();
+        assert_eq!(
+            err,
+            ParseError::Malformed {
+                kind: "json",
+                reason: "expected value at line 1 column 7".into()
+            }
+        );
+        assert_eq!(err.status(), 400);
+        assert_eq!(
+            err.to_string(),
+            "malformed JSON body: expected value at line 1 column 7"
+        );
+    }
+
+    #[test]
+    fn json_empty_body_is_malformed() {
+        for body in [&b""[..], b"  \r\n\t"] {
+            let err = parse(body, JSON, None).unwrap_err();
+            assert_eq!(err, ParseError::malformed("json", "empty body"));
+        }
+    }
+
+    #[test]
+    fn json_suffix_media_types() {
+        for ct in [
+            "application/vnd.api+json",
+            "application/problem+json; charset=utf-8",
+            "APPLICATION/JSON",
+            "application/cloudevents+json",
+        ] {
+            assert_eq!(
+                parse(b"{}", Some(ct), None).unwrap(),
+                vec![json!({})],
+                "{ct}"
+            );
+        }
+    }
+
+    #[test]
+    fn detect_format_variants() {
+        let cases = [
+            ("application/json", BodyFormat::Json, None),
+            (
+                "application/json;charset=UTF-8",
+                BodyFormat::Json,
+                Some("UTF-8"),
+            ),
+            (
+                "text/xml; charset=\"iso-8859-1\"",
+                BodyFormat::Xml,
+                Some("iso-8859-1"),
+            ),
+            (
+                "application/soap+xml; action=\"a;b\"; charset=utf-8",
+                BodyFormat::Xml,
+                Some("utf-8"),
+            ),
+            ("application/atom+xml", BodyFormat::Xml, None),
+            (
+                "Application/X-WWW-Form-Urlencoded ; Charset=latin1",
+                BodyFormat::Form,
+                Some("latin1"),
+            ),
+        ];
+        for (ct, format, charset) in cases {
+            let (f, c) = detect_format(Some(ct)).unwrap();
+            assert_eq!((f, c.as_deref()), (format, charset), "{ct}");
+        }
+    }
+
+    #[test]
+    fn unsupported_media_types_are_415_and_list_accepted_types() {
+        for ct in [
+            None,
+            Some("text/plain"),
+            Some("text/csv"),
+            Some("multipart/form-data; boundary=x"),
+            Some("json"),
+            Some("application/+json"),
+            Some(""),
+        ] {
+            let err = parse(b"{}", ct, None).unwrap_err();
+            assert!(
+                matches!(err, ParseError::UnsupportedMediaType { .. }),
+                "{ct:?}"
+            );
+            assert_eq!((err.status(), err.kind()), (415, "media_type"));
+            let msg = err.to_string();
+            for accepted in [
+                "application/json",
+                "+json",
+                "+xml",
+                "text/xml",
+                "application/x-www-form-urlencoded",
+            ] {
+                assert!(msg.contains(accepted), "{msg}");
+            }
+        }
+        let err = detect_format(None).unwrap_err();
+        assert!(err.to_string().starts_with("missing Content-Type"));
+        let err = detect_format(Some("text/plain")).unwrap_err();
+        assert_eq!(
+            err,
+            ParseError::UnsupportedMediaType {
+                found: Some("text/plain".into())
+            }
+        );
+    }
+
+    #[test]
+    fn latin1_json() {
+        let body = b"{\"name\":\"caf\xe9\"}";
+        let records = parse(body, Some("application/json; charset=iso-8859-1"), None).unwrap();
+        assert_eq!(records, vec![json!({"name": "café"})]);
+        // The same bytes claimed as UTF-8 are rejected, not repaired.
+        let err = parse(body, JSON, None).unwrap_err();
+        assert_eq!((err.kind(), err.status()), ("charset", 400));
+    }
+
+    #[test]
+    fn utf16le_json() {
+        let text = "{\"name\":\"café ☕\"}";
+        let body: Vec<u8> = text.encode_utf16().flat_map(u16::to_le_bytes).collect();
+        let ct = Some("application/json; charset=utf-16le");
+        assert_eq!(
+            parse(&body, ct, None).unwrap(),
+            vec![json!({"name": "café ☕"})]
+        );
+        // Odd byte count: malformed UTF-16, which must not be papered over.
+        let err = parse(&body[..body.len() - 1], ct, None).unwrap_err();
+        assert_eq!(err.kind(), "charset");
+        // A BOM picks the encoding even without a charset parameter.
+        let mut with_bom = vec![0xFF, 0xFE];
+        with_bom.extend_from_slice(&body);
+        assert_eq!(
+            parse(&with_bom, JSON, None).unwrap(),
+            vec![json!({"name": "café ☕"})]
+        );
+    }
+
+    #[test]
+    fn utf8_bom_is_skipped() {
+        assert_eq!(
+            parse(b"\xEF\xBB\xBF{\"a\":1}", JSON, None).unwrap(),
+            vec![json!({"a": 1})]
+        );
+    }
+
+    #[test]
+    fn us_ascii_is_validated_as_utf8() {
+        let ct = Some("application/json; charset=us-ascii");
+        assert_eq!(
+            parse(b"{\"a\":1}", ct, None).unwrap(),
+            vec![json!({"a": 1})]
+        );
+        assert_eq!(
+            parse(b"{\"a\":\"\xff\"}", ct, None).unwrap_err().kind(),
+            "charset"
+        );
+    }
+
+    #[test]
+    fn unknown_charset_is_415() {
+        for label in ["klingon", "", "iso-2022-kr"] {
+            let ct = format!("application/json; charset={label}");
+            let err = parse(b"{}", Some(&ct), None).unwrap_err();
+            assert_eq!(err, ParseError::UnsupportedCharset(label.into()));
+            assert_eq!((err.status(), err.kind()), (415, "charset"));
+        }
+    }
+
+    #[test]
+    fn invalid_utf8_json_is_charset_error() {
+        let err = parse(b"{\"a\":\"\xc3\x28\"}", JSON, None).unwrap_err();
+        assert_eq!(
+            err,
+            ParseError::malformed("charset", "invalid UTF-8 at byte 6")
+        );
+    }
+
+    #[test]
+    fn shift_jis_json() {
+        let (bytes, _, _) = encoding_rs::SHIFT_JIS.encode("{\"k\":\"日本\"}");
+        let records = parse(&bytes, Some("application/json; charset=shift_jis"), None).unwrap();
+        assert_eq!(records, vec![json!({"k": "日本"})]);
+    }
+
+    #[test]
+    fn status_and_kind_mapping() {
+        let cases = [
+            (
+                ParseError::UnsupportedMediaType { found: None },
+                415,
+                "media_type",
+            ),
+            (ParseError::UnsupportedCharset("x".into()), 415, "charset"),
+            (ParseError::malformed("xml", "x"), 400, "xml"),
+            (ParseError::TooDeep { limit: 1 }, 400, "depth"),
+            (ParseError::Doctype, 400, "doctype"),
+            (
+                ParseError::ResourcePath {
+                    path: "a".into(),
+                    reason: "b".into(),
+                },
+                400,
+                "resource_path",
+            ),
+            (ParseError::TooManyFields { limit: 1 }, 413, "fields"),
+        ];
+        for (err, status, kind) in cases {
+            assert_eq!((err.status(), err.kind()), (status, kind), "{err}");
+        }
+    }
+
+    #[test]
+    fn malformed_reason_is_bounded() {
+        let err = ParseError::malformed("xml", "x".repeat(10_000));
+        let ParseError::Malformed { reason, .. } = &err else {
+            unreachable!()
+        };
+        assert!(reason.chars().count() <= MAX_REASON_CHARS + 1);
+        let long_type = format!("text/{}", "a".repeat(10_000));
+        let msg = detect_format(Some(&long_type)).unwrap_err().to_string();
+        assert!(msg.len() < 400, "{msg}");
+    }
+
+    #[test]
+    fn form_with_resource_path_walks_the_form_object() {
+        let ct = Some("application/x-www-form-urlencoded");
+        let records = parse(b"id=1&tag=a&tag=b", ct, Some("tag")).unwrap();
+        assert_eq!(records, vec![json!("a"), json!("b")]);
+        assert_eq!(
+            parse(b"id=1", ct, Some("id")).unwrap_err().kind(),
+            "resource_path"
+        );
+    }
+
+    #[test]
+    fn form_rejects_utf16() {
+        let ct = Some("application/x-www-form-urlencoded; charset=utf-16le");
+        assert_eq!(parse(b"a=b", ct, None).unwrap_err().status(), 415);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn arbitrary_bytes_never_panic(
+            body in proptest::collection::vec(any::<u8>(), 0..256),
+            ct in prop::sample::select(vec![
+                "application/json",
+                "application/json; charset=utf-16be",
+                "application/json; charset=windows-1252",
+                "text/xml",
+                "text/xml; charset=shift_jis",
+                "application/x-www-form-urlencoded",
+                "application/x-www-form-urlencoded; charset=iso-8859-1",
+            ]),
+            path in prop::option::of(prop::sample::select(vec!["a", "a.b", "0", "a.0.b"])),
+        ) {
+            let path = path.map(|p| ResourcePath::parse(p).unwrap());
+            let limits = ParseLimits { max_depth: 8, max_form_fields: 16 };
+            let _ = parse_records(&body, Some(ct), path.as_ref(), &limits);
+            let _ = parse_records(&body, Some(ct), path.as_ref(), &ParseLimits::default());
+        }
+
+        #[test]
+        fn json_token_soup_never_panics(
+            tokens in proptest::collection::vec(prop::sample::select(vec![
+                "[", "]", "{", "}", ",", ":", "\"a\"", "\"\\\"[\"", "1", "-2.5e3", "null", "true", " ", "\\",
+            ]), 0..200),
+        ) {
+            let body = tokens.concat();
+            let limits = ParseLimits { max_depth: 5, ..ParseLimits::default() };
+            match parse_records(body.as_bytes(), JSON, None, &limits) {
+                Ok(_) => prop_assert!(serde_json::from_str::<Value>(&body).is_ok()),
+                Err(e) => prop_assert_eq!(e.status(), 400),
+            }
+        }
+
+        #[test]
+        fn json_array_of_n_objects_gives_n_records(n in 0usize..50, key in "[a-z]{1,8}") {
+            let items: Vec<Value> = (0..n)
+                .map(|i| {
+                    let mut object = serde_json::Map::new();
+                    object.insert(key.clone(), json!(i));
+                    Value::Object(object)
+                })
+                .collect();
+            let body = serde_json::to_vec(&json!({"data": {"items": items}})).unwrap();
+            let records = parse(&body, JSON, Some("data.items")).unwrap();
+            prop_assert_eq!(records, items);
+        }
+
+        #[test]
+        fn content_type_parsing_never_panics(ct in "\\PC{0,60}") {
+            let _ = detect_format(Some(&ct));
+        }
+    }
+}

@@ -1,0 +1,770 @@
+//! XML bodies to JSON records, streamed with quick-xml (no DOM).
+//!
+//! Mapping:
+//! - An element becomes an object. Its attributes become `"@name"` keys with
+//!   string values; namespace declarations stay as plain attributes
+//!   (`"@xmlns"`, `"@xmlns:soap"`). Element and attribute names keep their
+//!   prefix as written (`"soap:Envelope"`); namespaces are not resolved.
+//! - An element with only text (no attributes, no child elements) becomes a
+//!   JSON string. With attributes or children, its text goes under `"#text"`.
+//!   All text chunks of an element (including CDATA and references) are
+//!   concatenated, then leading/trailing whitespace is trimmed; text that is
+//!   only whitespace (e.g. indentation between elements) is dropped.
+//! - An empty element with no attributes (`<a/>`, `<a></a>`) becomes `""`.
+//! - Repeated child elements with the same name become an array in document
+//!   order; a single child is a plain value, never a one-element array.
+//!   Object keys come out sorted (serde_json's map), so the relative order of
+//!   differently named children is not kept.
+//! - No type inference: numbers and booleans stay strings.
+//! - Comments and processing instructions are ignored; the `<?xml ...?>`
+//!   declaration is allowed.
+//! - Only the five predefined entities (`&lt; &gt; &amp; &apos; &quot;`) and
+//!   numeric character references are decoded; any other entity is a 400. Any
+//!   `<!DOCTYPE ...>` is rejected with [`ParseError::Doctype`], so entity
+//!   declarations (billion laughs, external `SYSTEM` entities) are never read.
+//! - Attribute values are normalised as XML requires (tabs and newlines become
+//!   spaces); text keeps its newlines (CRLF becomes LF).
+//!
+//! Records:
+//! - Without a resource path the document is one record `{"<root>": <root value>}`.
+//! - With a path `a.b.c`, `a` must be the root element's name and `b.c` walks
+//!   child elements; every element reached by the full path (all same-named
+//!   siblings, under every matching parent) is one record: its converted
+//!   value, not wrapped in its name. A path of just the root name makes the
+//!   root's value the single record. No match is a [`ParseError::ResourcePath`].
+//!   Elements off the path are checked for well-formedness but not converted.
+
+use quick_xml::escape::{resolve_xml_entity, EscapeError};
+use quick_xml::events::{BytesRef, BytesStart, Event};
+use quick_xml::reader::Reader;
+use quick_xml::XmlVersion;
+use serde_json::{Map, Value};
+
+use super::records::{echo, ParseError, ResourcePath};
+
+/// How an open element relates to the resource path.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Outside the path and outside any record: checked, not converted.
+    Skip,
+    /// Matches path segment `n` on the way to the records.
+    Ancestor(usize),
+    /// A record's top element.
+    Record,
+    /// Inside a record: converted and attached to its parent.
+    Build,
+}
+
+struct Frame {
+    /// Empty unless the element is converted (only converted names are ever used).
+    name: String,
+    mode: Mode,
+    fields: Map<String, Value>,
+    text: String,
+}
+
+impl Frame {
+    fn converts(&self) -> bool {
+        matches!(self.mode, Mode::Record | Mode::Build)
+    }
+
+    fn into_value(self) -> (String, Value) {
+        let Frame {
+            name,
+            mut fields,
+            text,
+            ..
+        } = self;
+        let trimmed = trim_xml(&text);
+        let text = if trimmed.len() == text.len() {
+            text
+        } else {
+            trimmed.to_owned()
+        };
+        if fields.is_empty() {
+            return (name, Value::String(text));
+        }
+        if !text.is_empty() {
+            fields.insert("#text".to_owned(), Value::String(text));
+        }
+        (name, Value::Object(fields))
+    }
+}
+
+fn is_xml_whitespace(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\r' | '\n')
+}
+
+fn trim_xml(s: &str) -> &str {
+    s.trim_matches(is_xml_whitespace)
+}
+
+/// The XML `Name` production. quick-xml does not check names, and ours become JSON keys.
+fn is_xml_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(is_name_start_char) && chars.all(is_name_char)
+}
+
+fn is_name_start_char(c: char) -> bool {
+    matches!(c,
+        ':' | 'A'..='Z' | '_' | 'a'..='z'
+        | '\u{C0}'..='\u{D6}' | '\u{D8}'..='\u{F6}' | '\u{F8}'..='\u{2FF}'
+        | '\u{370}'..='\u{37D}' | '\u{37F}'..='\u{1FFF}' | '\u{200C}'..='\u{200D}'
+        | '\u{2070}'..='\u{218F}' | '\u{2C00}'..='\u{2FEF}' | '\u{3001}'..='\u{D7FF}'
+        | '\u{F900}'..='\u{FDCF}' | '\u{FDF0}'..='\u{FFFD}' | '\u{10000}'..='\u{EFFFF}')
+}
+
+fn is_name_char(c: char) -> bool {
+    is_name_start_char(c)
+        || matches!(c,
+            '-' | '.' | '0'..='9' | '\u{B7}' | '\u{300}'..='\u{36F}' | '\u{203F}'..='\u{2040}')
+}
+
+/// Adds where in the (decoded) document an XML syntax error was noticed.
+fn at_offset(error: ParseError, offset: u64) -> ParseError {
+    match error {
+        ParseError::Malformed { kind, reason } => {
+            ParseError::malformed(kind, format!("{reason} (near offset {offset})"))
+        }
+        other => other,
+    }
+}
+
+fn malformed(reason: impl Into<String>) -> ParseError {
+    ParseError::malformed("xml", reason)
+}
+
+struct Converter<'p> {
+    segments: Vec<&'p str>,
+    path: Option<&'p ResourcePath>,
+    max_depth: usize,
+    version: XmlVersion,
+    stack: Vec<Frame>,
+    records: Vec<Value>,
+    root_name: Option<String>,
+}
+
+impl<'p> Converter<'p> {
+    fn open(&mut self, start: &BytesStart<'_>) -> Result<(), ParseError> {
+        let name = start.name().into_inner();
+        if !is_xml_name(name) {
+            return Err(malformed(format!("invalid element name <{}>", echo(name))));
+        }
+        if self.stack.is_empty() {
+            if self.root_name.is_some() {
+                return Err(malformed("more than one root element"));
+            }
+            self.root_name = Some(echo(name));
+        }
+        if self.stack.len() >= self.max_depth {
+            return Err(ParseError::TooDeep {
+                limit: self.max_depth,
+            });
+        }
+        let mode = match self.stack.last().map(|parent| parent.mode) {
+            None if self.path.is_none() => Mode::Record,
+            None => self.path_mode(0, name),
+            Some(Mode::Skip) => Mode::Skip,
+            Some(Mode::Record | Mode::Build) => Mode::Build,
+            Some(Mode::Ancestor(n)) => self.path_mode(n + 1, name),
+        };
+        let converts = matches!(mode, Mode::Record | Mode::Build);
+        let mut fields = Map::new();
+        // Attributes of skipped elements are still parsed so that a body's
+        // validity does not depend on the listener's resource path.
+        for attr in start.attributes() {
+            let attr = attr.map_err(|e| malformed(format!("invalid attribute: {e}")))?;
+            let key = attr.key.into_inner();
+            if !is_xml_name(key) {
+                return Err(malformed(format!(
+                    "invalid attribute name \"{}\"",
+                    echo(key)
+                )));
+            }
+            if attr.value.contains('<') {
+                return Err(malformed(format!(
+                    "`<` in the value of attribute \"{}\"",
+                    echo(key)
+                )));
+            }
+            let value = attr
+                .normalized_value(self.version)
+                .map_err(|e| describe_error(&e))?;
+            if converts {
+                fields.insert(format!("@{key}"), Value::String(value.into_owned()));
+            }
+        }
+        self.stack.push(Frame {
+            name: if converts {
+                name.to_owned()
+            } else {
+                String::new()
+            },
+            mode,
+            fields,
+            text: String::new(),
+        });
+        Ok(())
+    }
+
+    fn path_mode(&self, index: usize, name: &str) -> Mode {
+        match self.segments.get(index) {
+            Some(&segment) if segment == name => {
+                if index + 1 == self.segments.len() {
+                    Mode::Record
+                } else {
+                    Mode::Ancestor(index)
+                }
+            }
+            _ => Mode::Skip,
+        }
+    }
+
+    fn close(&mut self) -> Result<(), ParseError> {
+        let frame = self
+            .stack
+            .pop()
+            .ok_or_else(|| malformed("end tag without a start tag"))?;
+        match frame.mode {
+            Mode::Skip | Mode::Ancestor(_) => {}
+            Mode::Record => {
+                let (name, value) = frame.into_value();
+                if self.path.is_some() {
+                    self.records.push(value);
+                } else {
+                    let mut wrapper = Map::new();
+                    wrapper.insert(name, value);
+                    self.records.push(Value::Object(wrapper));
+                }
+            }
+            Mode::Build => {
+                let (name, value) = frame.into_value();
+                let parent = self
+                    .stack
+                    .last_mut()
+                    .ok_or_else(|| malformed("end tag without a start tag"))?;
+                // Child values are only ever strings or objects, so an array
+                // here can only be the result of an earlier repeat.
+                match parent.fields.get_mut(&name) {
+                    Some(Value::Array(items)) => items.push(value),
+                    Some(existing) => {
+                        let first = existing.take();
+                        *existing = Value::Array(vec![first, value]);
+                    }
+                    None => {
+                        parent.fields.insert(name, value);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn handle(&mut self, event: Event<'_>, seen_markup: bool) -> Result<(), ParseError> {
+        match event {
+            Event::Decl(decl) => {
+                if seen_markup {
+                    return Err(malformed("XML declaration is not at the start"));
+                }
+                self.version = decl.xml_version().map_err(|e| describe_error(&e))?;
+            }
+            Event::DocType(_) => return Err(ParseError::Doctype),
+            Event::Start(start) => self.open(&start)?,
+            Event::Empty(start) => {
+                self.open(&start)?;
+                self.close()?;
+            }
+            Event::End(_) => self.close()?,
+            Event::Text(chunk) => self.text(&chunk.xml_content(self.version), "text")?,
+            Event::CData(chunk) => {
+                if self.stack.is_empty() {
+                    return Err(malformed("CDATA outside the root element"));
+                }
+                self.text(&chunk.xml_content(self.version), "CDATA")?;
+            }
+            Event::GeneralRef(reference) => {
+                let mut buf = [0u8; 4];
+                let resolved = resolve_reference(&reference, &mut buf)?;
+                if self.stack.is_empty() {
+                    return Err(malformed("reference outside the root element"));
+                }
+                self.text(resolved, "reference")?;
+            }
+            Event::Comment(_) | Event::PI(_) | Event::Eof => {}
+        }
+        Ok(())
+    }
+
+    fn text(&mut self, chunk: &str, what: &str) -> Result<(), ParseError> {
+        match self.stack.last_mut() {
+            None => {
+                if chunk.chars().all(is_xml_whitespace) {
+                    Ok(())
+                } else {
+                    Err(malformed(format!("{what} outside the root element")))
+                }
+            }
+            Some(frame) => {
+                // Skipping leading whitespace keeps indentation-only runs from piling up.
+                if frame.converts() && !(frame.text.is_empty() && trim_xml(chunk).is_empty()) {
+                    frame.text.push_str(chunk);
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Resolves a reference without allocating: a predefined entity's text, or one character.
+fn resolve_reference<'b>(
+    reference: &BytesRef<'_>,
+    buf: &'b mut [u8; 4],
+) -> Result<&'b str, ParseError> {
+    if reference.is_char_ref() {
+        return match reference.resolve_char_ref() {
+            Ok(Some(c)) => Ok(c.encode_utf8(buf)),
+            _ => Err(malformed(format!(
+                "invalid character reference &{};",
+                echo(reference)
+            ))),
+        };
+    }
+    resolve_xml_entity(reference)
+        .ok_or_else(|| malformed(format!("undefined entity &{};", echo(reference))))
+}
+
+/// A short reason for a quick-xml error, without echoing unbounded input.
+fn describe_error(error: &quick_xml::Error) -> ParseError {
+    match error {
+        quick_xml::Error::Escape(EscapeError::UnrecognizedEntity(_, name)) => {
+            malformed(format!("undefined entity &{};", echo(name)))
+        }
+        quick_xml::Error::Escape(EscapeError::InvalidCharRef(_)) => {
+            malformed("invalid character reference")
+        }
+        quick_xml::Error::Escape(EscapeError::UnterminatedEntity(_)) => {
+            malformed("`&` not followed by a reference ending in `;`")
+        }
+        quick_xml::Error::IllFormed(quick_xml::errors::IllFormedError::MismatchedEndTag {
+            expected,
+            found,
+        }) => malformed(format!(
+            "expected </{}>, found </{}>",
+            echo(expected),
+            echo(found)
+        )),
+        other => malformed(other.to_string()),
+    }
+}
+
+/// Converts an XML document (already decoded to text) into records; see the module docs.
+pub(crate) fn parse_xml(
+    text: &str,
+    path: Option<&ResourcePath>,
+    max_depth: usize,
+) -> Result<Vec<Value>, ParseError> {
+    let mut reader = Reader::from_str(text);
+    let config = reader.config_mut();
+    config.check_end_names = true;
+    config.allow_unmatched_ends = false;
+    config.allow_dangling_amp = false;
+    config.expand_empty_elements = false;
+    config.trim_text(false);
+
+    let mut converter = Converter {
+        segments: path.map(|p| p.segments().collect()).unwrap_or_default(),
+        path,
+        max_depth,
+        version: XmlVersion::Implicit1_0,
+        stack: Vec::new(),
+        records: Vec::new(),
+        root_name: None,
+    };
+    let mut seen_markup = false;
+    loop {
+        let event = reader
+            .read_event()
+            .map_err(|e| at_offset(describe_error(&e), reader.error_position()))?;
+        if matches!(event, Event::Eof) {
+            break;
+        }
+        converter
+            .handle(event, seen_markup)
+            .map_err(|e| at_offset(e, reader.buffer_position()))?;
+        seen_markup = true;
+    }
+
+    if let Some(open) = converter.stack.len().checked_sub(1) {
+        return Err(malformed(format!("{} element(s) not closed", open + 1)));
+    }
+    let Some(root_name) = converter.root_name else {
+        return Err(malformed("no root element"));
+    };
+    if let (Some(path), true) = (path, converter.records.is_empty()) {
+        let first = converter.segments.first().copied().unwrap_or_default();
+        let reason = if first == root_name {
+            "no element matches".to_owned()
+        } else {
+            format!("the root element is <{root_name}>, not <{}>", echo(first))
+        };
+        return Err(ParseError::ResourcePath {
+            path: path.as_str().to_owned(),
+            reason,
+        });
+    }
+    Ok(converter.records)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::records::{parse_records, ParseLimits, ResourcePath};
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    const XML: Option<&str> = Some("application/xml");
+
+    fn parse(body: &str, path: Option<&str>) -> Result<Vec<Value>, ParseError> {
+        let path = path.map(|p| ResourcePath::parse(p).expect("valid test path"));
+        parse_records(body.as_bytes(), XML, path.as_ref(), &ParseLimits::default())
+    }
+
+    fn one(body: &str) -> Value {
+        let mut records = parse(body, None).unwrap();
+        assert_eq!(records.len(), 1);
+        records.remove(0)
+    }
+
+    const SHIPMENTS: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<shipments>
+  <shipment id="1"><to>A</to></shipment>
+  <!-- a comment -->
+  <shipment id="2"><to>B</to></shipment>
+  <meta><count>2</count></meta>
+</shipments>"#;
+
+    #[test]
+    fn shipments_split_by_resource_path() {
+        let records = parse(SHIPMENTS, Some("shipments.shipment")).unwrap();
+        assert_eq!(
+            records,
+            vec![
+                json!({"@id": "1", "to": "A"}),
+                json!({"@id": "2", "to": "B"})
+            ]
+        );
+    }
+
+    #[test]
+    fn whole_document_without_path() {
+        assert_eq!(
+            one(SHIPMENTS),
+            json!({"shipments": {
+                "shipment": [{"@id": "1", "to": "A"}, {"@id": "2", "to": "B"}],
+                "meta": {"count": "2"}
+            }})
+        );
+    }
+
+    #[test]
+    fn path_of_root_only_gives_root_value() {
+        let records = parse("<a><b>1</b></a>", Some("a")).unwrap();
+        assert_eq!(records, vec![json!({"b": "1"})]);
+    }
+
+    #[test]
+    fn path_matches_across_all_parents() {
+        let body = "<r><g><i>1</i><i>2</i></g><x><i>no</i></x><g><i>3</i></g></r>";
+        let records = parse(body, Some("r.g.i")).unwrap();
+        assert_eq!(records, vec![json!("1"), json!("2"), json!("3")]);
+    }
+
+    #[test]
+    fn path_without_match_is_resource_path_error() {
+        let err = parse(SHIPMENTS, Some("shipments.parcel")).unwrap_err();
+        assert_eq!(err.kind(), "resource_path");
+        let err = parse(SHIPMENTS, Some("orders.shipment")).unwrap_err();
+        assert_eq!(
+            err,
+            ParseError::ResourcePath {
+                path: "orders.shipment".into(),
+                reason: "the root element is <shipments>, not <orders>".into()
+            }
+        );
+    }
+
+    #[test]
+    fn attributes_and_text() {
+        assert_eq!(
+            one(r#"<a x="1">hi</a>"#),
+            json!({"a": {"@x": "1", "#text": "hi"}})
+        );
+    }
+
+    #[test]
+    fn text_only_element_is_string_and_nothing_is_inferred() {
+        assert_eq!(
+            one("<a><n> 42 </n><b>true</b></a>"),
+            json!({"a": {"n": "42", "b": "true"}})
+        );
+    }
+
+    #[test]
+    fn mixed_content_text_is_concatenated_and_trimmed() {
+        assert_eq!(
+            one("<a>\n  one <b>x</b> two\n</a>"),
+            json!({"a": {"b": "x", "#text": "one  two"}})
+        );
+    }
+
+    #[test]
+    fn soap_envelope_keeps_prefixes_and_xmlns() {
+        let body = r#"<soap:Envelope xmlns:soap="http://www.w3.org/2003/05/soap-envelope" xmlns="urn:x">
+  <soap:Header/>
+  <soap:Body>
+    <m:Notify xmlns:m="urn:m"><m:Id>7</m:Id></m:Notify>
+  </soap:Body>
+</soap:Envelope>"#;
+        assert_eq!(
+            one(body),
+            json!({"soap:Envelope": {
+                "@xmlns:soap": "http://www.w3.org/2003/05/soap-envelope",
+                "@xmlns": "urn:x",
+                "soap:Header": "",
+                "soap:Body": {"m:Notify": {"@xmlns:m": "urn:m", "m:Id": "7"}}
+            }})
+        );
+        let records = parse(body, Some("soap:Envelope.soap:Body.m:Notify")).unwrap();
+        assert_eq!(records, vec![json!({"@xmlns:m": "urn:m", "m:Id": "7"})]);
+        let ct = Some("application/soap+xml; charset=utf-8");
+        assert!(parse_records(body.as_bytes(), ct, None, &ParseLimits::default()).is_ok());
+    }
+
+    #[test]
+    fn repeated_elements_become_array_in_order() {
+        assert_eq!(
+            one("<l><i>3</i><i>1</i><i>2</i><j>x</j></l>"),
+            json!({"l": {"i": ["3", "1", "2"], "j": "x"}})
+        );
+    }
+
+    #[test]
+    fn empty_elements_are_empty_strings() {
+        assert_eq!(
+            one("<a><b/><c></c><d>  </d></a>"),
+            json!({"a": {"b": "", "c": "", "d": ""}})
+        );
+        assert_eq!(one("<a/>"), json!({"a": ""}));
+        assert_eq!(one(r#"<a k="v"/>"#), json!({"a": {"@k": "v"}}));
+    }
+
+    #[test]
+    fn cdata_and_references_are_text() {
+        assert_eq!(
+            one("<a><![CDATA[<b>&amp;</b>]]> &lt;&#65;&#x42;&quot;&apos;&gt;&amp;</a>"),
+            json!({"a": "<b>&amp;</b> <AB\"'>&"})
+        );
+        assert_eq!(
+            one(r#"<a t="&lt;&#x263A;&amp;"/>"#),
+            json!({"a": {"@t": "<☺&"}})
+        );
+    }
+
+    #[test]
+    fn doctype_is_rejected() {
+        let billion_laughs = r#"<?xml version="1.0"?>
+<!DOCTYPE lolz [
+ <!ENTITY lol "lol">
+ <!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
+ <!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">
+]>
+<lolz>&lol3;</lolz>"#;
+        let xxe = r#"<?xml version="1.0"?>
+<!DOCTYPE foo [ <!ENTITY xxe SYSTEM "file:///etc/passwd"> ]>
+<foo>&xxe;</foo>"#;
+        for body in [
+            billion_laughs,
+            xxe,
+            "<!DOCTYPE a><a/>",
+            "<a><!DOCTYPE a></a>",
+        ] {
+            let err = parse(body, None).unwrap_err();
+            assert_eq!(err, ParseError::Doctype, "{body}");
+            assert_eq!((err.status(), err.kind()), (400, "doctype"));
+        }
+    }
+
+    #[test]
+    fn undefined_entity_is_400() {
+        for body in [
+            "<a>&nbsp;</a>",
+            r#"<a x="&foo;"/>"#,
+            "<a>&#0;</a>",
+            "<a>& b</a>",
+        ] {
+            let err = parse(body, None).unwrap_err();
+            assert_eq!((err.status(), err.kind()), (400, "xml"), "{body}: {err}");
+        }
+        assert_eq!(
+            parse("<a>&xxe;</a>", None).unwrap_err(),
+            ParseError::malformed("xml", "undefined entity &xxe; (near offset 8)")
+        );
+    }
+
+    #[test]
+    fn undefined_entity_is_400_even_off_the_resource_path() {
+        let err = parse("<r><x>&bad;</x><i>1</i></r>", Some("r.i")).unwrap_err();
+        assert_eq!(err.kind(), "xml");
+    }
+
+    #[test]
+    fn malformed_documents() {
+        for body in [
+            "<a><b></a>",
+            "<a>",
+            "<a></b>",
+            "</a>",
+            "<a/><b/>",
+            "hello <a/>",
+            "<a/> trailing",
+            "",
+            "   ",
+            "<!-- only a comment -->",
+            "<a x=1/>",
+            r#"<a x="1" x="2"/>"#,
+            "<a><![CDATA[x</a>",
+            "not xml at all",
+            "<?xml version=\"1.0\"?><a/><?xml version=\"1.0\"?>",
+            "<1a/>",
+            "<a\u{0}/>",
+            "< a/>",
+            "<a -x=\"1\"/>",
+            "<a b='<'/>",
+        ] {
+            let err = parse(body, None).unwrap_err();
+            assert_eq!((err.status(), err.kind()), (400, "xml"), "{body:?}: {err}");
+        }
+        let err = parse("<a><b></a>", None).unwrap_err();
+        let ParseError::Malformed { reason, .. } = &err else {
+            unreachable!()
+        };
+        assert_eq!(reason, "expected </b>, found </a> (near offset 6)");
+    }
+
+    #[test]
+    fn non_ascii_names_are_fine() {
+        assert_eq!(
+            one("<données><élément>1</élément></données>"),
+            json!({"données": {"élément": "1"}})
+        );
+    }
+
+    #[test]
+    fn deep_xml_is_too_deep() {
+        let body = format!("{}{}", "<a>".repeat(129), "</a>".repeat(129));
+        assert_eq!(
+            parse(&body, None).unwrap_err(),
+            ParseError::TooDeep { limit: 128 }
+        );
+        let body = format!("{}{}", "<a>".repeat(128), "</a>".repeat(128));
+        assert!(parse(&body, None).is_ok());
+        let limits = ParseLimits {
+            max_depth: 2,
+            ..ParseLimits::default()
+        };
+        let err = parse_records(b"<a><b><c/></b></a>", XML, None, &limits).unwrap_err();
+        assert_eq!(err, ParseError::TooDeep { limit: 2 });
+    }
+
+    #[test]
+    fn unclosed_deep_garbage_is_bounded() {
+        let body = "<a>".repeat(100_000);
+        assert_eq!(parse(&body, None).unwrap_err().kind(), "depth");
+    }
+
+    #[test]
+    fn invalid_utf8_is_charset_error() {
+        let err = parse_records(b"<a>\xff</a>", XML, None, &ParseLimits::default()).unwrap_err();
+        assert_eq!((err.status(), err.kind()), (400, "charset"));
+    }
+
+    #[test]
+    fn xml_declaration_encoding_is_used_without_charset_param() {
+        let body = b"<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?><a>caf\xe9</a>";
+        let records = parse_records(body, Some("text/xml"), None, &ParseLimits::default()).unwrap();
+        assert_eq!(records, vec![json!({"a": "café"})]);
+        // The Content-Type charset wins over the declaration.
+        let ct = Some("text/xml; charset=utf-8");
+        let err = parse_records(body, ct, None, &ParseLimits::default()).unwrap_err();
+        assert_eq!(err.kind(), "charset");
+        let body = b"<?xml version=\"1.0\" encoding=\"bogus\"?><a/>";
+        let err = parse_records(body, Some("text/xml"), None, &ParseLimits::default()).unwrap_err();
+        assert_eq!(err.status(), 415);
+    }
+
+    #[test]
+    fn utf16_xml_with_bom() {
+        let text = "<?xml version=\"1.0\" encoding=\"UTF-16\"?><a>ü</a>";
+        let mut body = vec![0xFE, 0xFF];
+        body.extend(text.encode_utf16().flat_map(u16::to_be_bytes));
+        let records =
+            parse_records(&body, Some("text/xml"), None, &ParseLimits::default()).unwrap();
+        assert_eq!(records, vec![json!({"a": "ü"})]);
+    }
+
+    #[test]
+    fn long_names_are_not_echoed_in_full() {
+        let name = "n".repeat(5000);
+        let body = format!("<{name}></x>");
+        let err = parse(&body, None).unwrap_err();
+        assert!(err.to_string().len() < 300, "{err}");
+    }
+
+    fn escape_text(s: &str) -> String {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn token_soup_never_panics(
+            tokens in proptest::collection::vec(prop::sample::select(vec![
+                "<a>", "</a>", "<b x='1'>", "</b>", "<c/>", "&amp;", "&#x41;", "&#0;", "&bad;", "text",
+                "<![CDATA[x]]>", "<!--c-->", "<!DOCTYPE a>", "<?pi x?>", "<?xml version=\"1.0\"?>",
+                "<", ">", "/", "\"", "'", "=", " ", "&", ";", "]]>", "<!", "\u{e9}",
+            ]), 0..60),
+            path in prop::option::of(prop::sample::select(vec!["a", "a.b", "a.b.c", "b"])),
+        ) {
+            let body = tokens.concat();
+            let path = path.map(|p| ResourcePath::parse(p).unwrap());
+            for max_depth in [2, 128] {
+                let limits = ParseLimits { max_depth, ..ParseLimits::default() };
+                if let Err(e) = parse_records(body.as_bytes(), XML, path.as_ref(), &limits) {
+                    prop_assert_eq!(e.status(), 400);
+                }
+            }
+        }
+
+        #[test]
+        fn n_items_give_n_records_with_their_text(texts in proptest::collection::vec("\\PC{0,20}", 0..20)) {
+            let items: String = texts
+                .iter()
+                .map(|t| format!("<item><v>{}</v></item>\n", escape_text(t)))
+                .collect();
+            let body = format!("<root>\n{items}</root>");
+            let records = parse(&body, Some("root.item"));
+            if texts.is_empty() {
+                prop_assert_eq!(records.unwrap_err().kind(), "resource_path");
+            } else {
+                let expected: Vec<Value> = texts
+                    .iter()
+                    .map(|t| json!({"v": t.trim_matches(is_xml_whitespace).replace("\r\n", "\n").replace('\r', "\n")}))
+                    .collect();
+                prop_assert_eq!(records.unwrap(), expected);
+            }
+        }
+    }
+}

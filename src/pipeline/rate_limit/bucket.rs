@@ -1,0 +1,186 @@
+//! The leaky bucket: pure logic, shared by every worker thread, with an injectable clock.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// A source of monotonic time in nanoseconds, injectable so tests need not sleep.
+pub trait Clock: Send + Sync {
+    /// Nanoseconds since an arbitrary, fixed origin.
+    fn now_nanos(&self) -> u64;
+}
+
+/// The real monotonic clock.
+#[derive(Debug)]
+pub struct MonotonicClock {
+    origin: Instant,
+}
+
+impl Default for MonotonicClock {
+    fn default() -> Self {
+        MonotonicClock {
+            origin: Instant::now(),
+        }
+    }
+}
+
+impl Clock for MonotonicClock {
+    fn now_nanos(&self) -> u64 {
+        self.origin.elapsed().as_nanos() as u64
+    }
+}
+
+/// A clock that moves only when told to.
+#[derive(Debug, Default)]
+pub struct ManualClock {
+    nanos: AtomicU64,
+}
+
+impl ManualClock {
+    /// Moves the clock forward.
+    pub fn advance(&self, by: std::time::Duration) {
+        self.nanos.fetch_add(by.as_nanos() as u64, Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now_nanos(&self) -> u64 {
+        self.nanos.load(Ordering::SeqCst)
+    }
+}
+
+/// Shared handle to a clock.
+pub type SharedClock = Arc<dyn Clock>;
+
+const NANOS_PER_SEC: u128 = 1_000_000_000;
+/// Tokens are counted in millionths so refill stays exact at any rate without floats.
+const SCALE: u128 = 1_000_000;
+
+/// A leaky bucket of `capacity` requests that drains at `refill_per_sec` requests per second.
+#[derive(Debug)]
+pub struct LeakyBucket {
+    capacity: u128,
+    refill_per_sec: u128,
+    state: Mutex<State>,
+}
+
+#[derive(Debug)]
+struct State {
+    /// Available tokens, scaled by `SCALE`.
+    tokens: u128,
+    /// Clock reading of the last refill; `None` until first use so a bucket starts full.
+    last: Option<u64>,
+}
+
+impl LeakyBucket {
+    /// A full bucket.
+    pub fn new(capacity: u32, refill_per_sec: u32) -> LeakyBucket {
+        LeakyBucket {
+            capacity: u128::from(capacity.max(1)) * SCALE,
+            refill_per_sec: u128::from(refill_per_sec.max(1)),
+            state: Mutex::new(State {
+                tokens: u128::from(capacity.max(1)) * SCALE,
+                last: None,
+            }),
+        }
+    }
+
+    /// Takes one token at `now`; when none is free, returns the whole seconds until one is.
+    pub fn try_acquire(&self, now_nanos: u64) -> Result<(), u64> {
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        if let Some(last) = state.last {
+            let elapsed = u128::from(now_nanos.saturating_sub(last));
+            let refill = elapsed * self.refill_per_sec * SCALE / NANOS_PER_SEC;
+            if refill > 0 {
+                state.tokens = (state.tokens + refill).min(self.capacity);
+                // Advance only by the time that produced whole scaled tokens, keeping the remainder.
+                let used = refill * NANOS_PER_SEC / (self.refill_per_sec * SCALE);
+                state.last = Some(last + used as u64);
+            }
+            if state.tokens == self.capacity {
+                state.last = Some(now_nanos);
+            }
+        } else {
+            state.last = Some(now_nanos);
+        }
+        if state.tokens >= SCALE {
+            state.tokens -= SCALE;
+            return Ok(());
+        }
+        let missing = SCALE - state.tokens;
+        let nanos = missing * NANOS_PER_SEC / (self.refill_per_sec * SCALE);
+        Err((nanos.div_ceil(NANOS_PER_SEC) as u64).max(1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn burst_then_steady_rate() {
+        let clock = ManualClock::default();
+        let bucket = LeakyBucket::new(1000, 300);
+        let accepted = (0..5000)
+            .filter(|_| bucket.try_acquire(clock.now_nanos()).is_ok())
+            .count();
+        assert_eq!(accepted, 1000);
+        let mut accepted_later = 0;
+        for _ in 0..1000 {
+            clock.advance(Duration::from_millis(10));
+            accepted_later += (0..10)
+                .filter(|_| bucket.try_acquire(clock.now_nanos()).is_ok())
+                .count();
+        }
+        // 10 s at 300/s.
+        assert_eq!(accepted_later, 3000);
+    }
+
+    #[test]
+    fn retry_after_is_whole_seconds_until_a_token() {
+        let clock = ManualClock::default();
+        let bucket = LeakyBucket::new(1, 1);
+        assert!(bucket.try_acquire(clock.now_nanos()).is_ok());
+        assert_eq!(bucket.try_acquire(clock.now_nanos()), Err(1));
+        let slow = LeakyBucket::new(1, 1);
+        assert!(slow.try_acquire(0).is_ok());
+        clock.advance(Duration::from_millis(999));
+        assert_eq!(slow.try_acquire(clock.now_nanos()), Err(1));
+        clock.advance(Duration::from_millis(1));
+        assert!(slow.try_acquire(clock.now_nanos()).is_ok());
+    }
+
+    #[test]
+    fn never_exceeds_capacity_after_idle() {
+        let clock = ManualClock::default();
+        let bucket = LeakyBucket::new(10, 300);
+        assert!(bucket.try_acquire(clock.now_nanos()).is_ok());
+        clock.advance(Duration::from_secs(3600));
+        let accepted = (0..100)
+            .filter(|_| bucket.try_acquire(clock.now_nanos()).is_ok())
+            .count();
+        assert_eq!(accepted, 10);
+    }
+
+    #[test]
+    fn concurrent_burst_is_exact() {
+        let clock = Arc::new(ManualClock::default());
+        let bucket = Arc::new(LeakyBucket::new(1000, 300));
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let (clock, bucket) = (clock.clone(), bucket.clone());
+                std::thread::spawn(move || {
+                    (0..2000)
+                        .filter(|_| bucket.try_acquire(clock.now_nanos()).is_ok())
+                        .count()
+                })
+            })
+            .collect();
+        let total: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
+        assert_eq!(total, 1000);
+    }
+}

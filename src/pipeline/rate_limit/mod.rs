@@ -1,0 +1,65 @@
+//! RateLimitActor: a leaky bucket per listener (and optionally one per instance), checked
+//! before any parsing so a 429 costs little.
+
+pub mod bucket;
+
+use std::sync::Arc;
+
+use actix::prelude::*;
+
+use crate::error::IngestError;
+use crate::pipeline::parse::ParseActor;
+use crate::pipeline::{forward, Ingest, Outcome};
+use bucket::{LeakyBucket, SharedClock};
+
+/// Second stage of the chain.
+pub struct RateLimitActor {
+    next: Addr<ParseActor>,
+    clock: SharedClock,
+    global: Option<Arc<LeakyBucket>>,
+}
+
+impl RateLimitActor {
+    /// A rate-limit stage forwarding to `next`.
+    pub fn new(
+        next: Addr<ParseActor>,
+        clock: SharedClock,
+        global: Option<Arc<LeakyBucket>>,
+    ) -> RateLimitActor {
+        RateLimitActor {
+            next,
+            clock,
+            global,
+        }
+    }
+}
+
+impl Actor for RateLimitActor {
+    type Context = Context<Self>;
+}
+
+impl Handler<Ingest> for RateLimitActor {
+    type Result = ResponseFuture<Outcome>;
+
+    fn handle(&mut self, message: Ingest, _ctx: &mut Context<Self>) -> Self::Result {
+        let now = self.clock.now_nanos();
+        // The listener's own bucket first: a noisy listener must not drain the global one.
+        let verdict = message
+            .delivery
+            .listener
+            .bucket
+            .try_acquire(now)
+            .and_then(|()| {
+                self.global
+                    .as_ref()
+                    .map_or(Ok(()), |global| global.try_acquire(now))
+            });
+        let next = self.next.clone();
+        Box::pin(async move {
+            if let Err(retry_after_secs) = verdict {
+                return Err(IngestError::RateLimited { retry_after_secs });
+            }
+            forward(&next, message).await?
+        })
+    }
+}

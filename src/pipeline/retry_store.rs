@@ -1,0 +1,84 @@
+//! RetryStoreActor: publishes each page to its listener's topic and answers with Kafka's
+//! delivery report. (Keeping per-record retry data comes with the import workers, issue 5.)
+
+use std::sync::Arc;
+
+use actix::prelude::*;
+
+use crate::kafka::producer::{OutgoingMessage, PageProducer, PublishError};
+use crate::listener::Listener;
+
+/// Header carrying the listener id.
+pub const HEADER_LISTENER_ID: &str = "hookpipe-listener-id";
+/// Header carrying the page id.
+pub const HEADER_PAGE_ID: &str = "hookpipe-page-id";
+/// Header carrying a request id (one per request with records in the page).
+pub const HEADER_REQUEST_ID: &str = "hookpipe-request-id";
+/// Content type of a page message.
+pub const PAGE_CONTENT_TYPE: &str = "application/json";
+
+/// A serialized page for one listener.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), PublishError>")]
+pub struct PublishPage {
+    /// Its listener.
+    pub listener: Arc<Listener>,
+    /// Its id.
+    pub page_id: String,
+    /// The page message.
+    pub payload: Vec<u8>,
+    /// Requests with records in it.
+    pub request_ids: Vec<Arc<str>>,
+    /// Records in it.
+    pub record_count: usize,
+}
+
+/// Last stage of the chain.
+pub struct RetryStoreActor {
+    producer: PageProducer,
+}
+
+impl RetryStoreActor {
+    /// A stage publishing through `producer`.
+    pub fn new(producer: PageProducer) -> RetryStoreActor {
+        RetryStoreActor { producer }
+    }
+}
+
+impl Actor for RetryStoreActor {
+    type Context = Context<Self>;
+}
+
+impl Handler<PublishPage> for RetryStoreActor {
+    type Result = ResponseFuture<Result<(), PublishError>>;
+
+    fn handle(&mut self, page: PublishPage, _ctx: &mut Context<Self>) -> Self::Result {
+        let producer = self.producer.clone();
+        Box::pin(async move {
+            let mut headers: Vec<(&str, &str)> = Vec::with_capacity(3 + page.request_ids.len());
+            headers.push((HEADER_LISTENER_ID, page.listener.id()));
+            headers.push(("content-type", PAGE_CONTENT_TYPE));
+            headers.push((HEADER_PAGE_ID, &page.page_id));
+            for request_id in &page.request_ids {
+                headers.push((HEADER_REQUEST_ID, request_id));
+            }
+            let result = producer
+                .publish(OutgoingMessage {
+                    topic: &page.listener.topic,
+                    key: page.listener.id(),
+                    payload: &page.payload,
+                    headers: &headers,
+                })
+                .await;
+            match &result {
+                Ok(()) => {
+                    tracing::debug!(listener = page.listener.id(), page_id = %page.page_id, records = page.record_count, "page published")
+                }
+                Err(error) => {
+                    tracing::warn!(listener = page.listener.id(), page_id = %page.page_id, %error, "page not acknowledged")
+                }
+            }
+            result
+        })
+    }
+}
