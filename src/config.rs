@@ -66,6 +66,9 @@ pub struct ServerSettings {
     /// Seconds to finish in-flight requests on SIGTERM.
     #[serde(default = "default_shutdown_timeout_secs")]
     pub shutdown_timeout_secs: u64,
+    /// An optional bucket for the whole instance, checked after the listener's own.
+    #[serde(default)]
+    pub global_rate_limit: Option<RateLimitOptions>,
 }
 
 impl Default for ServerSettings {
@@ -80,6 +83,7 @@ impl Default for ServerSettings {
             body_read_timeout_ms: default_body_read_timeout_ms(),
             max_body_bytes: default_max_body_bytes(),
             shutdown_timeout_secs: default_shutdown_timeout_secs(),
+            global_rate_limit: None,
         }
     }
 }
@@ -423,9 +427,8 @@ impl Settings {
     /// Reads `path` (if given), applies the process environment, deserializes and validates.
     pub fn load(path: Option<&Path>) -> Result<Settings, ConfigErrors> {
         let text = match path {
-            Some(path) => std::fs::read_to_string(path).map_err(|error| {
-                single("<file>", format!("cannot read {}: {error}", path.display()))
-            })?,
+            Some(path) => std::fs::read_to_string(path)
+                .map_err(|error| single("<file>", format!("cannot read {}: {error}", path.display())))?,
             None => String::new(),
         };
         Settings::from_toml_and_env(&text, std::env::vars())
@@ -436,20 +439,19 @@ impl Settings {
         text: &str,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Settings, ConfigErrors> {
-        let mut root: toml::Table = text.parse().map_err(|error: toml::de::Error| {
-            single(toml_error_key(&error), error.message().to_string())
-        })?;
+        let mut root: toml::Table = text
+            .parse()
+            .map_err(|error: toml::de::Error| single(toml_error_key(&error), error.message().to_string()))?;
         for (name, value) in env {
             apply_env_override(&mut root, &name, &value)?;
         }
-        let settings: Settings = serde_path_to_error::deserialize(toml::Value::Table(root))
-            .map_err(|error| {
-                let key = error.path().to_string();
-                single(
-                    if key == "." { "<root>".into() } else { key },
-                    error.into_inner().to_string(),
-                )
-            })?;
+        let settings: Settings = serde_path_to_error::deserialize(toml::Value::Table(root)).map_err(|error| {
+            let key = error.path().to_string();
+            single(
+                if key == "." { "<root>".into() } else { key },
+                error.into_inner().to_string(),
+            )
+        })?;
         settings.validate()?;
         Ok(settings)
     }
@@ -466,8 +468,7 @@ impl Settings {
             );
         }
         if let Some(base) = &self.server.external_base_url {
-            if !(base.starts_with("http://") || base.starts_with("https://")) || base.ends_with('/')
-            {
+            if !(base.starts_with("http://") || base.starts_with("https://")) || base.ends_with('/') {
                 push(
                     "server.external_base_url".into(),
                     "must start with http:// or https:// and have no trailing slash".into(),
@@ -477,12 +478,18 @@ impl Settings {
         if self.server.max_in_flight == 0 {
             push("server.max_in_flight".into(), "must be at least 1".into());
         }
+        if let Some(global) = &self.server.global_rate_limit {
+            if global.capacity == 0 || global.refill_per_sec == 0 {
+                push(
+                    "server.global_rate_limit".into(),
+                    "capacity and refill_per_sec must be at least 1".into(),
+                );
+            }
+        }
         if self.server.max_body_bytes == 0 {
             push("server.max_body_bytes".into(), "must be at least 1".into());
         }
-        if self.kafka.message_timeout_ms == 0
-            || self.kafka.message_timeout_ms >= self.server.request_timeout_ms
-        {
+        if self.kafka.message_timeout_ms == 0 || self.kafka.message_timeout_ms >= self.server.request_timeout_ms {
             push(
                 "kafka.message_timeout_ms".into(),
                 format!(
@@ -515,22 +522,13 @@ impl Settings {
             }
         }
         if self.pipeline.mailbox_capacity == 0 {
-            push(
-                "pipeline.mailbox_capacity".into(),
-                "must be at least 1".into(),
-            );
+            push("pipeline.mailbox_capacity".into(), "must be at least 1".into());
         }
         if self.pipeline.max_page_bytes < 1024 {
-            push(
-                "pipeline.max_page_bytes".into(),
-                "must be at least 1024".into(),
-            );
+            push("pipeline.max_page_bytes".into(), "must be at least 1024".into());
         }
         if self.pipeline.max_depth == 0 || self.pipeline.max_depth > 128 {
-            push(
-                "pipeline.max_depth".into(),
-                "must be between 1 and 128".into(),
-            );
+            push("pipeline.max_depth".into(), "must be between 1 and 128".into());
         }
 
         let mut seen_ids = std::collections::HashSet::new();
@@ -544,14 +542,16 @@ impl Settings {
                 push(format!("{prefix}.{key}"), message);
             }
             match &listener.public_id {
-                Some(public_id) => {
-                    if !seen_public.insert(public_id.clone()) {
-                        push(format!("{prefix}.public_id"), "is used by another listener".into());
-                    }
+                Some(public_id) if !seen_public.insert(public_id.clone()) => {
+                    push(format!("{prefix}.public_id"), "is used by another listener".into());
                 }
+                Some(_) => {}
                 None if self.server.public_id_secret.is_none() => push(
                     "server.public_id_secret".into(),
-                    format!("is required to derive the public id of listener `{}` (or set its public_id)", listener.id),
+                    format!(
+                        "is required to derive the public id of listener `{}` (or set its public_id)",
+                        listener.id
+                    ),
                 ),
                 None => {}
             }
@@ -601,17 +601,11 @@ impl ListenerConfig {
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         {
-            problems.push((
-                "id".into(),
-                "must be 1-64 letters, digits, '-' or '_'".into(),
-            ));
+            problems.push(("id".into(), "must be 1-64 letters, digits, '-' or '_'".into()));
         }
         if let Some(public_id) = &self.public_id {
             if public_id.len() < 16 || !public_id.chars().all(|c| c.is_ascii_alphanumeric()) {
-                problems.push((
-                    "public_id".into(),
-                    "must be at least 16 letters or digits".into(),
-                ));
+                problems.push(("public_id".into(), "must be at least 16 letters or digits".into()));
             }
         }
         if let Some(topic) = &self.topic {
@@ -628,10 +622,7 @@ impl ListenerConfig {
             }
         }
         if self.content.accept.is_empty() {
-            problems.push((
-                "content.accept".into(),
-                "must list at least one format".into(),
-            ));
+            problems.push(("content.accept".into(), "must list at least one format".into()));
         }
         if self.content.max_body_bytes == Some(0) {
             problems.push(("content.max_body_bytes".into(), "must be at least 1".into()));
@@ -656,10 +647,7 @@ impl ListenerConfig {
             }
         }
         if !matches!(self.response.status, 200 | 201 | 202 | 204) {
-            problems.push((
-                "response.status".into(),
-                "must be 200, 201, 202 or 204".into(),
-            ));
+            problems.push(("response.status".into(), "must be 200, 201, 202 or 204".into()));
         }
         if self.response.status == 204 && self.response.body.is_some() {
             problems.push((
@@ -677,10 +665,7 @@ impl ListenerConfig {
             problems.push(("rate_limit.capacity".into(), "must be at least 1".into()));
         }
         if self.rate_limit.refill_per_sec == 0 {
-            problems.push((
-                "rate_limit.refill_per_sec".into(),
-                "must be at least 1".into(),
-            ));
+            problems.push(("rate_limit.refill_per_sec".into(), "must be at least 1".into()));
         }
         for (key, message) in self.verification.validate() {
             problems.push((format!("verification.{key}"), message));
@@ -697,13 +682,9 @@ pub fn response_content_type(media_type: &str) -> Option<String> {
         "text" => Some("text/plain; charset=utf-8".into()),
         other => {
             let (kind, sub) = other.split_once('/')?;
-            let token = |s: &str| {
-                !s.is_empty()
-                    && s.chars()
-                        .all(|c| c.is_ascii_alphanumeric() || "!#$&^_.+-".contains(c))
-            };
-            (token(kind) && token(sub.split(';').next().unwrap_or("").trim()))
-                .then(|| other.to_string())
+            let token =
+                |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "!#$&^_.+-".contains(c));
+            (token(kind) && token(sub.split(';').next().unwrap_or("").trim())).then(|| other.to_string())
         }
     }
 }
@@ -740,10 +721,7 @@ fn apply_env_override(root: &mut toml::Table, name: &str, value: &str) -> Result
         // HOOKPIPE_CONFIG, HOOKPIPE_LOG and friends are not configuration keys.
         return Ok(());
     }
-    let segments: Vec<String> = rest
-        .split(ENV_SEPARATOR)
-        .map(|s| s.to_ascii_lowercase())
-        .collect();
+    let segments: Vec<String> = rest.split(ENV_SEPARATOR).map(|s| s.to_ascii_lowercase()).collect();
     if segments.iter().any(|s| s.is_empty()) {
         return Err(single(name, "empty key segment in environment override"));
     }
@@ -765,23 +743,13 @@ fn apply_env_override(root: &mut toml::Table, name: &str, value: &str) -> Result
                     .and_then(|id| id.as_str())
                     .is_some_and(|id| id.to_ascii_lowercase().replace('-', "_") == wanted)
             })
-            .ok_or_else(|| {
-                single(
-                    name,
-                    format!("no listener with id `{}` in the file", segments[1]),
-                )
-            })?;
+            .ok_or_else(|| single(name, format!("no listener with id `{}` in the file", segments[1])))?;
         return set_path(listener, &segments[2..], parsed, name);
     }
     set_path(root, &segments, parsed, name)
 }
 
-fn set_path(
-    table: &mut toml::Table,
-    segments: &[String],
-    value: toml::Value,
-    name: &str,
-) -> Result<(), ConfigErrors> {
+fn set_path(table: &mut toml::Table, segments: &[String], value: toml::Value, name: &str) -> Result<(), ConfigErrors> {
     let (last, parents) = segments.split_last().expect("at least one segment");
     let mut current = table;
     for segment in parents {
@@ -798,9 +766,7 @@ fn set_path(
 fn parse_env_value(raw: &str) -> toml::Value {
     let document = format!("v = {raw}");
     match document.parse::<toml::Table>() {
-        Ok(mut table) => table
-            .remove("v")
-            .unwrap_or_else(|| toml::Value::String(raw.into())),
+        Ok(mut table) => table.remove("v").unwrap_or_else(|| toml::Value::String(raw.into())),
         Err(_) => toml::Value::String(raw.to_string()),
     }
 }
@@ -817,10 +783,7 @@ id = "orders"
 "#;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     #[test]
@@ -849,20 +812,12 @@ id = "orders"
 
     #[test]
     fn errors_name_the_key() {
-        let text = format!(
-            "{BASE}page_size = 0\nresource_path = \"a..b\"\ntrace_key_template = \"{{{{#if}}\"\n"
-        );
+        let text = format!("{BASE}page_size = 0\nresource_path = \"a..b\"\ntrace_key_template = \"{{{{#if}}\"\n");
         let errors = Settings::from_toml_and_env(&text, env(&[])).unwrap_err().0;
         let keys: Vec<&str> = errors.iter().map(|e| e.key.as_str()).collect();
         assert!(keys.contains(&"listeners[orders].page_size"), "{keys:?}");
-        assert!(
-            keys.contains(&"listeners[orders].resource_path"),
-            "{keys:?}"
-        );
-        assert!(
-            keys.contains(&"listeners[orders].trace_key_template"),
-            "{keys:?}"
-        );
+        assert!(keys.contains(&"listeners[orders].resource_path"), "{keys:?}");
+        assert!(keys.contains(&"listeners[orders].trace_key_template"), "{keys:?}");
     }
 
     #[test]
@@ -871,23 +826,17 @@ id = "orders"
             .unwrap_err()
             .0;
         assert!(errors[0].message.contains("brokerz"), "{errors:?}");
-        let errors = Settings::from_toml_and_env(
-            BASE,
-            env(&[("HOOKPIPE_LISTENERS__ORDERS__PAGE_SIZE", "many")]),
-        )
-        .unwrap_err()
-        .0;
+        let errors = Settings::from_toml_and_env(BASE, env(&[("HOOKPIPE_LISTENERS__ORDERS__PAGE_SIZE", "many")]))
+            .unwrap_err()
+            .0;
         assert_eq!(errors[0].key, "listeners[0].page_size");
     }
 
     #[test]
     fn message_timeout_must_fit_in_request_deadline() {
-        let errors = Settings::from_toml_and_env(
-            BASE,
-            env(&[("HOOKPIPE_KAFKA__MESSAGE_TIMEOUT_MS", "20000")]),
-        )
-        .unwrap_err()
-        .0;
+        let errors = Settings::from_toml_and_env(BASE, env(&[("HOOKPIPE_KAFKA__MESSAGE_TIMEOUT_MS", "20000")]))
+            .unwrap_err()
+            .0;
         assert_eq!(errors[0].key, "kafka.message_timeout_ms");
     }
 

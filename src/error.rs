@@ -38,8 +38,11 @@ pub enum IngestError {
         limit: usize,
     },
     /// A `Content-Encoding` hookpipe does not decode.
-    #[error("unsupported content encoding `{0}`; send the body uncompressed")]
+    #[error("unsupported content encoding `{0}`; use gzip, deflate or none")]
     UnsupportedEncoding(String),
+    /// The compressed body does not decode.
+    #[error("body does not decode as its Content-Encoding")]
+    CorruptEncoding,
     /// The sender did not finish its body in time.
     #[error("request body not received in time")]
     BodyTimeout,
@@ -80,7 +83,7 @@ impl IngestError {
             IngestError::RateLimited { .. } => "rate_limited",
             IngestError::Parse(_) => "parse_error",
             IngestError::BodyTooLarge { .. } | IngestError::RecordTooLarge { .. } => "too_large",
-            IngestError::UnsupportedEncoding(_) => "unsupported_encoding",
+            IngestError::UnsupportedEncoding(_) | IngestError::CorruptEncoding => "bad_encoding",
             IngestError::BodyTimeout | IngestError::BodyIncomplete => "body_timeout",
             IngestError::Template { .. } => "template_error",
             IngestError::Overloaded => "overloaded",
@@ -93,9 +96,7 @@ impl IngestError {
         match self {
             IngestError::RateLimited { retry_after_secs } => Some(*retry_after_secs),
             IngestError::Overloaded => Some(1),
-            IngestError::Unavailable(_) | IngestError::Deadline => {
-                Some(UNAVAILABLE_RETRY_AFTER_SECS)
-            }
+            IngestError::Unavailable(_) | IngestError::Deadline => Some(UNAVAILABLE_RETRY_AFTER_SECS),
             _ => None,
         }
     }
@@ -107,15 +108,13 @@ impl ResponseError for IngestError {
             IngestError::NotFound => StatusCode::NOT_FOUND,
             IngestError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             IngestError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            IngestError::Parse(error) => {
-                StatusCode::from_u16(error.status()).unwrap_or(StatusCode::BAD_REQUEST)
-            }
-            IngestError::BodyTooLarge { .. } | IngestError::RecordTooLarge { .. } => {
-                StatusCode::PAYLOAD_TOO_LARGE
-            }
+            IngestError::Parse(error) => StatusCode::from_u16(error.status()).unwrap_or(StatusCode::BAD_REQUEST),
+            IngestError::BodyTooLarge { .. } | IngestError::RecordTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             IngestError::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             IngestError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
-            IngestError::BodyIncomplete | IngestError::Template { .. } => StatusCode::BAD_REQUEST,
+            IngestError::BodyIncomplete | IngestError::CorruptEncoding | IngestError::Template { .. } => {
+                StatusCode::BAD_REQUEST
+            }
             IngestError::Overloaded | IngestError::Unavailable(_) | IngestError::Deadline => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -128,9 +127,10 @@ impl ResponseError for IngestError {
         if let Some(seconds) = self.retry_after() {
             response.insert_header((header::RETRY_AFTER, seconds.to_string()));
         }
-        if matches!(self, IngestError::BodyTimeout) {
-            // A slow sender loses its connection, not just its request.
-            response.insert_header((header::CONNECTION, "close"));
+        if matches!(self, IngestError::BodyTimeout | IngestError::BodyTooLarge { .. }) {
+            // A slow sender, or one whose body is over the limit, loses its connection: the
+            // rest of its body is never read.
+            response.force_close();
         }
         response.json(serde_json::json!({ "error": self.to_string() }))
     }
@@ -143,10 +143,7 @@ mod tests {
     #[test]
     fn statuses_and_retry_after() {
         assert_eq!(IngestError::NotFound.status_code(), 404);
-        let limited = IngestError::RateLimited {
-            retry_after_secs: 3,
-        }
-        .error_response();
+        let limited = IngestError::RateLimited { retry_after_secs: 3 }.error_response();
         assert_eq!(limited.status(), 429);
         assert_eq!(limited.headers().get(header::RETRY_AFTER).unwrap(), "3");
         let down = IngestError::Deadline.error_response();

@@ -78,11 +78,7 @@ impl Listener {
                     .map_err(|error| format!("{name}: {}", error.reason()))?;
             }
         }
-        let resource_path = config
-            .resource_path
-            .as_deref()
-            .map(ResourcePath::parse)
-            .transpose()?;
+        let resource_path = config.resource_path.as_deref().map(ResourcePath::parse).transpose()?;
         let accept = config
             .content
             .accept
@@ -105,10 +101,7 @@ impl Listener {
                 .unwrap_or_else(|| settings.kafka.pages_topic.clone()),
             resource_path,
             accept,
-            max_body_bytes: config
-                .content
-                .max_body_bytes
-                .unwrap_or(settings.server.max_body_bytes),
+            max_body_bytes: config.content.max_body_bytes.unwrap_or(settings.server.max_body_bytes),
             verifier,
             bucket: LeakyBucket::new(config.rate_limit.capacity, config.rate_limit.refill_per_sec),
             response_content_type,
@@ -163,8 +156,7 @@ impl Listener {
 
 /// A stable, unguessable public id: HMAC-SHA256(secret, listener id), 32 hex characters.
 pub fn derive_public_id(secret: &str, listener_id: &str) -> String {
-    let mut mac =
-        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
     mac.update(b"hookpipe public id\0");
     mac.update(listener_id.as_bytes());
     let digest = mac.finalize().into_bytes();
@@ -184,8 +176,7 @@ impl Registry {
         let mut map = HashMap::new();
         for config in &settings.listeners {
             let id = config.id.clone();
-            let listener = Listener::build(config.clone(), settings)
-                .map_err(|e| format!("listeners[{id}]: {e}"))?;
+            let listener = Listener::build(config.clone(), settings).map_err(|e| format!("listeners[{id}]: {e}"))?;
             map.insert(listener.public_id.clone(), Arc::new(listener));
         }
         Ok(Registry {

@@ -16,11 +16,7 @@ use hookpipe::pipeline::rate_limit::bucket::MonotonicClock;
 const DEFAULT_CONFIG: &str = "config/hookpipe.toml";
 
 #[derive(Parser)]
-#[command(
-    name = "hookpipe",
-    version,
-    about = "Webhooks in, verified pages on Kafka out"
-)]
+#[command(name = "hookpipe", version, about = "Webhooks in, verified pages on Kafka out")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -102,11 +98,7 @@ fn load(path: Option<PathBuf>) -> Result<Settings, ExitCode> {
 fn check_config(file: &std::path::Path) -> ExitCode {
     match Settings::load(Some(file)) {
         Ok(settings) => {
-            println!(
-                "{}: ok ({} listeners)",
-                file.display(),
-                settings.listeners.len()
-            );
+            println!("{}: ok ({} listeners)", file.display(), settings.listeners.len());
             ExitCode::SUCCESS
         }
         Err(errors) => {
@@ -164,19 +156,12 @@ fn serve(config: Option<PathBuf>, log_json: bool) -> ExitCode {
                             .map_err(|e| format!("cannot create topic {topic}: {e}"))?;
                     }
                 }
-                None => {
-                    hookpipe::kafka::admin::ensure_topics(&settings.kafka, &bootstrap, &topics)
-                        .await?
-                }
+                None => hookpipe::kafka::admin::ensure_topics(&settings.kafka, &bootstrap, &topics).await?,
             }
         }
-        let running =
-            hookpipe::http::start(&settings, &bootstrap, Arc::new(MonotonicClock::default()))?;
+        let running = hookpipe::http::start(&settings, &bootstrap, Arc::new(MonotonicClock::default()))?;
         let base = settings.external_base_url();
-        println!(
-            "hookpipe listening on http://{} (public base URL {base})",
-            running.addr
-        );
+        println!("hookpipe listening on http://{} (public base URL {base})", running.addr);
         for listener in running.registry.all() {
             let mut url = listener.public_url(&base);
             if listener.verifier.uses_url_token() {
@@ -184,10 +169,7 @@ fn serve(config: Option<PathBuf>, log_json: bool) -> ExitCode {
             }
             println!("listener {:<20} {url}", listener.id());
         }
-        running
-            .server
-            .await
-            .map_err(|e| format!("server error: {e}"))?;
+        running.server.await.map_err(|e| format!("server error: {e}"))?;
         tracing::info!("server stopped; flushing the producer");
         running
             .producer
@@ -229,12 +211,8 @@ fn tail(
         Ok(settings) => settings,
         Err(code) => return code,
     };
-    let Some(brokers) =
-        brokers.or_else(|| Some(settings.kafka.brokers.clone()).filter(|b| !b.is_empty()))
-    else {
-        eprintln!(
-            "no brokers: pass --brokers (hookpipe serve prints the embedded cluster's address)"
-        );
+    let Some(brokers) = brokers.or_else(|| Some(settings.kafka.brokers.clone()).filter(|b| !b.is_empty())) else {
+        eprintln!("no brokers: pass --brokers (hookpipe serve prints the embedded cluster's address)");
         return ExitCode::from(2);
     };
     let topic = topic.unwrap_or_else(|| settings.kafka.pages_topic.clone());
@@ -243,13 +221,7 @@ fn tail(
     } else {
         StartAt::End
     };
-    let reader = match TopicReader::open(
-        &settings.kafka,
-        &brokers,
-        &topic,
-        from,
-        Duration::from_secs(10),
-    ) {
+    let reader = match TopicReader::open(&settings.kafka, &brokers, &topic, from, Duration::from_secs(10)) {
         Ok(reader) => reader,
         Err(error) => {
             eprintln!("hookpipe tail: {error}");

@@ -25,7 +25,9 @@ fn bad_requests_get_clear_4xx_and_publish_nothing() {
     let any = app.hook_path("any");
     let limited = app.hook_path("json");
 
-    let cases: Vec<(&str, String, Vec<(&str, String)>, Vec<u8>, u16, &str)> = vec![
+    // (name, path, headers, body, expected status, expected word in the message)
+    type Case<'a> = (&'a str, String, Vec<(&'a str, String)>, Vec<u8>, u16, &'a str);
+    let cases: Vec<Case> = vec![
         (
             "unknown listener",
             "/hooks/0123456789abcdef0123456789abcdef".into(),
@@ -219,10 +221,7 @@ fn bad_requests_get_clear_4xx_and_publish_nothing() {
     assert_eq!(response.status, 204, "{}", response.text());
     let pages = app.read_pages(1);
     assert_eq!(pages.len(), 1, "only the good request published: {pages:?}");
-    assert_eq!(
-        common::all_data(&pages),
-        vec![serde_json::json!({"good": true})]
-    );
+    assert_eq!(common::all_data(&pages), vec![serde_json::json!({"good": true})]);
 
     // And the server is still healthy.
     assert_eq!(request(app.addr, "GET", "/healthz", &[], b"").status, 200);

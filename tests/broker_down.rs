@@ -11,16 +11,9 @@ use hookpipe::config::Settings;
 use hookpipe::kafka::embedded::EmbeddedCluster;
 
 fn post(app: &TestApp, seq: usize) -> u16 {
-    let response = app.post(
-        "plain",
-        "application/json",
-        format!("{{\"seq\":{seq}}}").as_bytes(),
-    );
+    let response = app.post("plain", "application/json", format!("{{\"seq\":{seq}}}").as_bytes());
     if response.status == 503 {
-        assert!(
-            response.header("retry-after").is_some(),
-            "503 carries Retry-After"
-        );
+        assert!(response.header("retry-after").is_some(), "503 carries Retry-After");
         assert_eq!(response.json()["error"], "storage unavailable; retry later");
     }
     response.status
@@ -88,11 +81,7 @@ id = "plain"
     let reader = app.reader("hookpipe.pages");
     let expected_min = statuses.values().filter(|s| **s == 204).count();
     let messages = reader
-        .read(
-            expected_min,
-            Duration::from_secs(20),
-            Duration::from_secs(2),
-        )
+        .read(expected_min, Duration::from_secs(20), Duration::from_secs(2))
         .unwrap();
     let mut seen: HashMap<usize, usize> = HashMap::new();
     for message in &messages {

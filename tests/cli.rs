@@ -36,11 +36,7 @@ trace_key_template = "{{#each}}"
 status = 302
 "#,
     );
-    let output = Command::new(BIN)
-        .arg("check-config")
-        .arg(&path)
-        .output()
-        .unwrap();
+    let output = Command::new(BIN).arg("check-config").arg(&path).output().unwrap();
     assert!(!output.status.success());
     let stdout = String::from_utf8_lossy(&output.stdout);
     for key in [
@@ -60,24 +56,13 @@ status = 302
         .args(["check-config", "config/hookpipe.toml"])
         .output()
         .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stdout)
-    );
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stdout));
 
     // Unknown keys are named too.
     let path = temp_file("typo.toml", "[kafka]\nbrokerz = \"x\"\n");
-    let output = Command::new(BIN)
-        .arg("check-config")
-        .arg(&path)
-        .output()
-        .unwrap();
+    let output = Command::new(BIN).arg("check-config").arg(&path).output().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        !output.status.success() && stdout.contains("brokerz"),
-        "{stdout}"
-    );
+    assert!(!output.status.success() && stdout.contains("brokerz"), "{stdout}");
 }
 
 #[test]
@@ -86,10 +71,7 @@ fn serve_on_the_embedded_default_prints_urls_and_tail_shows_pages() {
     let mut serve = Command::new(BIN)
         .args(["serve", "--config", "config/hookpipe.toml"])
         .env("HOOKPIPE_SERVER__LISTEN", format!("127.0.0.1:{port}"))
-        .env(
-            "HOOKPIPE_SERVER__EXTERNAL_BASE_URL",
-            format!("http://127.0.0.1:{port}"),
-        )
+        .env("HOOKPIPE_SERVER__EXTERNAL_BASE_URL", format!("http://127.0.0.1:{port}"))
         .env("HOOKPIPE_PIPELINE__PAGE_LINGER_MS", "500")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -105,10 +87,7 @@ fn serve_on_the_embedded_default_prints_urls_and_tail_shows_pages() {
         }
         if let Some(rest) = line.strip_prefix("listener ") {
             let mut parts = rest.split_whitespace();
-            urls.insert(
-                parts.next().unwrap().to_string(),
-                parts.next().unwrap().to_string(),
-            );
+            urls.insert(parts.next().unwrap().to_string(), parts.next().unwrap().to_string());
         }
     }
     let bootstrap = bootstrap.expect("embedded bootstrap printed");
@@ -144,11 +123,7 @@ fn serve_on_the_embedded_default_prints_urls_and_tail_shows_pages() {
         ])
         .output()
         .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let page: serde_json::Value = serde_json::from_slice(output.stdout.trim_ascii()).unwrap();
     assert_eq!(page["listener_id"], "orders");
     assert_eq!(page["records"][0]["trace_key"], "42");
@@ -169,11 +144,7 @@ fn serve_on_the_embedded_default_prints_urls_and_tail_shows_pages() {
     });
     std::thread::sleep(Duration::from_millis(150));
     let pid = serve.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
     let response = in_flight.join().unwrap();
     assert_eq!(
         response.status,
@@ -191,10 +162,7 @@ fn serve_on_the_embedded_default_prints_urls_and_tail_shows_pages() {
     );
 }
 
-fn wait_with_timeout(
-    child: &mut std::process::Child,
-    timeout: Duration,
-) -> std::process::ExitStatus {
+fn wait_with_timeout(child: &mut std::process::Child, timeout: Duration) -> std::process::ExitStatus {
     let deadline = std::time::Instant::now() + timeout;
     loop {
         if let Some(status) = child.try_wait().unwrap() {

@@ -11,9 +11,7 @@ pub async fn healthz() -> HttpResponse {
 
 /// Config loaded and Kafka answered a metadata request recently.
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    let kafka = state
-        .kafka_reachable
-        .load(std::sync::atomic::Ordering::Relaxed);
+    let kafka = state.kafka_reachable.load(std::sync::atomic::Ordering::Relaxed);
     let body = serde_json::json!({
         "status": if kafka { "ready" } else { "not ready" },
         "kafka": if kafka { "reachable" } else { "unreachable" },

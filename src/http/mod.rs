@@ -1,5 +1,6 @@
 //! The HTTP side: routes, shared state and server startup.
 
+pub mod decode;
 pub mod health;
 pub mod receiver;
 
@@ -53,14 +54,10 @@ pub struct RunningServer {
 
 /// Builds the registry and producer, binds the listen address and starts the workers.
 /// Must be called inside an actix system. Kafka topics must already exist.
-pub fn start(
-    settings: &Settings,
-    bootstrap: &str,
-    clock: SharedClock,
-) -> Result<RunningServer, String> {
+pub fn start(settings: &Settings, bootstrap: &str, clock: SharedClock) -> Result<RunningServer, String> {
     let registry = Arc::new(Registry::from_settings(settings)?);
-    let producer = PageProducer::new(&settings.kafka, bootstrap)
-        .map_err(|e| format!("cannot create Kafka producer: {e}"))?;
+    let producer =
+        PageProducer::new(&settings.kafka, bootstrap).map_err(|e| format!("cannot create Kafka producer: {e}"))?;
     let kafka_reachable = Arc::new(AtomicBool::new(false));
     spawn_reachability_probe(producer.clone(), kafka_reachable.clone());
 
@@ -83,7 +80,12 @@ pub fn start(
             max_form_fields: settings.pipeline.max_form_fields,
         },
         clock,
-        global_bucket: None,
+        global_bucket: settings.server.global_rate_limit.map(|limit| {
+            Arc::new(crate::pipeline::rate_limit::bucket::LeakyBucket::new(
+                limit.capacity,
+                limit.refill_per_sec,
+            ))
+        }),
     };
     let workers = match settings.server.workers {
         0 => std::thread::available_parallelism().map_or(2, |n| n.get()),

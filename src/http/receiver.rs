@@ -11,7 +11,7 @@ use actix_web::web::{self, Bytes, BytesMut};
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
 use futures_util::StreamExt;
 
-use super::AppState;
+use super::{decode, AppState};
 use crate::error::IngestError;
 use crate::listener::Listener;
 use crate::pipeline::{unix_millis_now, Accepted, Chain, Delivery, Ingest};
@@ -51,22 +51,12 @@ pub async fn ingest(
         None => Err(IngestError::NotFound),
         Some(listener) => match check_url_token(listener, url_token) {
             Err(error) => Err(error),
-            Ok(()) => {
-                handle(
-                    &request,
-                    payload,
-                    &state,
-                    &chain,
-                    listener.clone(),
-                    request_id.clone(),
-                )
-                .await
-            }
+            Ok(()) => handle(&request, payload, &state, &chain, listener.clone(), request_id.clone()).await,
         },
     };
 
     let mut response = match result {
-        Ok(ref accepted) => success_response(listener.as_deref(), &request, &accepted, &request_id),
+        Ok(ref accepted) => success_response(listener.as_deref(), &request, accepted, &request_id),
         Err(ref error) => error.error_response(),
     };
     if let Ok(value) = HeaderValue::from_str(&request_id) {
@@ -125,14 +115,11 @@ async fn handle(
     }
     let _in_flight = InFlight(&state.in_flight);
 
-    if let Some(encoding) = request.headers().get(header::CONTENT_ENCODING) {
-        let encoding = encoding.to_str().unwrap_or("?").trim();
-        if !encoding.eq_ignore_ascii_case("identity") {
-            return Err(IngestError::UnsupportedEncoding(
-                encoding.chars().take(32).collect(),
-            ));
-        }
-    }
+    let content_encoding = request
+        .headers()
+        .get(header::CONTENT_ENCODING)
+        .map(|value| value.to_str().unwrap_or("(not text)"));
+    let encoding = decode::encoding_of(content_encoding).map_err(decode_error(listener.max_body_bytes))?;
     let body = read_body(
         request.headers(),
         payload,
@@ -140,6 +127,10 @@ async fn handle(
         state.body_read_timeout,
     )
     .await?;
+    // Signatures are checked over the decoded body: what senders sign is the payload, and
+    // compression is a transport detail applied after signing.
+    let body =
+        decode::decode(body, encoding, listener.max_body_bytes).map_err(decode_error(listener.max_body_bytes))?;
     let received_at_ms = unix_millis_now();
     let query = request.query_string().to_string();
     let mut url = format!("{}{}", state.external_base_url, request.path());
@@ -159,12 +150,19 @@ async fn handle(
             received_at_ms,
         },
         delivery_id: None,
-        challenge: None,
     };
     match tokio::time::timeout(state.request_timeout, chain.entry.send(message)).await {
         Err(_elapsed) => Err(IngestError::Deadline),
         Ok(Err(mailbox_error)) => Err(IngestError::Internal(mailbox_error.to_string())),
         Ok(Ok(outcome)) => outcome,
+    }
+}
+
+fn decode_error(limit: usize) -> impl Fn(decode::DecodeError) -> IngestError {
+    move |error| match error {
+        decode::DecodeError::Unsupported(encoding) => IngestError::UnsupportedEncoding(encoding),
+        decode::DecodeError::TooLarge => IngestError::BodyTooLarge { limit },
+        decode::DecodeError::Corrupt => IngestError::CorruptEncoding,
     }
 }
 
@@ -212,8 +210,7 @@ fn success_response(
             .content_type("text/plain; charset=utf-8")
             .body(challenge.clone());
     }
-    let status =
-        StatusCode::from_u16(listener.config.response.status).unwrap_or(StatusCode::NO_CONTENT);
+    let status = StatusCode::from_u16(listener.config.response.status).unwrap_or(StatusCode::NO_CONTENT);
     let mut response = HttpResponse::build(status);
     if !listener.has_response_body() || status == StatusCode::NO_CONTENT {
         return response.finish();

@@ -9,11 +9,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use crate::config::KafkaSettings;
 
 /// Creates each topic that does not exist yet; existing topics are left as they are.
-pub async fn ensure_topics(
-    settings: &KafkaSettings,
-    bootstrap: &str,
-    topics: &[String],
-) -> Result<(), String> {
+pub async fn ensure_topics(settings: &KafkaSettings, bootstrap: &str, topics: &[String]) -> Result<(), String> {
     let admin: AdminClient<DefaultClientContext> = super::base_client_config(settings, bootstrap)
         .create()
         .map_err(|e| format!("cannot create Kafka admin client: {e}"))?;

@@ -22,11 +22,7 @@ impl EmbeddedCluster {
     }
 
     /// Creates a topic (the mock cluster's own call; its admin API support is partial).
-    pub fn create_topic(
-        &self,
-        topic: &str,
-        partitions: i32,
-    ) -> Result<(), rdkafka::error::KafkaError> {
+    pub fn create_topic(&self, topic: &str, partitions: i32) -> Result<(), rdkafka::error::KafkaError> {
         self.cluster.create_topic(topic, partitions, 1)
     }
 

@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod embedded;
 pub mod producer;
+pub mod state;
 pub mod tail;
 
 use rdkafka::ClientConfig;

@@ -122,9 +122,7 @@ impl TopicReader {
                 Ok(Some(ReadMessage {
                     partition: message.partition(),
                     offset: message.offset(),
-                    key: message
-                        .key()
-                        .map(|k| String::from_utf8_lossy(k).into_owned()),
+                    key: message.key().map(|k| String::from_utf8_lossy(k).into_owned()),
                     headers,
                     payload: message.payload().unwrap_or_default().to_vec(),
                 }))
@@ -134,12 +132,7 @@ impl TopicReader {
 
     /// Reads until `count` messages arrived or `timeout` passed, then waits `quiet` more for
     /// extra (unexpected) messages so callers can assert on exact counts.
-    pub fn read(
-        &self,
-        count: usize,
-        timeout: Duration,
-        quiet: Duration,
-    ) -> Result<Vec<ReadMessage>, String> {
+    pub fn read(&self, count: usize, timeout: Duration, quiet: Duration) -> Result<Vec<ReadMessage>, String> {
         let mut messages = Vec::new();
         let deadline = Instant::now() + timeout;
         while messages.len() < count && Instant::now() < deadline {

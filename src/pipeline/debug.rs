@@ -95,10 +95,7 @@ impl Handler<Record> for DebugRecorder {
         if !open {
             return;
         }
-        let captures = self
-            .captures
-            .entry(capture.listener_id.clone())
-            .or_default();
+        let captures = self.captures.entry(capture.listener_id.clone()).or_default();
         if captures.len() == CAPTURES_PER_LISTENER {
             captures.pop_front();
         }

@@ -68,8 +68,6 @@ pub struct Ingest {
     pub delivery: Delivery,
     /// Provider delivery id found by verification, for consumers' deduplication.
     pub delivery_id: Option<String>,
-    /// Challenge found by verification.
-    pub challenge: Option<String>,
 }
 
 /// Settings every chain is built from.
@@ -103,16 +101,10 @@ impl Chain {
         let retry_store = retry_store::RetryStoreActor::new(producer).start_with_capacity(capacity);
         let page = page::PageActor::new(retry_store, settings.page_linger, settings.max_page_bytes)
             .start_with_capacity(capacity);
-        let parse = parse::ParseActor::new(page, settings.parse_limits.clone())
+        let parse = parse::ParseActor::new(page, settings.parse_limits.clone()).start_with_capacity(capacity);
+        let rate_limit = rate_limit::RateLimitActor::new(parse, settings.clock.clone(), settings.global_bucket.clone())
             .start_with_capacity(capacity);
-        let rate_limit = rate_limit::RateLimitActor::new(
-            parse,
-            settings.clock.clone(),
-            settings.global_bucket.clone(),
-        )
-        .start_with_capacity(capacity);
-        let entry = verify::VerifyActor::new(rate_limit, settings.clock.clone())
-            .start_with_capacity(capacity);
+        let entry = verify::VerifyActor::new(rate_limit, settings.clock.clone()).start_with_capacity(capacity);
         Chain { entry }
     }
 }

@@ -24,11 +24,7 @@ pub fn tansu_binary() -> PathBuf {
 
 /// A free loopback port (bound then released).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// A Tansu broker process on a free loopback port, killed on drop.
@@ -44,16 +40,14 @@ pub struct Broker {
 impl Broker {
     /// A broker with in-memory storage.
     pub fn start() -> Broker {
-        let workdir =
-            std::env::temp_dir().join(format!("hookpipe-tansu-{}", uuid::Uuid::new_v4().simple()));
+        let workdir = std::env::temp_dir().join(format!("hookpipe-tansu-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&workdir).unwrap();
         Broker::start_with(free_port(), "memory://tansu/".into(), workdir)
     }
 
     /// A broker storing in SQLite under its own directory: survives kill and restart.
     pub fn start_durable() -> Broker {
-        let workdir =
-            std::env::temp_dir().join(format!("hookpipe-tansu-{}", uuid::Uuid::new_v4().simple()));
+        let workdir = std::env::temp_dir().join(format!("hookpipe-tansu-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&workdir).unwrap();
         Broker::start_with(free_port(), "sqlite://tansu.db".into(), workdir)
     }
@@ -166,23 +160,13 @@ pub fn spawn_app_with_clock(settings: Settings, bootstrap: &str, clock: SharedCl
     let thread = std::thread::spawn(move || {
         actix_web::rt::System::new().block_on(async move {
             let mut topics = vec![thread_settings.kafka.pages_topic.clone()];
-            topics.extend(
-                thread_settings
-                    .listeners
-                    .iter()
-                    .filter_map(|l| l.topic.clone()),
-            );
+            topics.extend(thread_settings.listeners.iter().filter_map(|l| l.topic.clone()));
             if thread_settings.kafka.create_topics {
-                hookpipe::kafka::admin::ensure_topics(
-                    &thread_settings.kafka,
-                    &thread_bootstrap,
-                    &topics,
-                )
-                .await
-                .expect("creating topics");
+                hookpipe::kafka::admin::ensure_topics(&thread_settings.kafka, &thread_bootstrap, &topics)
+                    .await
+                    .expect("creating topics");
             }
-            let running = hookpipe::http::start(&thread_settings, &thread_bootstrap, clock)
-                .expect("server starts");
+            let running = hookpipe::http::start(&thread_settings, &thread_bootstrap, clock).expect("server starts");
             let public_ids = running
                 .registry
                 .all()
@@ -196,9 +180,7 @@ pub fn spawn_app_with_clock(settings: Settings, bootstrap: &str, clock: SharedCl
             running.producer.flush(Duration::from_secs(5)).ok();
         });
     });
-    let (addr, handle, public_ids) = receiver
-        .recv_timeout(Duration::from_secs(60))
-        .expect("server started");
+    let (addr, handle, public_ids) = receiver.recv_timeout(Duration::from_secs(60)).expect("server started");
     TestApp {
         addr,
         settings,
@@ -260,10 +242,7 @@ impl TestApp {
     fn stop_inner(&mut self) {
         if let Some(thread) = self.thread.take() {
             let handle = self.handle.clone();
-            let _ = std::thread::spawn(move || {
-                actix_web::rt::System::new().block_on(handle.stop(true))
-            })
-            .join();
+            let _ = std::thread::spawn(move || actix_web::rt::System::new().block_on(handle.stop(true))).join();
             let _ = thread.join();
         }
     }
@@ -322,10 +301,7 @@ pub struct Response {
 impl Response {
     /// First header value by lower-case name.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 
     /// Body as text.
@@ -341,17 +317,11 @@ impl Response {
 
 /// One HTTP/1.1 request over a fresh connection (`Connection: close`), raw so tests control
 /// every byte. `Content-Length` is added unless a header sets it or `Transfer-Encoding`.
-pub fn request(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> Response {
+pub fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
     let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    let sets_length = headers.iter().any(|(k, _)| {
-        k.eq_ignore_ascii_case("content-length") || k.eq_ignore_ascii_case("transfer-encoding")
-    });
+    let sets_length = headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("content-length") || k.eq_ignore_ascii_case("transfer-encoding"));
     for (key, value) in headers {
         head.push_str(&format!("{key}: {value}\r\n"));
     }
@@ -360,20 +330,23 @@ pub fn request(
     }
     head.push_str("\r\n");
     let mut stream = TcpStream::connect(addr).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(60)))
-        .unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
     stream.write_all(head.as_bytes()).unwrap();
     // The server may answer (413) and close before reading a large body: ignore write errors.
     let _ = stream.write_all(body);
     read_response(&mut stream)
 }
 
-/// Reads one response until the server closes the connection.
+/// Reads one response: until the server closes the connection, or until a response with a
+/// `Content-Length` is complete (a server draining an unfinished request body keeps the
+/// connection open after answering).
 pub fn read_response(stream: &mut TcpStream) -> Response {
     let mut raw = Vec::new();
     let mut buffer = [0u8; 64 * 1024];
     loop {
+        if response_complete(&raw) {
+            break;
+        }
         match stream.read(&mut buffer) {
             Ok(0) => break,
             Ok(n) => raw.extend_from_slice(&buffer[..n]),
@@ -384,6 +357,17 @@ pub fn read_response(stream: &mut TcpStream) -> Response {
     parse_response(&raw)
 }
 
+fn response_complete(raw: &[u8]) -> bool {
+    let Some(split) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return false;
+    };
+    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+    head.lines()
+        .find_map(|line| line.strip_prefix("content-length:"))
+        .and_then(|length| length.trim().parse::<usize>().ok())
+        .is_some_and(|length| raw.len() >= split + 4 + length)
+}
+
 fn parse_response(raw: &[u8]) -> Response {
     let split = raw
         .windows(4)
@@ -391,14 +375,7 @@ fn parse_response(raw: &[u8]) -> Response {
         .unwrap_or_else(|| panic!("incomplete response: {:?}", String::from_utf8_lossy(raw)));
     let head = String::from_utf8_lossy(&raw[..split]).into_owned();
     let mut lines = head.split("\r\n");
-    let status: u16 = lines
-        .next()
-        .unwrap()
-        .split(' ')
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
+    let status: u16 = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
     let headers: Vec<(String, String)> = lines
         .filter_map(|line| line.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
@@ -410,19 +387,13 @@ fn parse_response(raw: &[u8]) -> Response {
     {
         body = dechunk(&body);
     }
-    Response {
-        status,
-        headers,
-        body,
-    }
+    Response { status, headers, body }
 }
 
 fn dechunk(mut data: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     while let Some(line_end) = data.windows(2).position(|w| w == b"\r\n") {
-        let size =
-            usize::from_str_radix(std::str::from_utf8(&data[..line_end]).unwrap().trim(), 16)
-                .unwrap();
+        let size = usize::from_str_radix(std::str::from_utf8(&data[..line_end]).unwrap().trim(), 16).unwrap();
         if size == 0 {
             break;
         }

@@ -68,8 +68,7 @@ impl PageActor {
         let page_id = uuid::Uuid::now_v7().simple().to_string();
         let created_at = rfc3339_millis(crate::pipeline::unix_millis_now());
         let payload = pager::serialize_page(listener.id(), &page_id, &created_at, &page.records);
-        let mut request_ids: Vec<Arc<str>> =
-            page.waiters.iter().map(|(id, _)| id.clone()).collect();
+        let mut request_ids: Vec<Arc<str>> = page.waiters.iter().map(|(id, _)| id.clone()).collect();
         request_ids.dedup();
         let message = PublishPage {
             listener,
@@ -162,10 +161,7 @@ impl Handler<Paginate> for PageActor {
 
 /// Serializes every record of a request, rejecting the whole request if one is too large,
 /// before any of its records enters a page.
-fn serialize_records(
-    message: &Paginate,
-    max_page_bytes: usize,
-) -> Result<Vec<Vec<u8>>, IngestError> {
+fn serialize_records(message: &Paginate, max_page_bytes: usize) -> Result<Vec<Vec<u8>>, IngestError> {
     let listener = &message.listener;
     let received_at = rfc3339_millis(message.received_at_ms);
     let mut out = Vec::with_capacity(message.records.len());
@@ -211,9 +207,7 @@ fn serialize_records(
         bytes.push(b'}');
         // `+ 1` matches the pager's cost of a record (its separating comma).
         if bytes.len() + 1 > max_page_bytes {
-            return Err(IngestError::RecordTooLarge {
-                limit: max_page_bytes,
-            });
+            return Err(IngestError::RecordTooLarge { limit: max_page_bytes });
         }
         out.push(bytes);
     }
@@ -248,9 +242,6 @@ mod tests {
         let key = default_trace_key(&record, &data);
         assert_eq!(key.len(), 32);
         assert_eq!(key, default_trace_key(&record, &data));
-        assert_ne!(
-            key,
-            default_trace_key(&json!({"sku": "y"}), b"{\"sku\":\"y\"}")
-        );
+        assert_ne!(key, default_trace_key(&json!({"sku": "y"}), b"{\"sku\":\"y\"}"));
     }
 }

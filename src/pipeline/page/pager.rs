@@ -132,12 +132,7 @@ impl<W> Pager<W> {
 }
 
 /// Serializes a page message around already-serialized records.
-pub fn serialize_page(
-    listener_id: &str,
-    page_id: &str,
-    created_at: &str,
-    records: &[Vec<u8>],
-) -> Vec<u8> {
+pub fn serialize_page(listener_id: &str, page_id: &str, created_at: &str, records: &[Vec<u8>]) -> Vec<u8> {
     let records_len: usize = records.iter().map(|r| r.len() + 1).sum();
     let mut out = Vec::with_capacity(records_len + 160 + listener_id.len());
     out.extend_from_slice(br#"{"type":"page","version":1,"listener_id":"#);
@@ -191,10 +186,7 @@ mod tests {
         let mut pager = Pager::default();
         // Each record costs 401 bytes; three fit in 1203, a fourth would not.
         let (closed, _) = pager.add("l", records(7, 400), 20, 1203, || ());
-        assert_eq!(
-            closed.iter().map(|p| p.records.len()).collect::<Vec<_>>(),
-            vec![3, 3]
-        );
+        assert_eq!(closed.iter().map(|p| p.records.len()).collect::<Vec<_>>(), vec![3, 3]);
         assert_eq!(pager.take("l").unwrap().records.len(), 1);
     }
 
@@ -206,12 +198,7 @@ mod tests {
         let (closed, second_open) = pager.add("l", records(3, 5), 20, 1000, || "b");
         assert!(closed.is_empty());
         assert_eq!(second_open, None, "no new timer for a page already open");
-        assert_eq!(
-            pager
-                .take_generation("l", first_open.unwrap() + 1)
-                .map(|_| ()),
-            None
-        );
+        assert_eq!(pager.take_generation("l", first_open.unwrap() + 1).map(|_| ()), None);
         let page = pager.take_generation("l", first_open.unwrap()).unwrap();
         assert_eq!(page.records.len(), 6);
         assert_eq!(page.waiters, vec!["a", "b"]);

@@ -48,14 +48,9 @@ fn percent_decode(input: &[u8]) -> Option<Cow<'_, [u8]>> {
     Some(Cow::Owned(out))
 }
 
-fn decode_component(
-    raw: &[u8],
-    encoding: &'static Encoding,
-    field: usize,
-) -> Result<String, ParseError> {
-    let bytes = percent_decode(raw).ok_or_else(|| {
-        ParseError::malformed("form", format!("invalid percent-encoding in field {field}"))
-    })?;
+fn decode_component(raw: &[u8], encoding: &'static Encoding, field: usize) -> Result<String, ParseError> {
+    let bytes = percent_decode(raw)
+        .ok_or_else(|| ParseError::malformed("form", format!("invalid percent-encoding in field {field}")))?;
     match decode_exact(&bytes, encoding) {
         Ok(text) => Ok(text.into_owned()),
         Err(_) => Err(ParseError::malformed(
@@ -66,11 +61,7 @@ fn decode_component(
 }
 
 /// Parses a form body into one JSON object; see the module docs.
-pub(crate) fn parse_form(
-    body: &[u8],
-    encoding: &'static Encoding,
-    max_fields: usize,
-) -> Result<Value, ParseError> {
+pub(crate) fn parse_form(body: &[u8], encoding: &'static Encoding, max_fields: usize) -> Result<Value, ParseError> {
     let pairs = || body.split(|&b| b == b'&').filter(|piece| !piece.is_empty());
     // Counting first is allocation-free, so an oversized body is refused cheaply.
     if pairs().nth(max_fields).is_some() {
@@ -114,10 +105,7 @@ mod tests {
 
     #[test]
     fn simple_fields() {
-        assert_eq!(
-            parse(b"a=1&b=two").unwrap(),
-            vec![json!({"a": "1", "b": "two"})]
-        );
+        assert_eq!(parse(b"a=1&b=two").unwrap(), vec![json!({"a": "1", "b": "two"})]);
     }
 
     #[test]
@@ -195,9 +183,7 @@ mod tests {
         s.bytes()
             .map(|b| match b {
                 b' ' => "+".to_owned(),
-                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => {
-                    (b as char).to_string()
-                }
+                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
                 other => format!("%{other:02X}"),
             })
             .collect()

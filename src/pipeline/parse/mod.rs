@@ -39,10 +39,7 @@ impl Handler<Ingest> for ParseActor {
             let records = parsed.map_err(IngestError::Parse)?;
             let delivery = message.delivery;
             let record_count = records.len();
-            let kept = delivery
-                .listener
-                .has_response_body()
-                .then(|| records.clone());
+            let kept = delivery.listener.has_response_body().then(|| records.clone());
             if record_count > 0 {
                 forward(
                     &next,
@@ -59,7 +56,7 @@ impl Handler<Ingest> for ParseActor {
             Ok(Accepted {
                 record_count,
                 records: kept,
-                challenge: message.challenge,
+                challenge: None,
             })
         })
     }

@@ -87,11 +87,7 @@ impl ResourcePath {
 
     /// The path up to and including segment `index`, for error messages.
     pub(crate) fn prefix(&self, index: usize) -> &str {
-        let end = self
-            .0
-            .match_indices('.')
-            .nth(index)
-            .map_or(self.0.len(), |(at, _)| at);
+        let end = self.0.match_indices('.').nth(index).map_or(self.0.len(), |(at, _)| at);
         &self.0[..end]
     }
 }
@@ -233,9 +229,7 @@ fn truncate(s: String, max: usize) -> String {
 ///
 /// Matching is case-insensitive; the `charset` parameter (quoted or not) is
 /// returned as written, other parameters are ignored.
-pub fn detect_format(
-    content_type: Option<&str>,
-) -> Result<(BodyFormat, Option<String>), ParseError> {
+pub fn detect_format(content_type: Option<&str>) -> Result<(BodyFormat, Option<String>), ParseError> {
     let raw = content_type.ok_or(ParseError::UnsupportedMediaType { found: None })?;
     let (essence, params) = raw.split_once(';').unwrap_or((raw, ""));
     let essence = essence.trim().to_ascii_lowercase();
@@ -332,37 +326,21 @@ pub(crate) fn resolve_charset(label: &str) -> Result<&'static Encoding, ParseErr
 
 /// Decodes `bytes` exactly: UTF-8 is validated in place, anything else is
 /// transcoded without replacement characters. No BOM handling.
-pub(crate) fn decode_exact<'a>(
-    bytes: &'a [u8],
-    encoding: &'static Encoding,
-) -> Result<Cow<'a, str>, ParseError> {
+pub(crate) fn decode_exact<'a>(bytes: &'a [u8], encoding: &'static Encoding) -> Result<Cow<'a, str>, ParseError> {
     if encoding == UTF_8 {
-        return std::str::from_utf8(bytes).map(Cow::Borrowed).map_err(|e| {
-            ParseError::malformed(
-                "charset",
-                format!("invalid UTF-8 at byte {}", e.valid_up_to()),
-            )
-        });
+        return std::str::from_utf8(bytes)
+            .map(Cow::Borrowed)
+            .map_err(|e| ParseError::malformed("charset", format!("invalid UTF-8 at byte {}", e.valid_up_to())));
     }
     encoding
         .decode_without_bom_handling_and_without_replacement(bytes)
-        .ok_or_else(|| {
-            ParseError::malformed(
-                "charset",
-                format!("invalid {} byte sequence", encoding.name()),
-            )
-        })
+        .ok_or_else(|| ParseError::malformed("charset", format!("invalid {} byte sequence", encoding.name())))
 }
 
 /// Decodes a JSON or XML body; a leading byte-order mark overrides `encoding`.
-fn decode_text<'a>(
-    body: &'a [u8],
-    encoding: &'static Encoding,
-) -> Result<Cow<'a, str>, ParseError> {
+fn decode_text<'a>(body: &'a [u8], encoding: &'static Encoding) -> Result<Cow<'a, str>, ParseError> {
     match Encoding::for_bom(body) {
-        Some((bom_encoding, bom_len)) => {
-            decode_exact(body.get(bom_len..).unwrap_or(&[]), bom_encoding)
-        }
+        Some((bom_encoding, bom_len)) => decode_exact(body.get(bom_len..).unwrap_or(&[]), bom_encoding),
         None => decode_exact(body, encoding),
     }
 }
@@ -381,10 +359,7 @@ fn xml_declared_encoding(body: &[u8]) -> Option<&str> {
     value.find(quote).map(|end| &value[..end])
 }
 
-fn xml_encoding(
-    body: &[u8],
-    declared: Option<&'static Encoding>,
-) -> Result<&'static Encoding, ParseError> {
+fn xml_encoding(body: &[u8], declared: Option<&'static Encoding>) -> Result<&'static Encoding, ParseError> {
     if let Some(encoding) = declared {
         return Ok(encoding);
     }
@@ -445,15 +420,8 @@ pub fn parse_records(
     }
 }
 
-fn parse_json(
-    text: &str,
-    resource_path: Option<&ResourcePath>,
-    max_depth: usize,
-) -> Result<Vec<Value>, ParseError> {
-    if text
-        .bytes()
-        .all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
-    {
+fn parse_json(text: &str, resource_path: Option<&ResourcePath>, max_depth: usize) -> Result<Vec<Value>, ParseError> {
+    if text.bytes().all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r')) {
         return Err(ParseError::malformed("json", "empty body"));
     }
     let limit = max_depth.min(JSON_DEPTH_CEILING);
@@ -537,9 +505,7 @@ pub(crate) fn select_json(value: Value, path: &ResourcePath) -> Result<Vec<Value
             Value::Array(mut items) => {
                 let len = items.len();
                 if !segment.bytes().all(|b| b.is_ascii_digit()) {
-                    return Err(fail(format!(
-                        "{parent} is an array, so \"{segment}\" must be an index"
-                    )));
+                    return Err(fail(format!("{parent} is an array, so \"{segment}\" must be an index")));
                 }
                 let index = segment
                     .parse::<usize>()
@@ -655,17 +621,12 @@ mod tests {
     #[test]
     fn json_resource_path_through_scalar() {
         let err = parse(br#"{"data":"x"}"#, JSON, Some("data.items")).unwrap_err();
-        assert!(
-            matches!(&err, ParseError::ResourcePath { reason, .. } if reason.contains("is a string"))
-        );
+        assert!(matches!(&err, ParseError::ResourcePath { reason, .. } if reason.contains("is a string")));
     }
 
     #[test]
     fn json_resource_path_selecting_scalar_or_null() {
-        for body in [
-            &br#"{"data":{"items":5}}"#[..],
-            br#"{"data":{"items":null}}"#,
-        ] {
+        for body in [&br#"{"data":{"items":5}}"#[..], br#"{"data":{"items":null}}"#] {
             let err = parse(body, JSON, Some("data.items")).unwrap_err();
             assert_eq!(err.kind(), "resource_path");
             assert_eq!(err.status(), 400);
@@ -680,10 +641,7 @@ mod tests {
         assert!(ResourcePath::parse("a.").is_err());
         let path = ResourcePath::parse("soap:Envelope.soap:Body").unwrap();
         assert_eq!(path.as_str(), "soap:Envelope.soap:Body");
-        assert_eq!(
-            path.segments().collect::<Vec<_>>(),
-            ["soap:Envelope", "soap:Body"]
-        );
+        assert_eq!(path.segments().collect::<Vec<_>>(), ["soap:Envelope", "soap:Body"]);
         assert_eq!(path.prefix(0), "soap:Envelope");
         assert_eq!(path.prefix(1), "soap:Envelope.soap:Body");
     }
@@ -751,11 +709,7 @@ mod tests {
             "APPLICATION/JSON",
             "application/cloudevents+json",
         ] {
-            assert_eq!(
-                parse(b"{}", Some(ct), None).unwrap(),
-                vec![json!({})],
-                "{ct}"
-            );
+            assert_eq!(parse(b"{}", Some(ct), None).unwrap(), vec![json!({})], "{ct}");
         }
     }
 
@@ -763,16 +717,8 @@ mod tests {
     fn detect_format_variants() {
         let cases = [
             ("application/json", BodyFormat::Json, None),
-            (
-                "application/json;charset=UTF-8",
-                BodyFormat::Json,
-                Some("UTF-8"),
-            ),
-            (
-                "text/xml; charset=\"iso-8859-1\"",
-                BodyFormat::Xml,
-                Some("iso-8859-1"),
-            ),
+            ("application/json;charset=UTF-8", BodyFormat::Json, Some("UTF-8")),
+            ("text/xml; charset=\"iso-8859-1\"", BodyFormat::Xml, Some("iso-8859-1")),
             (
                 "application/soap+xml; action=\"a;b\"; charset=utf-8",
                 BodyFormat::Xml,
@@ -803,10 +749,7 @@ mod tests {
             Some(""),
         ] {
             let err = parse(b"{}", ct, None).unwrap_err();
-            assert!(
-                matches!(err, ParseError::UnsupportedMediaType { .. }),
-                "{ct:?}"
-            );
+            assert!(matches!(err, ParseError::UnsupportedMediaType { .. }), "{ct:?}");
             assert_eq!((err.status(), err.kind()), (415, "media_type"));
             let msg = err.to_string();
             for accepted in [
@@ -845,20 +788,14 @@ mod tests {
         let text = "{\"name\":\"café ☕\"}";
         let body: Vec<u8> = text.encode_utf16().flat_map(u16::to_le_bytes).collect();
         let ct = Some("application/json; charset=utf-16le");
-        assert_eq!(
-            parse(&body, ct, None).unwrap(),
-            vec![json!({"name": "café ☕"})]
-        );
+        assert_eq!(parse(&body, ct, None).unwrap(), vec![json!({"name": "café ☕"})]);
         // Odd byte count: malformed UTF-16, which must not be papered over.
         let err = parse(&body[..body.len() - 1], ct, None).unwrap_err();
         assert_eq!(err.kind(), "charset");
         // A BOM picks the encoding even without a charset parameter.
         let mut with_bom = vec![0xFF, 0xFE];
         with_bom.extend_from_slice(&body);
-        assert_eq!(
-            parse(&with_bom, JSON, None).unwrap(),
-            vec![json!({"name": "café ☕"})]
-        );
+        assert_eq!(parse(&with_bom, JSON, None).unwrap(), vec![json!({"name": "café ☕"})]);
     }
 
     #[test]
@@ -872,14 +809,8 @@ mod tests {
     #[test]
     fn us_ascii_is_validated_as_utf8() {
         let ct = Some("application/json; charset=us-ascii");
-        assert_eq!(
-            parse(b"{\"a\":1}", ct, None).unwrap(),
-            vec![json!({"a": 1})]
-        );
-        assert_eq!(
-            parse(b"{\"a\":\"\xff\"}", ct, None).unwrap_err().kind(),
-            "charset"
-        );
+        assert_eq!(parse(b"{\"a\":1}", ct, None).unwrap(), vec![json!({"a": 1})]);
+        assert_eq!(parse(b"{\"a\":\"\xff\"}", ct, None).unwrap_err().kind(), "charset");
     }
 
     #[test]
@@ -895,10 +826,7 @@ mod tests {
     #[test]
     fn invalid_utf8_json_is_charset_error() {
         let err = parse(b"{\"a\":\"\xc3\x28\"}", JSON, None).unwrap_err();
-        assert_eq!(
-            err,
-            ParseError::malformed("charset", "invalid UTF-8 at byte 6")
-        );
+        assert_eq!(err, ParseError::malformed("charset", "invalid UTF-8 at byte 6"));
     }
 
     #[test]
@@ -911,11 +839,7 @@ mod tests {
     #[test]
     fn status_and_kind_mapping() {
         let cases = [
-            (
-                ParseError::UnsupportedMediaType { found: None },
-                415,
-                "media_type",
-            ),
+            (ParseError::UnsupportedMediaType { found: None }, 415, "media_type"),
             (ParseError::UnsupportedCharset("x".into()), 415, "charset"),
             (ParseError::malformed("xml", "x"), 400, "xml"),
             (ParseError::TooDeep { limit: 1 }, 400, "depth"),
@@ -952,10 +876,7 @@ mod tests {
         let ct = Some("application/x-www-form-urlencoded");
         let records = parse(b"id=1&tag=a&tag=b", ct, Some("tag")).unwrap();
         assert_eq!(records, vec![json!("a"), json!("b")]);
-        assert_eq!(
-            parse(b"id=1", ct, Some("id")).unwrap_err().kind(),
-            "resource_path"
-        );
+        assert_eq!(parse(b"id=1", ct, Some("id")).unwrap_err().kind(), "resource_path");
     }
 
     #[test]

@@ -70,10 +70,7 @@ impl Frame {
 
     fn into_value(self) -> (String, Value) {
         let Frame {
-            name,
-            mut fields,
-            text,
-            ..
+            name, mut fields, text, ..
         } = self;
         let trimmed = trim_xml(&text);
         let text = if trimmed.len() == text.len() {
@@ -157,9 +154,7 @@ impl<'p> Converter<'p> {
             self.root_name = Some(echo(name));
         }
         if self.stack.len() >= self.max_depth {
-            return Err(ParseError::TooDeep {
-                limit: self.max_depth,
-            });
+            return Err(ParseError::TooDeep { limit: self.max_depth });
         }
         let mode = match self.stack.last().map(|parent| parent.mode) {
             None if self.path.is_none() => Mode::Record,
@@ -176,30 +171,18 @@ impl<'p> Converter<'p> {
             let attr = attr.map_err(|e| malformed(format!("invalid attribute: {e}")))?;
             let key = attr.key.into_inner();
             if !is_xml_name(key) {
-                return Err(malformed(format!(
-                    "invalid attribute name \"{}\"",
-                    echo(key)
-                )));
+                return Err(malformed(format!("invalid attribute name \"{}\"", echo(key))));
             }
             if attr.value.contains('<') {
-                return Err(malformed(format!(
-                    "`<` in the value of attribute \"{}\"",
-                    echo(key)
-                )));
+                return Err(malformed(format!("`<` in the value of attribute \"{}\"", echo(key))));
             }
-            let value = attr
-                .normalized_value(self.version)
-                .map_err(|e| describe_error(&e))?;
+            let value = attr.normalized_value(self.version).map_err(|e| describe_error(&e))?;
             if converts {
                 fields.insert(format!("@{key}"), Value::String(value.into_owned()));
             }
         }
         self.stack.push(Frame {
-            name: if converts {
-                name.to_owned()
-            } else {
-                String::new()
-            },
+            name: if converts { name.to_owned() } else { String::new() },
             mode,
             fields,
             text: String::new(),
@@ -316,21 +299,14 @@ impl<'p> Converter<'p> {
 }
 
 /// Resolves a reference without allocating: a predefined entity's text, or one character.
-fn resolve_reference<'b>(
-    reference: &BytesRef<'_>,
-    buf: &'b mut [u8; 4],
-) -> Result<&'b str, ParseError> {
+fn resolve_reference<'b>(reference: &BytesRef<'_>, buf: &'b mut [u8; 4]) -> Result<&'b str, ParseError> {
     if reference.is_char_ref() {
         return match reference.resolve_char_ref() {
             Ok(Some(c)) => Ok(c.encode_utf8(buf)),
-            _ => Err(malformed(format!(
-                "invalid character reference &{};",
-                echo(reference)
-            ))),
+            _ => Err(malformed(format!("invalid character reference &{};", echo(reference)))),
         };
     }
-    resolve_xml_entity(reference)
-        .ok_or_else(|| malformed(format!("undefined entity &{};", echo(reference))))
+    resolve_xml_entity(reference).ok_or_else(|| malformed(format!("undefined entity &{};", echo(reference))))
 }
 
 /// A short reason for a quick-xml error, without echoing unbounded input.
@@ -339,30 +315,19 @@ fn describe_error(error: &quick_xml::Error) -> ParseError {
         quick_xml::Error::Escape(EscapeError::UnrecognizedEntity(_, name)) => {
             malformed(format!("undefined entity &{};", echo(name)))
         }
-        quick_xml::Error::Escape(EscapeError::InvalidCharRef(_)) => {
-            malformed("invalid character reference")
-        }
+        quick_xml::Error::Escape(EscapeError::InvalidCharRef(_)) => malformed("invalid character reference"),
         quick_xml::Error::Escape(EscapeError::UnterminatedEntity(_)) => {
             malformed("`&` not followed by a reference ending in `;`")
         }
-        quick_xml::Error::IllFormed(quick_xml::errors::IllFormedError::MismatchedEndTag {
-            expected,
-            found,
-        }) => malformed(format!(
-            "expected </{}>, found </{}>",
-            echo(expected),
-            echo(found)
-        )),
+        quick_xml::Error::IllFormed(quick_xml::errors::IllFormedError::MismatchedEndTag { expected, found }) => {
+            malformed(format!("expected </{}>, found </{}>", echo(expected), echo(found)))
+        }
         other => malformed(other.to_string()),
     }
 }
 
 /// Converts an XML document (already decoded to text) into records; see the module docs.
-pub(crate) fn parse_xml(
-    text: &str,
-    path: Option<&ResourcePath>,
-    max_depth: usize,
-) -> Result<Vec<Value>, ParseError> {
+pub(crate) fn parse_xml(text: &str, path: Option<&ResourcePath>, max_depth: usize) -> Result<Vec<Value>, ParseError> {
     let mut reader = Reader::from_str(text);
     let config = reader.config_mut();
     config.check_end_names = true;
@@ -448,10 +413,7 @@ mod tests {
         let records = parse(SHIPMENTS, Some("shipments.shipment")).unwrap();
         assert_eq!(
             records,
-            vec![
-                json!({"@id": "1", "to": "A"}),
-                json!({"@id": "2", "to": "B"})
-            ]
+            vec![json!({"@id": "1", "to": "A"}), json!({"@id": "2", "to": "B"})]
         );
     }
 
@@ -495,10 +457,7 @@ mod tests {
 
     #[test]
     fn attributes_and_text() {
-        assert_eq!(
-            one(r#"<a x="1">hi</a>"#),
-            json!({"a": {"@x": "1", "#text": "hi"}})
-        );
+        assert_eq!(one(r#"<a x="1">hi</a>"#), json!({"a": {"@x": "1", "#text": "hi"}}));
     }
 
     #[test]
@@ -564,10 +523,7 @@ mod tests {
             one("<a><![CDATA[<b>&amp;</b>]]> &lt;&#65;&#x42;&quot;&apos;&gt;&amp;</a>"),
             json!({"a": "<b>&amp;</b> <AB\"'>&"})
         );
-        assert_eq!(
-            one(r#"<a t="&lt;&#x263A;&amp;"/>"#),
-            json!({"a": {"@t": "<☺&"}})
-        );
+        assert_eq!(one(r#"<a t="&lt;&#x263A;&amp;"/>"#), json!({"a": {"@t": "<☺&"}}));
     }
 
     #[test]
@@ -582,12 +538,7 @@ mod tests {
         let xxe = r#"<?xml version="1.0"?>
 <!DOCTYPE foo [ <!ENTITY xxe SYSTEM "file:///etc/passwd"> ]>
 <foo>&xxe;</foo>"#;
-        for body in [
-            billion_laughs,
-            xxe,
-            "<!DOCTYPE a><a/>",
-            "<a><!DOCTYPE a></a>",
-        ] {
+        for body in [billion_laughs, xxe, "<!DOCTYPE a><a/>", "<a><!DOCTYPE a></a>"] {
             let err = parse(body, None).unwrap_err();
             assert_eq!(err, ParseError::Doctype, "{body}");
             assert_eq!((err.status(), err.kind()), (400, "doctype"));
@@ -596,12 +547,7 @@ mod tests {
 
     #[test]
     fn undefined_entity_is_400() {
-        for body in [
-            "<a>&nbsp;</a>",
-            r#"<a x="&foo;"/>"#,
-            "<a>&#0;</a>",
-            "<a>& b</a>",
-        ] {
+        for body in ["<a>&nbsp;</a>", r#"<a x="&foo;"/>"#, "<a>&#0;</a>", "<a>& b</a>"] {
             let err = parse(body, None).unwrap_err();
             assert_eq!((err.status(), err.kind()), (400, "xml"), "{body}: {err}");
         }
@@ -662,10 +608,7 @@ mod tests {
     #[test]
     fn deep_xml_is_too_deep() {
         let body = format!("{}{}", "<a>".repeat(129), "</a>".repeat(129));
-        assert_eq!(
-            parse(&body, None).unwrap_err(),
-            ParseError::TooDeep { limit: 128 }
-        );
+        assert_eq!(parse(&body, None).unwrap_err(), ParseError::TooDeep { limit: 128 });
         let body = format!("{}{}", "<a>".repeat(128), "</a>".repeat(128));
         assert!(parse(&body, None).is_ok());
         let limits = ParseLimits {
@@ -707,8 +650,7 @@ mod tests {
         let text = "<?xml version=\"1.0\" encoding=\"UTF-16\"?><a>ü</a>";
         let mut body = vec![0xFE, 0xFF];
         body.extend(text.encode_utf16().flat_map(u16::to_be_bytes));
-        let records =
-            parse_records(&body, Some("text/xml"), None, &ParseLimits::default()).unwrap();
+        let records = parse_records(&body, Some("text/xml"), None, &ParseLimits::default()).unwrap();
         assert_eq!(records, vec![json!({"a": "ü"})]);
     }
 
@@ -721,9 +663,7 @@ mod tests {
     }
 
     fn escape_text(s: &str) -> String {
-        s.replace('&', "&amp;")
-            .replace('<', "&lt;")
-            .replace('>', "&gt;")
+        s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
     }
 
     proptest! {

@@ -18,9 +18,7 @@ pub struct MonotonicClock {
 
 impl Default for MonotonicClock {
     fn default() -> Self {
-        MonotonicClock {
-            origin: Instant::now(),
-        }
+        MonotonicClock { origin: Instant::now() }
     }
 }
 
@@ -87,10 +85,7 @@ impl LeakyBucket {
 
     /// Takes one token at `now`; when none is free, returns the whole seconds until one is.
     pub fn try_acquire(&self, now_nanos: u64) -> Result<(), u64> {
-        let mut state = self
-            .state
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
+        let mut state = self.state.lock().unwrap_or_else(|poison| poison.into_inner());
         if let Some(last) = state.last {
             let elapsed = u128::from(now_nanos.saturating_sub(last));
             let refill = elapsed * self.refill_per_sec * SCALE / NANOS_PER_SEC;

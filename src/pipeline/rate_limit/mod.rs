@@ -21,16 +21,8 @@ pub struct RateLimitActor {
 
 impl RateLimitActor {
     /// A rate-limit stage forwarding to `next`.
-    pub fn new(
-        next: Addr<ParseActor>,
-        clock: SharedClock,
-        global: Option<Arc<LeakyBucket>>,
-    ) -> RateLimitActor {
-        RateLimitActor {
-            next,
-            clock,
-            global,
-        }
+    pub fn new(next: Addr<ParseActor>, clock: SharedClock, global: Option<Arc<LeakyBucket>>) -> RateLimitActor {
+        RateLimitActor { next, clock, global }
     }
 }
 
@@ -49,11 +41,7 @@ impl Handler<Ingest> for RateLimitActor {
             .listener
             .bucket
             .try_acquire(now)
-            .and_then(|()| {
-                self.global
-                    .as_ref()
-                    .map_or(Ok(()), |global| global.try_acquire(now))
-            });
+            .and_then(|()| self.global.as_ref().map_or(Ok(()), |global| global.try_acquire(now)));
         let next = self.next.clone();
         Box::pin(async move {
             if let Err(retry_after_secs) = verdict {

@@ -10,7 +10,7 @@ use actix_web::http::header::HeaderMap;
 use crate::error::IngestError;
 use crate::pipeline::rate_limit::bucket::SharedClock;
 use crate::pipeline::rate_limit::RateLimitActor;
-use crate::pipeline::{forward, Ingest, Outcome};
+use crate::pipeline::{forward, Accepted, Ingest, Outcome};
 use scheme::{HeaderSource, VerifyRequest};
 
 /// First stage of the chain.
@@ -23,10 +23,7 @@ pub struct VerifyActor {
 impl VerifyActor {
     /// A verify stage forwarding to `next`.
     pub fn new(next: Addr<RateLimitActor>, clock: SharedClock) -> VerifyActor {
-        VerifyActor {
-            next,
-            _clock: clock,
-        }
+        VerifyActor { next, _clock: clock }
     }
 }
 
@@ -59,8 +56,14 @@ impl Handler<Ingest> for VerifyActor {
         let next = self.next.clone();
         Box::pin(async move {
             let verified = verdict.map_err(IngestError::Unauthorized)?;
+            if let Some(challenge) = verified.challenge {
+                // A verified handshake (Slack's url_verification) is answered, not published.
+                return Ok(Accepted {
+                    challenge: Some(challenge),
+                    ..Accepted::default()
+                });
+            }
             message.delivery_id = verified.delivery_id;
-            message.challenge = verified.challenge;
             forward(&next, message).await?
         })
     }

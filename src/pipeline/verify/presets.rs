@@ -1,8 +1,6 @@
 //! Provider presets, each expressed as a [`RecipeConfig`] so the recipe engine is the only signature code.
 
-use super::recipe::{
-    FallbackSignature, RecipeConfig, SecretEncoding, SignatureList, TimestampFormat,
-};
+use super::recipe::{FallbackSignature, RecipeConfig, SecretEncoding, SignatureList, TimestampFormat};
 use super::scheme::{HmacAlgorithm, Secret, SigEncoding};
 
 fn base(
@@ -205,14 +203,8 @@ mod tests {
             ("X-GitHub-Delivery", "72d3162e-cc78-11e3-81ab-4c9367dc0958"),
         ]);
         let ok = v.verify(&request(&h, b"Hello, World!", 0)).unwrap();
-        assert_eq!(
-            ok.delivery_id.as_deref(),
-            Some("72d3162e-cc78-11e3-81ab-4c9367dc0958")
-        );
-        assert_eq!(
-            v.verify(&request(&h, b"Hello, World?", 0)),
-            Err(VerifyError::Mismatch)
-        );
+        assert_eq!(ok.delivery_id.as_deref(), Some("72d3162e-cc78-11e3-81ab-4c9367dc0958"));
+        assert_eq!(v.verify(&request(&h, b"Hello, World?", 0)), Err(VerifyError::Mismatch));
     }
 
     /// Slack docs, "Verifying requests from Slack" worked example.
@@ -254,15 +246,15 @@ mod tests {
             let h = headers(&[
                 ("webhook-id", "msg_p5jXN8AQM9LWM0D4loKWxJek"),
                 ("webhook-timestamp", "1614265330"),
-                ("webhook-signature", "v1a,AAAA v1,bm90LXRoZS1zaWduYXR1cmU= v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="),
+                (
+                    "webhook-signature",
+                    "v1a,AAAA v1,bm90LXRoZS1zaWduYXR1cmU= v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=",
+                ),
             ]);
             let ok = v
                 .verify(&request(&h, br#"{"test": 2432232314}"#, 1_614_265_330))
                 .unwrap();
-            assert_eq!(
-                ok.delivery_id.as_deref(),
-                Some("msg_p5jXN8AQM9LWM0D4loKWxJek")
-            );
+            assert_eq!(ok.delivery_id.as_deref(), Some("msg_p5jXN8AQM9LWM0D4loKWxJek"));
         }
     }
 
@@ -275,10 +267,7 @@ mod tests {
         let url = "https://mycompany.com/myapp.php?foo=1&bar=2";
         let form = b"To=%2B18005551212&From=%2B14158675309&Digits=1234&Caller=%2B14158675309&CallSid=CA1234567890ABCDE";
         let check = |url: &str, query: &str, body: &[u8], sig: &str| {
-            let h = headers(&[
-                ("X-Twilio-Signature", sig),
-                ("I-Twilio-Idempotency-Token", "idem-1"),
-            ]);
+            let h = headers(&[("X-Twilio-Signature", sig), ("I-Twilio-Idempotency-Token", "idem-1")]);
             let req = VerifyRequest {
                 method: "POST",
                 url,
@@ -317,12 +306,7 @@ mod tests {
             Err(VerifyError::Mismatch)
         );
         assert_eq!(
-            check(
-                url,
-                "foo=1&bar=2",
-                b"Digits=9999",
-                "RSOYDt4T1cUTdK1PDd93/VVr8B8="
-            ),
+            check(url, "foo=1&bar=2", b"Digits=9999", "RSOYDt4T1cUTdK1PDd93/VVr8B8="),
             Err(VerifyError::Mismatch)
         );
     }
@@ -341,10 +325,7 @@ mod tests {
             "t=1700000000,v1=0000000000000000000000000000000000000000000000000000000000000000,v1=0d82a261071768f1ddd21d94f6476ec95b9b2a1f4de9fd55aa93ad34e86c6ca1,v0=6ffbb59b2300aae63f272406069a9788598b792a944a07aba816edb039989a39",
         )]);
         let ok = v.verify(&request(&h, body, 1_700_000_000)).unwrap();
-        assert_eq!(
-            ok.delivery_id.as_deref(),
-            Some("evt_1NG8Du2eZvKYlo2CUI79vXWy")
-        );
+        assert_eq!(ok.delivery_id.as_deref(), Some("evt_1NG8Du2eZvKYlo2CUI79vXWy"));
     }
 
     /// Shopify publishes no vector; computed with:
@@ -355,14 +336,8 @@ mod tests {
             secrets: secrets(&["hush"]),
         });
         let h = headers(&[
-            (
-                "X-Shopify-Hmac-Sha256",
-                "D0UMXmhjwBRi4y66TmhJrDlhQABD7zI2fm3p6/QLMo8=",
-            ),
-            (
-                "X-Shopify-Webhook-Id",
-                "b54557e4-bdd9-4b37-8a5f-bf7d70bcd043",
-            ),
+            ("X-Shopify-Hmac-Sha256", "D0UMXmhjwBRi4y66TmhJrDlhQABD7zI2fm3p6/QLMo8="),
+            ("X-Shopify-Webhook-Id", "b54557e4-bdd9-4b37-8a5f-bf7d70bcd043"),
         ]);
         let ok = v
             .verify(&request(
@@ -371,10 +346,7 @@ mod tests {
                 0,
             ))
             .unwrap();
-        assert_eq!(
-            ok.delivery_id.as_deref(),
-            Some("b54557e4-bdd9-4b37-8a5f-bf7d70bcd043")
-        );
+        assert_eq!(ok.delivery_id.as_deref(), Some("b54557e4-bdd9-4b37-8a5f-bf7d70bcd043"));
     }
 
     /// Zendesk documents the formula and its test-webhook secret but no output; computed with:
@@ -390,10 +362,7 @@ mod tests {
                 "X-Zendesk-Webhook-Signature",
                 "SI9g6lzKBJgXNoi/XZIjI3YFiJEqf6r6kgyKCnTgoLw=",
             ),
-            (
-                "X-Zendesk-Webhook-Signature-Timestamp",
-                "2021-03-25T05:09:27Z",
-            ),
+            ("X-Zendesk-Webhook-Signature-Timestamp", "2021-03-25T05:09:27Z"),
         ]);
         let body = br#"{"ticket":{"id":35436}}"#;
         assert!(v.verify(&request(&h, body, 1_616_648_967)).is_ok());
@@ -503,10 +472,7 @@ mod tests {
                         "Stripe-Signature".into(),
                         format!(
                             "t={ts},v1={}",
-                            hex(&tweak(
-                                mac(HmacAlgorithm::Sha256, k.as_bytes(), &content),
-                                f
-                            ))
+                            hex(&tweak(mac(HmacAlgorithm::Sha256, k.as_bytes(), &content), f))
                         ),
                     )]
                 },
@@ -530,10 +496,7 @@ mod tests {
                             "X-Slack-Signature".into(),
                             format!(
                                 "v0={}",
-                                hex(&tweak(
-                                    mac(HmacAlgorithm::Sha256, k.as_bytes(), &content),
-                                    f
-                                ))
+                                hex(&tweak(mac(HmacAlgorithm::Sha256, k.as_bytes(), &content), f))
                             ),
                         ),
                         ("X-Slack-Request-Timestamp".into(), ts.to_string()),
@@ -601,10 +564,7 @@ mod tests {
                     vec![
                         (
                             "X-Zendesk-Webhook-Signature".into(),
-                            b64(&tweak(
-                                mac(HmacAlgorithm::Sha256, k.as_bytes(), &content),
-                                f,
-                            )),
+                            b64(&tweak(mac(HmacAlgorithm::Sha256, k.as_bytes(), &content), f)),
                         ),
                         ("X-Zendesk-Webhook-Signature-Timestamp".into(), stamp),
                     ]
@@ -665,12 +625,7 @@ mod tests {
         )
     }
 
-    fn run(
-        v: &Verifier,
-        h: &Vec<(String, String)>,
-        body: &[u8],
-        now: i64,
-    ) -> Result<(), VerifyError> {
+    fn run(v: &Verifier, h: &Vec<(String, String)>, body: &[u8], now: i64) -> Result<(), VerifyError> {
         let req = VerifyRequest {
             method: "POST",
             url: URL,
@@ -713,18 +668,10 @@ mod tests {
             let mut bad: Vec<(&str, Headers, &[u8])> = vec![
                 ("missing header", set(&good, c.sig_header, None), BODY),
                 ("empty signature", set(&good, c.sig_header, Some("")), BODY),
-                (
-                    "blank signature",
-                    set(&good, c.sig_header, Some("   ")),
-                    BODY,
-                ),
+                ("blank signature", set(&good, c.sig_header, Some("   ")), BODY),
                 (
                     "prefix only",
-                    set(
-                        &good,
-                        c.sig_header,
-                        Some(&c.bare.replace("{ts}", &NOW.to_string())),
-                    ),
+                    set(&good, c.sig_header, Some(&c.bare.replace("{ts}", &NOW.to_string()))),
                     BODY,
                 ),
                 ("other body", good.clone(), OTHER_BODY),
@@ -736,21 +683,9 @@ mod tests {
                 bad.push(("truncated", truncated, BODY));
             }
             for extra in ["0", "00", "AAAA", "A===", "0000000000000000"] {
-                bad.push((
-                    "longer",
-                    set(&good, c.sig_header, Some(&format!("{sig}{extra}"))),
-                    BODY,
-                ));
+                bad.push(("longer", set(&good, c.sig_header, Some(&format!("{sig}{extra}"))), BODY));
             }
-            for junk in [
-                "zz",
-                "!!!!",
-                "sha256=zz",
-                "v1,!!!",
-                "t=1,v1=zz",
-                "\u{0}",
-                "é",
-            ] {
+            for junk in ["zz", "!!!!", "sha256=zz", "v1,!!!", "t=1,v1=zz", "\u{0}", "é"] {
                 bad.push(("garbage", set(&good, c.sig_header, Some(junk)), BODY));
             }
             for (what, headers, body) in &bad {
@@ -778,16 +713,8 @@ mod tests {
                 }
                 // A genuine signature with its timestamp moved must not verify.
                 if let Some(th) = c.ts_header {
-                    let moved = set(
-                        &good,
-                        th,
-                        Some(get(&(c.sign)(c.secret, BODY, NOW + 1, None), th)),
-                    );
-                    assert_eq!(
-                        run(&v, &moved, BODY, NOW),
-                        Err(VerifyError::Mismatch),
-                        "{n}: moved ts"
-                    );
+                    let moved = set(&good, th, Some(get(&(c.sign)(c.secret, BODY, NOW + 1, None), th)));
+                    assert_eq!(run(&v, &moved, BODY, NOW), Err(VerifyError::Mismatch), "{n}: moved ts");
                     assert_eq!(
                         run(&v, &set(&good, th, Some("abc")), BODY, NOW),
                         Err(VerifyError::Malformed),
@@ -845,11 +772,7 @@ mod tests {
         let content = [format!("{}.", NOW - 11).as_bytes(), BODY].concat();
         let h = headers(&[(
             "Stripe-Signature",
-            &format!(
-                "t={},v1={}",
-                NOW - 11,
-                hex(&mac(HmacAlgorithm::Sha256, b"k", &content))
-            ),
+            &format!("t={},v1={}", NOW - 11, hex(&mac(HmacAlgorithm::Sha256, b"k", &content))),
         )]);
         assert_eq!(run(&v, &h, BODY, NOW), Err(VerifyError::Expired));
         assert_eq!(run(&v, &h, BODY, NOW - 1), Ok(()));
@@ -876,18 +799,13 @@ mod tests {
         let c = &cases()[5];
         let v = compile((c.config)(secrets(&[c.secret])));
         let good = (c.sign)(c.secret, BODY, NOW, None);
-        let sig = get(&good, "webhook-signature")
-            .trim_start_matches("v1,")
-            .to_owned();
+        let sig = get(&good, "webhook-signature").trim_start_matches("v1,").to_owned();
         let only_v1a = set(&good, "webhook-signature", Some(&format!("v1a,{sig}")));
         assert_eq!(run(&v, &only_v1a, BODY, NOW), Err(VerifyError::Malformed));
         let empty_then_good = set(&good, "webhook-signature", Some(&format!("v1, v1,{sig}")));
         assert_eq!(run(&v, &empty_then_good, BODY, NOW), Ok(()));
         let missing_id = set(&good, "webhook-id", None);
-        assert_eq!(
-            run(&v, &missing_id, BODY, NOW),
-            Err(VerifyError::MissingCredentials)
-        );
+        assert_eq!(run(&v, &missing_id, BODY, NOW), Err(VerifyError::MissingCredentials));
         let other_id = set(&good, "webhook-id", Some("msg_2"));
         assert_eq!(run(&v, &other_id, BODY, NOW), Err(VerifyError::Mismatch));
     }
@@ -901,10 +819,7 @@ mod tests {
         let legacy = headers(&[("X-Hub-Signature", &sha1)]);
         assert_eq!(run(&v, &legacy, BODY, NOW), Ok(()));
         // A bad 256 header is not rescued by a good legacy one.
-        let both = headers(&[
-            ("X-Hub-Signature-256", "sha256=00"),
-            ("X-Hub-Signature", &sha1),
-        ]);
+        let both = headers(&[("X-Hub-Signature-256", "sha256=00"), ("X-Hub-Signature", &sha1)]);
         assert_eq!(run(&v, &both, BODY, NOW), Err(VerifyError::Malformed));
         let wrong_prefix = headers(&[("X-Hub-Signature", &sha1.replace("sha1=", "sha256="))]);
         assert!(run(&v, &wrong_prefix, BODY, NOW).is_err());
@@ -912,10 +827,7 @@ mod tests {
             "X-Hub-Signature",
             &format!("sha1={}", hex(&mac(HmacAlgorithm::Sha256, b"k", BODY))),
         )]);
-        assert_eq!(
-            run(&v, &sha256_in_legacy, BODY, NOW),
-            Err(VerifyError::Malformed)
-        );
+        assert_eq!(run(&v, &sha256_in_legacy, BODY, NOW), Err(VerifyError::Malformed));
     }
 
     #[test]

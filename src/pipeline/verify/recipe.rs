@@ -296,22 +296,13 @@ impl RecipeConfig {
                 if delimiter.is_empty() {
                     err("signature_list.delimiter", "must not be empty");
                 }
-                if key
-                    .as_deref()
-                    .is_some_and(|k| k.is_empty() || k.contains('='))
-                {
+                if key.as_deref().is_some_and(|k| k.is_empty() || k.contains('=')) {
                     err("signature_list.key", "must be non-empty and contain no `=`");
                 }
             }
             SignatureList::Versioned { version } => {
-                if version.is_empty()
-                    || version.contains(',')
-                    || version.contains(char::is_whitespace)
-                {
-                    err(
-                        "signature_list.version",
-                        "must be non-empty, without `,` or spaces",
-                    );
+                if version.is_empty() || version.contains(',') || version.contains(char::is_whitespace) {
+                    err("signature_list.version", "must be non-empty, without `,` or spaces");
                 }
             }
         }
@@ -335,10 +326,7 @@ impl RecipeConfig {
             }
         }
         if let Some(k) = &self.timestamp_key {
-            let keyed = matches!(
-                &self.signature_list,
-                SignatureList::Delimited { key: Some(_), .. }
-            );
+            let keyed = matches!(&self.signature_list, SignatureList::Delimited { key: Some(_), .. });
             if k.is_empty() || k.contains('=') {
                 err("timestamp_key", "must be non-empty and contain no `=`");
             } else if !keyed {
@@ -363,10 +351,7 @@ impl RecipeConfig {
             }
             if has_ts_source && !uses(&Part::Timestamp) {
                 // An unsigned timestamp can be refreshed by whoever replays the request.
-                err(
-                    "signed_content",
-                    "must include {timestamp} when a timestamp is checked",
-                );
+                err("signed_content", "must include {timestamp} when a timestamp is checked");
             }
             if uses(&Part::Id) && self.id_header.is_none() {
                 err("signed_content", "uses {id} but id_header is not set");
@@ -405,10 +390,7 @@ impl RecipeConfig {
                 err("fallback.header", "must be a valid HTTP header name");
             }
             if !matches!(self.signature_list, SignatureList::Single) {
-                err(
-                    "fallback",
-                    "is only supported with signature_list style \"single\"",
-                );
+                err("fallback", "is only supported with signature_list style \"single\"");
             }
         }
         errs
@@ -445,11 +427,7 @@ impl RecipeConfig {
             id_header: self.id_header.clone(),
             keys,
             delivery_id_header: self.delivery_id_header.clone(),
-            delivery_id_json: self
-                .delivery_id_json
-                .as_deref()
-                .map(parse_json_path)
-                .transpose()?,
+            delivery_id_json: self.delivery_id_json.as_deref().map(parse_json_path).transpose()?,
             body_hash_query: self.body_hash_query.clone(),
             try_default_port: self.try_default_port,
             fallback: self.fallback.clone(),
@@ -616,9 +594,7 @@ fn toggle_port(url: &str) -> Option<String> {
     let (authority, tail) = rest.split_at(auth_end);
     let host_start = authority.rfind('@').map_or(0, |i| i + 1);
     let (userinfo, hostport) = authority.split_at(host_start);
-    let port_sep = hostport
-        .rfind(':')
-        .filter(|&i| !hostport[i..].contains(']'));
+    let port_sep = hostport.rfind(':').filter(|&i| !hostport[i..].contains(']'));
     Some(match port_sep {
         Some(i) => format!("{scheme}://{userinfo}{}{tail}", &hostport[..i]),
         None => format!("{scheme}://{userinfo}{hostport}:{default}{tail}"),
@@ -646,13 +622,7 @@ fn digits(s: &str) -> Option<i64> {
 /// Parses `YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)` into Unix seconds.
 pub(crate) fn parse_rfc3339(s: &str) -> Option<i64> {
     let b = s.as_bytes();
-    if b.len() < 20
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || !matches!(b[10], b'T' | b't')
-        || b[13] != b':'
-        || b[16] != b':'
-    {
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't') || b[13] != b':' || b[16] != b':' {
         return None;
     }
     let year = digits(s.get(0..4)?)?;
@@ -689,20 +659,7 @@ pub(crate) fn parse_rfc3339(s: &str) -> Option<i64> {
         }
     };
     let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-    let month_days = [
-        31,
-        if leap { 29 } else { 28 },
-        31,
-        30,
-        31,
-        30,
-        31,
-        31,
-        30,
-        31,
-        30,
-        31,
-    ];
+    let month_days = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
     if !(1..=12).contains(&month) || day < 1 || day > month_days[(month - 1) as usize] {
         return None;
     }
@@ -727,11 +684,7 @@ pub(crate) fn sane_id(id: &str) -> Option<String> {
 }
 
 impl CompiledRecipe {
-    fn parse_header<'h>(
-        &self,
-        raw: &'h str,
-        prefix: Option<&str>,
-    ) -> Result<ParsedHeader<'h>, VerifyError> {
+    fn parse_header<'h>(&self, raw: &'h str, prefix: Option<&str>) -> Result<ParsedHeader<'h>, VerifyError> {
         let strip = |s: &'h str| -> Option<&'h str> {
             let s = s.trim();
             match prefix {
@@ -777,10 +730,7 @@ impl CompiledRecipe {
                 }
             }
         }
-        Ok(ParsedHeader {
-            candidates,
-            timestamp,
-        })
+        Ok(ParsedHeader { candidates, timestamp })
     }
 
     /// Checks one request against this recipe.
@@ -789,9 +739,7 @@ impl CompiledRecipe {
             Some(v) => (v, self.algorithm, self.prefix.as_deref()),
             None => match &self.fallback {
                 Some(fb) => (
-                    req.headers
-                        .header(&fb.header)
-                        .ok_or(VerifyError::MissingCredentials)?,
+                    req.headers.header(&fb.header).ok_or(VerifyError::MissingCredentials)?,
                     fb.algorithm,
                     fb.prefix.as_deref().filter(|p| !p.is_empty()),
                 ),
@@ -815,12 +763,7 @@ impl CompiledRecipe {
 
         let ts_raw = match &self.timestamp {
             None => None,
-            Some(TsSource::Header(h)) => Some(
-                req.headers
-                    .header(h)
-                    .ok_or(VerifyError::MissingCredentials)?
-                    .trim(),
-            ),
+            Some(TsSource::Header(h)) => Some(req.headers.header(h).ok_or(VerifyError::MissingCredentials)?.trim()),
             Some(TsSource::Key(_)) => Some(parsed.timestamp.ok_or(VerifyError::Malformed)?),
         };
         let ts_value = ts_raw
@@ -828,12 +771,7 @@ impl CompiledRecipe {
             .transpose()?;
         let id = match &self.id_header {
             None => None,
-            Some(h) => Some(
-                req.headers
-                    .header(h)
-                    .ok_or(VerifyError::MissingCredentials)?
-                    .trim(),
-            ),
+            Some(h) => Some(req.headers.header(h).ok_or(VerifyError::MissingCredentials)?.trim()),
         };
 
         let body_hash = self
@@ -904,9 +842,7 @@ impl CompiledRecipe {
 
         let mut verified = Verified::default();
         let needs_json = self.delivery_id_json.is_some() || self.challenge;
-        let json: Option<serde_json::Value> = needs_json
-            .then(|| serde_json::from_slice(req.body).ok())
-            .flatten();
+        let json: Option<serde_json::Value> = needs_json.then(|| serde_json::from_slice(req.body).ok()).flatten();
         if let Some(h) = &self.delivery_id_header {
             verified.delivery_id = req.headers.header(h).and_then(sane_id);
         }
@@ -918,10 +854,7 @@ impl CompiledRecipe {
         if self.challenge {
             if let Some(json) = &json {
                 if json.get("type").and_then(|t| t.as_str()) == Some("url_verification") {
-                    verified.challenge = json
-                        .get("challenge")
-                        .and_then(|c| c.as_str())
-                        .map(str::to_owned);
+                    verified.challenge = json.get("challenge").and_then(|c| c.as_str()).map(str::to_owned);
                 }
             }
         }
@@ -948,17 +881,10 @@ pub(crate) mod tests {
     }
 
     pub(crate) fn headers(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
     }
 
-    pub(crate) fn request<'a>(
-        headers: &'a dyn HeaderSource,
-        body: &'a [u8],
-        now: i64,
-    ) -> VerifyRequest<'a> {
+    pub(crate) fn request<'a>(headers: &'a dyn HeaderSource, body: &'a [u8], now: i64) -> VerifyRequest<'a> {
         VerifyRequest {
             method: "POST",
             url: "https://hooks.example.com/in/test",
@@ -995,20 +921,14 @@ pub(crate) mod tests {
             .contains("unknown placeholder {bogus}"));
         assert!(parse_template("{body").is_err());
         assert!(parse_template("body}").is_err());
-        assert_eq!(
-            parse_template("é{url}").unwrap()[0],
-            Part::Lit("é".as_bytes().to_vec())
-        );
+        assert_eq!(parse_template("é{url}").unwrap()[0], Part::Lit("é".as_bytes().to_vec()));
     }
 
     #[test]
     fn rfc3339_matches_known_instants() {
         assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
         assert_eq!(parse_rfc3339("2021-03-25T05:09:27Z"), Some(1_616_648_967));
-        assert_eq!(
-            parse_rfc3339("2021-03-25T07:09:27.123+02:00"),
-            Some(1_616_648_967)
-        );
+        assert_eq!(parse_rfc3339("2021-03-25T07:09:27.123+02:00"), Some(1_616_648_967));
         assert_eq!(parse_rfc3339("2000-02-29T00:00:00Z"), Some(951_782_400));
         for bad in [
             "2021-02-29T00:00:00Z",
@@ -1039,10 +959,7 @@ pub(crate) mod tests {
                 (b"c".to_vec(), b"==".to_vec())
             ]
         );
-        assert_eq!(
-            query_param("x=1&token=a%20b", "token"),
-            Some(b"a b".to_vec())
-        );
+        assert_eq!(query_param("x=1&token=a%20b", "token"), Some(b"a b".to_vec()));
     }
 
     #[test]
@@ -1051,18 +968,9 @@ pub(crate) mod tests {
             toggle_port("https://a.com/p?q=1").as_deref(),
             Some("https://a.com:443/p?q=1")
         );
-        assert_eq!(
-            toggle_port("https://a.com:443/p").as_deref(),
-            Some("https://a.com/p")
-        );
-        assert_eq!(
-            toggle_port("http://u:p@a.com").as_deref(),
-            Some("http://u:p@a.com:80")
-        );
-        assert_eq!(
-            toggle_port("https://[::1]:8443/x").as_deref(),
-            Some("https://[::1]/x")
-        );
+        assert_eq!(toggle_port("https://a.com:443/p").as_deref(), Some("https://a.com/p"));
+        assert_eq!(toggle_port("http://u:p@a.com").as_deref(), Some("http://u:p@a.com:80"));
+        assert_eq!(toggle_port("https://[::1]:8443/x").as_deref(), Some("https://[::1]/x"));
         assert_eq!(toggle_port("ftp://a.com/"), None);
         assert_eq!(toggle_port("nonsense"), None);
     }
@@ -1084,9 +992,7 @@ pub(crate) mod tests {
         assert_eq!(errors_for(&unsigned_ts), vec!["signed_content"]);
         let no_body = recipe(&format!("{base}\nsigned_content = \"{{url}}\""));
         assert_eq!(errors_for(&no_body), vec!["signed_content"]);
-        let orphan_ts = recipe(&format!(
-            "{base}\nsigned_content = \"{{timestamp}}{{body}}\""
-        ));
+        let orphan_ts = recipe(&format!("{base}\nsigned_content = \"{{timestamp}}{{body}}\""));
         assert_eq!(errors_for(&orphan_ts), vec!["signed_content"]);
         let key_without_list = recipe(&format!(
             "{base}\nsigned_content = \"{{timestamp}}{{body}}\"\ntimestamp_key = \"t\""
@@ -1100,13 +1006,9 @@ pub(crate) mod tests {
         assert_eq!(errors_for(&no_secrets), vec!["secrets"]);
         let empty_secret = recipe(&base.replace("[\"s\"]", "[\"ok\", \"\"]"));
         assert_eq!(errors_for(&empty_secret), vec!["secrets[1]"]);
-        let bad_b64 = recipe(
-            &format!("{base}\nsecret_encoding = \"base64\"").replace("[\"s\"]", "[\"%%%\"]"),
-        );
+        let bad_b64 = recipe(&format!("{base}\nsecret_encoding = \"base64\"").replace("[\"s\"]", "[\"%%%\"]"));
         assert_eq!(errors_for(&bad_b64), vec!["secrets[0]"]);
-        let empty_whsec = recipe(
-            &format!("{base}\nsecret_encoding = \"whsec\"").replace("[\"s\"]", "[\"whsec_\"]"),
-        );
+        let empty_whsec = recipe(&format!("{base}\nsecret_encoding = \"whsec\"").replace("[\"s\"]", "[\"whsec_\"]"));
         assert_eq!(errors_for(&empty_whsec), vec!["secrets[0]"]);
         let bad_list = recipe(&format!(
             "{base}\nsignature_list = {{ style = \"delimited\", delimiter = \"\" }}"
@@ -1162,15 +1064,9 @@ pub(crate) mod tests {
         let h = headers(&[("x-sig", &good), ("X-Ts", "1000"), ("X-Id", "id-1")]);
         let ok = v.verify(&request(&h, b"{}", 1030)).unwrap();
         assert_eq!(ok.delivery_id.as_deref(), Some("id-1"));
-        assert_eq!(
-            v.verify(&request(&h, b"{}", 1061)),
-            Err(VerifyError::Expired)
-        );
+        assert_eq!(v.verify(&request(&h, b"{}", 1061)), Err(VerifyError::Expired));
         let h = headers(&[("x-sig", &good), ("X-Ts", "1000"), ("X-Id", "id-2")]);
-        assert_eq!(
-            v.verify(&request(&h, b"{}", 1000)),
-            Err(VerifyError::Mismatch)
-        );
+        assert_eq!(v.verify(&request(&h, b"{}", 1000)), Err(VerifyError::Mismatch));
         let h = headers(&[("x-sig", &good), ("X-Ts", "1000")]);
         assert_eq!(
             v.verify(&request(&h, b"{}", 1000)),
@@ -1190,10 +1086,7 @@ pub(crate) mod tests {
         }
         .compile()
         .unwrap();
-        let sig = format!(
-            "sha256={}",
-            hex(&mac(HmacAlgorithm::Sha256, b"k", b"x")).to_uppercase()
-        );
+        let sig = format!("sha256={}", hex(&mac(HmacAlgorithm::Sha256, b"k", b"x")).to_uppercase());
         let h = headers(&[("X-Hub-Signature-256", &sig)]);
         assert!(v.verify(&request(&h, b"x", 0)).is_ok());
     }
@@ -1207,9 +1100,6 @@ pub(crate) mod tests {
         .compile()
         .unwrap();
         let dbg = format!("{v:?}");
-        assert!(
-            !dbg.contains("topsecret") && dbg.contains("redacted"),
-            "{dbg}"
-        );
+        assert!(!dbg.contains("topsecret") && dbg.contains("redacted"), "{dbg}");
     }
 }

@@ -197,10 +197,7 @@ impl VerificationConfig {
                     err("credentials".into(), "at least one credential is required");
                 }
                 for (i, c) in credentials.iter().enumerate() {
-                    if c.username.is_empty()
-                        || c.username.contains(':')
-                        || c.username.chars().any(char::is_control)
-                    {
+                    if c.username.is_empty() || c.username.contains(':') || c.username.chars().any(char::is_control) {
                         err(
                             format!("credentials[{i}].username"),
                             "must be non-empty, without `:` or control characters",
@@ -219,14 +216,8 @@ impl VerificationConfig {
                     let t = t.expose();
                     if t.len() < MIN_URL_TOKEN_LEN {
                         err(format!("tokens[{i}]"), "must be at least 16 characters");
-                    } else if !t
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
-                    {
-                        err(
-                            format!("tokens[{i}]"),
-                            "may only contain A-Z a-z 0-9 - . _ ~",
-                        );
+                    } else if !t.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b)) {
+                        err(format!("tokens[{i}]"), "may only contain A-Z a-z 0-9 - . _ ~");
                     }
                 }
             }
@@ -245,18 +236,12 @@ impl VerificationConfig {
                     }
                 }
                 if json_path.is_none() && header.is_none() && query.is_none() {
-                    err(
-                        "header".into(),
-                        "set at least one of header, query or json_path",
-                    );
+                    err("header".into(), "set at least one of header, query or json_path");
                 }
                 if let Some(Err(reason)) = json_path.as_deref().map(recipe::parse_json_path) {
                     err("json_path".into(), &reason);
                 }
-                if header
-                    .as_deref()
-                    .is_some_and(|h| !recipe::valid_header_name(h))
-                {
+                if header.as_deref().is_some_and(|h| !recipe::valid_header_name(h)) {
                     err("header".into(), "must be a valid HTTP header name");
                 }
                 if query.as_deref().is_some_and(str::is_empty) {
@@ -307,13 +292,9 @@ impl VerificationConfig {
                 secrets,
                 tolerance_secs,
             } => (presets::zendesk(secrets, *tolerance_secs), SAME),
-            Self::Twilio { auth_tokens } => {
-                (presets::twilio(auth_tokens), &[("secrets", "auth_tokens")])
-            }
+            Self::Twilio { auth_tokens } => (presets::twilio(auth_tokens), &[("secrets", "auth_tokens")]),
             Self::Recipe(r) => (r.clone(), SAME),
-            Self::None | Self::Basic { .. } | Self::SecretUrl { .. } | Self::Token { .. } => {
-                return None
-            }
+            Self::None | Self::Basic { .. } | Self::SecretUrl { .. } | Self::Token { .. } => return None,
         })
     }
 
@@ -339,10 +320,7 @@ impl VerificationConfig {
                 query,
             } => Inner::Token {
                 tokens: digests(tokens),
-                json_path: json_path
-                    .as_deref()
-                    .map(recipe::parse_json_path)
-                    .transpose()?,
+                json_path: json_path.as_deref().map(recipe::parse_json_path).transpose()?,
                 header: header.clone(),
                 query: query.clone(),
             },
@@ -396,17 +374,12 @@ fn digest(bytes: &[u8]) -> Digest32 {
 }
 
 fn digests(secrets: &[Secret]) -> Vec<Digest32> {
-    secrets
-        .iter()
-        .map(|s| digest(s.expose().as_bytes()))
-        .collect()
+    secrets.iter().map(|s| digest(s.expose().as_bytes())).collect()
 }
 
 fn matches_any(candidate: &[u8], accepted: &[Digest32]) -> Choice {
     let d = digest(candidate);
-    accepted
-        .iter()
-        .fold(Choice::from(0), |acc, a| acc | a.ct_eq(&d))
+    accepted.iter().fold(Choice::from(0), |acc, a| acc | a.ct_eq(&d))
 }
 
 /// Header lookup implemented by the caller; names match case-insensitively, first value, non-UTF-8 => None.
@@ -417,9 +390,7 @@ pub trait HeaderSource {
 
 impl HeaderSource for [(&str, &str)] {
     fn header(&self, name: &str) -> Option<&str> {
-        self.iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| *v)
+        self.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| *v)
     }
 }
 
@@ -571,9 +542,7 @@ impl Verifier {
                 if !scheme.eq_ignore_ascii_case("basic") {
                     return Err(VerifyError::MissingCredentials);
                 }
-                let decoded = STANDARD
-                    .decode(encoded.trim())
-                    .map_err(|_| VerifyError::Malformed)?;
+                let decoded = STANDARD.decode(encoded.trim()).map_err(|_| VerifyError::Malformed)?;
                 if !decoded.contains(&b':') {
                     return Err(VerifyError::Malformed);
                 }
@@ -642,9 +611,7 @@ impl Verifier {
     /// Constant-time check of a secret-URL token (any active token matches); false for other verifiers.
     pub fn check_url_token(&self, token: &str) -> bool {
         match &self.inner {
-            Inner::SecretUrl(tokens) => {
-                !token.is_empty() && bool::from(matches_any(token.as_bytes(), tokens))
-            }
+            Inner::SecretUrl(tokens) => !token.is_empty() && bool::from(matches_any(token.as_bytes(), tokens)),
             _ => false,
         }
     }
@@ -772,12 +739,7 @@ mod tests {
     #[test]
     fn validation_paths_use_the_variant_field_names() {
         let cases: Vec<(VerificationConfig, Vec<&str>)> = vec![
-            (
-                VerificationConfig::Twilio {
-                    auth_tokens: vec![],
-                },
-                vec!["auth_tokens"],
-            ),
+            (VerificationConfig::Twilio { auth_tokens: vec![] }, vec!["auth_tokens"]),
             (
                 VerificationConfig::Twilio {
                     auth_tokens: secrets(&["ok", ""]),
@@ -794,10 +756,7 @@ mod tests {
                 },
                 vec!["header"],
             ),
-            (
-                VerificationConfig::Github { secrets: vec![] },
-                vec!["secrets"],
-            ),
+            (VerificationConfig::Github { secrets: vec![] }, vec!["secrets"]),
             (
                 VerificationConfig::StandardWebhooks {
                     secrets: secrets(&["whsec_!!"]),
@@ -805,12 +764,7 @@ mod tests {
                 },
                 vec!["secrets[0]"],
             ),
-            (
-                VerificationConfig::Basic {
-                    credentials: vec![],
-                },
-                vec!["credentials"],
-            ),
+            (VerificationConfig::Basic { credentials: vec![] }, vec!["credentials"]),
             (
                 VerificationConfig::Basic {
                     credentials: vec![BasicCredential {
@@ -884,24 +838,14 @@ mod tests {
             (auth("u"), Err(VerifyError::Malformed)),
             ("Basic !!!".to_owned(), Err(VerifyError::Malformed)),
             ("Basic".to_owned(), Err(VerifyError::Malformed)),
-            (
-                "Bearer abc".to_owned(),
-                Err(VerifyError::MissingCredentials),
-            ),
+            ("Bearer abc".to_owned(), Err(VerifyError::MissingCredentials)),
             (String::new(), Err(VerifyError::Malformed)),
         ] {
             let h = headers(&[("authorization", &value)]);
-            assert_eq!(
-                v.verify(&request(&h, b"", 0)).map(|_| ()),
-                want,
-                "{value:?}"
-            );
+            assert_eq!(v.verify(&request(&h, b"", 0)).map(|_| ()), want, "{value:?}");
         }
         let none: [(&str, &str); 0] = [];
-        assert_eq!(
-            v.verify(&request(&none, b"", 0)),
-            Err(VerifyError::MissingCredentials)
-        );
+        assert_eq!(v.verify(&request(&none, b"", 0)), Err(VerifyError::MissingCredentials));
     }
 
     #[test]
@@ -925,18 +869,12 @@ mod tests {
                 "https://h.example/in/k3J9xQ2mV7pL0sT8wZ4n/",
                 Err(VerifyError::MissingCredentials),
             ),
-            (
-                "https://h.example/k3J9xQ2mV7pL0sT8wZ4n/in",
-                Err(VerifyError::Mismatch),
-            ),
+            ("https://h.example/k3J9xQ2mV7pL0sT8wZ4n/in", Err(VerifyError::Mismatch)),
             (
                 "https://h.example/in?t=k3J9xQ2mV7pL0sT8wZ4n",
                 Err(VerifyError::Mismatch),
             ),
-            (
-                "https://k3J9xQ2mV7pL0sT8wZ4n",
-                Err(VerifyError::MissingCredentials),
-            ),
+            ("https://k3J9xQ2mV7pL0sT8wZ4n", Err(VerifyError::MissingCredentials)),
         ] {
             assert_eq!(v.verify(&with_url(&h, url)).map(|_| ()), want, "{url}");
         }
@@ -970,15 +908,9 @@ mod tests {
         assert_eq!(run(&none, "token=t%6Fk", b""), Ok(()));
         assert_eq!(run(&none, "", br#"{"auth":{"token":"tok"}}"#), Ok(()));
         assert_eq!(run(&[("x-token", "nope")], "token=tok", b""), Ok(()));
-        assert_eq!(
-            run(&[("x-token", "nope")], "", b""),
-            Err(VerifyError::Mismatch)
-        );
+        assert_eq!(run(&[("x-token", "nope")], "", b""), Err(VerifyError::Mismatch));
         assert_eq!(run(&[("x-token", "")], "", b""), Err(VerifyError::Mismatch));
-        assert_eq!(
-            run(&[("x-token", "Bearer ")], "", b""),
-            Err(VerifyError::Mismatch)
-        );
+        assert_eq!(run(&[("x-token", "Bearer ")], "", b""), Err(VerifyError::Mismatch));
         assert_eq!(run(&none, "token=to", b""), Err(VerifyError::Mismatch));
         assert_eq!(
             run(&none, "", br#"{"auth":{"token":"tok2"}}"#),
