@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::pipeline::parse::records::ResourcePath;
 use crate::pipeline::verify::scheme::VerificationConfig;
@@ -34,7 +34,7 @@ pub struct Settings {
 }
 
 /// HTTP server settings.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerSettings {
     /// Address to bind, `host:port`.
@@ -66,6 +66,12 @@ pub struct ServerSettings {
     /// Seconds to finish in-flight requests on SIGTERM.
     #[serde(default = "default_shutdown_timeout_secs")]
     pub shutdown_timeout_secs: u64,
+    /// Bearer token of the management API (`/api/v1`); unset, the API is off.
+    #[serde(default)]
+    pub admin_token: Option<crate::pipeline::verify::scheme::Secret>,
+    /// Name of this instance in debug captures; default `<hostname>:<port>`.
+    #[serde(default)]
+    pub instance_id: Option<String>,
     /// An optional bucket for the whole instance, checked after the listener's own.
     #[serde(default)]
     pub global_rate_limit: Option<RateLimitOptions>,
@@ -84,6 +90,8 @@ impl Default for ServerSettings {
             max_body_bytes: default_max_body_bytes(),
             shutdown_timeout_secs: default_shutdown_timeout_secs(),
             global_rate_limit: None,
+            admin_token: None,
+            instance_id: None,
         }
     }
 }
@@ -109,7 +117,7 @@ fn default_shutdown_timeout_secs() -> u64 {
 }
 
 /// Kafka settings.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct KafkaSettings {
     /// Bootstrap servers. Empty: start librdkafka's in-process mock cluster (nothing durable).
@@ -134,6 +142,12 @@ pub struct KafkaSettings {
     /// `compression.type`: none, gzip, lz4, snappy or zstd (as built).
     #[serde(default = "default_compression")]
     pub compression: String,
+    /// Compacted topic holding listener definitions, sample data, mock output and debug windows.
+    #[serde(default = "default_state_topic")]
+    pub state_topic: String,
+    /// Topic of debug captures (kept 24 hours).
+    #[serde(default = "default_debug_topic")]
+    pub debug_topic: String,
     /// Create the topics hookpipe needs at start (brokers here do not auto-create them).
     #[serde(default = "default_true")]
     pub create_topics: bool,
@@ -158,6 +172,8 @@ impl Default for KafkaSettings {
             queue_max_kbytes: default_queue_max_kbytes(),
             linger_ms: default_linger_ms(),
             compression: default_compression(),
+            state_topic: default_state_topic(),
+            debug_topic: default_debug_topic(),
             create_topics: true,
             topic_partitions: default_topic_partitions(),
             replication_factor: default_replication_factor(),
@@ -185,6 +201,12 @@ fn default_linger_ms() -> u32 {
 fn default_compression() -> String {
     "lz4".into()
 }
+fn default_state_topic() -> String {
+    "hookpipe.state".into()
+}
+fn default_debug_topic() -> String {
+    "hookpipe.debug".into()
+}
 fn default_true() -> bool {
     true
 }
@@ -196,7 +218,7 @@ fn default_replication_factor() -> i32 {
 }
 
 /// Actor chain tuning.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct PipelineSettings {
     /// Capacity of every stage mailbox.
@@ -245,7 +267,7 @@ fn default_max_form_fields() -> usize {
 }
 
 /// One listener: an endpoint senders post to, and what happens to what they post.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListenerConfig {
     /// Stable identifier (letters, digits, `-`, `_`); key of its pages in Kafka.
@@ -297,7 +319,7 @@ fn default_page_size() -> usize {
 }
 
 /// Body formats and limits of a listener.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ContentOptions {
     /// Accepted formats among `json`, `xml`, `form`; others get 415.
@@ -322,7 +344,7 @@ fn default_accept() -> Vec<String> {
 }
 
 /// Success response of a listener.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ResponseOptions {
     /// 200, 201, 202 or 204.
@@ -355,7 +377,7 @@ fn default_media_type() -> String {
 }
 
 /// Leaky bucket settings of a listener.
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimitOptions {
     /// Burst size, in requests.
@@ -507,8 +529,19 @@ impl Settings {
                 "must be one of none, gzip, lz4, snappy, zstd".into(),
             );
         }
-        if let Err(message) = validate_topic_name(&self.kafka.pages_topic) {
-            push("kafka.pages_topic".into(), message);
+        for (key, topic) in [
+            ("kafka.pages_topic", &self.kafka.pages_topic),
+            ("kafka.state_topic", &self.kafka.state_topic),
+            ("kafka.debug_topic", &self.kafka.debug_topic),
+        ] {
+            if let Err(message) = validate_topic_name(topic) {
+                push(key.into(), message);
+            }
+        }
+        if let Some(token) = &self.server.admin_token {
+            if token.expose().len() < 16 {
+                push("server.admin_token".into(), "must be at least 16 characters".into());
+            }
         }
         if self.kafka.topic_partitions < 1 {
             push("kafka.topic_partitions".into(), "must be at least 1".into());
@@ -569,6 +602,19 @@ impl Settings {
         } else {
             Err(ConfigErrors(errors))
         }
+    }
+
+    /// Topics of pages: the default one and every listener's own.
+    pub fn pages_topics(&self) -> Vec<String> {
+        let mut topics = vec![self.kafka.pages_topic.clone()];
+        for listener in &self.listeners {
+            if let Some(topic) = &listener.topic {
+                if !topics.contains(topic) {
+                    topics.push(topic.clone());
+                }
+            }
+        }
+        topics
     }
 
     /// The URL senders use, as configured or derived from the listen address.

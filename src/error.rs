@@ -21,6 +21,8 @@ pub enum IngestError {
     RateLimited {
         /// Whole seconds until a token is free.
         retry_after_secs: u64,
+        /// Which bucket: `listener` or `global`.
+        scope: &'static str,
     },
     /// The body is not what its `Content-Type` says, or is not accepted.
     #[error("{0}")]
@@ -94,7 +96,7 @@ impl IngestError {
 
     fn retry_after(&self) -> Option<u64> {
         match self {
-            IngestError::RateLimited { retry_after_secs } => Some(*retry_after_secs),
+            IngestError::RateLimited { retry_after_secs, .. } => Some(*retry_after_secs),
             IngestError::Overloaded => Some(1),
             IngestError::Unavailable(_) | IngestError::Deadline => Some(UNAVAILABLE_RETRY_AFTER_SECS),
             _ => None,
@@ -143,7 +145,11 @@ mod tests {
     #[test]
     fn statuses_and_retry_after() {
         assert_eq!(IngestError::NotFound.status_code(), 404);
-        let limited = IngestError::RateLimited { retry_after_secs: 3 }.error_response();
+        let limited = IngestError::RateLimited {
+            retry_after_secs: 3,
+            scope: "listener",
+        }
+        .error_response();
         assert_eq!(limited.status(), 429);
         assert_eq!(limited.headers().get(header::RETRY_AFTER).unwrap(), "3");
         let down = IngestError::Deadline.error_response();

@@ -1,10 +1,12 @@
 //! hookpipe: a self-hosted webhook listener tier that verifies, rate-limits, parses, pages and
 //! publishes webhooks to Kafka, answering 2xx only once Kafka has acknowledged the data.
 
+pub mod cli;
 pub mod config;
 pub mod error;
 pub mod http;
 pub mod kafka;
 pub mod listener;
+pub mod management;
 pub mod pipeline;
 pub mod telemetry;

@@ -33,8 +33,11 @@ pub struct Listener {
     pub max_body_bytes: usize,
     /// Compiled verification.
     pub verifier: Verifier,
-    /// This listener's leaky bucket, shared by all worker threads.
-    pub bucket: LeakyBucket,
+    /// This listener's leaky bucket, shared by all worker threads (and kept across updates
+    /// that do not change its settings).
+    pub bucket: Arc<LeakyBucket>,
+    /// Where it is defined.
+    pub source: Source,
     /// `Content-Type` of the success body.
     pub response_content_type: String,
     templates: Handlebars<'static>,
@@ -103,7 +106,11 @@ impl Listener {
             accept,
             max_body_bytes: config.content.max_body_bytes.unwrap_or(settings.server.max_body_bytes),
             verifier,
-            bucket: LeakyBucket::new(config.rate_limit.capacity, config.rate_limit.refill_per_sec),
+            bucket: Arc::new(LeakyBucket::new(
+                config.rate_limit.capacity,
+                config.rate_limit.refill_per_sec,
+            )),
+            source: Source::Config,
             response_content_type,
             templates,
             config,
@@ -163,44 +170,123 @@ pub fn derive_public_id(secret: &str, listener_id: &str) -> String {
     digest[..16].iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// All listeners of this instance, by public id. Reads take a snapshot and never block on
-/// each other; writes (API changes in later issues) swap the whole map.
+/// Where a listener is defined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// The configuration file: read-only through the API.
+    Config,
+    /// The management API (stored in Kafka).
+    Api,
+}
+
+/// An immutable view of every listener.
+#[derive(Default)]
+struct Snapshot {
+    by_public_id: HashMap<String, Arc<Listener>>,
+    by_id: HashMap<String, Arc<Listener>>,
+}
+
+/// All listeners of this instance, by public id and by id. Reads take a snapshot and never
+/// block each other; changes (API writes seen through Kafka) build a new snapshot and swap it.
 #[derive(Default)]
 pub struct Registry {
-    by_public_id: RwLock<Arc<HashMap<String, Arc<Listener>>>>,
+    snapshot: RwLock<Arc<Snapshot>>,
+    /// Open debug windows: listener id → end (Unix ms).
+    debug_windows: RwLock<HashMap<String, i64>>,
 }
 
 impl Registry {
     /// Builds the registry from the configured listeners.
     pub fn from_settings(settings: &Settings) -> Result<Registry, String> {
-        let mut map = HashMap::new();
+        let registry = Registry::default();
+        registry.rebuild(settings, Vec::new())?;
+        Ok(registry)
+    }
+
+    /// Replaces the listeners with the configured ones plus `api` (listeners stored through the
+    /// API). A listener that fails to build is skipped with an error log, never taking the
+    /// others down; buckets survive when a listener's rate limit did not change.
+    pub fn rebuild(&self, settings: &Settings, api: Vec<ListenerConfig>) -> Result<(), String> {
+        let previous = self.snapshot();
+        let mut snapshot = Snapshot::default();
         for config in &settings.listeners {
             let id = config.id.clone();
             let listener = Listener::build(config.clone(), settings).map_err(|e| format!("listeners[{id}]: {e}"))?;
-            map.insert(listener.public_id.clone(), Arc::new(listener));
+            snapshot.insert(listener, &previous);
         }
-        Ok(Registry {
-            by_public_id: RwLock::new(Arc::new(map)),
-        })
+        for config in api {
+            let id = config.id.clone();
+            if snapshot.by_id.contains_key(&id) {
+                tracing::warn!(listener = %id, "stored listener shadows a configured one; ignored");
+                continue;
+            }
+            match Listener::build(config, settings) {
+                Ok(mut listener) => {
+                    listener.source = Source::Api;
+                    snapshot.insert(listener, &previous);
+                }
+                Err(error) => tracing::error!(listener = %id, %error, "stored listener is invalid; ignored"),
+            }
+        }
+        *self.snapshot.write().unwrap_or_else(|poison| poison.into_inner()) = Arc::new(snapshot);
+        Ok(())
     }
 
     /// The listener behind a public id.
     pub fn get(&self, public_id: &str) -> Option<Arc<Listener>> {
-        self.snapshot().get(public_id).cloned()
+        self.snapshot().by_public_id.get(public_id).cloned()
+    }
+
+    /// The listener with this id.
+    pub fn by_id(&self, id: &str) -> Option<Arc<Listener>> {
+        self.snapshot().by_id.get(id).cloned()
     }
 
     /// Every listener, sorted by id.
     pub fn all(&self) -> Vec<Arc<Listener>> {
-        let mut listeners: Vec<_> = self.snapshot().values().cloned().collect();
+        let mut listeners: Vec<_> = self.snapshot().by_id.values().cloned().collect();
         listeners.sort_by(|a, b| a.id().cmp(b.id()));
         listeners
     }
 
-    fn snapshot(&self) -> Arc<HashMap<String, Arc<Listener>>> {
-        self.by_public_id
+    /// Replaces the open debug windows (listener id → end, Unix ms).
+    pub fn set_debug_windows(&self, windows: HashMap<String, i64>) {
+        *self.debug_windows.write().unwrap_or_else(|poison| poison.into_inner()) = windows;
+    }
+
+    /// The end of the listener's debug window, if one is open at `now_ms`.
+    pub fn debug_window(&self, listener_id: &str, now_ms: i64) -> Option<i64> {
+        let windows = self.debug_windows.read().unwrap_or_else(|poison| poison.into_inner());
+        windows.get(listener_id).copied().filter(|until| *until > now_ms)
+    }
+
+    /// How many debug windows are open at `now_ms`.
+    pub fn open_debug_windows(&self, now_ms: i64) -> usize {
+        let windows = self.debug_windows.read().unwrap_or_else(|poison| poison.into_inner());
+        windows.values().filter(|until| **until > now_ms).count()
+    }
+
+    fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot
             .read()
             .unwrap_or_else(|poison| poison.into_inner())
             .clone()
+    }
+}
+
+impl Snapshot {
+    fn insert(&mut self, mut listener: Listener, previous: &Snapshot) {
+        if let Some(old) = previous.by_id.get(listener.id()) {
+            let unchanged = old.config.rate_limit.capacity == listener.config.rate_limit.capacity
+                && old.config.rate_limit.refill_per_sec == listener.config.rate_limit.refill_per_sec;
+            if unchanged {
+                listener.bucket = old.bucket.clone();
+            }
+        }
+        let listener = Arc::new(listener);
+        self.by_public_id.insert(listener.public_id.clone(), listener.clone());
+        self.by_id.insert(listener.id().to_string(), listener);
     }
 }
 

@@ -59,6 +59,8 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Manage listeners through a running server's management API ($HOOKPIPE_ADMIN_TOKEN).
+    Listeners(hookpipe::cli::ListenersArgs),
 }
 
 fn main() -> ExitCode {
@@ -74,6 +76,7 @@ fn main() -> ExitCode {
             count,
             config,
         } => tail(config, brokers, topic, from_beginning, pretty, count),
+        Command::Listeners(args) => hookpipe::cli::run(args),
     }
 }
 
@@ -146,20 +149,29 @@ fn serve(config: Option<PathBuf>, log_json: bool) -> ExitCode {
     };
 
     let result = actix_web::rt::System::new().block_on(async {
-        let topics = topics_of(&settings);
-        if settings.kafka.create_topics {
-            match &embedded {
-                Some(cluster) => {
-                    for topic in &topics {
-                        cluster
-                            .create_topic(topic, settings.kafka.topic_partitions)
-                            .map_err(|e| format!("cannot create topic {topic}: {e}"))?;
-                    }
-                }
-                None => hookpipe::kafka::admin::ensure_topics(&settings.kafka, &bootstrap, &topics).await?,
+        // The embedded cluster's admin API cannot create topics: create them directly.
+        if let Some(cluster) = &embedded {
+            let mut topics = settings.pages_topics();
+            topics.push(settings.kafka.state_topic.clone());
+            topics.push(settings.kafka.debug_topic.clone());
+            for topic in &topics {
+                cluster
+                    .create_topic(topic, settings.kafka.topic_partitions)
+                    .map_err(|e| format!("cannot create topic {topic}: {e}"))?;
             }
         }
-        let running = hookpipe::http::start(&settings, &bootstrap, Arc::new(MonotonicClock::default()))?;
+        let running = hookpipe::http::start(
+            &settings,
+            &bootstrap,
+            Arc::new(MonotonicClock::default()),
+            embedded.is_some(),
+        )
+        .await?;
+        if settings.server.admin_token.is_none() {
+            tracing::warn!(
+                "management API is off: set server.admin_token (or HOOKPIPE_SERVER__ADMIN_TOKEN) to enable /api/v1"
+            );
+        }
         let base = settings.external_base_url();
         println!("hookpipe listening on http://{} (public base URL {base})", running.addr);
         for listener in running.registry.all() {
@@ -184,19 +196,6 @@ fn serve(config: Option<PathBuf>, log_json: bool) -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// Every topic the listeners publish to.
-fn topics_of(settings: &Settings) -> Vec<String> {
-    let mut topics = vec![settings.kafka.pages_topic.clone()];
-    for listener in &settings.listeners {
-        if let Some(topic) = &listener.topic {
-            if !topics.contains(topic) {
-                topics.push(topic.clone());
-            }
-        }
-    }
-    topics
 }
 
 fn tail(

@@ -1,5 +1,14 @@
-//! Logging setup (metrics come with issue 4).
+//! Logging setup and every metric hookpipe exports, in one place.
+//!
+//! Metric names are `hookpipe_<thing>_<unit>[_total]`. Labels come from small fixed sets: a
+//! listener id (only ids of configured listeners, `unknown` otherwise), a status class, an
+//! outcome or reason from a fixed list — never a path, token, address or error text.
 
+use std::sync::LazyLock;
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+};
 use tracing_subscriber::EnvFilter;
 
 /// Installs the global subscriber: human-readable by default, JSON lines with `json`.
@@ -10,10 +19,202 @@ pub fn init(json: bool) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     let result = if json {
-        builder.json().try_init()
+        builder.json().flatten_event(true).with_current_span(true).try_init()
     } else {
         builder.try_init()
     };
     // A second init (tests) keeps the first subscriber.
     let _ = result;
+}
+
+/// Label value for requests that matched no listener.
+pub const UNKNOWN_LISTENER: &str = "unknown";
+
+/// All of hookpipe's metrics.
+pub struct Metrics {
+    registry: Registry,
+    /// Ingest requests by listener and status class (`2xx`, `4xx`, `5xx`).
+    pub requests: IntCounterVec,
+    /// Verification failures by listener and reason (`missing`, `malformed`, `mismatch`, `expired`).
+    pub verification_failures: IntCounterVec,
+    /// Requests refused by a bucket, by listener and scope (`listener`, `global`).
+    pub rate_limited: IntCounterVec,
+    /// Bodies that did not parse, by listener and kind.
+    pub parse_errors: IntCounterVec,
+    /// Records acknowledged by Kafka, by listener.
+    pub records_published: IntCounterVec,
+    /// Pages acknowledged by Kafka, by listener.
+    pub pages_published: IntCounterVec,
+    /// Pages Kafka did not acknowledge, by listener.
+    pub pages_failed: IntCounterVec,
+    /// Request body bytes received (after decoding), by listener.
+    pub bytes_in: IntCounterVec,
+    /// Records per published page.
+    pub page_records: HistogramVec,
+    /// Time from enqueue to Kafka's delivery report.
+    pub produce_latency: Histogram,
+    /// Messages in the producer's local queue or in flight.
+    pub producer_queue_depth: IntGauge,
+    /// Ingest requests being processed.
+    pub in_flight: IntGauge,
+    /// Time stages spent waiting on a full next-stage mailbox, by stage.
+    pub mailbox_blocked: prometheus::CounterVec,
+    /// Debug windows open on this instance's view.
+    pub debug_windows_open: IntGauge,
+    /// Debug captures dropped because the recorder or its producer queue was full.
+    pub debug_captures_dropped: IntCounter,
+    /// Sample data updates dropped because the producer queue was full.
+    pub samples_dropped: IntCounter,
+}
+
+fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let counter = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+    registry.register(Box::new(counter.clone())).expect("unique metric");
+    counter
+}
+
+impl Metrics {
+    fn new() -> Metrics {
+        let registry = Registry::new();
+        let page_records = HistogramVec::new(
+            HistogramOpts::new("hookpipe_page_records", "Records per published page.")
+                .buckets(vec![1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 500.0, 1000.0]),
+            &["listener"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(page_records.clone()))
+            .expect("unique metric");
+        let produce_latency = Histogram::with_opts(
+            HistogramOpts::new(
+                "hookpipe_kafka_produce_latency_seconds",
+                "Time from enqueueing a page to Kafka's delivery report.",
+            )
+            .buckets(vec![
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ]),
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(produce_latency.clone()))
+            .expect("unique metric");
+        let gauge = |name: &str, help: &str| {
+            let gauge = IntGauge::new(name, help).expect("valid metric");
+            registry.register(Box::new(gauge.clone())).expect("unique metric");
+            gauge
+        };
+        let producer_queue_depth = gauge(
+            "hookpipe_producer_queue_depth",
+            "Messages in the producer's local queue or in flight to Kafka.",
+        );
+        let in_flight = gauge("hookpipe_in_flight_requests", "Ingest requests being processed.");
+        let debug_windows_open = gauge("hookpipe_debug_windows_open", "Debug windows currently open.");
+        let mailbox_blocked = prometheus::CounterVec::new(
+            Opts::new(
+                "hookpipe_mailbox_blocked_seconds_total",
+                "Time stages spent waiting for room in the next stage's mailbox.",
+            ),
+            &["stage"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(mailbox_blocked.clone()))
+            .expect("unique metric");
+        // Every stage is exported from the start, so "never blocked" reads as 0, not as absent.
+        for stage in ["verify", "rate_limit", "parse", "page", "retry_store"] {
+            mailbox_blocked.with_label_values(&[stage]);
+        }
+        let plain_counter = |name: &str, help: &str| {
+            let counter = IntCounter::new(name, help).expect("valid metric");
+            registry.register(Box::new(counter.clone())).expect("unique metric");
+            counter
+        };
+        Metrics {
+            requests: counter_vec(
+                &registry,
+                "hookpipe_http_requests_total",
+                "Ingest requests by listener and status class.",
+                &["listener", "status_class"],
+            ),
+            verification_failures: counter_vec(
+                &registry,
+                "hookpipe_verification_failures_total",
+                "Requests that failed verification, by reason.",
+                &["listener", "reason"],
+            ),
+            rate_limited: counter_vec(
+                &registry,
+                "hookpipe_rate_limited_total",
+                "Requests refused by a rate-limit bucket.",
+                &["listener", "scope"],
+            ),
+            parse_errors: counter_vec(
+                &registry,
+                "hookpipe_parse_errors_total",
+                "Bodies that did not parse, by kind.",
+                &["listener", "kind"],
+            ),
+            records_published: counter_vec(
+                &registry,
+                "hookpipe_records_published_total",
+                "Records acknowledged by Kafka.",
+                &["listener"],
+            ),
+            pages_published: counter_vec(
+                &registry,
+                "hookpipe_pages_published_total",
+                "Pages acknowledged by Kafka.",
+                &["listener"],
+            ),
+            pages_failed: counter_vec(
+                &registry,
+                "hookpipe_pages_failed_total",
+                "Pages Kafka did not acknowledge.",
+                &["listener"],
+            ),
+            bytes_in: counter_vec(
+                &registry,
+                "hookpipe_request_body_bytes_total",
+                "Request body bytes received, after decoding.",
+                &["listener"],
+            ),
+            page_records,
+            produce_latency,
+            producer_queue_depth,
+            in_flight,
+            mailbox_blocked,
+            debug_windows_open,
+            debug_captures_dropped: plain_counter(
+                "hookpipe_debug_captures_dropped_total",
+                "Debug captures dropped because the recorder was overwhelmed.",
+            ),
+            samples_dropped: plain_counter(
+                "hookpipe_samples_dropped_total",
+                "Sample data updates dropped because the producer queue was full.",
+            ),
+            registry,
+        }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut buffer = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buffer)
+            .expect("encoding metrics to a Vec cannot fail");
+        String::from_utf8(buffer).unwrap_or_default()
+    }
+}
+
+/// The process-wide metrics.
+pub static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
+
+/// The status class label of a status code.
+pub fn status_class(status: u16) -> &'static str {
+    match status {
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    }
 }

@@ -23,7 +23,9 @@ fn post(app: &TestApp, seq: usize) -> u16 {
 fn broker_outage_answers_503_and_loses_nothing_acknowledged() {
     let cluster = EmbeddedCluster::start().unwrap();
     let bootstrap = cluster.bootstrap_servers();
-    cluster.create_topic("hookpipe.pages", 1).unwrap();
+    for topic in ["hookpipe.pages", "hookpipe.state", "hookpipe.debug"] {
+        cluster.create_topic(topic, 1).unwrap();
+    }
     let config = r#"
 [server]
 public_id_secret = "test-secret-0123456789"

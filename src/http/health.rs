@@ -25,3 +25,17 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
             .json(body)
     }
 }
+
+/// Prometheus text exposition of every `hookpipe_*` metric.
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    let metrics = &crate::telemetry::METRICS;
+    metrics
+        .producer_queue_depth
+        .set(i64::from(state.producer.queue_depth()));
+    metrics
+        .debug_windows_open
+        .set(state.registry.open_debug_windows(crate::pipeline::unix_millis_now()) as i64);
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(metrics.render())
+}

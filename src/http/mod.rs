@@ -1,5 +1,6 @@
 //! The HTTP side: routes, shared state and server startup.
 
+pub mod api;
 pub mod decode;
 pub mod health;
 pub mod receiver;
@@ -15,6 +16,7 @@ use actix_web::{web, App, HttpServer};
 use crate::config::Settings;
 use crate::kafka::producer::PageProducer;
 use crate::listener::Registry;
+use crate::management::SharedState;
 use crate::pipeline::debug::DebugRecorder;
 use crate::pipeline::parse::records::ParseLimits;
 use crate::pipeline::rate_limit::bucket::SharedClock;
@@ -38,6 +40,14 @@ pub struct AppState {
     pub kafka_reachable: Arc<AtomicBool>,
     /// The debug recorder.
     pub debug: actix::Addr<DebugRecorder>,
+    /// State shared with the other instances through Kafka.
+    pub shared: Arc<SharedState>,
+    /// The whole configuration.
+    pub settings: Arc<Settings>,
+    /// The producer (for its queue depth).
+    pub producer: PageProducer,
+    /// Kafka bootstrap servers (to create topics of listeners added through the API).
+    pub bootstrap: String,
 }
 
 /// A started server.
@@ -52,10 +62,23 @@ pub struct RunningServer {
     pub producer: PageProducer,
 }
 
-/// Builds the registry and producer, binds the listen address and starts the workers.
-/// Must be called inside an actix system. Kafka topics must already exist.
-pub fn start(settings: &Settings, bootstrap: &str, clock: SharedClock) -> Result<RunningServer, String> {
+/// Creates the topics (unless `kafka.create_topics` is off or `topics_exist`), opens the shared
+/// state, builds the registry and producer, binds the listen address and starts the workers.
+/// Must be called inside an actix system.
+pub async fn start(
+    settings: &Settings,
+    bootstrap: &str,
+    clock: SharedClock,
+    topics_exist: bool,
+) -> Result<RunningServer, String> {
+    let create = settings.kafka.create_topics && !topics_exist;
+    if create {
+        crate::kafka::admin::ensure_topics(&settings.kafka, bootstrap, &settings.pages_topics()).await?;
+    }
+    let shared = SharedState::open(settings, bootstrap, create).await?;
     let registry = Arc::new(Registry::from_settings(settings)?);
+    let settings_arc = Arc::new(settings.clone());
+    crate::management::spawn_sync(shared.clone(), registry.clone(), settings_arc.clone());
     let producer =
         PageProducer::new(&settings.kafka, bootstrap).map_err(|e| format!("cannot create Kafka producer: {e}"))?;
     let kafka_reachable = Arc::new(AtomicBool::new(false));
@@ -69,7 +92,11 @@ pub fn start(settings: &Settings, bootstrap: &str, clock: SharedClock) -> Result
         request_timeout: Duration::from_millis(settings.server.request_timeout_ms),
         external_base_url: settings.external_base_url(),
         kafka_reachable,
-        debug: DebugRecorder::default().start(),
+        debug: DebugRecorder::new(shared.debug_log.clone()).start(),
+        shared,
+        settings: settings_arc,
+        producer: producer.clone(),
+        bootstrap: bootstrap.to_string(),
     });
     let chain_settings = ChainSettings {
         mailbox_capacity: settings.pipeline.mailbox_capacity,
@@ -106,6 +133,8 @@ pub fn start(settings: &Settings, bootstrap: &str, clock: SharedClock) -> Result
             )
             .route("/healthz", web::get().to(health::healthz))
             .route("/readyz", web::get().to(health::readyz))
+            .route("/metrics", web::get().to(health::metrics))
+            .service(api::scope())
     })
     .workers(workers)
     .max_connection_rate(1024)

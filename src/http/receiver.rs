@@ -10,11 +10,15 @@ use actix_web::http::StatusCode;
 use actix_web::web::{self, Bytes, BytesMut};
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
 use futures_util::StreamExt;
+use tracing::Instrument;
 
 use super::{decode, AppState};
 use crate::error::IngestError;
 use crate::listener::Listener;
-use crate::pipeline::{unix_millis_now, Accepted, Chain, Delivery, Ingest};
+use crate::management::{redacted_headers, DEBUG_BODY_LIMIT, SAMPLE_BODY_LIMIT, SAMPLE_RECORDS_LIMIT};
+use crate::pipeline::debug::Record;
+use crate::pipeline::{rfc3339_millis, unix_millis_now, Accepted, Chain, Delivery, Ingest};
+use crate::telemetry::{status_class, METRICS, UNKNOWN_LISTENER};
 
 /// Response header carrying the request id.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -46,12 +50,21 @@ pub async fn ingest(
     let public_id = request.match_info().get("public_id").unwrap_or_default();
     let url_token = request.match_info().get("url_token");
     let listener = state.registry.get(public_id);
+    let mut body = None;
 
     let result = match &listener {
         None => Err(IngestError::NotFound),
         Some(listener) => match check_url_token(listener, url_token) {
             Err(error) => Err(error),
-            Ok(()) => handle(&request, payload, &state, &chain, listener.clone(), request_id.clone()).await,
+            Ok(()) => {
+                let listener = listener.clone();
+                // Every log line emitted while handling the request carries its id.
+                let span = tracing::info_span!("request", request_id = %request_id, listener = listener.id());
+                let id = request_id.clone();
+                handle(&request, payload, &state, &chain, listener, id, &mut body)
+                    .instrument(span)
+                    .await
+            }
         },
     };
 
@@ -64,9 +77,26 @@ pub async fn ingest(
             .headers_mut()
             .insert(header::HeaderName::from_static(REQUEST_ID_HEADER), value);
     }
-    let listener_id = listener.as_ref().map_or("-", |l| l.id());
     let status = response.status().as_u16();
     let latency_ms = started.elapsed().as_millis() as u64;
+    observe(&result, listener.as_deref(), status);
+    // Unknown or wrongly-tokened listeners are not debugged: the window belongs to a listener.
+    if let (Some(listener), Some(body)) = (listener.as_deref(), &body) {
+        if matches!(result, Err(IngestError::NotFound)) {
+        } else {
+            after_response(
+                &state,
+                &request,
+                listener,
+                &request_id,
+                body,
+                &result,
+                status,
+                latency_ms,
+            );
+        }
+    }
+    let listener_id = listener.as_ref().map_or("-", |l| l.id());
     // The access log names the listener, never the path: a secret-URL token must not be logged.
     match &result {
         Ok(accepted) => {
@@ -80,6 +110,179 @@ pub async fn ingest(
         }
     }
     response
+}
+
+/// Counts the request in the metrics, with labels from fixed sets only.
+fn observe(result: &Result<Accepted, IngestError>, listener: Option<&Listener>, status: u16) {
+    // A wrong URL token must look like an unknown listener in metrics too.
+    let label = match (listener, result) {
+        (Some(listener), result) if !matches!(result, Err(IngestError::NotFound)) => listener.id(),
+        _ => UNKNOWN_LISTENER,
+    };
+    METRICS.requests.with_label_values(&[label, status_class(status)]).inc();
+    match result {
+        Err(IngestError::Unauthorized(reason)) => METRICS
+            .verification_failures
+            .with_label_values(&[label, reason.reason()])
+            .inc(),
+        Err(IngestError::RateLimited { scope, .. }) => METRICS.rate_limited.with_label_values(&[label, scope]).inc(),
+        Err(IngestError::Parse(error)) => METRICS.parse_errors.with_label_values(&[label, error.kind()]).inc(),
+        _ => {}
+    }
+}
+
+/// Sample data and debug captures: off the chain, never blocking, only when due.
+#[allow(clippy::too_many_arguments)]
+fn after_response(
+    state: &AppState,
+    request: &HttpRequest,
+    listener: &Listener,
+    request_id: &str,
+    body: &Bytes,
+    result: &Result<Accepted, IngestError>,
+    status: u16,
+    latency_ms: u64,
+) {
+    let shared = &state.shared;
+    let now_ms = unix_millis_now();
+    if let Ok(accepted) = result {
+        if let Some(records) = &accepted.records {
+            if accepted.challenge.is_none() && shared.sample_due(listener.id(), now_ms) {
+                shared.offer_sample(
+                    listener.id(),
+                    &sample(request, listener, request_id, body, records, now_ms),
+                );
+            }
+        }
+    }
+    if state.registry.debug_window(listener.id(), now_ms).is_some() {
+        let capture = capture(
+            request,
+            listener,
+            request_id,
+            body,
+            result,
+            status,
+            latency_ms,
+            now_ms,
+            &shared.instance,
+        );
+        if state.debug.try_send(Record(capture)).is_err() {
+            METRICS.debug_captures_dropped.inc();
+        }
+    }
+}
+
+fn sample(
+    request: &HttpRequest,
+    listener: &Listener,
+    request_id: &str,
+    body: &Bytes,
+    records: &[serde_json::Value],
+    now_ms: i64,
+) -> serde_json::Value {
+    // "Do not store retry data" keeps the raw body out of Kafka; parsed records are the sample.
+    let raw = (!listener.config.do_not_store_retry_data).then(|| truncated_text(body, SAMPLE_BODY_LIMIT));
+    serde_json::json!({
+        "source": "webhook",
+        "listener_id": listener.id(),
+        "received_at": rfc3339_millis(now_ms),
+        "request_id": request_id,
+        "content_type": request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()),
+        "headers": redacted_headers(request.headers(), listener.verifier.secret_header()),
+        "records": records.iter().take(SAMPLE_RECORDS_LIMIT).collect::<Vec<_>>(),
+        "records_total": records.len(),
+        "body": raw.as_ref().map(|(text, _)| text),
+        "body_truncated": raw.is_some_and(|(_, truncated)| truncated),
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn capture(
+    request: &HttpRequest,
+    listener: &Listener,
+    request_id: &str,
+    body: &Bytes,
+    result: &Result<Accepted, IngestError>,
+    status: u16,
+    latency_ms: u64,
+    now_ms: i64,
+    instance: &str,
+) -> serde_json::Value {
+    let verification = match result {
+        _ if listener.verifier.kind() == "none" => "not configured".to_string(),
+        Err(IngestError::Unauthorized(reason)) => format!("failed: {}", reason.reason()),
+        Err(IngestError::NotFound) => "failed: url token".to_string(),
+        Ok(_) | Err(IngestError::RateLimited { .. } | IngestError::Parse(_)) => "passed".to_string(),
+        Err(_) => "not reached".to_string(),
+    };
+    // The secret-URL token is the last path segment: never stored.
+    let path = if request.match_info().get("url_token").is_some() {
+        format!("/hooks/{}/[redacted]", listener.public_id)
+    } else {
+        request.path().to_string()
+    };
+    let query = redacted_query(request.query_string(), listener.verifier.secret_query());
+    let (text, truncated) = truncated_text(&redacted_body(body, listener), DEBUG_BODY_LIMIT);
+    serde_json::json!({
+        "time": rfc3339_millis(now_ms),
+        "instance": instance,
+        "listener_id": listener.id(),
+        "request_id": request_id,
+        "method": request.method().as_str(),
+        "path": path,
+        "query": query,
+        "headers": redacted_headers(request.headers(), listener.verifier.secret_header()),
+        "body": text,
+        "body_truncated": truncated,
+        "verification": verification,
+        "status": status,
+        "outcome": match result {
+            Ok(_) => "accepted",
+            Err(error) => error.outcome(),
+        },
+        "latency_ms": latency_ms,
+    })
+}
+
+/// The body with a token-at-JSON-path replaced, when the listener verifies that way.
+fn redacted_body(body: &Bytes, listener: &Listener) -> Bytes {
+    let Some(path) = listener.verifier.secret_json_path() else {
+        return body.clone();
+    };
+    let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return body.clone();
+    };
+    let pointer = format!("/{}", path.replace('.', "/"));
+    if let Some(slot) = value.pointer_mut(&pointer) {
+        *slot = "[redacted]".into();
+    }
+    Bytes::from(serde_json::to_vec(&value).unwrap_or_default())
+}
+
+fn redacted_query(query: &str, secret_param: Option<&str>) -> String {
+    query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let key = pair.split('=').next().unwrap_or_default();
+            if secret_param.is_some_and(|secret| secret == key) {
+                format!("{key}=[redacted]")
+            } else {
+                pair.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// UTF-8 text of at most `limit` bytes (lossy), and whether it was cut.
+fn truncated_text(body: &[u8], limit: usize) -> (String, bool) {
+    let cut = body.len() > limit;
+    (
+        String::from_utf8_lossy(&body[..body.len().min(limit)]).into_owned(),
+        cut,
+    )
 }
 
 /// Wrong or missing tokens answer exactly like an unknown listener.
@@ -98,6 +301,7 @@ struct InFlight<'a>(&'a AtomicUsize);
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::Relaxed);
+        METRICS.in_flight.dec();
     }
 }
 
@@ -108,12 +312,14 @@ async fn handle(
     chain: &Chain,
     listener: Arc<Listener>,
     request_id: Arc<str>,
+    body_out: &mut Option<Bytes>,
 ) -> Result<Accepted, IngestError> {
     if state.in_flight.fetch_add(1, Ordering::Relaxed) >= state.max_in_flight {
         state.in_flight.fetch_sub(1, Ordering::Relaxed);
         return Err(IngestError::Overloaded);
     }
     let _in_flight = InFlight(&state.in_flight);
+    METRICS.in_flight.inc();
 
     let content_encoding = request
         .headers()
@@ -131,29 +337,20 @@ async fn handle(
     // compression is a transport detail applied after signing.
     let body =
         decode::decode(body, encoding, listener.max_body_bytes).map_err(decode_error(listener.max_body_bytes))?;
-    let received_at_ms = unix_millis_now();
-    let query = request.query_string().to_string();
-    let mut url = format!("{}{}", state.external_base_url, request.path());
-    if !query.is_empty() {
-        url.push('?');
-        url.push_str(&query);
-    }
+    METRICS
+        .bytes_in
+        .with_label_values(&[listener.id()])
+        .inc_by(body.len() as u64);
+    *body_out = Some(body.clone());
+    let keep_records = !state.shared.sample_recently_written(listener.id(), unix_millis_now());
     let message = Ingest {
-        delivery: Delivery {
-            request_id,
-            listener,
-            method: request.method().as_str().to_string(),
-            url,
-            query,
-            headers: request.headers().clone(),
-            body,
-            received_at_ms,
-        },
+        delivery: delivery(request, state, listener, request_id, body, false),
         delivery_id: None,
+        keep_records,
     };
-    match tokio::time::timeout(state.request_timeout, chain.entry.send(message)).await {
+    match tokio::time::timeout(state.request_timeout, chain.entry.try_forward(message)).await {
         Err(_elapsed) => Err(IngestError::Deadline),
-        Ok(Err(mailbox_error)) => Err(IngestError::Internal(mailbox_error.to_string())),
+        Ok(Err(error)) => Err(error),
         Ok(Ok(outcome)) => outcome,
     }
 }
@@ -163,6 +360,34 @@ fn decode_error(limit: usize) -> impl Fn(decode::DecodeError) -> IngestError {
         decode::DecodeError::Unsupported(encoding) => IngestError::UnsupportedEncoding(encoding),
         decode::DecodeError::TooLarge => IngestError::BodyTooLarge { limit },
         decode::DecodeError::Corrupt => IngestError::CorruptEncoding,
+    }
+}
+
+/// A request as the chain sees it.
+pub fn delivery(
+    request: &HttpRequest,
+    state: &AppState,
+    listener: Arc<Listener>,
+    request_id: Arc<str>,
+    body: Bytes,
+    mock: bool,
+) -> Delivery {
+    let query = request.query_string().to_string();
+    let mut url = format!("{}{}", state.external_base_url, request.path());
+    if !query.is_empty() {
+        url.push('?');
+        url.push_str(&query);
+    }
+    Delivery {
+        request_id,
+        listener,
+        method: request.method().as_str().to_string(),
+        url,
+        query,
+        headers: request.headers().clone(),
+        body,
+        received_at_ms: unix_millis_now(),
+        mock,
     }
 }
 

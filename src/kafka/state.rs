@@ -83,6 +83,12 @@ impl StateTopic {
         self.follower.write(key, Some(value)).await
     }
 
+    /// Enqueues `key` = `value` without waiting (hot paths such as sample data); `Err` at once
+    /// when the producer queue is full.
+    pub fn try_put(&self, key: &str, value: &[u8]) -> Result<(), String> {
+        self.follower.enqueue(key, Some(value)).map(drop)
+    }
+
     /// Deletes `key` (a tombstone); returns once Kafka acknowledged it and this mirror applied it.
     pub async fn delete(&self, key: &str) -> Result<(), String> {
         self.follower.write(key, None).await

@@ -14,16 +14,18 @@ pub mod retry_store;
 pub mod verify;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use actix_web::http::header::HeaderMap;
 use actix_web::web::Bytes;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::IngestError;
 use crate::kafka::producer::PageProducer;
 use crate::listener::Listener;
 use crate::pipeline::rate_limit::bucket::SharedClock;
+use crate::telemetry::METRICS;
 
 /// A request as the Receiver hands it to the chain.
 #[derive(Debug)]
@@ -44,6 +46,8 @@ pub struct Delivery {
     pub body: Bytes,
     /// Receive time, milliseconds since the Unix epoch.
     pub received_at_ms: i64,
+    /// Mock output sent through the API: not verified or rate-limited, records marked mock.
+    pub mock: bool,
 }
 
 /// What an accepted request produced.
@@ -68,6 +72,8 @@ pub struct Ingest {
     pub delivery: Delivery,
     /// Provider delivery id found by verification, for consumers' deduplication.
     pub delivery_id: Option<String>,
+    /// Return the parsed records in `Accepted` (for sample data).
+    pub keep_records: bool,
 }
 
 /// Settings every chain is built from.
@@ -91,48 +97,137 @@ pub struct ChainSettings {
 #[derive(Clone)]
 pub struct Chain {
     /// First stage.
-    pub entry: Addr<verify::VerifyActor>,
+    pub entry: Stage<verify::VerifyActor>,
 }
 
 impl Chain {
     /// Wires the chain back to front on the current arbiter, each stage given the next one's address.
     pub fn start(settings: &ChainSettings, producer: PageProducer) -> Chain {
         let capacity = settings.mailbox_capacity;
-        let retry_store = retry_store::RetryStoreActor::new(producer).start_with_capacity(capacity);
-        let page = page::PageActor::new(retry_store, settings.page_linger, settings.max_page_bytes)
-            .start_with_capacity(capacity);
-        let parse = parse::ParseActor::new(page, settings.parse_limits.clone()).start_with_capacity(capacity);
-        let rate_limit = rate_limit::RateLimitActor::new(parse, settings.clock.clone(), settings.global_bucket.clone())
-            .start_with_capacity(capacity);
-        let entry = verify::VerifyActor::new(rate_limit, settings.clock.clone()).start_with_capacity(capacity);
+        let retry_store = Stage::start("retry_store", capacity, retry_store::RetryStoreActor::new(producer));
+        let page = Stage::start(
+            "page",
+            capacity,
+            page::PageActor::new(retry_store, settings.page_linger, settings.max_page_bytes),
+        );
+        let parse = Stage::start(
+            "parse",
+            capacity,
+            parse::ParseActor::new(page, settings.parse_limits.clone()),
+        );
+        let rate_limit = Stage::start(
+            "rate_limit",
+            capacity,
+            rate_limit::RateLimitActor::new(parse, settings.clock.clone(), settings.global_bucket.clone()),
+        );
+        let entry = Stage::start("verify", capacity, verify::VerifyActor::new(rate_limit));
         Chain { entry }
     }
 }
 
-/// Starting an actor with an explicit mailbox capacity.
-pub trait StartWithCapacity: Actor<Context = Context<Self>> {
-    /// Starts the actor on the current arbiter with a mailbox of `capacity` messages.
-    fn start_with_capacity(self, capacity: usize) -> Addr<Self> {
-        Self::create(move |ctx| {
-            ctx.set_mailbox_capacity(capacity);
-            self
-        })
+/// A stage's address with an explicit, measurable mailbox bound: a message holds a permit
+/// from the moment it is queued until the stage starts handling it, so waiting for a permit
+/// is exactly waiting on a full mailbox (and is counted in
+/// `hookpipe_mailbox_blocked_seconds_total`).
+pub struct Stage<A: Actor> {
+    addr: Addr<A>,
+    permits: Arc<Semaphore>,
+    name: &'static str,
+}
+
+impl<A: Actor> Clone for Stage<A> {
+    fn clone(&self) -> Self {
+        Stage {
+            addr: self.addr.clone(),
+            permits: self.permits.clone(),
+            name: self.name,
+        }
     }
 }
 
-impl<A: Actor<Context = Context<A>>> StartWithCapacity for A {}
+/// A message admitted into a stage's mailbox; the handler drops the permit when it starts.
+pub struct Admitted<M> {
+    /// The message.
+    pub message: M,
+    /// Room in the mailbox, released when handling starts.
+    pub permit: OwnedSemaphorePermit,
+}
 
-/// Forwards a message to the next stage, waiting while its mailbox is full.
-pub async fn forward<A, M>(next: &Addr<A>, message: M) -> Result<M::Result, IngestError>
-where
-    A: Handler<M>,
-    A::Context: actix::dev::ToEnvelope<A, M>,
-    M: Message + Send + 'static,
-    M::Result: Send,
-{
-    next.send(message)
-        .await
-        .map_err(|error| IngestError::Internal(format!("next stage unavailable: {error}")))
+impl<M: Message> Message for Admitted<M> {
+    type Result = M::Result;
+}
+
+impl<A: Actor<Context = Context<A>>> Stage<A> {
+    /// Starts `actor` on the current arbiter with room for `capacity` queued messages.
+    pub fn start(name: &'static str, capacity: usize, actor: A) -> Stage<A> {
+        let addr = A::create(move |ctx| {
+            // The semaphore is the bound; actix's own capacity only has to be no smaller.
+            ctx.set_mailbox_capacity(capacity.max(1));
+            actor
+        });
+        Stage {
+            addr,
+            permits: Arc::new(Semaphore::new(capacity.max(1))),
+            name,
+        }
+    }
+
+    /// Sends and awaits the answer, waiting (measured) while the mailbox is full.
+    pub async fn forward<M>(&self, message: M) -> Result<M::Result, IngestError>
+    where
+        A: Handler<Admitted<M>>,
+        A::Context: actix::dev::ToEnvelope<A, Admitted<M>>,
+        M: Message + Send + 'static,
+        M::Result: Send,
+    {
+        let permit = match self.permits.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                let started = Instant::now();
+                let permit = self
+                    .permits
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .map_err(|_| IngestError::Internal("stage closed".into()))?;
+                METRICS
+                    .mailbox_blocked
+                    .with_label_values(&[self.name])
+                    .inc_by(started.elapsed().as_secs_f64());
+                permit
+            }
+        };
+        self.send(message, permit).await
+    }
+
+    /// Sends only if the mailbox has room: the Receiver sheds load instead of queueing.
+    pub async fn try_forward<M>(&self, message: M) -> Result<M::Result, IngestError>
+    where
+        A: Handler<Admitted<M>>,
+        A::Context: actix::dev::ToEnvelope<A, Admitted<M>>,
+        M: Message + Send + 'static,
+        M::Result: Send,
+    {
+        let permit = self
+            .permits
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| IngestError::Overloaded)?;
+        self.send(message, permit).await
+    }
+
+    async fn send<M>(&self, message: M, permit: OwnedSemaphorePermit) -> Result<M::Result, IngestError>
+    where
+        A: Handler<Admitted<M>>,
+        A::Context: actix::dev::ToEnvelope<A, Admitted<M>>,
+        M: Message + Send + 'static,
+        M::Result: Send,
+    {
+        self.addr
+            .send(Admitted { message, permit })
+            .await
+            .map_err(|error| IngestError::Internal(format!("next stage unavailable: {error}")))
+    }
 }
 
 /// Milliseconds since the Unix epoch, now.

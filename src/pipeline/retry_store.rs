@@ -7,6 +7,8 @@ use actix::prelude::*;
 
 use crate::kafka::producer::{OutgoingMessage, PageProducer, PublishError};
 use crate::listener::Listener;
+use crate::pipeline::Admitted;
+use crate::telemetry::METRICS;
 
 /// Header carrying the listener id.
 pub const HEADER_LISTENER_ID: &str = "hookpipe-listener-id";
@@ -49,10 +51,12 @@ impl Actor for RetryStoreActor {
     type Context = Context<Self>;
 }
 
-impl Handler<PublishPage> for RetryStoreActor {
+impl Handler<Admitted<PublishPage>> for RetryStoreActor {
     type Result = ResponseFuture<Result<(), PublishError>>;
 
-    fn handle(&mut self, page: PublishPage, _ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, admitted: Admitted<PublishPage>, _ctx: &mut Context<Self>) -> Self::Result {
+        let Admitted { message: page, permit } = admitted;
+        drop(permit);
         let producer = self.producer.clone();
         Box::pin(async move {
             let mut headers: Vec<(&str, &str)> = Vec::with_capacity(3 + page.request_ids.len());
@@ -62,6 +66,7 @@ impl Handler<PublishPage> for RetryStoreActor {
             for request_id in &page.request_ids {
                 headers.push((HEADER_REQUEST_ID, request_id));
             }
+            let started = std::time::Instant::now();
             let result = producer
                 .publish(OutgoingMessage {
                     topic: &page.listener.topic,
@@ -70,6 +75,23 @@ impl Handler<PublishPage> for RetryStoreActor {
                     headers: &headers,
                 })
                 .await;
+            METRICS.produce_latency.observe(started.elapsed().as_secs_f64());
+            METRICS.producer_queue_depth.set(i64::from(producer.queue_depth()));
+            let listener_id = page.listener.id();
+            match &result {
+                Ok(()) => {
+                    METRICS.pages_published.with_label_values(&[listener_id]).inc();
+                    METRICS
+                        .records_published
+                        .with_label_values(&[listener_id])
+                        .inc_by(page.record_count as u64);
+                    METRICS
+                        .page_records
+                        .with_label_values(&[listener_id])
+                        .observe(page.record_count as f64);
+                }
+                Err(_) => METRICS.pages_failed.with_label_values(&[listener_id]).inc(),
+            }
             match &result {
                 Ok(()) => {
                     tracing::debug!(listener = page.listener.id(), page_id = %page.page_id, records = page.record_count, "page published")

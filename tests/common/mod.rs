@@ -159,14 +159,10 @@ pub fn spawn_app_with_clock(settings: Settings, bootstrap: &str, clock: SharedCl
     let thread_bootstrap = bootstrap.to_string();
     let thread = std::thread::spawn(move || {
         actix_web::rt::System::new().block_on(async move {
-            let mut topics = vec![thread_settings.kafka.pages_topic.clone()];
-            topics.extend(thread_settings.listeners.iter().filter_map(|l| l.topic.clone()));
-            if thread_settings.kafka.create_topics {
-                hookpipe::kafka::admin::ensure_topics(&thread_settings.kafka, &thread_bootstrap, &topics)
-                    .await
-                    .expect("creating topics");
-            }
-            let running = hookpipe::http::start(&thread_settings, &thread_bootstrap, clock).expect("server starts");
+            // Creates the topics on the real broker (unless the test turned creation off).
+            let running = hookpipe::http::start(&thread_settings, &thread_bootstrap, clock, false)
+                .await
+                .expect("server starts");
             let public_ids = running
                 .registry
                 .all()

@@ -15,7 +15,7 @@ use crate::error::IngestError;
 use crate::kafka::producer::PublishError;
 use crate::listener::Listener;
 use crate::pipeline::retry_store::{PublishPage, RetryStoreActor};
-use crate::pipeline::rfc3339_millis;
+use crate::pipeline::{rfc3339_millis, Admitted, Stage};
 use pager::{write_json_string, ClosedPage, Pager};
 
 /// The records of one request, to be paged.
@@ -30,6 +30,8 @@ pub struct Paginate {
     pub received_at_ms: i64,
     /// The provider's delivery id, when verification found one.
     pub delivery_id: Option<String>,
+    /// Mock output: each record is marked `"mock": true`.
+    pub mock: bool,
     /// The parsed records.
     pub records: Vec<serde_json::Value>,
 }
@@ -39,7 +41,7 @@ type Waiter = (Arc<str>, oneshot::Sender<Result<(), PublishError>>);
 
 /// Fourth stage of the chain.
 pub struct PageActor {
-    next: Addr<RetryStoreActor>,
+    next: Stage<RetryStoreActor>,
     linger: Duration,
     max_page_bytes: usize,
     pager: Pager<Waiter>,
@@ -49,7 +51,7 @@ pub struct PageActor {
 
 impl PageActor {
     /// A page stage forwarding to `next`.
-    pub fn new(next: Addr<RetryStoreActor>, linger: Duration, max_page_bytes: usize) -> PageActor {
+    pub fn new(next: Stage<RetryStoreActor>, linger: Duration, max_page_bytes: usize) -> PageActor {
         PageActor {
             next,
             linger,
@@ -81,10 +83,7 @@ impl PageActor {
         // Spawned on this actor's context so a full RetryStore mailbox delays this page only.
         ctx.spawn(
             async move {
-                let result = match next.send(message).await {
-                    Ok(result) => result,
-                    Err(_) => Err(PublishError::Closed),
-                };
+                let result = next.forward(message).await.unwrap_or(Err(PublishError::Closed));
                 for (_, waiter) in waiters {
                     // A dropped receiver means the request already gave up (deadline): fine.
                     let _ = waiter.send(result.clone());
@@ -106,10 +105,12 @@ impl Actor for PageActor {
     }
 }
 
-impl Handler<Paginate> for PageActor {
+impl Handler<Admitted<Paginate>> for PageActor {
     type Result = ResponseFuture<Result<(), IngestError>>;
 
-    fn handle(&mut self, message: Paginate, ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, admitted: Admitted<Paginate>, ctx: &mut Context<Self>) -> Self::Result {
+        let Admitted { message, permit } = admitted;
+        drop(permit);
         let serialized = match serialize_records(&message, self.max_page_bytes) {
             Ok(serialized) => serialized,
             Err(error) => return Box::pin(async move { Err(error) }),
@@ -201,6 +202,9 @@ fn serialize_records(message: &Paginate, max_page_bytes: usize) -> Result<Vec<Ve
         if let Some(delivery_id) = &message.delivery_id {
             bytes.extend_from_slice(br#","delivery_id":"#);
             write_json_string(&mut bytes, delivery_id);
+        }
+        if message.mock {
+            bytes.extend_from_slice(br#","mock":true"#);
         }
         bytes.extend_from_slice(br#","data":"#);
         bytes.extend_from_slice(&data);

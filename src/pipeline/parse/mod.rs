@@ -9,18 +9,18 @@ use actix_web::http::header::CONTENT_TYPE;
 
 use crate::error::IngestError;
 use crate::pipeline::page::{PageActor, Paginate};
-use crate::pipeline::{forward, Accepted, Ingest, Outcome};
+use crate::pipeline::{Accepted, Admitted, Ingest, Outcome, Stage};
 use records::{detect_format, parse_records, ParseError, ParseLimits};
 
 /// Third stage of the chain.
 pub struct ParseActor {
-    next: Addr<PageActor>,
+    next: Stage<PageActor>,
     limits: ParseLimits,
 }
 
 impl ParseActor {
     /// A parse stage forwarding to `next`.
-    pub fn new(next: Addr<PageActor>, limits: ParseLimits) -> ParseActor {
+    pub fn new(next: Stage<PageActor>, limits: ParseLimits) -> ParseActor {
         ParseActor { next, limits }
     }
 }
@@ -29,28 +29,28 @@ impl Actor for ParseActor {
     type Context = Context<Self>;
 }
 
-impl Handler<Ingest> for ParseActor {
+impl Handler<Admitted<Ingest>> for ParseActor {
     type Result = ResponseFuture<Outcome>;
 
-    fn handle(&mut self, message: Ingest, _ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, admitted: Admitted<Ingest>, _ctx: &mut Context<Self>) -> Self::Result {
+        let Admitted { message, permit } = admitted;
+        drop(permit);
         let parsed = parse(&message, &self.limits);
         let next = self.next.clone();
         Box::pin(async move {
             let records = parsed.map_err(IngestError::Parse)?;
             let delivery = message.delivery;
             let record_count = records.len();
-            let kept = delivery.listener.has_response_body().then(|| records.clone());
+            let kept = (message.keep_records || delivery.listener.has_response_body()).then(|| records.clone());
             if record_count > 0 {
-                forward(
-                    &next,
-                    Paginate {
-                        listener: delivery.listener,
-                        request_id: delivery.request_id,
-                        received_at_ms: delivery.received_at_ms,
-                        delivery_id: message.delivery_id,
-                        records,
-                    },
-                )
+                next.forward(Paginate {
+                    listener: delivery.listener,
+                    request_id: delivery.request_id,
+                    received_at_ms: delivery.received_at_ms,
+                    delivery_id: message.delivery_id,
+                    mock: delivery.mock,
+                    records,
+                })
                 .await??;
             }
             Ok(Accepted {

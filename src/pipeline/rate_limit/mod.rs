@@ -9,19 +9,19 @@ use actix::prelude::*;
 
 use crate::error::IngestError;
 use crate::pipeline::parse::ParseActor;
-use crate::pipeline::{forward, Ingest, Outcome};
+use crate::pipeline::{Admitted, Ingest, Outcome, Stage};
 use bucket::{LeakyBucket, SharedClock};
 
 /// Second stage of the chain.
 pub struct RateLimitActor {
-    next: Addr<ParseActor>,
+    next: Stage<ParseActor>,
     clock: SharedClock,
     global: Option<Arc<LeakyBucket>>,
 }
 
 impl RateLimitActor {
     /// A rate-limit stage forwarding to `next`.
-    pub fn new(next: Addr<ParseActor>, clock: SharedClock, global: Option<Arc<LeakyBucket>>) -> RateLimitActor {
+    pub fn new(next: Stage<ParseActor>, clock: SharedClock, global: Option<Arc<LeakyBucket>>) -> RateLimitActor {
         RateLimitActor { next, clock, global }
     }
 }
@@ -30,24 +30,38 @@ impl Actor for RateLimitActor {
     type Context = Context<Self>;
 }
 
-impl Handler<Ingest> for RateLimitActor {
+impl Handler<Admitted<Ingest>> for RateLimitActor {
     type Result = ResponseFuture<Outcome>;
 
-    fn handle(&mut self, message: Ingest, _ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, admitted: Admitted<Ingest>, _ctx: &mut Context<Self>) -> Self::Result {
+        let Admitted { message, permit } = admitted;
+        drop(permit);
         let now = self.clock.now_nanos();
         // The listener's own bucket first: a noisy listener must not drain the global one.
-        let verdict = message
-            .delivery
-            .listener
-            .bucket
-            .try_acquire(now)
-            .and_then(|()| self.global.as_ref().map_or(Ok(()), |global| global.try_acquire(now)));
+        let verdict = if message.delivery.mock {
+            Ok(())
+        } else {
+            message
+                .delivery
+                .listener
+                .bucket
+                .try_acquire(now)
+                .map_err(|retry_after| (retry_after, "listener"))
+                .and_then(|()| {
+                    self.global.as_ref().map_or(Ok(()), |global| {
+                        global.try_acquire(now).map_err(|retry| (retry, "global"))
+                    })
+                })
+        };
         let next = self.next.clone();
         Box::pin(async move {
-            if let Err(retry_after_secs) = verdict {
-                return Err(IngestError::RateLimited { retry_after_secs });
+            if let Err((retry_after_secs, scope)) = verdict {
+                return Err(IngestError::RateLimited {
+                    retry_after_secs,
+                    scope,
+                });
             }
-            forward(&next, message).await?
+            next.forward(message).await?
         })
     }
 }

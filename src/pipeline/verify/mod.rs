@@ -8,22 +8,19 @@ use actix::prelude::*;
 use actix_web::http::header::HeaderMap;
 
 use crate::error::IngestError;
-use crate::pipeline::rate_limit::bucket::SharedClock;
 use crate::pipeline::rate_limit::RateLimitActor;
-use crate::pipeline::{forward, Accepted, Ingest, Outcome};
+use crate::pipeline::{Accepted, Admitted, Ingest, Outcome, Stage};
 use scheme::{HeaderSource, VerifyRequest};
 
 /// First stage of the chain.
 pub struct VerifyActor {
-    next: Addr<RateLimitActor>,
-    // Kept for symmetry with the rate limiter; signature timestamps use wall-clock time.
-    _clock: SharedClock,
+    next: Stage<RateLimitActor>,
 }
 
 impl VerifyActor {
     /// A verify stage forwarding to `next`.
-    pub fn new(next: Addr<RateLimitActor>, clock: SharedClock) -> VerifyActor {
-        VerifyActor { next, _clock: clock }
+    pub fn new(next: Stage<RateLimitActor>) -> VerifyActor {
+        VerifyActor { next }
     }
 }
 
@@ -40,10 +37,16 @@ impl HeaderSource for ActixHeaders<'_> {
     }
 }
 
-impl Handler<Ingest> for VerifyActor {
+impl Handler<Admitted<Ingest>> for VerifyActor {
     type Result = ResponseFuture<Outcome>;
 
-    fn handle(&mut self, mut message: Ingest, _ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, admitted: Admitted<Ingest>, _ctx: &mut Context<Self>) -> Self::Result {
+        let Admitted { mut message, permit } = admitted;
+        drop(permit);
+        let next = self.next.clone();
+        if message.delivery.mock {
+            return Box::pin(async move { next.forward(message).await? });
+        }
         let delivery = &message.delivery;
         let verdict = delivery.listener.verifier.verify(&VerifyRequest {
             method: &delivery.method,
@@ -53,7 +56,6 @@ impl Handler<Ingest> for VerifyActor {
             body: &delivery.body,
             now_unix: super::unix_millis_now() / 1000,
         });
-        let next = self.next.clone();
         Box::pin(async move {
             let verified = verdict.map_err(IngestError::Unauthorized)?;
             if let Some(challenge) = verified.challenge {
@@ -64,7 +66,7 @@ impl Handler<Ingest> for VerifyActor {
                 });
             }
             message.delivery_id = verified.delivery_id;
-            forward(&next, message).await?
+            next.forward(message).await?
         })
     }
 }

@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use sha1::Sha1;
 use sha2::{Digest as _, Sha256, Sha384, Sha512};
 use subtle::{Choice, ConstantTimeEq};
@@ -19,7 +19,7 @@ pub const DEFAULT_TOLERANCE_SECS: u64 = 300;
 pub const PLACEHOLDERS: &[&str] = &["timestamp", "id", "url", "method", "body", "form_params"];
 
 /// A declarative signature scheme (`type = "recipe"`); presets are built from this too.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RecipeConfig {
     /// HMAC hash function.
@@ -82,7 +82,7 @@ fn default_signed_content() -> String {
 }
 
 /// How several signatures share one header.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(tag = "style", rename_all = "snake_case", deny_unknown_fields)]
 pub enum SignatureList {
     /// The header holds exactly one signature.
@@ -105,7 +105,7 @@ pub enum SignatureList {
 }
 
 /// How a configured secret string becomes HMAC key bytes.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SecretEncoding {
     /// The UTF-8 bytes of the string.
@@ -118,7 +118,7 @@ pub enum SecretEncoding {
 }
 
 /// How a timestamp is written.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TimestampFormat {
     /// Decimal seconds since the epoch.
@@ -129,7 +129,7 @@ pub enum TimestampFormat {
 }
 
 /// A legacy signature header consulted only when the main one is missing.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct FallbackSignature {
     /// Legacy header name.

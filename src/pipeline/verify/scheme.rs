@@ -2,15 +2,17 @@
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use subtle::{Choice, ConstantTimeEq};
 
 use super::presets;
 use super::recipe::{self, CompiledRecipe, RecipeConfig};
 
-/// A secret string whose Debug/Display print `[redacted]`.
-#[derive(Clone, Deserialize, PartialEq, Eq)]
+/// A secret string whose Debug/Display print `[redacted]`. It serializes as its value:
+/// listener definitions (secrets included) are stored in Kafka so every instance can verify;
+/// API views redact them before anything leaves the process.
+#[derive(Clone, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(transparent)]
 pub struct Secret(String);
 
@@ -39,7 +41,7 @@ impl std::fmt::Display for Secret {
 }
 
 /// HMAC hash function.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum HmacAlgorithm {
     /// HMAC-SHA1 (Twilio, GitHub legacy).
@@ -65,7 +67,7 @@ impl HmacAlgorithm {
 }
 
 /// How a MAC is written in a header.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SigEncoding {
     /// Hexadecimal, either case.
@@ -75,7 +77,7 @@ pub enum SigEncoding {
 }
 
 /// One accepted username/password pair for HTTP Basic auth.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct BasicCredential {
     /// Username (no `:`).
@@ -87,7 +89,7 @@ pub struct BasicCredential {
 /// Listener verification config as written in TOML (and JSON via the API).
 // One per listener, so the unboxed recipe variant costs nothing worth an awkward `Box` in the API.
 #[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum VerificationConfig {
     /// Accept everything.
@@ -619,6 +621,31 @@ impl Verifier {
     /// True when the listener's URL ends with a secret token.
     pub fn uses_url_token(&self) -> bool {
         matches!(self.inner, Inner::SecretUrl(_))
+    }
+
+    /// A header that carries a token for this scheme (beyond the well-known signature
+    /// headers), to be redacted wherever headers are shown.
+    pub fn secret_header(&self) -> Option<&str> {
+        match &self.inner {
+            Inner::Token { header, .. } => header.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// A query parameter that carries a token, to be redacted wherever queries are shown.
+    pub fn secret_query(&self) -> Option<&str> {
+        match &self.inner {
+            Inner::Token { query, .. } => query.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The dotted JSON path of a token in the body, to be redacted wherever bodies are shown.
+    pub fn secret_json_path(&self) -> Option<String> {
+        match &self.inner {
+            Inner::Token { json_path, .. } => json_path.as_ref().map(|segments| segments.join(".")),
+            _ => None,
+        }
     }
 }
 
