@@ -149,6 +149,14 @@ fn bad_requests_get_clear_4xx_and_publish_nothing() {
             "percent",
         ),
         (
+            "too many form fields",
+            any.clone(),
+            vec![("Content-Type", "application/x-www-form-urlencoded".into())],
+            (0..1001).map(|n| format!("f{n}=1")).collect::<Vec<_>>().join("&").into_bytes(),
+            413,
+            "fields",
+        ),
+        (
             "declared body over limit",
             limited.clone(),
             vec![("Content-Type", "application/json".into())],
