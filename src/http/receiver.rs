@@ -80,21 +80,22 @@ pub async fn ingest(
     let status = response.status().as_u16();
     let latency_ms = started.elapsed().as_millis() as u64;
     observe(&result, listener.as_deref(), status);
-    // Unknown or wrongly-tokened listeners are not debugged: the window belongs to a listener.
-    if let (Some(listener), Some(body)) = (listener.as_deref(), &body) {
-        if matches!(result, Err(IngestError::NotFound)) {
-        } else {
-            after_response(
-                &state,
-                &request,
-                listener,
-                &request_id,
-                body,
-                &result,
-                status,
-                latency_ms,
-            );
-        }
+    // Requests to an unknown listener or with a wrong URL token belong to no debug window.
+    // Those refused before their body was read (413, 408, 503) are captured without it.
+    let reached_listener = listener
+        .as_deref()
+        .filter(|_| !matches!(result, Err(IngestError::NotFound)));
+    if let Some(listener) = reached_listener {
+        after_response(
+            &state,
+            &request,
+            listener,
+            &request_id,
+            &body.unwrap_or_default(),
+            &result,
+            status,
+            latency_ms,
+        );
     }
     let listener_id = listener.as_ref().map_or("-", |l| l.id());
     // The access log names the listener, never the path: a secret-URL token must not be logged.
