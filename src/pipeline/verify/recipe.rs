@@ -250,6 +250,105 @@ pub(crate) fn json_lookup(value: &serde_json::Value, path: &[String]) -> Option<
     }
 }
 
+/// `json_lookup` straight from the body bytes, without building the document: everything off
+/// the path is skipped with `IgnoredAny`, so looking up an event id costs a scan, not a tree.
+pub(crate) fn json_lookup_bytes(body: &[u8], path: &[String]) -> Option<String> {
+    use serde::de::DeserializeSeed;
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    PathSeed(path).deserialize(&mut deserializer).ok().flatten()
+}
+
+struct PathSeed<'a>(&'a [String]);
+
+impl<'de> serde::de::DeserializeSeed<'de> for PathSeed<'_> {
+    type Value = Option<String>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_any(PathVisitor(self.0))
+    }
+}
+
+struct PathVisitor<'a>(&'a [String]);
+
+impl<'de> serde::de::Visitor<'de> for PathVisitor<'_> {
+    type Value = Option<String>;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("any JSON value")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut found = None;
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            match self.0.split_first() {
+                Some((first, rest)) if found.is_none() && key == first.as_str() => {
+                    found = map.next_value_seed(PathSeed(rest))?;
+                }
+                _ => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let wanted = self
+            .0
+            .split_first()
+            .and_then(|(first, rest)| Some((first.parse::<usize>().ok()?, rest)));
+        let mut found = None;
+        let mut index = 0;
+        loop {
+            match wanted {
+                Some((position, rest)) if position == index => match seq.next_element_seed(PathSeed(rest))? {
+                    Some(value) => found = value,
+                    None => break,
+                },
+                _ => {
+                    if seq.next_element::<serde::de::IgnoredAny>()?.is_none() {
+                        break;
+                    }
+                }
+            }
+            index += 1;
+        }
+        Ok(found)
+    }
+
+    fn visit_str<E>(self, value: &str) -> Result<Self::Value, E> {
+        Ok(self.0.is_empty().then(|| value.to_string()))
+    }
+
+    fn visit_string<E>(self, value: String) -> Result<Self::Value, E> {
+        Ok(self.0.is_empty().then_some(value))
+    }
+
+    fn visit_u64<E>(self, value: u64) -> Result<Self::Value, E> {
+        Ok(self.0.is_empty().then(|| value.to_string()))
+    }
+
+    fn visit_i64<E>(self, value: i64) -> Result<Self::Value, E> {
+        Ok(self.0.is_empty().then(|| value.to_string()))
+    }
+
+    fn visit_f64<E>(self, value: f64) -> Result<Self::Value, E> {
+        Ok(self
+            .0
+            .is_empty()
+            .then(|| serde_json::Number::from_f64(value).map(|n| n.to_string()))
+            .flatten())
+    }
+
+    fn visit_bool<E>(self, value: bool) -> Result<Self::Value, E> {
+        Ok(self.0.is_empty().then(|| value.to_string()))
+    }
+
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+}
+
 fn decode_secret(secret: &str, encoding: SecretEncoding) -> Result<Vec<u8>, String> {
     let key = match encoding {
         SecretEncoding::Raw => secret.as_bytes().to_vec(),
@@ -841,18 +940,18 @@ impl CompiledRecipe {
         }
 
         let mut verified = Verified::default();
-        let needs_json = self.delivery_id_json.is_some() || self.challenge;
-        let json: Option<serde_json::Value> = needs_json.then(|| serde_json::from_slice(req.body).ok()).flatten();
         if let Some(h) = &self.delivery_id_header {
             verified.delivery_id = req.headers.header(h).and_then(sane_id);
         }
         if verified.delivery_id.is_none() {
-            if let (Some(path), Some(json)) = (&self.delivery_id_json, &json) {
-                verified.delivery_id = json_lookup(json, path).as_deref().and_then(sane_id);
+            if let Some(path) = &self.delivery_id_json {
+                verified.delivery_id = json_lookup_bytes(req.body, path).as_deref().and_then(sane_id);
             }
         }
-        if self.challenge {
-            if let Some(json) = &json {
+        // Only a body that mentions the handshake is worth building as a document.
+        let maybe_handshake = self.challenge && req.body.windows(16).any(|w| w == b"url_verification");
+        if maybe_handshake {
+            if let Ok(json) = serde_json::from_slice::<serde_json::Value>(req.body) {
                 if json.get("type").and_then(|t| t.as_str()) == Some("url_verification") {
                     verified.challenge = json.get("challenge").and_then(|c| c.as_str()).map(str::to_owned);
                 }
@@ -865,6 +964,19 @@ impl CompiledRecipe {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    #[test]
+    fn json_lookup_bytes_matches_the_document_lookup() {
+        let body = br#"{"a":{"b":[{"x":1},{"id":"evt_9","n":2.5}]},"id":7,"t":true,"s":"x\"y"}"#;
+        let value: serde_json::Value = serde_json::from_slice(body).unwrap();
+        for path in [
+            "id", "a.b.1.id", "a.b.1.n", "a.b.0.x", "t", "s", "a", "missing", "a.b.5.id", "id.x",
+        ] {
+            let path: Vec<String> = path.split('.').map(str::to_string).collect();
+            assert_eq!(json_lookup_bytes(body, &path), json_lookup(&value, &path), "{path:?}");
+        }
+        assert_eq!(json_lookup_bytes(b"not json", &["id".to_string()]), None);
+    }
     use crate::pipeline::verify::scheme::{HeaderSource, VerificationConfig};
 
     /// Reference HMAC for building test requests (the provider vectors check it independently).
