@@ -152,7 +152,11 @@ fn bad_requests_get_clear_4xx_and_publish_nothing() {
             "too many form fields",
             any.clone(),
             vec![("Content-Type", "application/x-www-form-urlencoded".into())],
-            (0..1001).map(|n| format!("f{n}=1")).collect::<Vec<_>>().join("&").into_bytes(),
+            (0..1001)
+                .map(|n| format!("f{n}=1"))
+                .collect::<Vec<_>>()
+                .join("&")
+                .into_bytes(),
             413,
             "fields",
         ),
