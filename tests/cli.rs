@@ -77,6 +77,13 @@ fn serve_on_the_embedded_default_prints_urls_and_tail_shows_pages() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // Drain stderr while the server runs so its logs can never fill the pipe and block it.
+    let mut serve_stderr = serve.stderr.take().unwrap();
+    let stderr_reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut serve_stderr, &mut text).unwrap();
+        text
+    });
     let mut lines = BufReader::new(serve.stdout.take().unwrap()).lines();
     let mut bootstrap = None;
     let mut urls = std::collections::HashMap::new();
@@ -154,8 +161,7 @@ fn serve_on_the_embedded_default_prints_urls_and_tail_shows_pages() {
     );
     let status = wait_with_timeout(&mut serve, Duration::from_secs(20));
     assert!(status.success(), "serve exits cleanly on SIGTERM");
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut serve.stderr.take().unwrap(), &mut stderr).unwrap();
+    let stderr = stderr_reader.join().unwrap();
     assert!(
         stderr.contains("NOTHING IS DURABLE"),
         "loud warning about the embedded cluster:\n{stderr}"

@@ -255,6 +255,13 @@ secrets = ["{stripe}"]
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // Drain stderr while the server runs: at trace level it writes more than a pipe holds.
+    let mut serve_stderr = serve.stderr.take().unwrap();
+    let stderr_reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        serve_stderr.read_to_string(&mut text).unwrap();
+        text
+    });
     let mut stdout_lines = BufReader::new(serve.stdout.take().unwrap()).lines();
     let mut stdout = String::new();
     let mut paths = std::collections::HashMap::new();
@@ -326,8 +333,7 @@ secrets = ["{stripe}"]
         .args(["-TERM", &serve.id().to_string()])
         .status()
         .unwrap();
-    let mut stderr = String::new();
-    serve.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    let stderr = stderr_reader.join().unwrap();
     for line in stdout_lines {
         stdout.push_str(&line.unwrap());
     }
