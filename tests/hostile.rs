@@ -153,33 +153,34 @@ fn in_flight_cap_sheds_load_with_503() {
 public_id_secret = "test-secret-0123456789"
 listen = "127.0.0.1:0"
 max_in_flight = 2
-[pipeline]
-page_linger_ms = 1500
 [[listeners]]
 id = "slow"
 "#;
     let app = spawn_app(settings(config, &broker.bootstrap), &broker.bootstrap);
     let addr = app.addr;
     let path = app.hook_path("slow");
-    // Two requests wait on their page (1.5 s linger); the third finds no room.
-    let waiting: Vec<_> = (0..2)
+    // Two senders are slow with their bodies: both requests are in flight.
+    let mut slow: Vec<std::net::TcpStream> = (0..2)
         .map(|_| {
-            let path = path.clone();
-            std::thread::spawn(move || request(addr, "POST", &path, &[("Content-Type", "application/json")], b"{}"))
+            let mut stream = std::net::TcpStream::connect(addr).unwrap();
+            let head = format!(
+                "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 7\r\nConnection: close\r\n\r\n{{\"a\":"
+            );
+            stream.write_all(head.as_bytes()).unwrap();
+            stream
         })
         .collect();
     std::thread::sleep(Duration::from_millis(500));
     let shed = request(addr, "POST", &path, &[("Content-Type", "application/json")], b"{}");
     assert_eq!(shed.status, 503, "{}", shed.text());
     assert_eq!(shed.header("retry-after"), Some("1"));
-    for thread in waiting {
-        assert_eq!(thread.join().unwrap().status, 204);
+    for stream in &mut slow {
+        stream.write_all(b"1}  ").unwrap();
+        let response = common::read_response(stream);
+        assert_eq!(response.status, 204, "{}", response.text());
     }
     // Capacity is back once they finished.
-    assert_eq!(
-        request(addr, "POST", &path, &[("Content-Type", "application/json")], b"{}").status,
-        204
-    );
+    assert_eq!(request(addr, "POST", &path, &[("Content-Type", "application/json")], b"{}").status, 204);
 }
 
 /// Canary secrets go through every verification path, valid and invalid, with the most

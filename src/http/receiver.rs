@@ -59,7 +59,9 @@ pub async fn ingest(
             Ok(()) => {
                 let listener = listener.clone();
                 // Every log line emitted while handling the request carries its id.
-                let span = tracing::info_span!("request", request_id = %request_id, listener = listener.id());
+                // A debug-level span: free at the default level, where every request-scoped line
+                // names its request_id explicitly; at debug, library lines get the id too.
+                let span = tracing::debug_span!("request", request_id = %request_id, listener = listener.id());
                 let id = request_id.clone();
                 handle(&request, payload, &state, &chain, listener, id, &mut body)
                     .instrument(span)
@@ -103,11 +105,13 @@ pub async fn ingest(
         Ok(accepted) => {
             tracing::debug!(request_id = %request_id, listener = listener_id, status, latency_ms, records = accepted.record_count, "webhook accepted")
         }
-        Err(error) if status >= 500 => {
+        Err(error) if status >= 500 && !matches!(error, IngestError::Overloaded) => {
             tracing::warn!(request_id = %request_id, listener = listener_id, status, latency_ms, outcome = error.outcome(), "webhook not accepted")
         }
         Err(error) => {
-            tracing::info!(request_id = %request_id, listener = listener_id, status, latency_ms, outcome = error.outcome(), reason = %error, "webhook rejected")
+            // Rejections are the sender's problem and can come by the million (attacks, floods):
+            // metrics count them; the line is there at debug level.
+            tracing::debug!(request_id = %request_id, listener = listener_id, status, latency_ms, outcome = error.outcome(), reason = %error, "webhook rejected")
         }
     }
     response
@@ -454,7 +458,7 @@ fn success_response(
             .body(body),
         Err(reason) => {
             // The records are already acknowledged: answer success, without the body.
-            tracing::warn!(listener = listener.id(), %reason, "response template failed; answering without body");
+            tracing::warn!(request_id, listener = listener.id(), %reason, "response template failed; answering without body");
             response.finish()
         }
     }

@@ -47,7 +47,17 @@ pub struct PageActor {
     pager: Pager<Waiter>,
     /// Topic of each listener with an open page (pages keep their listener's topic at open time).
     listeners: std::collections::HashMap<String, Arc<Listener>>,
+    /// Pages of each listener being published right now.
+    publishing: std::collections::HashMap<String, usize>,
 }
+
+/// Pages of one listener a worker publishes at once before new records wait for a page.
+///
+/// This is group commit: while nothing is in flight a page goes out at once (no added
+/// latency at low load); while publishes are in flight, records of concurrent requests
+/// gather in the open page, which goes out as soon as one completes (or when it is full,
+/// or after `page_linger` at the latest). Pages grow with load instead of with a timer.
+const MAX_PUBLISHING: usize = 2;
 
 impl PageActor {
     /// A page stage forwarding to `next`.
@@ -58,6 +68,16 @@ impl PageActor {
             max_page_bytes,
             pager: Pager::default(),
             listeners: Default::default(),
+            publishing: Default::default(),
+        }
+    }
+
+    /// Publishes the listener's open page if it may go now.
+    fn flush_if_idle(&mut self, listener_id: &str, ctx: &mut Context<Self>) {
+        if self.publishing.get(listener_id).copied().unwrap_or(0) < MAX_PUBLISHING {
+            if let Some(page) = self.pager.take(listener_id) {
+                self.publish(page, ctx);
+            }
         }
     }
 
@@ -80,6 +100,8 @@ impl PageActor {
             record_count: page.records.len(),
         };
         let waiters = page.waiters;
+        let listener_id = page.listener_id;
+        *self.publishing.entry(listener_id.clone()).or_default() += 1;
         // Spawned on this actor's context so a full RetryStore mailbox delays this page only.
         ctx.spawn(
             async move {
@@ -89,7 +111,13 @@ impl PageActor {
                     let _ = waiter.send(result.clone());
                 }
             }
-            .into_actor(self),
+            .into_actor(self)
+            .map(move |(), actor, ctx| {
+                if let Some(count) = actor.publishing.get_mut(&listener_id) {
+                    *count = count.saturating_sub(1);
+                }
+                actor.flush_if_idle(&listener_id, ctx);
+            }),
         );
     }
 }
@@ -134,12 +162,14 @@ impl Handler<Admitted<Paginate>> for PageActor {
         for page in closed {
             self.publish(page, ctx);
         }
-        if let Some(generation) = opened {
-            if self.linger.is_zero() {
-                if let Some(page) = self.pager.take_generation(&listener_id, generation) {
-                    self.publish(page, ctx);
-                }
-            } else {
+        if self.linger.is_zero() {
+            if let Some(page) = self.pager.take(&listener_id) {
+                self.publish(page, ctx);
+            }
+        } else {
+            self.flush_if_idle(&listener_id, ctx);
+            if let Some(generation) = opened.filter(|g| self.pager.is_open(&listener_id, *g)) {
+                // The upper bound on the wait, should publishes stall.
                 ctx.run_later(self.linger, move |actor, ctx| {
                     if let Some(page) = actor.pager.take_generation(&listener_id, generation) {
                         actor.publish(page, ctx);
