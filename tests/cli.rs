@@ -68,15 +68,17 @@ status = 302
 #[test]
 fn serve_on_the_embedded_default_prints_urls_and_tail_shows_pages() {
     let port = free_port();
-    let mut serve = Command::new(BIN)
-        .args(["serve", "--config", "config/hookpipe.toml"])
-        .env("HOOKPIPE_SERVER__LISTEN", format!("127.0.0.1:{port}"))
-        .env("HOOKPIPE_SERVER__EXTERNAL_BASE_URL", format!("http://127.0.0.1:{port}"))
-        .env("HOOKPIPE_PIPELINE__PAGE_LINGER_MS", "500")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut serve = common::ChildGuard(
+        Command::new(BIN)
+            .args(["serve", "--config", "config/hookpipe.toml"])
+            .env("HOOKPIPE_SERVER__LISTEN", format!("127.0.0.1:{port}"))
+            .env("HOOKPIPE_SERVER__EXTERNAL_BASE_URL", format!("http://127.0.0.1:{port}"))
+            .env("HOOKPIPE_PIPELINE__PAGE_LINGER_MS", "500")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     // Drain stderr while the server runs so its logs can never fill the pipe and block it.
     let mut serve_stderr = serve.stderr.take().unwrap();
     let stderr_reader = std::thread::spawn(move || {

@@ -180,7 +180,10 @@ id = "slow"
         assert_eq!(response.status, 204, "{}", response.text());
     }
     // Capacity is back once they finished.
-    assert_eq!(request(addr, "POST", &path, &[("Content-Type", "application/json")], b"{}").status, 204);
+    assert_eq!(
+        request(addr, "POST", &path, &[("Content-Type", "application/json")], b"{}").status,
+        204
+    );
 }
 
 /// Canary secrets go through every verification path, valid and invalid, with the most
@@ -248,14 +251,16 @@ secrets = ["{stripe}"]
         ),
     )
     .unwrap();
-    let mut serve = Command::new(env!("CARGO_BIN_EXE_hookpipe"))
-        .args(["serve", "--config"])
-        .arg(&config_path)
-        .env("HOOKPIPE_LOG", "trace")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut serve = common::ChildGuard(
+        Command::new(env!("CARGO_BIN_EXE_hookpipe"))
+            .args(["serve", "--config"])
+            .arg(&config_path)
+            .env("HOOKPIPE_LOG", "trace")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     // Drain stderr while the server runs: at trace level it writes more than a pipe holds.
     let mut serve_stderr = serve.stderr.take().unwrap();
     let stderr_reader = std::thread::spawn(move || {
