@@ -125,12 +125,7 @@ pub async fn start(
         App::new()
             .app_data(state.clone())
             .app_data(web::Data::new(chain))
-            .service(
-                web::resource(["/hooks/{public_id}", "/hooks/{public_id}/{url_token}"])
-                    .route(web::post().to(receiver::ingest))
-                    .route(web::put().to(receiver::ingest))
-                    .default_service(web::to(receiver::method_not_allowed)),
-            )
+            .service(web::scope("/hooks").default_service(web::to(receiver::route)))
             .route("/healthz", web::get().to(health::healthz))
             .route("/readyz", web::get().to(health::readyz))
             .route("/metrics", web::get().to(health::metrics))
