@@ -4,9 +4,11 @@
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod errors;
 pub mod http;
 pub mod kafka;
 pub mod listener;
 pub mod management;
 pub mod pipeline;
 pub mod telemetry;
+pub mod worker;

@@ -1,4 +1,4 @@
-//! The `hookpipe` command line: serve | check-config | tail.
+//! The `hookpipe` command line: serve | worker | check-config | tail | listeners | errors.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -26,6 +26,15 @@ struct Cli {
 enum Command {
     /// Run the listener tier.
     Serve {
+        /// Configuration file (default: $HOOKPIPE_CONFIG, then config/hookpipe.toml).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Log JSON lines instead of human-readable text.
+        #[arg(long)]
+        log_json: bool,
+    },
+    /// Run an import worker: consume pages and import them into the listeners' targets.
+    Worker {
         /// Configuration file (default: $HOOKPIPE_CONFIG, then config/hookpipe.toml).
         #[arg(long, short)]
         config: Option<PathBuf>,
@@ -61,6 +70,8 @@ enum Command {
     },
     /// Manage listeners through a running server's management API ($HOOKPIPE_ADMIN_TOKEN).
     Listeners(hookpipe::cli::ListenersArgs),
+    /// List, inspect, retry and resolve import errors through a running server's API ($HOOKPIPE_ADMIN_TOKEN).
+    Errors(hookpipe::cli::ErrorsArgs),
 }
 
 fn main() -> ExitCode {
@@ -77,6 +88,8 @@ fn main() -> ExitCode {
             config,
         } => tail(config, brokers, topic, from_beginning, pretty, count),
         Command::Listeners(args) => hookpipe::cli::run(args),
+        Command::Errors(args) => hookpipe::cli::run_errors(args),
+        Command::Worker { config, log_json } => worker(config, log_json),
     }
 }
 
@@ -143,6 +156,9 @@ fn serve(config: Option<PathBuf>, log_json: bool) -> ExitCode {
             );
             println!("embedded Kafka (in memory, not durable) at {bootstrap}");
             println!("  read pages with: hookpipe tail --brokers {bootstrap} --from-beginning");
+            println!(
+                "  import them with: HOOKPIPE_KAFKA__BROKERS={bootstrap} HOOKPIPE_KAFKA__CREATE_TOPICS=false hookpipe worker"
+            );
             bootstrap
         }
         None => settings.kafka.brokers.clone(),
@@ -154,6 +170,8 @@ fn serve(config: Option<PathBuf>, log_json: bool) -> ExitCode {
             let mut topics = settings.pages_topics();
             topics.push(settings.kafka.state_topic.clone());
             topics.push(settings.kafka.debug_topic.clone());
+            topics.push(settings.kafka.errors_topic.clone());
+            topics.push(settings.kafka.retry_topic.clone());
             for topic in &topics {
                 cluster
                     .create_topic(topic, settings.kafka.topic_partitions)
@@ -196,6 +214,45 @@ fn serve(config: Option<PathBuf>, log_json: bool) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn worker(config: Option<PathBuf>, log_json: bool) -> ExitCode {
+    let settings = match load(config) {
+        Ok(settings) => settings,
+        Err(code) => return code,
+    };
+    hookpipe::telemetry::init(log_json);
+    let bootstrap = settings.kafka.brokers.trim().to_string();
+    if bootstrap.is_empty() {
+        eprintln!(
+            "hookpipe worker: kafka.brokers is empty; a worker needs the brokers the serve tier uses \
+             (with the embedded default, `hookpipe serve` prints its address: set HOOKPIPE_KAFKA__BROKERS to it)"
+        );
+        return ExitCode::from(2);
+    }
+    let shutdown = hookpipe::worker::Shutdown::for_settings(&settings);
+    if let Err(error) = hookpipe::worker::stop_on_signals(shutdown.clone()) {
+        eprintln!("hookpipe worker: {error}");
+        return ExitCode::FAILURE;
+    }
+    let worker = match hookpipe::worker::Worker::start(&settings, &bootstrap) {
+        Ok(worker) => worker,
+        Err(error) => {
+            eprintln!("hookpipe worker: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // On stderr: standard output belongs to a `stdout` target's records.
+    eprintln!(
+        "hookpipe worker consuming {} as group {}",
+        worker.topics().join(", "),
+        settings.worker.group_id
+    );
+    if let Some(addr) = worker.metrics_addr() {
+        eprintln!("worker metrics on http://{addr}/metrics");
+    }
+    worker.run(&shutdown);
+    ExitCode::SUCCESS
 }
 
 fn tail(

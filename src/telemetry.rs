@@ -7,7 +7,8 @@
 use std::sync::LazyLock;
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 use tracing_subscriber::EnvFilter;
 
@@ -65,6 +66,26 @@ pub struct Metrics {
     pub debug_captures_dropped: IntCounter,
     /// Sample data updates dropped because the producer queue was full.
     pub samples_dropped: IntCounter,
+    /// Records whose retry data was acknowledged by Kafka, by listener.
+    pub retry_data_stored: IntCounterVec,
+    /// Records republished for another attempt through the errors API, by listener.
+    pub errors_republished: IntCounterVec,
+    /// Worker: records imported into their target, by listener.
+    pub worker_records_imported: IntCounterVec,
+    /// Worker: records that failed permanently or exhausted their tries (recorded as errors), by listener.
+    pub worker_records_failed: IntCounterVec,
+    /// Worker: records sent to their target again after a retryable failure, by listener.
+    pub worker_records_retried: IntCounterVec,
+    /// Worker: open errors resolved by a later successful import, by listener.
+    pub worker_errors_resolved: IntCounterVec,
+    /// Worker: pages that are not hookpipe pages (skipped), by topic.
+    pub worker_pages_malformed: IntCounterVec,
+    /// Worker: time to import one page (all of its records, retries included), by listener.
+    pub worker_import_latency: HistogramVec,
+    /// Worker: responses of targets by listener and status class (`2xx`…`5xx`, `error` without a response).
+    pub worker_target_responses: IntCounterVec,
+    /// Worker: messages not yet consumed by this worker, summed over its partitions, by topic.
+    pub worker_consumer_lag: IntGaugeVec,
 }
 
 fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -124,6 +145,31 @@ impl Metrics {
         for stage in ["verify", "rate_limit", "parse", "page", "retry_store"] {
             mailbox_blocked.with_label_values(&[stage]);
         }
+        let worker_import_latency = HistogramVec::new(
+            HistogramOpts::new(
+                "hookpipe_worker_import_latency_seconds",
+                "Time to import one page into its target, retries included.",
+            )
+            .buckets(vec![
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
+            ]),
+            &["listener"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(worker_import_latency.clone()))
+            .expect("unique metric");
+        let worker_consumer_lag = IntGaugeVec::new(
+            Opts::new(
+                "hookpipe_worker_consumer_lag",
+                "Messages of the worker's assigned partitions not yet consumed (from librdkafka statistics).",
+            ),
+            &["topic"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(worker_consumer_lag.clone()))
+            .expect("unique metric");
         let plain_counter = |name: &str, help: &str| {
             let counter = IntCounter::new(name, help).expect("valid metric");
             registry.register(Box::new(counter.clone())).expect("unique metric");
@@ -192,6 +238,56 @@ impl Metrics {
                 "hookpipe_samples_dropped_total",
                 "Sample data updates dropped because the producer queue was full.",
             ),
+            retry_data_stored: counter_vec(
+                &registry,
+                "hookpipe_retry_data_records_total",
+                "Records whose retry data Kafka acknowledged.",
+                &["listener"],
+            ),
+            errors_republished: counter_vec(
+                &registry,
+                "hookpipe_errors_republished_total",
+                "Failed records republished for another attempt through the errors API.",
+                &["listener"],
+            ),
+            worker_records_imported: counter_vec(
+                &registry,
+                "hookpipe_worker_records_imported_total",
+                "Records imported into their target.",
+                &["listener"],
+            ),
+            worker_records_failed: counter_vec(
+                &registry,
+                "hookpipe_worker_records_failed_total",
+                "Records that failed permanently or exhausted their tries, recorded as errors.",
+                &["listener"],
+            ),
+            worker_records_retried: counter_vec(
+                &registry,
+                "hookpipe_worker_records_retried_total",
+                "Records sent to their target again after a retryable failure.",
+                &["listener"],
+            ),
+            worker_errors_resolved: counter_vec(
+                &registry,
+                "hookpipe_worker_errors_resolved_total",
+                "Open errors resolved by a later successful import of the same trace key.",
+                &["listener"],
+            ),
+            worker_pages_malformed: counter_vec(
+                &registry,
+                "hookpipe_worker_pages_malformed_total",
+                "Messages on a pages topic that are not hookpipe pages (skipped).",
+                &["topic"],
+            ),
+            worker_import_latency,
+            worker_target_responses: counter_vec(
+                &registry,
+                "hookpipe_worker_target_responses_total",
+                "Target responses by status class; `error` when no response arrived.",
+                &["listener", "status_class"],
+            ),
+            worker_consumer_lag,
             registry,
         }
     }

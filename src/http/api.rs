@@ -50,6 +50,7 @@ pub fn scope() -> actix_web::Scope {
         .route("/listeners/{id}/debug", web::delete().to(debug_stop))
         .route("/listeners/{id}/debug/logs", web::get().to(debug_logs))
         .route("/listeners/{id}/debug/logs/{request_id}", web::get().to(debug_log))
+        .configure(super::errors_api::routes)
         .default_service(web::to(unknown_route))
 }
 
@@ -62,7 +63,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+    pub(super) fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
         ApiError {
             status,
             message: message.into(),
@@ -70,7 +71,7 @@ impl ApiError {
         }
     }
 
-    fn invalid(field: impl Into<String>, message: impl Into<String>) -> ApiError {
+    pub(super) fn invalid(field: impl Into<String>, message: impl Into<String>) -> ApiError {
         let field = field.into();
         ApiError {
             status: StatusCode::BAD_REQUEST,
@@ -79,11 +80,11 @@ impl ApiError {
         }
     }
 
-    fn not_found(what: &str) -> ApiError {
+    pub(super) fn not_found(what: &str) -> ApiError {
         ApiError::new(StatusCode::NOT_FOUND, format!("{what} not found"))
     }
 
-    fn storage(error: String) -> ApiError {
+    pub(super) fn storage(error: String) -> ApiError {
         tracing::warn!(%error, "state topic write failed");
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "storage unavailable; retry later")
     }
@@ -116,10 +117,10 @@ impl ResponseError for ApiError {
     }
 }
 
-type ApiResult = Result<HttpResponse, ApiError>;
+pub(super) type ApiResult = Result<HttpResponse, ApiError>;
 
 /// Checks the bearer token in constant time.
-fn authorize(request: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
+pub(super) fn authorize(request: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
     let Some(token) = &state.settings.server.admin_token else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -139,7 +140,7 @@ fn authorize(request: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
     }
 }
 
-fn parse_json(body: &Bytes) -> Result<Value, ApiError> {
+pub(super) fn parse_json(body: &Bytes) -> Result<Value, ApiError> {
     if body.is_empty() {
         return Ok(json!({}));
     }

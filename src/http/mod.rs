@@ -2,6 +2,7 @@
 
 pub mod api;
 pub mod decode;
+pub mod errors_api;
 pub mod health;
 pub mod receiver;
 
@@ -74,8 +75,16 @@ pub async fn start(
     let create = settings.kafka.create_topics && !topics_exist;
     if create {
         crate::kafka::admin::ensure_topics(&settings.kafka, bootstrap, &settings.pages_topics()).await?;
+        crate::errors::create_retry_topic(&settings.kafka, bootstrap).await?;
     }
     let shared = SharedState::open(settings, bootstrap, create).await?;
+    let errors_view = web::Data::new(errors_api::ErrorsView::opening());
+    errors_api::spawn_open(
+        errors_view.clone(),
+        settings.kafka.clone(),
+        bootstrap.to_string(),
+        create,
+    );
     let registry = Arc::new(Registry::from_settings(settings)?);
     let settings_arc = Arc::new(settings.clone());
     crate::management::spawn_sync(shared.clone(), registry.clone(), settings_arc.clone());
@@ -113,6 +122,7 @@ pub async fn start(
                 limit.refill_per_sec,
             ))
         }),
+        retry_topic: settings.kafka.retry_topic.clone(),
     };
     let workers = match settings.server.workers {
         0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
@@ -124,6 +134,7 @@ pub async fn start(
         let chain = Chain::start(&chain_settings, chain_producer.clone());
         App::new()
             .app_data(state.clone())
+            .app_data(errors_view.clone())
             .app_data(web::Data::new(chain))
             .service(web::scope("/hooks").default_service(web::to(receiver::route)))
             .route("/healthz", web::get().to(health::healthz))

@@ -555,7 +555,14 @@ mod tests {
     fn hook_paths_split_into_public_id_and_token() {
         assert_eq!(hook_segments("/hooks/abc"), Some(("abc", None)));
         assert_eq!(hook_segments("/hooks/abc/tok"), Some(("abc", Some("tok"))));
-        for bad in ["/hooks/", "/hooks", "/hooks//tok", "/hooks/abc/", "/hooks/abc/tok/x", "/other/abc"] {
+        for bad in [
+            "/hooks/",
+            "/hooks",
+            "/hooks//tok",
+            "/hooks/abc/",
+            "/hooks/abc/tok/x",
+            "/other/abc",
+        ] {
             assert_eq!(hook_segments(bad), None, "{bad}");
         }
     }

@@ -91,6 +91,8 @@ pub struct ChainSettings {
     pub clock: SharedClock,
     /// An optional bucket for the whole instance.
     pub global_bucket: Option<Arc<rate_limit::bucket::LeakyBucket>>,
+    /// Topic of records' retry data.
+    pub retry_topic: String,
 }
 
 /// The entry of one worker's chain.
@@ -104,7 +106,11 @@ impl Chain {
     /// Wires the chain back to front on the current arbiter, each stage given the next one's address.
     pub fn start(settings: &ChainSettings, producer: PageProducer) -> Chain {
         let capacity = settings.mailbox_capacity;
-        let retry_store = Stage::start("retry_store", capacity, retry_store::RetryStoreActor::new(producer));
+        let retry_store = Stage::start(
+            "retry_store",
+            capacity,
+            retry_store::RetryStoreActor::new(producer, settings.retry_topic.clone()),
+        );
         let page = Stage::start(
             "page",
             capacity,

@@ -1,9 +1,18 @@
-//! RetryStoreActor: publishes each page to its listener's topic and answers with Kafka's
-//! delivery report. (Keeping per-record retry data comes with the import workers, issue 5.)
+//! RetryStoreActor: publishes each page to its listener's topic and, unless the listener says
+//! "do not store retry data", each record's retry data to the retry topic (key = record id);
+//! answers with Kafka's delivery reports.
+//!
+//! The page and its retry data are produced concurrently and the request is answered once all
+//! are acknowledged: retry data is part of what a 2xx promises is durable (a failed record must
+//! be retryable), and producing both at once keeps the sender's latency at one round trip.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use actix::prelude::*;
+use futures_util::future::{join, join_all};
+use serde::Deserialize;
+use serde_json::value::RawValue;
 
 use crate::kafka::producer::{OutgoingMessage, PageProducer, PublishError};
 use crate::listener::Listener;
@@ -18,6 +27,12 @@ pub const HEADER_PAGE_ID: &str = "hookpipe-page-id";
 pub const HEADER_REQUEST_ID: &str = "hookpipe-request-id";
 /// Content type of a page message.
 pub const PAGE_CONTENT_TYPE: &str = "application/json";
+/// Header saying whether the page's records have retry data: `stored` or `none`.
+pub const HEADER_RETRY_DATA: &str = "hookpipe-retry-data";
+/// `HEADER_RETRY_DATA` value: every record of the page has retry data in the retry topic.
+pub const RETRY_DATA_STORED: &str = "stored";
+/// `HEADER_RETRY_DATA` value: the listener does not store retry data.
+pub const RETRY_DATA_NONE: &str = "none";
 
 /// A serialized page for one listener.
 #[derive(Debug, Message)]
@@ -38,12 +53,16 @@ pub struct PublishPage {
 /// Last stage of the chain.
 pub struct RetryStoreActor {
     producer: PageProducer,
+    retry_topic: Arc<str>,
 }
 
 impl RetryStoreActor {
-    /// A stage publishing through `producer`.
-    pub fn new(producer: PageProducer) -> RetryStoreActor {
-        RetryStoreActor { producer }
+    /// A stage publishing through `producer`, retry data to `retry_topic`.
+    pub fn new(producer: PageProducer, retry_topic: String) -> RetryStoreActor {
+        RetryStoreActor {
+            producer,
+            retry_topic: retry_topic.into(),
+        }
     }
 }
 
@@ -58,23 +77,46 @@ impl Handler<Admitted<PublishPage>> for RetryStoreActor {
         let Admitted { message: page, permit } = admitted;
         drop(permit);
         let producer = self.producer.clone();
+        let retry_topic = self.retry_topic.clone();
         Box::pin(async move {
-            let mut headers: Vec<(&str, &str)> = Vec::with_capacity(3 + page.request_ids.len());
+            let store_retry_data = !page.listener.config.do_not_store_retry_data;
+            let mut headers: Vec<(&str, &str)> = Vec::with_capacity(4 + page.request_ids.len());
             headers.push((HEADER_LISTENER_ID, page.listener.id()));
             headers.push(("content-type", PAGE_CONTENT_TYPE));
             headers.push((HEADER_PAGE_ID, &page.page_id));
+            headers.push((
+                HEADER_RETRY_DATA,
+                if store_retry_data {
+                    RETRY_DATA_STORED
+                } else {
+                    RETRY_DATA_NONE
+                },
+            ));
             for request_id in &page.request_ids {
                 headers.push((HEADER_REQUEST_ID, request_id));
             }
             let started = std::time::Instant::now();
-            let result = producer
-                .publish(OutgoingMessage {
-                    topic: &page.listener.topic,
-                    key: page.listener.id(),
-                    payload: &page.payload,
-                    headers: &headers,
-                })
-                .await;
+            let page_delivery = producer.publish(OutgoingMessage {
+                topic: &page.listener.topic,
+                key: page.listener.id(),
+                payload: &page.payload,
+                headers: &headers,
+            });
+            let retry_delivery = async {
+                if store_retry_data {
+                    publish_retry_data(&producer, &retry_topic, &page).await
+                } else {
+                    Ok(())
+                }
+            };
+            let (page_result, retry_result) = join(page_delivery, retry_delivery).await;
+            if store_retry_data && retry_result.is_ok() {
+                METRICS
+                    .retry_data_stored
+                    .with_label_values(&[page.listener.id()])
+                    .inc_by(page.record_count as u64);
+            }
+            let result = page_result.and(retry_result);
             METRICS.produce_latency.observe(started.elapsed().as_secs_f64());
             METRICS.producer_queue_depth.set(i64::from(producer.queue_depth()));
             let listener_id = page.listener.id();
@@ -102,5 +144,87 @@ impl Handler<Admitted<PublishPage>> for RetryStoreActor {
             }
             result
         })
+    }
+}
+
+/// The records of a page message, as the exact bytes they were serialized to.
+#[derive(Deserialize)]
+struct PageRecords<'a> {
+    #[serde(borrow)]
+    records: Vec<&'a RawValue>,
+}
+
+/// The id of a record (the rest of the record is skipped, not built).
+#[derive(Deserialize)]
+struct RecordId<'a> {
+    #[serde(borrow)]
+    id: Cow<'a, str>,
+}
+
+/// Publishes one retry data message per record of `page` (key = record id) and waits for every
+/// acknowledgement.
+async fn publish_retry_data(
+    producer: &PageProducer,
+    retry_topic: &str,
+    page: &PublishPage,
+) -> Result<(), PublishError> {
+    let records: PageRecords<'_> = serde_json::from_slice(&page.payload)
+        .map_err(|e| PublishError::Delivery(format!("cannot read back the page's records: {e}")))?;
+    let mut messages = Vec::with_capacity(records.records.len());
+    for record in &records.records {
+        let id: RecordId<'_> = serde_json::from_str(record.get())
+            .map_err(|e| PublishError::Delivery(format!("record without an id: {e}")))?;
+        let payload = retry_data_message(page.listener.id(), &page.listener.topic, &page.page_id, record.get());
+        messages.push((id.id, payload));
+    }
+    let headers = [
+        (HEADER_LISTENER_ID, page.listener.id()),
+        ("content-type", PAGE_CONTENT_TYPE),
+    ];
+    let deliveries = messages.iter().map(|(key, payload)| {
+        producer.publish(OutgoingMessage {
+            topic: retry_topic,
+            key,
+            payload,
+            headers: &headers,
+        })
+    });
+    join_all(deliveries).await.into_iter().collect()
+}
+
+/// `{"type":"retry_data","version":1,"listener_id":…,"topic":…,"page_id":…,"record":<record>}`:
+/// everything needed to republish the record to its listener's pages topic.
+pub fn retry_data_message(listener_id: &str, topic: &str, page_id: &str, record_json: &str) -> Vec<u8> {
+    use crate::pipeline::page::pager::write_json_string;
+    let mut out = Vec::with_capacity(record_json.len() + 120 + listener_id.len() + topic.len());
+    out.extend_from_slice(br#"{"type":"retry_data","version":1,"listener_id":"#);
+    write_json_string(&mut out, listener_id);
+    out.extend_from_slice(br#","topic":"#);
+    write_json_string(&mut out, topic);
+    out.extend_from_slice(br#","page_id":"#);
+    write_json_string(&mut out, page_id);
+    out.extend_from_slice(br#","record":"#);
+    out.extend_from_slice(record_json.as_bytes());
+    out.push(b'}');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_are_read_back_exactly_and_wrapped() {
+        let page = br#"{"type":"page","version":1,"listener_id":"l","page_id":"p","created_at":"t","records":[{"id":"r\u002d0","data":{"a":[1,2]}},{"data":1,"id":"r-1"}]}"#;
+        let records: PageRecords<'_> = serde_json::from_slice(page).unwrap();
+        assert_eq!(records.records.len(), 2);
+        assert_eq!(records.records[1].get(), r#"{"data":1,"id":"r-1"}"#);
+        let id: RecordId<'_> = serde_json::from_str(records.records[0].get()).unwrap();
+        assert_eq!(id.id, "r-0");
+        let message = retry_data_message("l\"", "t", "p", records.records[0].get());
+        let value: serde_json::Value = serde_json::from_slice(&message).unwrap();
+        assert_eq!(value["type"], "retry_data");
+        assert_eq!(value["listener_id"], "l\"");
+        assert_eq!(value["record"]["data"]["a"][1], 2);
     }
 }

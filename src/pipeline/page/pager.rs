@@ -126,7 +126,9 @@ impl<W> Pager<W> {
 
     /// Whether the listener's open page is the page of `generation`.
     pub fn is_open(&self, listener_id: &str, generation: u64) -> bool {
-        self.open.get(listener_id).is_some_and(|page| page.generation == generation)
+        self.open
+            .get(listener_id)
+            .is_some_and(|page| page.generation == generation)
     }
 
     /// Closes every open page (shutdown).

@@ -1,0 +1,431 @@
+//! `/api/v1/listeners/{id}/errors…`: open import errors of a listener, newest first; one error
+//! with its retry data; retry (one, selected, all) by republishing to the pages topic with the
+//! attempt incremented; resolve by hand. Served from this instance's mirror of the errors
+//! topic, so any instance answers.
+
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
+
+use actix_web::http::StatusCode;
+use actix_web::web::{self, Bytes};
+use actix_web::{HttpRequest, HttpResponse};
+use serde_json::{json, Value};
+
+use super::api::{authorize, parse_json, ApiError, ApiResult};
+use super::AppState;
+use crate::config::KafkaSettings;
+use crate::errors::{
+    find_retry_data, republish, ErrorEntry, ErrorsStore, Republish, RetryData, RetryLookup, RETRY_LOOKUP_BATCH,
+};
+use crate::pipeline::{rfc3339_millis, unix_millis_now};
+use crate::telemetry::METRICS;
+
+/// Errors listed per page by default, and at most.
+const DEFAULT_LIMIT: usize = 50;
+const MAX_LIMIT: usize = 1000;
+/// Record ids accepted in one retry request.
+const MAX_RETRY_IDS: usize = 1000;
+/// Longest a retry data lookup may take.
+const LOOKUP_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often opening the errors view is retried while Kafka refuses.
+const OPEN_RETRY_INTERVAL: Duration = Duration::from_secs(5);
+
+/// This instance's errors view: opened in the background at start, so a missing or slow errors
+/// topic never holds up ingestion; until it is open the endpoints answer 503.
+pub struct ErrorsView {
+    store: RwLock<Result<Arc<ErrorsStore>, String>>,
+}
+
+impl ErrorsView {
+    /// A view still opening.
+    pub fn opening() -> ErrorsView {
+        ErrorsView {
+            store: RwLock::new(Err("the errors view is still loading".into())),
+        }
+    }
+
+    fn set(&self, store: Result<Arc<ErrorsStore>, String>) {
+        *self.store.write().unwrap_or_else(PoisonError::into_inner) = store;
+    }
+
+    fn store(&self) -> Result<Arc<ErrorsStore>, ApiError> {
+        self.store
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+            .map_err(|reason| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("{reason}; retry later")))
+    }
+}
+
+/// Opens the errors topic's mirror on the current actix runtime, retrying until it opens.
+pub fn spawn_open(view: web::Data<ErrorsView>, kafka: KafkaSettings, bootstrap: String, create: bool) {
+    actix_web::rt::spawn(async move {
+        loop {
+            match ErrorsStore::open(&kafka, &bootstrap, create).await {
+                Ok(store) => {
+                    view.set(Ok(store));
+                    return;
+                }
+                Err(error) => {
+                    tracing::warn!(topic = %kafka.errors_topic, %error, "cannot open the errors view; retrying");
+                    view.set(Err("the errors view is unavailable (errors topic not readable)".into()));
+                    actix_web::rt::time::sleep(OPEN_RETRY_INTERVAL).await;
+                }
+            }
+        }
+    });
+}
+
+/// Registers the errors routes inside the `/api/v1` scope.
+pub fn routes(config: &mut web::ServiceConfig) {
+    config
+        .route("/listeners/{id}/errors", web::get().to(list))
+        .route("/listeners/{id}/errors/retry", web::post().to(retry_many))
+        .route("/listeners/{id}/errors/{record_id}", web::get().to(show))
+        .route("/listeners/{id}/errors/{record_id}/retry", web::post().to(retry_one))
+        .route("/listeners/{id}/errors/{record_id}/resolve", web::post().to(resolve));
+}
+
+/// Why an error cannot be retried, when it cannot.
+fn retry_refusal(entry: &ErrorEntry) -> Option<String> {
+    (!entry.retry_data_stored).then(|| {
+        format!(
+            "listener `{}` does not store retry data (do_not_store_retry_data), so hookpipe has no copy of this \
+             record to send again: have the source resend it, then resolve this error",
+            entry.listener_id
+        )
+    })
+}
+
+fn view(entry: &ErrorEntry) -> Value {
+    let mut value = serde_json::to_value(entry).unwrap_or_default();
+    let refusal = retry_refusal(entry);
+    value["can_retry"] = json!(refusal.is_none());
+    if let Some(reason) = refusal {
+        value["retry_unavailable"] = json!(reason);
+    }
+    value
+}
+
+/// The listener's errors; 404 when the listener is unknown and has none.
+fn errors_of(state: &AppState, store: &ErrorsStore, listener_id: &str) -> Result<Vec<ErrorEntry>, ApiError> {
+    let entries = store.list(listener_id);
+    if entries.is_empty() && state.registry.by_id(listener_id).is_none() {
+        return Err(ApiError::not_found("listener"));
+    }
+    Ok(entries)
+}
+
+fn query_number(
+    request: &HttpRequest,
+    name: &str,
+    default: usize,
+    range: std::ops::RangeInclusive<usize>,
+) -> Result<usize, ApiError> {
+    let raw = request
+        .query_string()
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value);
+    match raw {
+        None => Ok(default),
+        Some(value) => value
+            .parse::<usize>()
+            .ok()
+            .filter(|n| range.contains(n))
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    name,
+                    format!("must be a whole number from {} to {}", range.start(), range.end()),
+                )
+            }),
+    }
+}
+
+async fn list(
+    request: HttpRequest,
+    state: web::Data<AppState>,
+    errors: web::Data<ErrorsView>,
+    path: web::Path<String>,
+) -> ApiResult {
+    authorize(&request, &state)?;
+    let limit = query_number(&request, "limit", DEFAULT_LIMIT, 1..=MAX_LIMIT)?;
+    let offset = query_number(&request, "offset", 0, 0..=usize::MAX)?;
+    let store = errors.store()?;
+    let entries = errors_of(&state, &store, &path)?;
+    let page: Vec<Value> = entries.iter().skip(offset).take(limit).map(view).collect();
+    Ok(HttpResponse::Ok().json(json!({
+        "listener_id": path.as_str(),
+        "total": entries.len(),
+        "limit": limit,
+        "offset": offset,
+        "errors": page,
+    })))
+}
+
+async fn lookup(
+    state: &AppState,
+    entries: &[ErrorEntry],
+) -> Result<std::collections::HashMap<String, RetryData>, ApiError> {
+    let wanted: Vec<RetryLookup> = entries
+        .iter()
+        .map(|entry| RetryLookup {
+            record_id: entry.record_id.clone(),
+            received_at_ms: entry.received_at_ms(),
+        })
+        .collect();
+    let kafka = state.settings.kafka.clone();
+    let bootstrap = state.bootstrap.clone();
+    let produce_deadline = Duration::from_millis(state.settings.server.request_timeout_ms);
+    web::block(move || find_retry_data(&kafka, &bootstrap, &wanted, produce_deadline, LOOKUP_TIMEOUT))
+        .await
+        .map_err(|e| ApiError::storage(e.to_string()))?
+        .map_err(ApiError::storage)
+}
+
+fn expired_reason(state: &AppState) -> String {
+    format!(
+        "the retry data of this record is no longer in {} (kept {} hours)",
+        state.settings.kafka.retry_topic, state.settings.kafka.retry_retention_hours
+    )
+}
+
+async fn show(
+    request: HttpRequest,
+    state: web::Data<AppState>,
+    errors: web::Data<ErrorsView>,
+    path: web::Path<(String, String)>,
+) -> ApiResult {
+    authorize(&request, &state)?;
+    let (listener_id, record_id) = path.into_inner();
+    let store = errors.store()?;
+    let entry = store
+        .get(&listener_id, &record_id)
+        .ok_or_else(|| ApiError::not_found("error"))?;
+    let mut value = view(&entry);
+    if entry.retry_data_stored {
+        let mut found = lookup(&state, std::slice::from_ref(&entry)).await?;
+        match found.remove(&entry.record_id) {
+            Some(data) => {
+                value["retry_data"] = json!({ "topic": data.topic, "page_id": data.page_id, "record": data.record })
+            }
+            None => {
+                value["retry_data"] = Value::Null;
+                value["can_retry"] = json!(false);
+                value["retry_unavailable"] = json!(expired_reason(&state));
+            }
+        }
+    } else {
+        value["retry_data"] = Value::Null;
+    }
+    Ok(HttpResponse::Ok().json(value))
+}
+
+/// What a retry did to each record asked for.
+#[derive(Default)]
+struct RetryReport {
+    republished: Vec<String>,
+    refused: Vec<(String, String)>,
+    not_found: Vec<String>,
+}
+
+impl RetryReport {
+    fn body(&self) -> Value {
+        let refused: Vec<Value> = self
+            .refused
+            .iter()
+            .map(|(id, reason)| json!({ "record_id": id, "reason": reason }))
+            .collect();
+        json!({ "republished": self.republished, "refused": refused, "not_found": self.not_found })
+    }
+}
+
+/// Looks up, marks and republishes `entries` (all of one listener) in chunks.
+async fn retry_entries(
+    state: &AppState,
+    store: &ErrorsStore,
+    listener_id: &str,
+    entries: Vec<ErrorEntry>,
+    report: &mut RetryReport,
+) -> Result<(), ApiError> {
+    let mut candidates = Vec::new();
+    for entry in entries {
+        match retry_refusal(&entry) {
+            Some(reason) => report.refused.push((entry.record_id, reason)),
+            None => candidates.push(entry),
+        }
+    }
+    let listener = state.registry.by_id(listener_id);
+    let page_size = listener.as_ref().map_or(20, |l| l.config.page_size);
+    for chunk in candidates.chunks(RETRY_LOOKUP_BATCH) {
+        let mut found = lookup(state, chunk).await?;
+        let mut batch = Vec::new();
+        for entry in chunk {
+            match found.remove(&entry.record_id) {
+                Some(data) => batch.push(Republish {
+                    error: entry.clone(),
+                    data,
+                }),
+                None => report.refused.push((entry.record_id.clone(), expired_reason(state))),
+            }
+        }
+        if batch.is_empty() {
+            continue;
+        }
+        // Marked before republishing: the worker may import (and resolve) the record at once,
+        // and a mark written after that would reopen the error.
+        let now = rfc3339_millis(unix_millis_now());
+        let marks = batch.iter().map(|item| {
+            let marked = ErrorEntry {
+                retry_requested_at: Some(now.clone()),
+                ..item.error.clone()
+            };
+            async move { store.record(&marked).await }
+        });
+        futures_util::future::join_all(marks)
+            .await
+            .into_iter()
+            .collect::<Result<Vec<()>, String>>()
+            .map_err(ApiError::storage)?;
+        let topic = listener
+            .as_ref()
+            .map_or_else(|| batch[0].data.topic.clone(), |l| l.topic.clone());
+        let published = republish(
+            &state.producer,
+            listener_id,
+            &topic,
+            page_size,
+            state.settings.pipeline.max_page_bytes,
+            &batch,
+        )
+        .await;
+        if let Err(error) = published {
+            // Best effort: the errors stay open either way; only the mark is wrong.
+            for item in &batch {
+                let _ = store.record(&item.error).await;
+            }
+            tracing::warn!(listener = listener_id, %error, "republishing failed");
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "could not republish to Kafka; retry later",
+            ));
+        }
+        METRICS
+            .errors_republished
+            .with_label_values(&[listener_id])
+            .inc_by(batch.len() as u64);
+        report
+            .republished
+            .extend(batch.into_iter().map(|item| item.error.record_id));
+    }
+    Ok(())
+}
+
+async fn retry_one(
+    request: HttpRequest,
+    state: web::Data<AppState>,
+    errors: web::Data<ErrorsView>,
+    path: web::Path<(String, String)>,
+) -> ApiResult {
+    authorize(&request, &state)?;
+    let (listener_id, record_id) = path.into_inner();
+    let store = errors.store()?;
+    let entry = store
+        .get(&listener_id, &record_id)
+        .ok_or_else(|| ApiError::not_found("error"))?;
+    let attempt = entry.attempt + 1;
+    let mut report = RetryReport::default();
+    retry_entries(&state, &store, &listener_id, vec![entry], &mut report).await?;
+    if let Some((_, reason)) = report.refused.first() {
+        return Err(ApiError::new(StatusCode::CONFLICT, reason.clone()));
+    }
+    Ok(HttpResponse::Accepted().json(json!({ "republished": [record_id], "attempt": attempt })))
+}
+
+async fn retry_many(
+    request: HttpRequest,
+    state: web::Data<AppState>,
+    errors: web::Data<ErrorsView>,
+    path: web::Path<String>,
+    body: Bytes,
+) -> ApiResult {
+    authorize(&request, &state)?;
+    let body = parse_json(&body)?;
+    let all = match body.get("all") {
+        None | Some(Value::Bool(false)) => false,
+        Some(Value::Bool(true)) => true,
+        Some(_) => return Err(ApiError::invalid("all", "must be true or false")),
+    };
+    let record_ids: Option<Vec<String>> = match body.get("record_ids") {
+        None => None,
+        Some(Value::Array(ids)) if !ids.is_empty() && ids.len() <= MAX_RETRY_IDS => Some(
+            ids.iter()
+                .map(|id| id.as_str().map(str::to_string))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| ApiError::invalid("record_ids", "must be strings"))?,
+        ),
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "record_ids",
+                format!("must be an array of 1 to {MAX_RETRY_IDS} record ids"),
+            ))
+        }
+    };
+    let store = errors.store()?;
+    let listener_id = path.into_inner();
+    let mut report = RetryReport::default();
+    let entries = match (all, record_ids) {
+        (true, None) => errors_of(&state, &store, &listener_id)?,
+        (false, Some(ids)) => {
+            errors_of(&state, &store, &listener_id)?;
+            let mut entries = Vec::new();
+            for id in ids {
+                match store.get(&listener_id, &id) {
+                    Some(entry) => entries.push(entry),
+                    None => report.not_found.push(id),
+                }
+            }
+            entries
+        }
+        _ => {
+            return Err(ApiError::invalid(
+                "body",
+                "give either {\"record_ids\": [...]} or {\"all\": true}",
+            ))
+        }
+    };
+    retry_entries(&state, &store, &listener_id, entries, &mut report).await?;
+    let status = if !report.republished.is_empty() {
+        StatusCode::ACCEPTED
+    } else if !report.refused.is_empty() {
+        StatusCode::CONFLICT
+    } else {
+        StatusCode::OK
+    };
+    let mut body = report.body();
+    if status == StatusCode::CONFLICT {
+        body["error"] = json!(format!("none of the records could be retried: {}", report.refused[0].1));
+    }
+    Ok(HttpResponse::build(status).json(body))
+}
+
+async fn resolve(
+    request: HttpRequest,
+    state: web::Data<AppState>,
+    errors: web::Data<ErrorsView>,
+    path: web::Path<(String, String)>,
+) -> ApiResult {
+    authorize(&request, &state)?;
+    let (listener_id, record_id) = path.into_inner();
+    let store = errors.store()?;
+    if store
+        .resolve(&listener_id, &record_id)
+        .await
+        .map_err(ApiError::storage)?
+    {
+        Ok(HttpResponse::Ok().json(json!({ "resolved": record_id })))
+    } else {
+        Err(ApiError::not_found("error"))
+    }
+}

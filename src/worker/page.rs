@@ -1,0 +1,134 @@
+//! A page as the worker reads it: the envelope the PageActor wrote (README, "A page") and its
+//! records, each kept whole so targets receive exactly what was published.
+
+use serde_json::Value;
+
+/// The only page version this worker reads.
+const PAGE_VERSION: u64 = 1;
+
+/// A page read from a pages topic.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IncomingPage {
+    /// Its listener.
+    pub listener_id: String,
+    /// Its id.
+    pub page_id: String,
+    /// When the page was made, RFC 3339 (as written).
+    pub created_at: Option<String>,
+    /// Its records: objects with at least a string `id`.
+    pub records: Vec<Value>,
+}
+
+impl IncomingPage {
+    /// Parses and checks a page message; the error says what is wrong with it.
+    pub fn parse(payload: &[u8]) -> Result<IncomingPage, String> {
+        let value: Value = serde_json::from_slice(payload).map_err(|e| format!("not JSON: {e}"))?;
+        let Value::Object(mut object) = value else {
+            return Err("not a JSON object".into());
+        };
+        if object.get("type").and_then(Value::as_str) != Some("page") {
+            return Err("`type` is not \"page\"".into());
+        }
+        if object.get("version").and_then(Value::as_u64) != Some(PAGE_VERSION) {
+            return Err(format!(
+                "unsupported `version` (this worker reads version {PAGE_VERSION})"
+            ));
+        }
+        let text = |object: &serde_json::Map<String, Value>, key: &str| {
+            object
+                .get(key)
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+        };
+        let listener_id = text(&object, "listener_id").ok_or("no `listener_id`")?;
+        let page_id = text(&object, "page_id").ok_or("no `page_id`")?;
+        let created_at = text(&object, "created_at");
+        let Some(Value::Array(records)) = object.remove("records") else {
+            return Err("no `records` array".into());
+        };
+        for (index, record) in records.iter().enumerate() {
+            if record.get("id").and_then(Value::as_str).is_none_or(str::is_empty) {
+                return Err(format!("record {index} has no string `id`"));
+            }
+        }
+        Ok(IncomingPage {
+            listener_id,
+            page_id,
+            created_at,
+            records,
+        })
+    }
+}
+
+/// A record's id (checked present by `IncomingPage::parse`).
+pub fn record_id(record: &Value) -> &str {
+    record.get("id").and_then(Value::as_str).unwrap_or_default()
+}
+
+/// A record's trace key; empty when it has none (then nothing auto-resolves by it).
+pub fn trace_key(record: &Value) -> &str {
+    record.get("trace_key").and_then(Value::as_str).unwrap_or_default()
+}
+
+/// A record's attempt: 1 for the original delivery, more for retries through the errors API.
+pub fn attempt(record: &Value) -> u32 {
+    record
+        .get("attempt")
+        .and_then(Value::as_u64)
+        .and_then(|n| u32::try_from(n).ok())
+        .filter(|n| *n >= 1)
+        .unwrap_or(1)
+}
+
+/// A string field of a record, if present.
+pub fn text_field<'a>(record: &'a Value, key: &str) -> Option<&'a str> {
+    record.get(key).and_then(Value::as_str)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn parses_a_page_and_keeps_records_whole() {
+        let payload = json!({"type": "page", "version": 1, "listener_id": "orders", "page_id": "p1",
+            "created_at": "2026-01-01T00:00:00.000Z",
+            "records": [{"id": "r-0", "trace_key": "A", "data": {"x": 1}}, {"id": "r-1", "attempt": 3, "data": 2}]})
+        .to_string();
+        let page = IncomingPage::parse(payload.as_bytes()).unwrap();
+        assert_eq!(page.listener_id, "orders");
+        assert_eq!(page.records[0]["data"], json!({"x": 1}));
+        assert_eq!(record_id(&page.records[1]), "r-1");
+        assert_eq!(trace_key(&page.records[0]), "A");
+        assert_eq!(trace_key(&page.records[1]), "");
+        assert_eq!(attempt(&page.records[0]), 1);
+        assert_eq!(attempt(&page.records[1]), 3);
+    }
+
+    #[test]
+    fn refuses_what_is_not_a_page() {
+        for (payload, expected) in [
+            ("nope", "not JSON"),
+            ("[1]", "not a JSON object"),
+            (r#"{"type":"sample"}"#, "type"),
+            (r#"{"type":"page","version":2}"#, "version"),
+            (
+                r#"{"type":"page","version":1,"page_id":"p","records":[]}"#,
+                "listener_id",
+            ),
+            (
+                r#"{"type":"page","version":1,"listener_id":"l","page_id":"p"}"#,
+                "records",
+            ),
+            (
+                r#"{"type":"page","version":1,"listener_id":"l","page_id":"p","records":[{"data":1}]}"#,
+                "record 0",
+            ),
+        ] {
+            let error = IncomingPage::parse(payload.as_bytes()).unwrap_err();
+            assert!(error.contains(expected), "{payload}: {error}");
+        }
+    }
+}

@@ -1,0 +1,312 @@
+//! Helpers of the worker tests: a scriptable HTTP import target (std `TcpListener` on a thread),
+//! an in-process worker, and polling.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// A request the target received.
+#[derive(Debug, Clone)]
+pub struct Received {
+    /// Request path.
+    pub path: String,
+    /// Headers, names lower-cased.
+    pub headers: Vec<(String, String)>,
+    /// The JSON body.
+    pub body: Value,
+    /// When it arrived.
+    pub at: Instant,
+    /// The status the target answered.
+    pub status: u16,
+}
+
+impl Received {
+    /// First header value by lower-case name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    /// The records the request carried: the page's records, or the record itself.
+    pub fn records(&self) -> Vec<Value> {
+        match self.body.get("records") {
+            Some(Value::Array(records)) => records.clone(),
+            _ => vec![self.body.clone()],
+        }
+    }
+}
+
+/// What the target answers.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    /// Status code.
+    pub status: u16,
+    /// Extra headers.
+    pub headers: Vec<(String, String)>,
+    /// Body (JSON or text).
+    pub body: String,
+    /// How long to take before answering (the request is already recorded meanwhile).
+    pub delay: Duration,
+}
+
+impl Reply {
+    /// `status` with an empty JSON object.
+    pub fn status(status: u16) -> Reply {
+        Reply {
+            status,
+            headers: Vec::new(),
+            body: "{}".into(),
+            delay: Duration::ZERO,
+        }
+    }
+
+    /// `status` with a JSON body.
+    pub fn json(status: u16, body: Value) -> Reply {
+        Reply {
+            status,
+            headers: Vec::new(),
+            body: body.to_string(),
+            delay: Duration::ZERO,
+        }
+    }
+
+    /// Answers only after `delay`.
+    pub fn after(mut self, delay: Duration) -> Reply {
+        self.delay = delay;
+        self
+    }
+
+    /// Adds a header.
+    pub fn with_header(mut self, name: &str, value: &str) -> Reply {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+}
+
+/// Decides the reply to a request, given the requests received before it.
+pub type Behavior = dyn Fn(&Received, &[Received]) -> Reply + Send + Sync;
+
+/// An HTTP server standing in for an import target; answers per `behavior`, records everything.
+pub struct TargetServer {
+    /// Bound address.
+    pub addr: SocketAddr,
+    received: Arc<Mutex<Vec<Received>>>,
+    behavior: Arc<Mutex<Arc<Behavior>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl TargetServer {
+    /// Starts on a free loopback port.
+    pub fn start(behavior: impl Fn(&Received, &[Received]) -> Reply + Send + Sync + 'static) -> TargetServer {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let received: Arc<Mutex<Vec<Received>>> = Arc::default();
+        let behavior: Arc<Mutex<Arc<Behavior>>> = Arc::new(Mutex::new(Arc::new(behavior)));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (thread_received, thread_behavior, thread_stop) = (received.clone(), behavior.clone(), stop.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if thread_stop.load(Ordering::Relaxed) {
+                    return;
+                }
+                let Ok(stream) = stream else { continue };
+                let (received, behavior) = (thread_received.clone(), thread_behavior.clone());
+                std::thread::spawn(move || serve(stream, &received, &behavior));
+            }
+        });
+        TargetServer {
+            addr,
+            received,
+            behavior,
+            stop,
+        }
+    }
+
+    /// `http://addr/import`.
+    pub fn url(&self) -> String {
+        format!("http://{}/import", self.addr)
+    }
+
+    /// Replaces the behavior (e.g. the target got fixed).
+    pub fn set_behavior(&self, behavior: impl Fn(&Received, &[Received]) -> Reply + Send + Sync + 'static) {
+        *self.behavior.lock().unwrap() = Arc::new(behavior);
+    }
+
+    /// Every request so far.
+    pub fn received(&self) -> Vec<Received> {
+        self.received.lock().unwrap().clone()
+    }
+
+    /// (record, status) for every record of every request so far, in arrival order.
+    pub fn record_answers(&self) -> Vec<(Value, u16)> {
+        self.received()
+            .iter()
+            .flat_map(|r| r.records().into_iter().map(move |record| (record, r.status)))
+            .collect()
+    }
+}
+
+impl Drop for TargetServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = TcpStream::connect(self.addr);
+    }
+}
+
+fn serve(mut stream: TcpStream, received: &Mutex<Vec<Received>>, behavior: &Mutex<Arc<Behavior>>) {
+    stream.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    let mut raw = Vec::new();
+    let mut buffer = [0u8; 16 * 1024];
+    let head_end = loop {
+        if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            break end;
+        }
+        match stream.read(&mut buffer) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => raw.extend_from_slice(&buffer[..n]),
+        }
+    };
+    let head = String::from_utf8_lossy(&raw[..head_end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let path = lines.next().unwrap_or("").split(' ').nth(1).unwrap_or("").to_string();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let length: usize = headers
+        .iter()
+        .find(|(k, _)| k == "content-length")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = raw[head_end + 4..].to_vec();
+    while body.len() < length {
+        match stream.read(&mut buffer) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => body.extend_from_slice(&buffer[..n]),
+        }
+    }
+    let mut request = Received {
+        path,
+        headers,
+        body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+        at: Instant::now(),
+        status: 0,
+    };
+    let behavior = behavior.lock().unwrap().clone();
+    let reply = {
+        let mut all = received.lock().unwrap();
+        let reply = behavior(&request, &all);
+        request.status = reply.status;
+        all.push(request);
+        reply
+    };
+    std::thread::sleep(reply.delay);
+    let mut response = format!(
+        "HTTP/1.1 {} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
+        reply.status,
+        reply.body.len()
+    );
+    for (name, value) in &reply.headers {
+        response.push_str(&format!("{name}: {value}\r\n"));
+    }
+    response.push_str("\r\n");
+    response.push_str(&reply.body);
+    let _ = stream.write_all(response.as_bytes());
+}
+
+/// How many requests before this one carried a record with this id.
+pub fn times_seen(history: &[Received], record_id: &str) -> usize {
+    history
+        .iter()
+        .flat_map(|r| r.records())
+        .filter(|record| record["id"] == record_id)
+        .count()
+}
+
+/// A worker running in this process, stopped (SIGTERM-like) on drop.
+pub struct InProcessWorker {
+    shutdown: hookpipe::worker::Shutdown,
+    thread: Option<std::thread::JoinHandle<()>>,
+    /// Its metrics listener.
+    pub metrics_addr: Option<SocketAddr>,
+}
+
+impl InProcessWorker {
+    /// Starts a worker with `settings` on a thread.
+    pub fn start(settings: &hookpipe::config::Settings, bootstrap: &str) -> InProcessWorker {
+        let worker = hookpipe::worker::Worker::start(settings, bootstrap).expect("worker starts");
+        let metrics_addr = worker.metrics_addr();
+        let shutdown = hookpipe::worker::Shutdown::for_settings(settings);
+        let thread_shutdown = shutdown.clone();
+        let thread = std::thread::spawn(move || worker.run(&thread_shutdown));
+        InProcessWorker {
+            shutdown,
+            thread: Some(thread),
+            metrics_addr,
+        }
+    }
+
+    /// Requests the stop and waits for the worker to finish.
+    pub fn stop(mut self) {
+        self.stop_inner();
+    }
+
+    fn stop_inner(&mut self) {
+        self.shutdown.request();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for InProcessWorker {
+    fn drop(&mut self) {
+        self.stop_inner();
+    }
+}
+
+/// Polls `check` every 100 ms until it gives a value or `timeout` passes.
+pub fn eventually<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A plain HTTP GET (for the worker's metrics listener).
+pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).unwrap();
+    let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// The value of a metric series in Prometheus text, e.g. `name{listener="orders"}`.
+pub fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find(|line| line.starts_with(series) && line[series.len()..].starts_with(' '))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse().ok())
+}
