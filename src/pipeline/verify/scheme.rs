@@ -701,7 +701,7 @@ mod tests {
         assert_eq!(s.expose(), "hunter2");
     }
 
-    /// Every ```toml block in docs/verification.md deserializes, validates and compiles.
+    /// Every `[listeners.verification]` block of the README deserializes, validates and compiles.
     #[test]
     fn docs_examples_parse() {
         let doc = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"));
