@@ -160,16 +160,7 @@ fn listeners_crud_with_validation_and_write_only_secrets() {
     );
 
     // It serves webhooks with its secret.
-    let sign = |secret: &str, body: &[u8]| {
-        use hmac::Mac;
-        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
-        mac.update(body);
-        mac.finalize()
-            .into_bytes()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
-    };
+    let sign = |secret: &str, body: &[u8]| common::hmac_sha256_hex(secret.as_bytes(), body);
     let body = br#"{"items":[{"sku":"A"},{"sku":"B"}]}"#;
     let post = |path: &str, secret: &str| {
         request(
@@ -479,16 +470,7 @@ capacity = 4
 refill_per_sec = 1
 "#;
     let app = spawn_app(settings(&config(extra), &broker.bootstrap), &broker.bootstrap);
-    let sign = |body: &[u8]| {
-        use hmac::Mac;
-        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"metrics-secret").unwrap();
-        mac.update(body);
-        mac.finalize()
-            .into_bytes()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
-    };
+    let sign = |body: &[u8]| common::hmac_sha256_hex(b"metrics-secret", body);
     let path = app.hook_path("m");
     let send = |body: &[u8], signature: &str| {
         request(
@@ -503,16 +485,7 @@ refill_per_sec = 1
     let two = br#"[{"a":1},{"a":2}]"#;
     assert_eq!(send(two, &sign(two)), 204);
     assert_eq!(send(b"{}", &sign(b"{}")), 204);
-    let forged = {
-        use hmac::Mac;
-        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"not-the-secret").unwrap();
-        mac.update(b"{}");
-        mac.finalize()
-            .into_bytes()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
-    };
+    let forged = common::hmac_sha256_hex(b"not-the-secret", b"{}");
     assert_eq!(send(b"{}", &forged), 401);
     assert_eq!(send(b"{oops", &sign(b"{oops")), 400);
     assert_eq!(send(b"{}", &sign(b"{}")), 204);

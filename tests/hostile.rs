@@ -11,7 +11,6 @@ use base64::Engine;
 use common::{free_port, request, settings, spawn_app, Broker};
 use flate2::write::GzEncoder;
 use flate2::Compression;
-use hmac::{Hmac, Mac};
 
 fn gzip(data: &[u8]) -> Vec<u8> {
     let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
@@ -53,15 +52,7 @@ fn compressed_bodies_are_decoded_within_the_limit() {
     assert_eq!(response.status, 204, "{}", response.text());
 
     // Signatures cover the decoded payload.
-    let signature = {
-        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(b"gzip-secret").unwrap();
-        mac.update(body);
-        mac.finalize()
-            .into_bytes()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
-    };
+    let signature = common::hmac_sha256_hex(b"gzip-secret", body);
     let response = request(
         app.addr,
         "POST",
@@ -302,15 +293,7 @@ secrets = ["{stripe}"]
     let basic_bad = format!("Basic {}", b64(&format!("u:{}x", CANARIES[0])));
     assert_eq!(send(&paths["basic"], &[("Authorization", &basic_good)], b"{}"), 204);
     assert_eq!(send(&paths["basic"], &[("Authorization", &basic_bad)], b"{}"), 401);
-    let signature = {
-        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(CANARIES[1].as_bytes()).unwrap();
-        mac.update(b"{}");
-        mac.finalize()
-            .into_bytes()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
-    };
+    let signature = common::hmac_sha256_hex(CANARIES[1].as_bytes(), b"{}");
     assert_eq!(send(&paths["hmac"], &[("X-Signature", &signature)], b"{}"), 204);
     assert_eq!(send(&paths["hmac"], &[("X-Signature", CANARIES[1])], b"{}"), 401);
     assert_eq!(send(&format!("{}/{}", paths["url"], CANARIES[2]), &[], b"{}"), 204);
