@@ -344,15 +344,7 @@ pub fn find_retry_data(
         .set("fetch.wait.max.ms", "100")
         .create()
         .map_err(|e| format!("cannot create a consumer of {topic}: {e}"))?;
-    let metadata = consumer
-        .fetch_metadata(Some(topic), Duration::from_secs(10))
-        .map_err(|e| format!("cannot read the metadata of {topic}: {e}"))?;
-    let partitions: Vec<i32> = metadata
-        .topics()
-        .iter()
-        .filter(|t| t.name() == topic && t.error().is_none())
-        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-        .collect();
+    let partitions = crate::kafka::partitions_of(&consumer, topic, Duration::from_secs(10))?;
     if partitions.is_empty() {
         return Ok(HashMap::new());
     }

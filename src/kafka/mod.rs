@@ -20,3 +20,20 @@ pub fn base_client_config(settings: &KafkaSettings, bootstrap: &str) -> ClientCo
     }
     config
 }
+
+/// The partition ids of `topic` as the cluster reports them now (empty while it is unknown).
+pub fn partitions_of<C: rdkafka::consumer::Consumer>(
+    consumer: &C,
+    topic: &str,
+    timeout: std::time::Duration,
+) -> Result<Vec<i32>, String> {
+    let metadata = consumer
+        .fetch_metadata(Some(topic), timeout)
+        .map_err(|e| format!("cannot read the metadata of {topic}: {e}"))?;
+    Ok(metadata
+        .topics()
+        .iter()
+        .filter(|t| t.name() == topic && t.error().is_none())
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect())
+}

@@ -64,15 +64,7 @@ impl TopicReader {
             .map_err(|e| format!("cannot create consumer: {e}"))?;
         let deadline = Instant::now() + timeout;
         let partitions = loop {
-            let metadata = consumer
-                .fetch_metadata(Some(topic), Duration::from_secs(5))
-                .map_err(|e| format!("cannot read metadata of {topic}: {e}"))?;
-            let partitions: Vec<i32> = metadata
-                .topics()
-                .iter()
-                .filter(|t| t.name() == topic && t.error().is_none())
-                .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-                .collect();
+            let partitions = super::partitions_of(&consumer, topic, Duration::from_secs(5))?;
             if !partitions.is_empty() {
                 break partitions;
             }
