@@ -6,8 +6,8 @@
 //! tombstone. Every instance mirrors the topic (`StateTopic`), so the errors view works anywhere;
 //! the mirror holds open errors only (about half a kilobyte each, no record content).
 //!
-//! Retry data (each record's content, written at ingest by the RetryStoreActor, key = record id)
-//! is not mirrored: it is read on demand. Kafka cannot look a key up, but it can look a time
+//! Retry data (the records' content, written at ingest by the RetryStoreActor, one message per
+//! page, key = page id) is not mirrored: it is read on demand. Kafka cannot look a key up, but it can look a time
 //! up, and a record's retry data is produced within `server.request_timeout_ms` of the record's
 //! `received_at`: `find_retry_data` asks for the offsets at `received_at - margin` on every
 //! partition of the retry topic and reads forward to `received_at + request timeout + margin`,
@@ -102,7 +102,7 @@ pub fn error_key(listener_id: &str, record_id: &str) -> String {
     format!("{listener_id}/{record_id}")
 }
 
-/// Record retry data as stored in the retry topic (key = record id).
+/// One record's retry data, as read from its page's retry data message.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RetryData {
     /// Its listener.
@@ -452,15 +452,18 @@ fn read_window(
             Some(Err(error)) => return Err(format!("reading {topic}: {error}")),
             Some(Ok(message)) => {
                 let partition = message.partition();
-                if let Some(key) = message.key().and_then(|k| std::str::from_utf8(k).ok()) {
-                    if keys.remove(key) {
-                        match message.payload().map(serde_json::from_slice::<RetryData>) {
-                            Some(Ok(data)) => {
-                                found.insert(key.to_string(), data);
-                            }
-                            _ => tracing::warn!(%key, "unreadable retry data; ignored"),
-                        }
-                    }
+                match message
+                    .payload()
+                    .map(|payload| take_wanted_records(payload, &mut keys, found))
+                {
+                    Some(Ok(())) => {}
+                    Some(Err(error)) => tracing::warn!(
+                        partition,
+                        offset = message.offset(),
+                        %error,
+                        "unreadable retry data; ignored"
+                    ),
+                    None => {}
                 }
                 if end.is_some_and(|end| message.timestamp().to_millis().is_some_and(|t| t > end)) {
                     open.remove(&partition);
@@ -471,6 +474,47 @@ fn read_window(
     consumer
         .unassign()
         .map_err(|e| format!("cannot unassign {topic}: {e}"))?;
+    Ok(())
+}
+
+/// A page's retry data message (see `pager::serialize_retry_data`), records left unparsed.
+#[derive(Deserialize)]
+struct RetryPage<'a> {
+    listener_id: String,
+    topic: String,
+    page_id: String,
+    #[serde(borrow)]
+    records: Vec<&'a serde_json::value::RawValue>,
+}
+
+/// The id of a record (the rest of the record is skipped, not built).
+#[derive(Deserialize)]
+struct RecordId<'a> {
+    #[serde(borrow)]
+    id: std::borrow::Cow<'a, str>,
+}
+
+/// Moves the records of one retry data message whose ids are in `keys` into `found`.
+fn take_wanted_records(
+    payload: &[u8],
+    keys: &mut BTreeSet<String>,
+    found: &mut HashMap<String, RetryData>,
+) -> Result<(), serde_json::Error> {
+    let page: RetryPage<'_> = serde_json::from_slice(payload)?;
+    for record in page.records {
+        let id: RecordId<'_> = serde_json::from_str(record.get())?;
+        if keys.remove(id.id.as_ref()) {
+            found.insert(
+                id.id.into_owned(),
+                RetryData {
+                    listener_id: page.listener_id.clone(),
+                    topic: page.topic.clone(),
+                    page_id: page.page_id.clone(),
+                    record: serde_json::from_str(record.get())?,
+                },
+            );
+        }
+    }
     Ok(())
 }
 
@@ -556,6 +600,26 @@ mod tests {
             record_id: id.into(),
             received_at_ms: at,
         }
+    }
+
+    #[test]
+    fn wanted_records_are_taken_from_a_page_of_retry_data() {
+        let records = [
+            br#"{"id":"r\u002d0","data":{"a":[1,2]}}"#.to_vec(),
+            br#"{"data":1,"id":"r-1"}"#.to_vec(),
+        ];
+        let message = crate::pipeline::page::pager::serialize_retry_data("l", "pages", "p", "t", &records);
+        let mut keys = BTreeSet::from(["r-0".to_string(), "elsewhere".to_string()]);
+        let mut found = HashMap::new();
+        take_wanted_records(&message, &mut keys, &mut found).unwrap();
+        assert_eq!(keys, BTreeSet::from(["elsewhere".to_string()]));
+        let data = &found["r-0"];
+        assert_eq!(
+            (data.listener_id.as_str(), data.topic.as_str(), data.page_id.as_str()),
+            ("l", "pages", "p")
+        );
+        assert_eq!(data.record["data"]["a"][1], 2);
+        assert!(take_wanted_records(b"{\"records\":1}", &mut keys, &mut found).is_err());
     }
 
     #[test]

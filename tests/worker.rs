@@ -6,7 +6,7 @@
 mod common;
 mod worker_support;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::process::Command;
 use std::time::Duration;
 
@@ -550,9 +550,25 @@ fn without_retry_data_errors_are_listed_but_retry_is_refused_and_nothing_is_stor
     )
     .unwrap();
     let stored = reader.read(1, Duration::from_secs(10), Duration::from_secs(2)).unwrap();
-    let keys: HashSet<String> = stored.iter().filter_map(|m| m.key.clone()).collect();
-    assert_eq!(keys, HashSet::from([format!("{orders_request}-0")]));
+    assert_eq!(stored.len(), 1, "one retry data message: the orders page's");
+    let retry_data: Value = serde_json::from_slice(&stored[0].payload).unwrap();
+    assert_eq!(retry_data["type"], "retry_data");
+    assert_eq!(retry_data["listener_id"], "orders");
+    let ids: Vec<&Value> = retry_data["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| &r["id"])
+        .collect();
+    assert_eq!(ids, vec![&json!(format!("{orders_request}-0"))]);
     let pages = app.read_pages(2);
+    assert_eq!(
+        stored[0].key.as_deref(),
+        pages
+            .iter()
+            .find(|p| p.value["listener_id"] == "orders")
+            .and_then(|p| p.value["page_id"].as_str())
+    );
     let header_of = |listener: &str| {
         pages
             .iter()

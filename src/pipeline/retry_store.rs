@@ -1,18 +1,16 @@
 //! RetryStoreActor: publishes each page to its listener's topic and, unless the listener says
-//! "do not store retry data", each record's retry data to the retry topic (key = record id);
-//! answers with Kafka's delivery reports.
+//! "do not store retry data", the page's retry data to the retry topic (one message per page,
+//! key = page id: its records exactly as published, plus their topic); answers with Kafka's
+//! delivery reports.
 //!
 //! The page and its retry data are produced concurrently and the request is answered once all
 //! are acknowledged: retry data is part of what a 2xx promises is durable (a failed record must
 //! be retryable), and producing both at once keeps the sender's latency at one round trip.
 
-use std::borrow::Cow;
 use std::sync::Arc;
 
 use actix::prelude::*;
-use futures_util::future::{join, join_all};
-use serde::Deserialize;
-use serde_json::value::RawValue;
+use futures_util::future::join;
 
 use crate::kafka::producer::{OutgoingMessage, PageProducer, PublishError};
 use crate::listener::Listener;
@@ -44,6 +42,8 @@ pub struct PublishPage {
     pub page_id: String,
     /// The page message.
     pub payload: Vec<u8>,
+    /// The retry data message of the page; `None` when the listener stores no retry data.
+    pub retry_data: Option<Vec<u8>>,
     /// Requests with records in it.
     pub request_ids: Vec<Arc<str>>,
     /// Records in it.
@@ -79,7 +79,7 @@ impl Handler<Admitted<PublishPage>> for RetryStoreActor {
         let producer = self.producer.clone();
         let retry_topic = self.retry_topic.clone();
         Box::pin(async move {
-            let store_retry_data = !page.listener.config.do_not_store_retry_data;
+            let store_retry_data = page.retry_data.is_some();
             let mut headers: Vec<(&str, &str)> = Vec::with_capacity(4 + page.request_ids.len());
             headers.push((HEADER_LISTENER_ID, page.listener.id()));
             headers.push(("content-type", PAGE_CONTENT_TYPE));
@@ -102,11 +102,24 @@ impl Handler<Admitted<PublishPage>> for RetryStoreActor {
                 payload: &page.payload,
                 headers: &headers,
             });
+            let retry_headers = [
+                (HEADER_LISTENER_ID, page.listener.id()),
+                ("content-type", PAGE_CONTENT_TYPE),
+                (HEADER_PAGE_ID, page.page_id.as_str()),
+            ];
             let retry_delivery = async {
-                if store_retry_data {
-                    publish_retry_data(&producer, &retry_topic, &page).await
-                } else {
-                    Ok(())
+                match &page.retry_data {
+                    Some(payload) => {
+                        producer
+                            .publish(OutgoingMessage {
+                                topic: &retry_topic,
+                                key: &page.page_id,
+                                payload,
+                                headers: &retry_headers,
+                            })
+                            .await
+                    }
+                    None => Ok(()),
                 }
             };
             let (page_result, retry_result) = join(page_delivery, retry_delivery).await;
@@ -144,87 +157,5 @@ impl Handler<Admitted<PublishPage>> for RetryStoreActor {
             }
             result
         })
-    }
-}
-
-/// The records of a page message, as the exact bytes they were serialized to.
-#[derive(Deserialize)]
-struct PageRecords<'a> {
-    #[serde(borrow)]
-    records: Vec<&'a RawValue>,
-}
-
-/// The id of a record (the rest of the record is skipped, not built).
-#[derive(Deserialize)]
-struct RecordId<'a> {
-    #[serde(borrow)]
-    id: Cow<'a, str>,
-}
-
-/// Publishes one retry data message per record of `page` (key = record id) and waits for every
-/// acknowledgement.
-async fn publish_retry_data(
-    producer: &PageProducer,
-    retry_topic: &str,
-    page: &PublishPage,
-) -> Result<(), PublishError> {
-    let records: PageRecords<'_> = serde_json::from_slice(&page.payload)
-        .map_err(|e| PublishError::Delivery(format!("cannot read back the page's records: {e}")))?;
-    let mut messages = Vec::with_capacity(records.records.len());
-    for record in &records.records {
-        let id: RecordId<'_> = serde_json::from_str(record.get())
-            .map_err(|e| PublishError::Delivery(format!("record without an id: {e}")))?;
-        let payload = retry_data_message(page.listener.id(), &page.listener.topic, &page.page_id, record.get());
-        messages.push((id.id, payload));
-    }
-    let headers = [
-        (HEADER_LISTENER_ID, page.listener.id()),
-        ("content-type", PAGE_CONTENT_TYPE),
-    ];
-    let deliveries = messages.iter().map(|(key, payload)| {
-        producer.publish(OutgoingMessage {
-            topic: retry_topic,
-            key,
-            payload,
-            headers: &headers,
-        })
-    });
-    join_all(deliveries).await.into_iter().collect()
-}
-
-/// `{"type":"retry_data","version":1,"listener_id":…,"topic":…,"page_id":…,"record":<record>}`:
-/// everything needed to republish the record to its listener's pages topic.
-pub fn retry_data_message(listener_id: &str, topic: &str, page_id: &str, record_json: &str) -> Vec<u8> {
-    use crate::pipeline::page::pager::write_json_string;
-    let mut out = Vec::with_capacity(record_json.len() + 120 + listener_id.len() + topic.len());
-    out.extend_from_slice(br#"{"type":"retry_data","version":1,"listener_id":"#);
-    write_json_string(&mut out, listener_id);
-    out.extend_from_slice(br#","topic":"#);
-    write_json_string(&mut out, topic);
-    out.extend_from_slice(br#","page_id":"#);
-    write_json_string(&mut out, page_id);
-    out.extend_from_slice(br#","record":"#);
-    out.extend_from_slice(record_json.as_bytes());
-    out.push(b'}');
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn records_are_read_back_exactly_and_wrapped() {
-        let page = br#"{"type":"page","version":1,"listener_id":"l","page_id":"p","created_at":"t","records":[{"id":"r\u002d0","data":{"a":[1,2]}},{"data":1,"id":"r-1"}]}"#;
-        let records: PageRecords<'_> = serde_json::from_slice(page).unwrap();
-        assert_eq!(records.records.len(), 2);
-        assert_eq!(records.records[1].get(), r#"{"data":1,"id":"r-1"}"#);
-        let id: RecordId<'_> = serde_json::from_str(records.records[0].get()).unwrap();
-        assert_eq!(id.id, "r-0");
-        let message = retry_data_message("l\"", "t", "p", records.records[0].get());
-        let value: serde_json::Value = serde_json::from_slice(&message).unwrap();
-        assert_eq!(value["type"], "retry_data");
-        assert_eq!(value["listener_id"], "l\"");
-        assert_eq!(value["record"]["data"]["a"][1], 2);
     }
 }

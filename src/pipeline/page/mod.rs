@@ -90,12 +90,15 @@ impl PageActor {
         let page_id = uuid::Uuid::now_v7().simple().to_string();
         let created_at = rfc3339_millis(crate::pipeline::unix_millis_now());
         let payload = pager::serialize_page(listener.id(), &page_id, &created_at, &page.records);
+        let retry_data = (!listener.config.do_not_store_retry_data)
+            .then(|| pager::serialize_retry_data(listener.id(), &listener.topic, &page_id, &created_at, &page.records));
         let mut request_ids: Vec<Arc<str>> = page.waiters.iter().map(|(id, _)| id.clone()).collect();
         request_ids.dedup();
         let message = PublishPage {
             listener,
             page_id,
             payload,
+            retry_data,
             request_ids,
             record_count: page.records.len(),
         };
