@@ -9,7 +9,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use crate::config::{response_content_type, ListenerConfig, Settings};
-use crate::pipeline::parse::records::{BodyFormat, ResourcePath};
+use crate::pipeline::parse::records::{BodyFormat, Record, ResourcePath};
 use crate::pipeline::rate_limit::bucket::LeakyBucket;
 use crate::pipeline::verify::scheme::Verifier;
 
@@ -128,12 +128,12 @@ impl Listener {
     }
 
     /// Renders the trace key template over a record.
-    pub fn render_trace_key(&self, record: &serde_json::Value) -> Result<String, String> {
+    pub fn render_trace_key(&self, record: &Record) -> Result<String, String> {
         self.render(TRACE_KEY, record)
     }
 
     /// Renders the data URI template over a record, if one is set.
-    pub fn render_data_uri(&self, record: &serde_json::Value) -> Option<Result<String, String>> {
+    pub fn render_data_uri(&self, record: &Record) -> Option<Result<String, String>> {
         self.templates
             .has_template(DATA_URI)
             .then(|| self.render(DATA_URI, record))
@@ -149,7 +149,7 @@ impl Listener {
         self.render(RESPONSE_BODY, context)
     }
 
-    fn render(&self, name: &str, data: &serde_json::Value) -> Result<String, String> {
+    fn render<T: serde::Serialize>(&self, name: &str, data: &T) -> Result<String, String> {
         self.templates
             .render(name, data)
             .map_err(|error| error.reason().to_string())

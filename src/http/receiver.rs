@@ -212,7 +212,7 @@ fn sample(
     listener: &Listener,
     request_id: &str,
     body: &Bytes,
-    records: &[serde_json::Value],
+    records: &[crate::pipeline::parse::records::Record],
     now_ms: i64,
 ) -> serde_json::Value {
     // "Do not store retry data" keeps the raw body out of Kafka; parsed records are the sample.

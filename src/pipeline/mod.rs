@@ -56,7 +56,7 @@ pub struct Accepted {
     /// Records published.
     pub record_count: usize,
     /// The records, kept only when the listener's response template may use them.
-    pub records: Option<Vec<serde_json::Value>>,
+    pub records: Option<Vec<parse::records::Record>>,
     /// A challenge to echo (Slack `url_verification`).
     pub challenge: Option<String>,
 }

@@ -8,12 +8,14 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use futures_util::future::join_all;
+use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 use tokio::sync::oneshot;
 
 use crate::error::IngestError;
 use crate::kafka::producer::PublishError;
 use crate::listener::Listener;
+use crate::pipeline::parse::records::Record;
 use crate::pipeline::retry_store::{PublishPage, RetryStoreActor};
 use crate::pipeline::{rfc3339_millis, Admitted, Stage};
 use pager::{write_json_string, ClosedPage, Pager};
@@ -33,7 +35,7 @@ pub struct Paginate {
     /// Mock output: each record is marked `"mock": true`.
     pub mock: bool,
     /// The parsed records.
-    pub records: Vec<serde_json::Value>,
+    pub records: Vec<Record>,
 }
 
 /// A request waiting for one of its pages.
@@ -200,7 +202,7 @@ fn serialize_records(message: &Paginate, max_page_bytes: usize) -> Result<Vec<Ve
     let received_at = rfc3339_millis(message.received_at_ms);
     let mut out = Vec::with_capacity(message.records.len());
     for (index, record) in message.records.iter().enumerate() {
-        let data = serde_json::to_vec(record).map_err(|e| IngestError::Internal(e.to_string()))?;
+        let data = record.json().as_bytes();
         let trace_key = if listener.has_trace_key_template() {
             listener
                 .render_trace_key(record)
@@ -209,7 +211,7 @@ fn serialize_records(message: &Paginate, max_page_bytes: usize) -> Result<Vec<Ve
                     reason,
                 })?
         } else {
-            default_trace_key(record, &data)
+            default_trace_key(record)
         };
         let data_uri = listener
             .render_data_uri(record)
@@ -240,7 +242,7 @@ fn serialize_records(message: &Paginate, max_page_bytes: usize) -> Result<Vec<Ve
             bytes.extend_from_slice(br#","mock":true"#);
         }
         bytes.extend_from_slice(br#","data":"#);
-        bytes.extend_from_slice(&data);
+        bytes.extend_from_slice(data);
         bytes.push(b'}');
         // `+ 1` matches the pager's cost of a record (its separating comma).
         if bytes.len() + 1 > max_page_bytes {
@@ -251,18 +253,43 @@ fn serialize_records(message: &Paginate, max_page_bytes: usize) -> Result<Vec<Ve
     Ok(out)
 }
 
-/// The default trace key: the record's own `id` when it has a scalar one, otherwise the first
-/// 16 bytes of the SHA-256 of its serialized data, in hex — the same record always gets the
-/// same key.
-pub fn default_trace_key(record: &serde_json::Value, serialized: &[u8]) -> String {
-    match record.get("id") {
-        Some(serde_json::Value::String(id)) if !id.is_empty() => id.clone(),
-        Some(serde_json::Value::Number(id)) => id.to_string(),
-        _ => {
-            let digest = Sha256::digest(serialized);
-            digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+/// The default trace key: the record's own `id` when it is an object with a non-empty string
+/// or a number `id`, otherwise the first 16 bytes of the SHA-256 of its JSON text, in hex — the
+/// same record always gets the same key.
+pub fn default_trace_key(record: &Record) -> String {
+    #[derive(serde::Deserialize)]
+    struct Id<'a> {
+        #[serde(borrow)]
+        id: Option<&'a RawValue>,
+    }
+    let json = record.json();
+    // Only an object's member: a struct also deserializes from an array's first element.
+    if json.starts_with('{') {
+        if let Ok(Id { id: Some(id) }) = serde_json::from_str::<Id<'_>>(json) {
+            match id.get().as_bytes().first() {
+                Some(b'"') => {
+                    if let Ok(id) = serde_json::from_str::<String>(id.get()) {
+                        if !id.is_empty() {
+                            return id;
+                        }
+                    }
+                }
+                Some(b'-' | b'0'..=b'9') => {
+                    if let Ok(number) = serde_json::from_str::<serde_json::Number>(id.get()) {
+                        return number.to_string();
+                    }
+                }
+                _ => {}
+            }
         }
     }
+    let digest = Sha256::digest(json.as_bytes());
+    let mut key = String::with_capacity(32);
+    for byte in &digest[..16] {
+        use std::fmt::Write;
+        let _ = write!(key, "{byte:02x}");
+    }
+    key
 }
 
 #[cfg(test)]
@@ -272,13 +299,23 @@ mod tests {
 
     #[test]
     fn default_trace_key_prefers_id_then_hash() {
-        assert_eq!(default_trace_key(&json!({"id": "A1"}), b""), "A1");
-        assert_eq!(default_trace_key(&json!({"id": 7}), b""), "7");
-        let record = json!({"sku": "x"});
-        let data = serde_json::to_vec(&record).unwrap();
-        let key = default_trace_key(&record, &data);
-        assert_eq!(key.len(), 32);
-        assert_eq!(key, default_trace_key(&record, &data));
-        assert_ne!(key, default_trace_key(&json!({"sku": "y"}), b"{\"sku\":\"y\"}"));
+        let key = |value: serde_json::Value| default_trace_key(&Record::from_value(&value).unwrap());
+        assert_eq!(key(json!({"id": "A1"})), "A1");
+        assert_eq!(key(json!({"sku": 1, "id": 7})), "7");
+        assert_eq!(key(json!({"id": -7.5})), "-7.5");
+        let hashed = key(json!({"sku": "x"}));
+        assert_eq!(hashed.len(), 32);
+        assert_eq!(hashed, key(json!({"sku": "x"})));
+        assert_ne!(hashed, key(json!({"sku": "y"})));
+        // No usable id: empty, not a scalar, or not an object's member.
+        for value in [
+            json!({"id": ""}),
+            json!({"id": {"x": 1}}),
+            json!({"id": null}),
+            json!(["A1"]),
+            json!("A1"),
+        ] {
+            assert_eq!(key(value.clone()).len(), 32, "{value}");
+        }
     }
 }

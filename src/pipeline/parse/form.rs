@@ -92,6 +92,7 @@ pub(crate) fn parse_form(body: &[u8], encoding: &'static Encoding, max_fields: u
 
 #[cfg(test)]
 mod tests {
+    use super::super::records::tests::values;
     use super::super::records::{parse_records, ParseLimits};
     use super::*;
     use proptest::prelude::*;
@@ -100,7 +101,7 @@ mod tests {
     const FORM: Option<&str> = Some("application/x-www-form-urlencoded");
 
     fn parse(body: &[u8]) -> Result<Vec<Value>, ParseError> {
-        parse_records(body, FORM, None, &ParseLimits::default())
+        parse_records(body, FORM, None, &ParseLimits::default()).map(|r| values(&r))
     }
 
     #[test]
@@ -158,7 +159,7 @@ mod tests {
     fn other_charsets() {
         let ct = Some("application/x-www-form-urlencoded; charset=iso-8859-1");
         let records = parse_records(b"name=caf%E9", ct, None, &ParseLimits::default()).unwrap();
-        assert_eq!(records, vec![json!({"name": "café"})]);
+        assert_eq!(values(&records), vec![json!({"name": "café"})]);
         let ct = Some("application/x-www-form-urlencoded; charset=shift_jis");
         let err = parse_records(b"a=%82", ct, None, &ParseLimits::default()).unwrap_err();
         assert_eq!(err.kind(), "charset");

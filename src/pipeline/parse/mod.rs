@@ -1,6 +1,7 @@
 //! ParseActor: turns the raw body into records by content type.
 
 pub mod form;
+pub mod json;
 pub mod records;
 pub mod xml;
 
@@ -10,7 +11,7 @@ use actix_web::http::header::CONTENT_TYPE;
 use crate::error::IngestError;
 use crate::pipeline::page::{PageActor, Paginate};
 use crate::pipeline::{Accepted, Admitted, Ingest, Outcome, Stage};
-use records::{detect_format, parse_records, ParseError, ParseLimits};
+use records::{detect_format, parse_records, ParseError, ParseLimits, Record};
 
 /// Third stage of the chain.
 pub struct ParseActor {
@@ -62,7 +63,7 @@ impl Handler<Admitted<Ingest>> for ParseActor {
     }
 }
 
-fn parse(message: &Ingest, limits: &ParseLimits) -> Result<Vec<serde_json::Value>, ParseError> {
+fn parse(message: &Ingest, limits: &ParseLimits) -> Result<Vec<Record>, ParseError> {
     let delivery = &message.delivery;
     let content_type = delivery
         .headers

@@ -28,6 +28,11 @@ use serde_json::Value;
 /// The deepest JSON nesting serde_json accepts with its default recursion limit.
 pub const JSON_DEPTH_CEILING: usize = 127;
 
+/// The deepest a record's JSON may nest. A page nests each record's `data` three levels down
+/// (page object, `records` array, record object), and a page must stay readable by JSON parsers
+/// with a nesting limit — serde_json, which the import worker uses, refuses a 128th level.
+pub const RECORD_DEPTH_LIMIT: usize = 124;
+
 /// Upper bound on XML element nesting, whatever `max_depth` says: keeps the
 /// recursive drop of the resulting `Value` far away from the stack limit.
 pub const XML_DEPTH_CEILING: usize = 1024;
@@ -378,7 +383,70 @@ fn xml_encoding(body: &[u8], declared: Option<&'static Encoding>) -> Result<&'st
     }
 }
 
-/// Parse the raw body into records (JSON values).
+/// One record: compact JSON text, exactly as it goes into a page's `data`.
+///
+/// JSON bodies keep the sender's text (see [`super::json`]); XML and form bodies are converted
+/// to JSON values first. The value tree is built only where something needs one (templates,
+/// samples), by parsing the text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record(Box<str>);
+
+impl Record {
+    /// A record from JSON text that is valid and has no whitespace between tokens.
+    pub(crate) fn from_compact_json(json: String) -> Record {
+        Record(json.into_boxed_str())
+    }
+
+    /// A record from a value; refused if it nests deeper than [`RECORD_DEPTH_LIMIT`].
+    pub fn from_value(value: &Value) -> Result<Record, ParseError> {
+        if depth(value) > RECORD_DEPTH_LIMIT {
+            return Err(ParseError::TooDeep {
+                limit: RECORD_DEPTH_LIMIT,
+            });
+        }
+        Ok(Record(value.to_string().into_boxed_str()))
+    }
+
+    /// The record's JSON text.
+    pub fn json(&self) -> &str {
+        &self.0
+    }
+
+    /// The record as a value tree (parses the text).
+    pub fn to_value(&self) -> Value {
+        serde_json::from_str(&self.0).expect("a record is valid JSON")
+    }
+
+    /// The record's text as a `RawValue` (validates it again: for the rare paths that need it).
+    fn raw(&self) -> &serde_json::value::RawValue {
+        serde_json::from_str(&self.0).expect("a record is valid JSON")
+    }
+}
+
+/// Nesting depth of a value (a scalar is 0, `[]` is 1), without recursion.
+fn depth(value: &Value) -> usize {
+    let mut deepest = 0;
+    let mut stack = vec![(value, 0usize)];
+    while let Some((value, level)) = stack.pop() {
+        let children: Box<dyn Iterator<Item = &Value>> = match value {
+            Value::Array(items) => Box::new(items.iter()),
+            Value::Object(map) => Box::new(map.values()),
+            _ => continue,
+        };
+        deepest = deepest.max(level + 1);
+        stack.extend(children.map(|child| (child, level + 1)));
+    }
+    deepest
+}
+
+/// Serializes as the JSON the record is: templates and samples see the record itself.
+impl serde::Serialize for Record {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.raw().serialize(serializer)
+    }
+}
+
+/// Parse the raw body into records.
 ///
 /// See the module docs for charset handling and [`super::xml`] / [`super::form`]
 /// for how those formats map to JSON.
@@ -387,18 +455,19 @@ pub fn parse_records(
     content_type: Option<&str>,
     resource_path: Option<&ResourcePath>,
     limits: &ParseLimits,
-) -> Result<Vec<Value>, ParseError> {
+) -> Result<Vec<Record>, ParseError> {
     let (format, charset) = detect_format(content_type)?;
     let declared = charset.as_deref().map(resolve_charset).transpose()?;
     match format {
         BodyFormat::Json => {
             let text = decode_text(body, declared.unwrap_or(UTF_8))?;
-            parse_json(&text, resource_path, limits.max_depth)
+            super::json::parse_json(&text, resource_path, limits.max_depth)
         }
         BodyFormat::Xml => {
             let text = decode_text(body, xml_encoding(body, declared)?)?;
             let max_depth = limits.max_depth.min(XML_DEPTH_CEILING);
-            super::xml::parse_xml(&text, resource_path, max_depth)
+            let values = super::xml::parse_xml(&text, resource_path, max_depth)?;
+            values.iter().map(Record::from_value).collect()
         }
         BodyFormat::Form => {
             let encoding = declared.unwrap_or(UTF_8);
@@ -412,67 +481,13 @@ pub fn parse_records(
                 body
             };
             let record = super::form::parse_form(body, encoding, limits.max_form_fields)?;
-            match resource_path {
-                None => Ok(vec![record]),
-                Some(path) => select_json(record, path),
-            }
+            let values = match resource_path {
+                None => vec![record],
+                Some(path) => select_json(record, path)?,
+            };
+            values.iter().map(Record::from_value).collect()
         }
     }
-}
-
-fn parse_json(text: &str, resource_path: Option<&ResourcePath>, max_depth: usize) -> Result<Vec<Value>, ParseError> {
-    if text.bytes().all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r')) {
-        return Err(ParseError::malformed("json", "empty body"));
-    }
-    let limit = max_depth.min(JSON_DEPTH_CEILING);
-    check_json_depth(text.as_bytes(), limit)?;
-    let value: Value = serde_json::from_str(text).map_err(|e| {
-        // Backstop in case serde_json's limit and ours ever drift apart.
-        if e.to_string().starts_with("recursion limit exceeded") {
-            ParseError::TooDeep { limit }
-        } else {
-            ParseError::malformed("json", e.to_string())
-        }
-    })?;
-    match resource_path {
-        Some(path) => select_json(value, path),
-        None => match value {
-            Value::Array(items) => Ok(items),
-            other => Ok(vec![other]),
-        },
-    }
-}
-
-/// Rejects bodies whose `[`/`{` nesting (outside strings) exceeds `limit`,
-/// before serde_json spends time building them.
-fn check_json_depth(bytes: &[u8], limit: usize) -> Result<(), ParseError> {
-    let mut depth = 0usize;
-    let mut in_string = false;
-    let mut escaped = false;
-    for &b in bytes {
-        if in_string {
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_string = false;
-            }
-            continue;
-        }
-        match b {
-            b'"' => in_string = true,
-            b'[' | b'{' => {
-                depth += 1;
-                if depth > limit {
-                    return Err(ParseError::TooDeep { limit });
-                }
-            }
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    Ok(())
 }
 
 fn json_type_name(value: &Value) -> &'static str {
@@ -538,7 +553,7 @@ pub(crate) fn select_json(value: Value, path: &ResourcePath) -> Result<Vec<Value
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
     use serde_json::json;
@@ -547,7 +562,11 @@ mod tests {
 
     fn parse(body: &[u8], ct: Option<&str>, path: Option<&str>) -> Result<Vec<Value>, ParseError> {
         let path = path.map(|p| ResourcePath::parse(p).expect("valid test path"));
-        parse_records(body, ct, path.as_ref(), &ParseLimits::default())
+        parse_records(body, ct, path.as_ref(), &ParseLimits::default()).map(|r| values(&r))
+    }
+
+    pub(crate) fn values(records: &[Record]) -> Vec<Value> {
+        records.iter().map(Record::to_value).collect()
     }
 
     fn nested_arrays(depth: usize) -> String {

@@ -1,0 +1,367 @@
+//! JSON bodies into records without building a tree.
+//!
+//! The body is checked for nesting depth (a byte scan), validated and split by serde_json into
+//! borrowed slices of the body (`&RawValue`: one per array element, or the value at the
+//! resource path), and each record is copied out once, with the whitespace between tokens
+//! removed. Nothing is re-encoded: keys keep their order, numbers their spelling, strings their
+//! escapes — the record in the page is the record the sender sent, minus insignificant
+//! whitespace. Checks serde_json's skipping parser does not make are made during that copy:
+//! no raw control characters in strings, no unpaired UTF-16 surrogate escapes (which a
+//! consumer's JSON parser would refuse, poisoning the whole page).
+
+use serde::de::{Deserializer as _, IgnoredAny, MapAccess, Visitor};
+use serde_json::value::RawValue;
+
+use super::records::{ParseError, Record, ResourcePath, JSON_DEPTH_CEILING, RECORD_DEPTH_LIMIT};
+
+/// The records of a JSON body: its elements if it is an array, else the body itself; with a
+/// resource path, the selected array's elements or the selected object.
+pub fn parse_json(
+    text: &str,
+    resource_path: Option<&ResourcePath>,
+    max_depth: usize,
+) -> Result<Vec<Record>, ParseError> {
+    if text.bytes().all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r')) {
+        return Err(ParseError::malformed("json", "empty body"));
+    }
+    let limit = max_depth.min(JSON_DEPTH_CEILING);
+    check_json_depth(text.as_bytes(), limit)?;
+    let whole: &RawValue = serde_json::from_str(text).map_err(|e| malformed(e, limit))?;
+    let selected = match resource_path {
+        Some(path) => select(whole, path)?,
+        None => match kind(whole) {
+            Kind::Array => elements(whole)?,
+            _ => vec![whole],
+        },
+    };
+    selected.into_iter().map(|raw| compact(raw.get())).collect()
+}
+
+fn malformed(error: serde_json::Error, limit: usize) -> ParseError {
+    // Backstop in case serde_json's limit and ours ever drift apart.
+    if error.to_string().starts_with("recursion limit exceeded") {
+        ParseError::TooDeep { limit }
+    } else {
+        ParseError::malformed("json", error.to_string())
+    }
+}
+
+/// Rejects bodies whose `[`/`{` nesting (outside strings) exceeds `limit`,
+/// before serde_json spends time on them.
+fn check_json_depth(bytes: &[u8], limit: usize) -> Result<(), ParseError> {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &b in bytes {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > limit {
+                    return Err(ParseError::TooDeep { limit });
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Null,
+    Bool,
+    Number,
+    String,
+    Array,
+    Object,
+}
+
+/// The type of a validated JSON value, from its first byte.
+fn kind(raw: &RawValue) -> Kind {
+    match raw.get().trim_start().as_bytes().first() {
+        Some(b'{') => Kind::Object,
+        Some(b'[') => Kind::Array,
+        Some(b'"') => Kind::String,
+        Some(b't' | b'f') => Kind::Bool,
+        Some(b'n') => Kind::Null,
+        _ => Kind::Number,
+    }
+}
+
+fn type_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Null => "null",
+        Kind::Bool => "a boolean",
+        Kind::Number => "a number",
+        Kind::String => "a string",
+        Kind::Array => "an array",
+        Kind::Object => "an object",
+    }
+}
+
+/// The elements of a validated array.
+fn elements(array: &RawValue) -> Result<Vec<&RawValue>, ParseError> {
+    serde_json::from_str(array.get()).map_err(|e| ParseError::malformed("json", e.to_string()))
+}
+
+/// The value of `key` in a validated object (the last one, if the key repeats).
+fn member<'a>(object: &'a RawValue, key: &str) -> Result<Option<&'a RawValue>, ParseError> {
+    struct Member<'k>(&'k str);
+
+    impl<'de> Visitor<'de> for Member<'_> {
+        type Value = Option<&'de RawValue>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an object")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut found = None;
+            while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                if key == self.0 {
+                    found = Some(map.next_value::<&'de RawValue>()?);
+                } else {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+            Ok(found)
+        }
+    }
+
+    let mut deserializer = serde_json::Deserializer::from_str(object.get());
+    deserializer
+        .deserialize_map(Member(key))
+        .map_err(|e: serde_json::Error| ParseError::malformed("json", e.to_string()))
+}
+
+/// Walks `path` through the body: an object's member by name, an array's element by index.
+fn select<'a>(whole: &'a RawValue, path: &ResourcePath) -> Result<Vec<&'a RawValue>, ParseError> {
+    let fail = |reason: String| ParseError::ResourcePath {
+        path: path.as_str().to_owned(),
+        reason,
+    };
+    let mut current = whole;
+    for (i, segment) in path.segments().enumerate() {
+        let parent = match i.checked_sub(1) {
+            None => "the body".to_owned(),
+            Some(previous) => format!("\"{}\"", path.prefix(previous)),
+        };
+        current = match kind(current) {
+            Kind::Object => {
+                member(current, segment)?.ok_or_else(|| fail(format!("\"{}\" not found", path.prefix(i))))?
+            }
+            Kind::Array => {
+                if !segment.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(fail(format!("{parent} is an array, so \"{segment}\" must be an index")));
+                }
+                let items = elements(current)?;
+                let len = items.len();
+                segment
+                    .parse::<usize>()
+                    .ok()
+                    .and_then(|index| items.get(index).copied())
+                    .ok_or_else(|| {
+                        fail(format!(
+                            "\"{}\" not found: {parent} has {len} element(s)",
+                            path.prefix(i)
+                        ))
+                    })?
+            }
+            other => {
+                return Err(fail(format!(
+                    "{parent} is {}, not an object or array",
+                    type_name(other)
+                )));
+            }
+        };
+    }
+    match kind(current) {
+        Kind::Array => elements(current),
+        Kind::Object => Ok(vec![current]),
+        other => Err(fail(format!(
+            "it selects {}, expected an array or object",
+            type_name(other)
+        ))),
+    }
+}
+
+/// Copies one validated JSON value without the whitespace between tokens, refusing raw control
+/// characters in strings, `\u` escapes that are unpaired surrogates, and records nesting deeper
+/// than [`RECORD_DEPTH_LIMIT`].
+fn compact(json: &str) -> Result<Record, ParseError> {
+    let bytes = json.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b != b'"' {
+            match b {
+                b' ' | b'\t' | b'\n' | b'\r' => {}
+                b'[' | b'{' => {
+                    depth += 1;
+                    if depth > RECORD_DEPTH_LIMIT {
+                        return Err(ParseError::TooDeep {
+                            limit: RECORD_DEPTH_LIMIT,
+                        });
+                    }
+                    out.push(b);
+                }
+                b']' | b'}' => {
+                    depth = depth.saturating_sub(1);
+                    out.push(b);
+                }
+                _ => out.push(b),
+            }
+            i += 1;
+            continue;
+        }
+        // A string: copy through its closing quote, checking escapes.
+        let start = i;
+        i += 1;
+        loop {
+            // serde_json has validated the value, so the string is terminated.
+            let Some(&c) = bytes.get(i) else {
+                return Err(ParseError::malformed("json", "unterminated string"));
+            };
+            match c {
+                b'"' => break,
+                b'\\' => {
+                    if bytes.get(i + 1) == Some(&b'u') {
+                        i = check_unicode_escape(bytes, i)?;
+                    } else {
+                        i += 2;
+                    }
+                }
+                0x00..=0x1f => return Err(ParseError::malformed("json", "control character in a string")),
+                _ => i += 1,
+            }
+        }
+        i += 1;
+        out.extend_from_slice(&bytes[start..i]);
+    }
+    // Only ASCII whitespace was removed, between tokens: still UTF-8.
+    let text = String::from_utf8(out).map_err(|_| ParseError::malformed("json", "invalid UTF-8"))?;
+    Ok(Record::from_compact_json(text))
+}
+
+/// Checks the `\uXXXX` escape at `at` (the backslash); a high surrogate must be followed by a
+/// low one. Returns the index after the escape (or pair).
+fn check_unicode_escape(bytes: &[u8], at: usize) -> Result<usize, ParseError> {
+    let unit = |at: usize| -> Option<u16> {
+        let hex = bytes.get(at + 2..at + 6)?;
+        u16::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()
+    };
+    let lone = || ParseError::malformed("json", "unpaired surrogate in a \\u escape");
+    let first = unit(at).ok_or_else(|| ParseError::malformed("json", "invalid \\u escape"))?;
+    match first {
+        0xD800..=0xDBFF => {
+            let next = at + 6;
+            if bytes.get(next) == Some(&b'\\') && bytes.get(next + 1) == Some(&b'u') {
+                if let Some(0xDC00..=0xDFFF) = unit(next) {
+                    return Ok(next + 6);
+                }
+            }
+            Err(lone())
+        }
+        0xDC00..=0xDFFF => Err(lone()),
+        _ => Ok(at + 6),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn records(body: &str, path: Option<&str>) -> Result<Vec<String>, ParseError> {
+        let path = path.map(|p| ResourcePath::parse(p).unwrap());
+        parse_json(body, path.as_ref(), 128).map(|r| r.into_iter().map(|r| r.json().to_string()).collect())
+    }
+
+    #[test]
+    fn records_keep_order_spelling_and_escapes_without_whitespace() {
+        let body =
+            "{ \"z\" : 1.50 ,\n \"a\" : [ 1e3 , \"x y\\n\\u00e9\\\"\" ] ,\"big\": 123456789012345678901234567890 }";
+        assert_eq!(
+            records(body, None).unwrap(),
+            vec![r#"{"z":1.50,"a":[1e3,"x y\n\u00e9\""],"big":123456789012345678901234567890}"#]
+        );
+    }
+
+    #[test]
+    fn arrays_split_and_paths_select_without_copying_siblings() {
+        assert_eq!(
+            records(" [ {\"a\" : 1} , 2 , \"s\" ] ", None).unwrap(),
+            vec![r#"{"a":1}"#, "2", r#""s""#]
+        );
+        let body = r#"{"data": {"skip": [1, {"items": 0}], "items": [ {"id": 1}, {"id": 2} ]}}"#;
+        assert_eq!(
+            records(body, Some("data.items")).unwrap(),
+            vec![r#"{"id":1}"#, r#"{"id":2}"#]
+        );
+        // A repeated key: the last one wins, as in a parsed object.
+        assert_eq!(
+            records(r#"{"a":{"x":1},"a":{"x":2}}"#, Some("a")).unwrap(),
+            vec![r#"{"x":2}"#]
+        );
+        // Escaped keys are compared decoded.
+        assert_eq!(
+            records(r#"{"d\u0061ta":{"x":1}}"#, Some("data")).unwrap(),
+            vec![r#"{"x":1}"#]
+        );
+    }
+
+    #[test]
+    fn surrogates_must_pair() {
+        assert_eq!(records(r#"["\ud83d\ude00"]"#, None).unwrap(), vec![r#""\ud83d\ude00""#]);
+        for body in [
+            r#"["\ud83d"]"#,
+            r#"["\ude00"]"#,
+            r#"["\ud83d\u0041"]"#,
+            r#"{"a":"x\uD800"}"#,
+        ] {
+            let err = records(body, None).unwrap_err();
+            assert_eq!((err.status(), err.kind()), (400, "json"), "{body}");
+            // serde_json agrees that a tree cannot be built from it.
+            assert!(serde_json::from_str::<serde_json::Value>(body).is_err(), "{body}");
+        }
+    }
+
+    #[test]
+    fn records_nest_at_most_the_record_limit_so_pages_stay_readable() {
+        let nested = |depth: usize| format!("{}{{}}{}", r#"{"a":"#.repeat(depth - 1), "}".repeat(depth - 1));
+        assert!(records(&nested(RECORD_DEPTH_LIMIT), None).is_ok());
+        let err = records(&nested(RECORD_DEPTH_LIMIT + 1), None).unwrap_err();
+        assert_eq!(err, ParseError::TooDeep { limit: RECORD_DEPTH_LIMIT });
+        // An array body's elements are records one level less deep.
+        let array = format!("[{}]", nested(RECORD_DEPTH_LIMIT));
+        assert_eq!(records(&array, None).unwrap().len(), 1);
+        // The deepest record, inside a page envelope, still parses with serde_json.
+        let page = format!(r#"{{"records":[{{"id":"r","data":{}}}]}}"#, nested(RECORD_DEPTH_LIMIT));
+        assert!(serde_json::from_str::<serde_json::Value>(&page).is_ok());
+    }
+
+    #[test]
+    fn every_record_reads_back_as_the_value_serde_json_parses() {
+        let body = r#"[{"b":[true,false,null],"a":{"\"q\"":"\\\/"}}, -0.5e-3, "é"]"#;
+        let parsed: Vec<serde_json::Value> = serde_json::from_str(body).unwrap();
+        let ours: Vec<serde_json::Value> = records(body, None)
+            .unwrap()
+            .iter()
+            .map(|r| serde_json::from_str(r).unwrap())
+            .collect();
+        assert_eq!(ours, parsed);
+    }
+}
