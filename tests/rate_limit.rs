@@ -92,3 +92,50 @@ refill_per_sec = 1
     // A malformed body over the limit is refused by the bucket, not the parser: 429, not 400.
     assert_eq!(app.post("limited", "application/json", b"{not json").status, 429);
 }
+
+#[test]
+fn an_empty_bucket_refuses_before_verification_and_unsigned_requests_never_drain_it() {
+    let broker = Broker::start();
+    let config = r#"
+[pipeline]
+page_linger_ms = 0
+[[listeners]]
+id = "signed"
+[listeners.verification]
+type = "hmac"
+algorithm = "sha256"
+encoding = "hex"
+header = "X-Signature"
+secrets = ["rate-limit-test-secret"]
+[listeners.rate_limit]
+capacity = 2
+refill_per_sec = 1
+"#;
+    let clock = Arc::new(ManualClock::default());
+    let app = spawn_app_with_clock(settings(config, &broker.bootstrap), &broker.bootstrap, clock.clone());
+    let body = br#"{"a":1}"#;
+    let signature = common::hmac_sha256_hex(b"rate-limit-test-secret", body);
+    let send = |signature: &str| {
+        common::request(
+            app.addr,
+            "POST",
+            &app.hook_path("signed"),
+            &[("Content-Type", "application/json"), ("X-Signature", signature)],
+            body,
+        )
+        .status
+    };
+
+    // Unsigned requests are refused by verification and take nothing from the bucket...
+    let unsigned: Vec<u16> = (0..5).map(|_| send("00")).collect();
+    assert_eq!(unsigned, vec![401; 5]);
+    // ...so both tokens are still there for signed ones.
+    assert_eq!([send(&signature), send(&signature), send(&signature)], [204, 204, 429]);
+    // While the bucket is empty every request is refused, signed or not, before verification.
+    assert_eq!(send("00"), 429);
+    // A token leaks back: the unsigned request is verified (401) and does not take it.
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(send("00"), 401);
+    assert_eq!(send(&signature), 204);
+    assert_eq!(app.read_pages(3).len(), 3);
+}

@@ -20,7 +20,7 @@ use crate::listener::Registry;
 use crate::management::SharedState;
 use crate::pipeline::debug::DebugRecorder;
 use crate::pipeline::parse::records::ParseLimits;
-use crate::pipeline::rate_limit::bucket::SharedClock;
+use crate::pipeline::rate_limit::bucket::{LeakyBucket, SharedClock};
 use crate::pipeline::{Chain, ChainSettings};
 
 /// State shared by every worker.
@@ -49,6 +49,10 @@ pub struct AppState {
     pub producer: PageProducer,
     /// Kafka bootstrap servers (to create topics of listeners added through the API).
     pub bootstrap: String,
+    /// Clock of the rate limiter.
+    pub clock: SharedClock,
+    /// The instance's bucket, if `server.global_rate_limit` is set.
+    pub global_bucket: Option<Arc<LeakyBucket>>,
 }
 
 /// A started server.
@@ -92,6 +96,10 @@ pub async fn start(
         PageProducer::new(&settings.kafka, bootstrap).map_err(|e| format!("cannot create Kafka producer: {e}"))?;
     let kafka_reachable = Arc::new(AtomicBool::new(false));
     spawn_reachability_probe(producer.clone(), kafka_reachable.clone());
+    let global_bucket = settings
+        .server
+        .global_rate_limit
+        .map(|limit| Arc::new(LeakyBucket::new(limit.capacity, limit.refill_per_sec)));
 
     let state = web::Data::new(AppState {
         registry: registry.clone(),
@@ -106,6 +114,8 @@ pub async fn start(
         settings: settings_arc,
         producer: producer.clone(),
         bootstrap: bootstrap.to_string(),
+        clock: clock.clone(),
+        global_bucket: global_bucket.clone(),
     });
     let chain_settings = ChainSettings {
         mailbox_capacity: settings.pipeline.mailbox_capacity,
@@ -116,12 +126,7 @@ pub async fn start(
             max_form_fields: settings.pipeline.max_form_fields,
         },
         clock,
-        global_bucket: settings.server.global_rate_limit.map(|limit| {
-            Arc::new(crate::pipeline::rate_limit::bucket::LeakyBucket::new(
-                limit.capacity,
-                limit.refill_per_sec,
-            ))
-        }),
+        global_bucket,
         retry_topic: settings.kafka.retry_topic.clone(),
     };
     let workers = match settings.server.workers {

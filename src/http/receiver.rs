@@ -376,6 +376,7 @@ async fn handle(
         .with_label_values(&[listener.id()])
         .inc_by(body.len() as u64);
     *body_out = Some(body.clone());
+    refuse_if_bucket_empty(state, &listener)?;
     let keep_records = !state.shared.sample_recently_written(listener.id(), unix_millis_now());
     let message = Ingest {
         delivery: delivery(request, state, listener, request_id, body, false),
@@ -387,6 +388,24 @@ async fn handle(
         Ok(Err(error)) => Err(error),
         Ok(Ok(outcome)) => outcome,
     }
+}
+
+/// While a listener's bucket (or the instance's) is empty, every request to it is refused,
+/// signed or not: answer 429 here, before verification and the chain cost anything. Nothing is
+/// taken from the bucket — only the RateLimitActor takes tokens, after verification, so
+/// unsigned requests never drain it. (An unsigned request gets 429 rather than 401 while the
+/// bucket is empty.)
+fn refuse_if_bucket_empty(state: &AppState, listener: &Listener) -> Result<(), IngestError> {
+    let now = state.clock.now_nanos();
+    let refused = |retry_after_secs, scope| IngestError::RateLimited {
+        retry_after_secs,
+        scope,
+    };
+    listener.bucket.peek(now).map_err(|retry| refused(retry, "listener"))?;
+    if let Some(global) = &state.global_bucket {
+        global.peek(now).map_err(|retry| refused(retry, "global"))?;
+    }
+    Ok(())
 }
 
 fn decode_error(limit: usize) -> impl Fn(decode::DecodeError) -> IngestError {

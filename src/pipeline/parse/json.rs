@@ -344,7 +344,12 @@ mod tests {
         let nested = |depth: usize| format!("{}{{}}{}", r#"{"a":"#.repeat(depth - 1), "}".repeat(depth - 1));
         assert!(records(&nested(RECORD_DEPTH_LIMIT), None).is_ok());
         let err = records(&nested(RECORD_DEPTH_LIMIT + 1), None).unwrap_err();
-        assert_eq!(err, ParseError::TooDeep { limit: RECORD_DEPTH_LIMIT });
+        assert_eq!(
+            err,
+            ParseError::TooDeep {
+                limit: RECORD_DEPTH_LIMIT
+            }
+        );
         // An array body's elements are records one level less deep.
         let array = format!("[{}]", nested(RECORD_DEPTH_LIMIT));
         assert_eq!(records(&array, None).unwrap().len(), 1);

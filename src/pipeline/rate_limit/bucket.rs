@@ -86,6 +86,28 @@ impl LeakyBucket {
     /// Takes one token at `now`; when none is free, returns the whole seconds until one is.
     pub fn try_acquire(&self, now_nanos: u64) -> Result<(), u64> {
         let mut state = self.state.lock().unwrap_or_else(|poison| poison.into_inner());
+        self.refill(&mut state, now_nanos);
+        if state.tokens >= SCALE {
+            state.tokens -= SCALE;
+            return Ok(());
+        }
+        Err(self.retry_after(&state))
+    }
+
+    /// Whether a token is free at `now`, without taking it; when none is, the whole seconds
+    /// until one is. A request refused here would be refused by `try_acquire` too.
+    pub fn peek(&self, now_nanos: u64) -> Result<(), u64> {
+        let mut state = self.state.lock().unwrap_or_else(|poison| poison.into_inner());
+        self.refill(&mut state, now_nanos);
+        if state.tokens >= SCALE {
+            Ok(())
+        } else {
+            Err(self.retry_after(&state))
+        }
+    }
+
+    /// Adds the tokens that leaked back since the last refill.
+    fn refill(&self, state: &mut State, now_nanos: u64) {
         if let Some(last) = state.last {
             let elapsed = u128::from(now_nanos.saturating_sub(last));
             let refill = elapsed * self.refill_per_sec * SCALE / NANOS_PER_SEC;
@@ -101,13 +123,12 @@ impl LeakyBucket {
         } else {
             state.last = Some(now_nanos);
         }
-        if state.tokens >= SCALE {
-            state.tokens -= SCALE;
-            return Ok(());
-        }
+    }
+
+    fn retry_after(&self, state: &State) -> u64 {
         let missing = SCALE - state.tokens;
         let nanos = missing * NANOS_PER_SEC / (self.refill_per_sec * SCALE);
-        Err((nanos.div_ceil(NANOS_PER_SEC) as u64).max(1))
+        (nanos.div_ceil(NANOS_PER_SEC) as u64).max(1)
     }
 }
 
@@ -115,6 +136,24 @@ impl LeakyBucket {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn peek_never_takes_and_agrees_with_try_acquire() {
+        let bucket = LeakyBucket::new(2, 1);
+        let second = 1_000_000_000;
+        for _ in 0..5 {
+            assert_eq!(bucket.peek(0), Ok(()));
+        }
+        assert_eq!(bucket.try_acquire(0), Ok(()));
+        assert_eq!(bucket.try_acquire(0), Ok(()));
+        assert_eq!(bucket.peek(0), Err(1));
+        assert_eq!(bucket.try_acquire(0), Err(1));
+        // Peeking while refilling does not disturb the refill.
+        assert_eq!(bucket.peek(second / 2), Err(1));
+        assert_eq!(bucket.peek(second), Ok(()));
+        assert_eq!(bucket.try_acquire(second), Ok(()));
+        assert_eq!(bucket.peek(second), Err(1));
+    }
 
     #[test]
     fn burst_then_steady_rate() {
