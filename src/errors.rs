@@ -561,7 +561,7 @@ pub async fn republish(
     }
     let mut payloads = Vec::new();
     for (page, request_ids) in &pages {
-        let page_id = uuid::Uuid::now_v7().simple().to_string();
+        let page_id = crate::pipeline::new_id();
         let payload = serialize_page(listener_id, &page_id, &rfc3339_millis(unix_millis_now()), page);
         payloads.push((page_id, payload, request_ids));
     }

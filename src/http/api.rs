@@ -510,7 +510,7 @@ async fn send_mock(
         .ok_or_else(|| ApiError::not_found("mock output"))?;
     let saved: Value = serde_json::from_slice(&saved).map_err(|_| ApiError::not_found("mock output"))?;
     let records = records_of(&saved)?;
-    let request_id: Arc<str> = uuid::Uuid::now_v7().simple().to_string().into();
+    let request_id: Arc<str> = crate::pipeline::new_id().into();
     let mut headers = header::HeaderMap::new();
     headers.insert(
         header::CONTENT_TYPE,

@@ -76,7 +76,7 @@ pub async fn ingest(
     chain: web::Data<Chain>,
 ) -> HttpResponse {
     let started = Instant::now();
-    let request_id: Arc<str> = uuid::Uuid::now_v7().simple().to_string().into();
+    let request_id: Arc<str> = crate::pipeline::new_id().into();
     let (public_id, url_token) = hook_segments(request.path()).unwrap_or(("", None));
     let listener = state.registry.get(public_id);
     let mut body = None;

@@ -236,6 +236,37 @@ impl<A: Actor<Context = Context<A>>> Stage<A> {
     }
 }
 
+/// A new time-ordered id (UUID v7 as 32 hex digits): request and page ids.
+///
+/// The random bits come from a per-thread generator seeded once from the OS: ids must be unique,
+/// not secret, and asking the kernel for randomness on every request costs a system call.
+pub fn new_id() -> String {
+    use std::cell::Cell;
+    thread_local! {
+        static STATE: Cell<u64> = Cell::new(u64::from_le_bytes(
+            uuid::Uuid::new_v4().as_bytes()[..8].try_into().expect("8 bytes"),
+        ));
+    }
+    // SplitMix64: a full-period sequence per thread, well mixed.
+    let next = || {
+        STATE.with(|state| {
+            let value = state.get().wrapping_add(0x9E37_79B9_7F4A_7C15);
+            state.set(value);
+            let mut z = value;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^ (z >> 31)
+        })
+    };
+    let mut random = [0u8; 10];
+    random[..8].copy_from_slice(&next().to_le_bytes());
+    random[8..].copy_from_slice(&next().to_le_bytes()[..2]);
+    uuid::Builder::from_unix_timestamp_millis(unix_millis_now().max(0) as u64, &random)
+        .into_uuid()
+        .simple()
+        .to_string()
+}
+
 /// Milliseconds since the Unix epoch, now.
 pub fn unix_millis_now() -> i64 {
     std::time::SystemTime::now()
@@ -248,4 +279,22 @@ pub fn unix_millis_now() -> i64 {
 pub fn rfc3339_millis(unix_ms: i64) -> String {
     let time = std::time::UNIX_EPOCH + Duration::from_millis(unix_ms.max(0) as u64);
     humantime::format_rfc3339_millis(time).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ids_are_unique_v7_uuids_across_threads() {
+        let ids: Vec<String> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..4)
+                .map(|_| scope.spawn(|| (0..10_000).map(|_| super::new_id()).collect::<Vec<_>>()))
+                .collect();
+            handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+        });
+        let unique: std::collections::HashSet<&String> = ids.iter().collect();
+        assert_eq!(unique.len(), ids.len());
+        let parsed = uuid::Uuid::parse_str(&ids[0]).unwrap();
+        assert_eq!(parsed.get_version_num(), 7);
+        assert_eq!(ids[0].len(), 32);
+    }
 }

@@ -89,7 +89,7 @@ impl PageActor {
             return;
         };
         let next = self.next.clone();
-        let page_id = uuid::Uuid::now_v7().simple().to_string();
+        let page_id = crate::pipeline::new_id();
         let created_at = rfc3339_millis(crate::pipeline::unix_millis_now());
         let payload = pager::serialize_page(listener.id(), &page_id, &created_at, &page.records);
         let retry_data = (!listener.config.do_not_store_retry_data)

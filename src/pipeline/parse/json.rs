@@ -25,16 +25,26 @@ pub fn parse_json(
         return Err(ParseError::malformed("json", "empty body"));
     }
     let limit = max_depth.min(JSON_DEPTH_CEILING);
-    check_json_depth(text.as_bytes(), limit)?;
+    if resource_path.is_some() {
+        // Only the selected part is copied (and depth-checked on the way): check the whole body.
+        check_json_depth(text.as_bytes(), limit)?;
+    }
+    // serde_json skips values without recursion, so validating before the depth check is safe.
     let whole: &RawValue = serde_json::from_str(text).map_err(|e| malformed(e, limit))?;
-    let selected = match resource_path {
-        Some(path) => select(whole, path)?,
+    match resource_path {
+        Some(path) => select(whole, path)?
+            .into_iter()
+            .map(|raw| compact(raw.get(), usize::MAX, limit))
+            .collect(),
+        // The body's elements sit one level below it.
         None => match kind(whole) {
-            Kind::Array => elements(whole)?,
-            _ => vec![whole],
+            Kind::Array => elements(whole)?
+                .into_iter()
+                .map(|raw| compact(raw.get(), limit.saturating_sub(1), limit))
+                .collect(),
+            _ => Ok(vec![compact(whole.get(), limit, limit)?]),
         },
-    };
-    selected.into_iter().map(|raw| compact(raw.get())).collect()
+    }
 }
 
 fn malformed(error: serde_json::Error, limit: usize) -> ParseError {
@@ -197,60 +207,65 @@ fn select<'a>(whole: &'a RawValue, path: &ResourcePath) -> Result<Vec<&'a RawVal
     }
 }
 
-/// Copies one validated JSON value without the whitespace between tokens, refusing raw control
-/// characters in strings, `\u` escapes that are unpaired surrogates, and records nesting deeper
-/// than [`RECORD_DEPTH_LIMIT`].
-fn compact(json: &str) -> Result<Record, ParseError> {
+/// Copies one validated JSON value without the whitespace between tokens, refusing `\u`
+/// escapes that are unpaired surrogates and nesting deeper than `max_depth` (the body's limit,
+/// `body_limit`, minus the levels above this value) or [`RECORD_DEPTH_LIMIT`]. (Raw control
+/// characters in strings were refused by serde_json.)
+fn compact(json: &str, max_depth: usize, body_limit: usize) -> Result<Record, ParseError> {
+    let too_deep = if max_depth < RECORD_DEPTH_LIMIT {
+        ParseError::TooDeep { limit: body_limit }
+    } else {
+        ParseError::TooDeep {
+            limit: RECORD_DEPTH_LIMIT,
+        }
+    };
+    let max_depth = max_depth.min(RECORD_DEPTH_LIMIT);
     let bytes = json.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut depth = 0usize;
     let mut i = 0;
     while i < bytes.len() {
-        let b = bytes[i];
-        if b != b'"' {
-            match b {
-                b' ' | b'\t' | b'\n' | b'\r' => {}
-                b'[' | b'{' => {
-                    depth += 1;
-                    if depth > RECORD_DEPTH_LIMIT {
-                        return Err(ParseError::TooDeep {
-                            limit: RECORD_DEPTH_LIMIT,
-                        });
+        match bytes[i] {
+            b' ' | b'\t' | b'\n' | b'\r' => i += 1,
+            b'"' => {
+                // A string: copy through its closing quote, checking `\u` escapes.
+                let start = i;
+                i += 1;
+                loop {
+                    let Some(offset) = memchr::memchr2(b'"', b'\\', &bytes[i..]) else {
+                        return Err(ParseError::malformed("json", "unterminated string"));
+                    };
+                    i += offset;
+                    if bytes[i] == b'"' {
+                        break;
                     }
-                    out.push(b);
-                }
-                b']' | b'}' => {
-                    depth = depth.saturating_sub(1);
-                    out.push(b);
-                }
-                _ => out.push(b),
-            }
-            i += 1;
-            continue;
-        }
-        // A string: copy through its closing quote, checking escapes.
-        let start = i;
-        i += 1;
-        loop {
-            // serde_json has validated the value, so the string is terminated.
-            let Some(&c) = bytes.get(i) else {
-                return Err(ParseError::malformed("json", "unterminated string"));
-            };
-            match c {
-                b'"' => break,
-                b'\\' => {
                     if bytes.get(i + 1) == Some(&b'u') {
                         i = check_unicode_escape(bytes, i)?;
                     } else {
                         i += 2;
                     }
                 }
-                0x00..=0x1f => return Err(ParseError::malformed("json", "control character in a string")),
-                _ => i += 1,
+                i += 1;
+                out.extend_from_slice(&bytes[start..i]);
+            }
+            b @ (b'[' | b'{') => {
+                depth += 1;
+                if depth > max_depth {
+                    return Err(too_deep);
+                }
+                out.push(b);
+                i += 1;
+            }
+            b @ (b']' | b'}') => {
+                depth = depth.saturating_sub(1);
+                out.push(b);
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
             }
         }
-        i += 1;
-        out.extend_from_slice(&bytes[start..i]);
     }
     // Only ASCII whitespace was removed, between tokens: still UTF-8.
     let text = String::from_utf8(out).map_err(|_| ParseError::malformed("json", "invalid UTF-8"))?;
