@@ -1,11 +1,5 @@
 //! The `hookpipe` command line: serve | worker | check-config | tail | listeners | errors.
 
-
-/// mimalloc: the request path allocates and frees many small buffers on two or more threads, where
-/// glibc's allocator spent ~8 % of the server's CPU in the load benchmark (consolidation, locks).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
