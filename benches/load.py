@@ -760,7 +760,7 @@ PERF_GROUPS = [
     ("allocator (glibc malloc/free)", r"^libc.*\] (_int_malloc|_int_free|malloc|cfree|free|realloc|_int_realloc|malloc_consolidate|unlink_chunk|tcache|__libc_malloc|__libc_free|calloc|__libc_calloc|sysmalloc|alloc_perturb)"),
     ("memcpy/memset/memcmp", r"^libc.*\] __mem"),
     ("URL routing (actix-router, regex-lite)", r"(regex_lite|actix_router)"),
-    ("JSON -> Value (serde_json parse, BTreeMap build)", r"(serde_json::(de|read|value::de)|parse_records|check_json_depth|alloc::collections::btree::(map::entry|node)|BTreeMap<K,V,A>::insert|KeyClassifier)"),
+    ("JSON parse (serde_json validate/split, record copy, Value trees)", r"(serde_json::(de|read|value::de)|parse_records|parse::json::|check_json_depth|memchr::arch|alloc::collections::btree::(map::entry|node)|BTreeMap<K,V,A>::insert|KeyClassifier)"),
     ("Value -> JSON (serde_json serialize)", r"(serde_json::(ser|value::ser)|zmij|itoa|ryu|serialize_str|write_json_string)"),
     ("dropping Values / BTreeMaps", r"(drop_in_place<serde_json|btree::map::IntoIter|dying_next|drop_in_place<alloc::collections::btree)"),
     ("XML (quick-xml + conversion)", r"(quick_xml|parse::xml)"),
