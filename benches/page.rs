@@ -14,6 +14,7 @@ use hookpipe::config::Settings;
 use hookpipe::listener::Listener;
 use hookpipe::pipeline::page::default_trace_key;
 use hookpipe::pipeline::page::pager::{serialize_page, Pager};
+use hookpipe::pipeline::parse::records::Record;
 
 const CREATED_AT: &str = "2026-01-01T00:00:00.000Z";
 const PAGE_ID: &str = "0193a1b2c3d4e5f60718293a4b5c6d7e";
@@ -31,13 +32,17 @@ fn listener() -> Listener {
     Listener::build(settings.listeners[0].clone(), &settings).expect("bench listener")
 }
 
-fn record(size: usize) -> Value {
+fn value(size: usize) -> Value {
     serde_json::from_slice(&common::json_object(size)).expect("json")
+}
+
+fn record(size: usize) -> Record {
+    Record::from_value(&value(size)).expect("a record")
 }
 
 /// A record as the page stage serializes it: envelope around the data.
 fn serialized_record(size: usize) -> Vec<u8> {
-    let data = serde_json::to_vec(&record(size)).expect("serializes");
+    let data = record(size).json().as_bytes().to_vec();
     let mut bytes = Vec::with_capacity(data.len() + 200);
     bytes.extend_from_slice(br#"{"id":"0193a1b2c3d4e5f60718293a4b5c6d7e-0","request_id":"0193a1b2c3d4e5f60718293a4b5c6d7e","trace_key":"1001","data_uri":null,"received_at":"2026-01-01T00:00:00.000Z","data":"#);
     bytes.extend_from_slice(&data);
@@ -65,29 +70,30 @@ fn bench_templates(c: &mut Criterion) {
     let mut group = c.benchmark_group("page/default_trace_key");
     group.throughput(Throughput::Elements(1));
     let with_id = record(1024);
-    let data = serde_json::to_vec(&with_id).unwrap();
+    assert_eq!(default_trace_key(&with_id), "evt_000123");
     group.bench_function("id_field", |b| {
-        b.iter(|| black_box(default_trace_key(black_box(&with_id), black_box(&data))))
+        b.iter(|| black_box(default_trace_key(black_box(&with_id))))
     });
     for (label, size) in [("1KB", 1024), ("16KB", 16 * 1024)] {
-        let mut without_id = record(size);
+        let mut without_id = value(size);
         without_id.as_object_mut().unwrap().remove("id");
-        let data = serde_json::to_vec(&without_id).unwrap();
-        group.bench_with_input(BenchmarkId::new("sha256", label), &data, |b, data| {
-            b.iter(|| black_box(default_trace_key(black_box(&without_id), black_box(data))))
+        let without_id = Record::from_value(&without_id).unwrap();
+        assert_eq!(default_trace_key(&without_id).len(), 32);
+        group.bench_with_input(BenchmarkId::new("sha256", label), &without_id, |b, record| {
+            b.iter(|| black_box(default_trace_key(black_box(record))))
         });
     }
     group.finish();
 }
 
 fn bench_paging(c: &mut Criterion) {
-    // Re-serializing the parsed record is what the page stage does for every record.
-    let mut group = c.benchmark_group("page/record_to_json");
+    // XML and form records are built as values and serialized once, with a depth check.
+    let mut group = c.benchmark_group("page/record_from_value");
     for (label, size) in common::SIZES {
-        let record = record(size);
-        group.throughput(Throughput::Bytes(serde_json::to_vec(&record).unwrap().len() as u64));
-        group.bench_with_input(BenchmarkId::from_parameter(label), &record, |b, record| {
-            b.iter(|| black_box(serde_json::to_vec(black_box(record))))
+        let value = value(size);
+        group.throughput(Throughput::Bytes(record(size).json().len() as u64));
+        group.bench_with_input(BenchmarkId::from_parameter(label), &value, |b, value| {
+            b.iter(|| black_box(Record::from_value(black_box(value))))
         });
     }
     group.finish();

@@ -502,17 +502,30 @@ fn take_wanted_records(
 ) -> Result<(), serde_json::Error> {
     let page: RetryPage<'_> = serde_json::from_slice(payload)?;
     for record in page.records {
-        let id: RecordId<'_> = serde_json::from_str(record.get())?;
-        if keys.remove(id.id.as_ref()) {
-            found.insert(
-                id.id.into_owned(),
-                RetryData {
-                    listener_id: page.listener_id.clone(),
-                    topic: page.topic.clone(),
-                    page_id: page.page_id.clone(),
-                    record: serde_json::from_str(record.get())?,
-                },
-            );
+        // One unreadable record must not hide the others of its page.
+        let Ok(id) = serde_json::from_str::<RecordId<'_>>(record.get()) else {
+            tracing::warn!(page_id = %page.page_id, "retry data record without an id; skipped");
+            continue;
+        };
+        if !keys.contains(id.id.as_ref()) {
+            continue;
+        }
+        match serde_json::from_str(record.get()) {
+            Ok(value) => {
+                keys.remove(id.id.as_ref());
+                found.insert(
+                    id.id.into_owned(),
+                    RetryData {
+                        listener_id: page.listener_id.clone(),
+                        topic: page.topic.clone(),
+                        page_id: page.page_id.clone(),
+                        record: value,
+                    },
+                );
+            }
+            Err(error) => {
+                tracing::warn!(page_id = %page.page_id, record_id = %id.id, %error, "unreadable retry data record; skipped")
+            }
         }
     }
     Ok(())

@@ -101,6 +101,22 @@ fn bad_requests_get_clear_4xx_and_publish_nothing() {
             "",
         ),
         (
+            "json number a double cannot hold",
+            any.clone(),
+            vec![("Content-Type", "application/json".into())],
+            br#"[{"ok":1},{"total":1e400}]"#.to_vec(),
+            400,
+            "out of range",
+        ),
+        (
+            "json unpaired surrogate escape",
+            any.clone(),
+            vec![("Content-Type", "application/json".into())],
+            br#"{"name":"\ud800"}"#.to_vec(),
+            400,
+            "surrogate",
+        ),
+        (
             "json too deep",
             any.clone(),
             vec![("Content-Type", "application/json".into())],

@@ -257,30 +257,25 @@ fn serialize_records(message: &Paginate, max_page_bytes: usize) -> Result<Vec<Ve
 /// or a number `id`, otherwise the first 16 bytes of the SHA-256 of its JSON text, in hex — the
 /// same record always gets the same key.
 pub fn default_trace_key(record: &Record) -> String {
-    #[derive(serde::Deserialize)]
-    struct Id<'a> {
-        #[serde(borrow)]
-        id: Option<&'a RawValue>,
-    }
     let json = record.json();
-    // Only an object's member: a struct also deserializes from an array's first element.
     if json.starts_with('{') {
-        if let Ok(Id { id: Some(id) }) = serde_json::from_str::<Id<'_>>(json) {
-            match id.get().as_bytes().first() {
-                Some(b'"') => {
-                    if let Ok(id) = serde_json::from_str::<String>(id.get()) {
-                        if !id.is_empty() {
-                            return id;
-                        }
+        let object: Option<&RawValue> = serde_json::from_str(json).ok();
+        // The last `id` member, as in a parsed object.
+        let id = object.and_then(|object| crate::pipeline::parse::json::member(object, "id").ok().flatten());
+        match id.and_then(|id| id.get().as_bytes().first().map(|first| (id, *first))) {
+            Some((id, b'"')) => {
+                if let Ok(id) = serde_json::from_str::<String>(id.get()) {
+                    if !id.is_empty() {
+                        return id;
                     }
                 }
-                Some(b'-' | b'0'..=b'9') => {
-                    if let Ok(number) = serde_json::from_str::<serde_json::Number>(id.get()) {
-                        return number.to_string();
-                    }
-                }
-                _ => {}
             }
+            Some((id, b'-' | b'0'..=b'9')) => {
+                if let Ok(number) = serde_json::from_str::<serde_json::Number>(id.get()) {
+                    return number.to_string();
+                }
+            }
+            _ => {}
         }
     }
     let digest = Sha256::digest(json.as_bytes());
@@ -303,6 +298,19 @@ mod tests {
         assert_eq!(key(json!({"id": "A1"})), "A1");
         assert_eq!(key(json!({"sku": 1, "id": 7})), "7");
         assert_eq!(key(json!({"id": -7.5})), "-7.5");
+        let repeated = crate::pipeline::parse::records::parse_records(
+            br#"{"id":"first","x":1,"id":"last"}"#,
+            Some("application/json"),
+            None,
+            &Default::default(),
+        )
+        .unwrap()
+        .remove(0);
+        assert_eq!(
+            default_trace_key(&repeated),
+            "last",
+            "the last id wins, as in a parsed object"
+        );
         let hashed = key(json!({"sku": "x"}));
         assert_eq!(hashed.len(), 32);
         assert_eq!(hashed, key(json!({"sku": "x"})));

@@ -127,7 +127,7 @@ fn elements(array: &RawValue) -> Result<Vec<&RawValue>, ParseError> {
 }
 
 /// The value of `key` in a validated object (the last one, if the key repeats).
-fn member<'a>(object: &'a RawValue, key: &str) -> Result<Option<&'a RawValue>, ParseError> {
+pub(crate) fn member<'a>(object: &'a RawValue, key: &str) -> Result<Option<&'a RawValue>, ParseError> {
     struct Member<'k>(&'k str);
 
     impl<'de> Visitor<'de> for Member<'_> {
@@ -261,6 +261,15 @@ fn compact(json: &str, max_depth: usize, body_limit: usize) -> Result<Record, Pa
                 out.push(b);
                 i += 1;
             }
+            b'-' | b'0'..=b'9' => {
+                let start = i;
+                while i < bytes.len() && matches!(bytes[i], b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9') {
+                    i += 1;
+                }
+                let number = &json[start..i];
+                check_number(number)?;
+                out.extend_from_slice(number.as_bytes());
+            }
             b => {
                 out.push(b);
                 i += 1;
@@ -270,6 +279,18 @@ fn compact(json: &str, max_depth: usize, body_limit: usize) -> Result<Record, Pa
     // Only ASCII whitespace was removed, between tokens: still UTF-8.
     let text = String::from_utf8(out).map_err(|_| ParseError::malformed("json", "invalid UTF-8"))?;
     Ok(Record::from_compact_json(text))
+}
+
+/// Refuses a number that overflows a double (`1e400`, 400 digits): serde_json's skipping parser
+/// accepts its syntax, but a JSON parser building values — the worker's, and hookpipe's own for
+/// samples and templates — refuses it, which would poison the whole page. Only a number with an
+/// exponent or more than 300 characters can overflow; those are parsed to check.
+fn check_number(number: &str) -> Result<(), ParseError> {
+    let may_overflow = number.len() > 300 || number.bytes().any(|b| b == b'e' || b == b'E');
+    if may_overflow && serde_json::from_str::<serde_json::Number>(number).is_err() {
+        return Err(ParseError::malformed("json", "number out of range"));
+    }
+    Ok(())
 }
 
 /// Checks the `\uXXXX` escape at `at` (the backslash); a high surrogate must be followed by a
@@ -371,6 +392,21 @@ mod tests {
         // The deepest record, inside a page envelope, still parses with serde_json.
         let page = format!(r#"{{"records":[{{"id":"r","data":{}}}]}}"#, nested(RECORD_DEPTH_LIMIT));
         assert!(serde_json::from_str::<serde_json::Value>(&page).is_ok());
+    }
+
+    #[test]
+    fn numbers_a_double_cannot_hold_are_refused() {
+        let huge = format!("1{}", "0".repeat(400));
+        for body in [r#"[{"a":1e400}]"#, r#"{"a":-1E+400}"#, huge.as_str(), r#"[1.5e309]"#] {
+            let err = records(body, None).unwrap_err();
+            assert_eq!(err, ParseError::malformed("json", "number out of range"), "{body}");
+            assert!(serde_json::from_str::<serde_json::Value>(body).is_err(), "{body}");
+        }
+        let fine = r#"[1e300,-2.5E-400,12345678901234567890123,0.1,-0]"#;
+        assert_eq!(
+            records(fine, None).unwrap(),
+            vec!["1e300", "-2.5E-400", "12345678901234567890123", "0.1", "-0"]
+        );
     }
 
     #[test]

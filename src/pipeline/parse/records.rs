@@ -677,12 +677,19 @@ pub(crate) mod tests {
     fn json_depth_129_is_too_deep() {
         let err = parse(nested_arrays(129).as_bytes(), JSON, None).unwrap_err();
         // Its records (the elements) are already deeper than a record may be.
-        assert_eq!(err, ParseError::TooDeep { limit: RECORD_DEPTH_LIMIT });
+        assert_eq!(
+            err,
+            ParseError::TooDeep {
+                limit: RECORD_DEPTH_LIMIT
+            }
+        );
         assert_eq!((err.status(), err.kind()), (400, "depth"));
         let object = format!("{}1{}", r#"{"a":"#.repeat(128), "}".repeat(128));
         assert_eq!(
             parse(object.as_bytes(), JSON, None).unwrap_err(),
-            ParseError::TooDeep { limit: RECORD_DEPTH_LIMIT }
+            ParseError::TooDeep {
+                limit: RECORD_DEPTH_LIMIT
+            }
         );
         // With a resource path the whole body is checked against the body limit first.
         let path = format!("{{\"x\":{}}}", nested_arrays(128));
