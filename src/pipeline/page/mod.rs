@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use futures_util::future::join_all;
-use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 use tokio::sync::oneshot;
 
@@ -259,9 +258,8 @@ fn serialize_records(message: &Paginate, max_page_bytes: usize) -> Result<Vec<Ve
 pub fn default_trace_key(record: &Record) -> String {
     let json = record.json();
     if json.starts_with('{') {
-        let object: Option<&RawValue> = serde_json::from_str(json).ok();
         // The last `id` member, as in a parsed object.
-        let id = object.and_then(|object| crate::pipeline::parse::json::member(object, "id").ok().flatten());
+        let id = crate::pipeline::parse::json::member(json, "id").ok().flatten();
         match id.and_then(|id| id.get().as_bytes().first().map(|first| (id, *first))) {
             Some((id, b'"')) => {
                 if let Ok(id) = serde_json::from_str::<String>(id.get()) {

@@ -127,7 +127,7 @@ fn elements(array: &RawValue) -> Result<Vec<&RawValue>, ParseError> {
 }
 
 /// The value of `key` in a validated object (the last one, if the key repeats).
-pub(crate) fn member<'a>(object: &'a RawValue, key: &str) -> Result<Option<&'a RawValue>, ParseError> {
+pub(crate) fn member<'a>(object: &'a str, key: &str) -> Result<Option<&'a RawValue>, ParseError> {
     struct Member<'k>(&'k str);
 
     impl<'de> Visitor<'de> for Member<'_> {
@@ -150,7 +150,7 @@ pub(crate) fn member<'a>(object: &'a RawValue, key: &str) -> Result<Option<&'a R
         }
     }
 
-    let mut deserializer = serde_json::Deserializer::from_str(object.get());
+    let mut deserializer = serde_json::Deserializer::from_str(object);
     deserializer
         .deserialize_map(Member(key))
         .map_err(|e: serde_json::Error| ParseError::malformed("json", e.to_string()))
@@ -170,7 +170,7 @@ fn select<'a>(whole: &'a RawValue, path: &ResourcePath) -> Result<Vec<&'a RawVal
         };
         current = match kind(current) {
             Kind::Object => {
-                member(current, segment)?.ok_or_else(|| fail(format!("\"{}\" not found", path.prefix(i))))?
+                member(current.get(), segment)?.ok_or_else(|| fail(format!("\"{}\" not found", path.prefix(i))))?
             }
             Kind::Array => {
                 if !segment.bytes().all(|b| b.is_ascii_digit()) {
