@@ -201,24 +201,51 @@ fn pages_never_exceed_five_megabytes_and_huge_records_get_413() {
 
 #[test]
 fn concurrent_requests_share_pages_within_the_linger() {
+    let pages = publish_concurrently(1, 8);
+    assert!(
+        pages.len() < 8,
+        "records of concurrent requests share pages: {} pages",
+        pages.len()
+    );
+}
+
+#[test]
+fn requests_on_different_workers_share_one_open_page() {
+    // Connections are spread over the four workers; the open page is the instance's, not a
+    // worker's: one page goes out at once, the others' records gather behind it.
+    let pages = publish_concurrently(4, 8);
+    assert!(
+        pages.len() <= 3,
+        "records of requests on different workers share pages: {} pages of sizes {:?}",
+        pages.len(),
+        pages.iter().map(|p| p.records().len()).collect::<Vec<_>>()
+    );
+}
+
+/// Sends `requests` one-record requests to a server with `workers` workers so that they reach
+/// the page stage together, checks every record is published once with its request id, and
+/// returns the pages.
+fn publish_concurrently(workers: usize, requests: usize) -> Vec<common::Page> {
     let broker = Broker::start();
-    let config = r#"
+    let config = format!(
+        r#"
 [server]
 public_id_secret = "test-secret-0123456789"
 listen = "127.0.0.1:0"
-workers = 1
+workers = {workers}
 [pipeline]
 page_linger_ms = 300
 [[listeners]]
 id = "plain"
-"#;
-    let app = spawn_app(settings(config, &broker.bootstrap), &broker.bootstrap);
+"#
+    );
+    let app = spawn_app(settings(&config, &broker.bootstrap), &broker.bootstrap);
     let addr = app.addr;
     let path = app.hook_path("plain");
-    // All eight requests are held one byte short of their body, then completed together, so
+    // All requests are held one byte short of their body, then completed together, so
     // they reach the page stage while the first pages are still being published.
     use std::io::Write;
-    let mut streams: Vec<std::net::TcpStream> = (0..8)
+    let mut streams: Vec<std::net::TcpStream> = (0..requests)
         .map(|n| {
             let body = format!("{{\"n\":{n}}}");
             let mut stream = std::net::TcpStream::connect(addr).unwrap();
@@ -238,7 +265,7 @@ id = "plain"
     for stream in &mut streams {
         assert_eq!(common::read_response(stream).status, 204);
     }
-    // Fewer than 8 pages are expected: read until the first, then until quiet.
+    // Fewer pages than requests are expected: read until the first, then until quiet.
     let pages: Vec<common::Page> = app
         .reader("hookpipe.pages")
         .read(1, std::time::Duration::from_secs(30), std::time::Duration::from_secs(3))
@@ -247,12 +274,7 @@ id = "plain"
         .map(common::Page::from)
         .collect();
     let total: usize = pages.iter().map(|p| p.records().len()).sum();
-    assert_eq!(total, 8, "every record exactly once");
-    assert!(
-        pages.len() < 8,
-        "records of concurrent requests share pages: {} pages",
-        pages.len()
-    );
+    assert_eq!(total, requests, "every record exactly once");
     let request_ids: std::collections::HashSet<_> = pages
         .iter()
         .flat_map(|p| {
@@ -265,9 +287,10 @@ id = "plain"
         .collect();
     assert_eq!(
         request_ids.len(),
-        8,
+        requests,
         "each request id is carried in the headers of its page"
     );
+    pages
 }
 
 #[test]

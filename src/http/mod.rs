@@ -128,6 +128,7 @@ pub async fn start(
         clock,
         global_bucket,
         retry_topic: settings.kafka.retry_topic.clone(),
+        open_pages: Default::default(),
     };
     let workers = match settings.server.workers {
         0 => std::thread::available_parallelism().map_or(2, |n| n.get()),

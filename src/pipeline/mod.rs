@@ -2,7 +2,7 @@
 //!
 //! One chain runs on every HTTP worker thread (each actor lives on the arbiter of the worker
 //! that built it), so no stage carries all traffic on one thread. Shared state — listener
-//! registry, rate-limit buckets, the Kafka producer — is built for concurrent use. Every
+//! registry, rate-limit buckets, open pages, the Kafka producer — is built for concurrent use. Every
 //! mailbox has a fixed capacity; stages forward with `send().await`, and the Receiver's
 //! in-flight cap sheds load with 503 before any queue can grow without bound.
 
@@ -93,6 +93,8 @@ pub struct ChainSettings {
     pub global_bucket: Option<Arc<rate_limit::bucket::LeakyBucket>>,
     /// Topic of records' retry data.
     pub retry_topic: String,
+    /// The instance's open pages, shared by every worker's page stage.
+    pub open_pages: Arc<page::OpenPages>,
 }
 
 /// The entry of one worker's chain.
@@ -114,7 +116,12 @@ impl Chain {
         let page = Stage::start(
             "page",
             capacity,
-            page::PageActor::new(retry_store, settings.page_linger, settings.max_page_bytes),
+            page::PageActor::new(
+                retry_store,
+                settings.page_linger,
+                settings.max_page_bytes,
+                settings.open_pages.clone(),
+            ),
         );
         let parse = Stage::start(
             "parse",

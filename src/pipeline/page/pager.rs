@@ -131,6 +131,11 @@ impl<W> Pager<W> {
             .is_some_and(|page| page.generation == generation)
     }
 
+    /// Whether the listener has an open page.
+    pub fn has_open(&self, listener_id: &str) -> bool {
+        self.open.contains_key(listener_id)
+    }
+
     /// Closes every open page (shutdown).
     pub fn take_all(&mut self) -> Vec<ClosedPage<W>> {
         let ids: Vec<String> = self.open.keys().cloned().collect();
