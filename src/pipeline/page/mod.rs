@@ -346,17 +346,17 @@ pub fn default_trace_key(record: &Record) -> String {
     let json = record.json();
     if json.starts_with('{') {
         // The last `id` member, as in a parsed object.
-        let id = crate::pipeline::parse::json::member(json, "id").ok().flatten();
-        match id.and_then(|id| id.get().as_bytes().first().map(|first| (id, *first))) {
+        let id = crate::pipeline::parse::json::member_of_valid_object(json, "id");
+        match id.and_then(|id| id.as_bytes().first().map(|first| (id, *first))) {
             Some((id, b'"')) => {
-                if let Ok(id) = serde_json::from_str::<String>(id.get()) {
+                if let Ok(id) = serde_json::from_str::<String>(id) {
                     if !id.is_empty() {
                         return id;
                     }
                 }
             }
             Some((id, b'-' | b'0'..=b'9')) => {
-                if let Ok(number) = serde_json::from_str::<serde_json::Number>(id.get()) {
+                if let Ok(number) = serde_json::from_str::<serde_json::Number>(id) {
                     return number.to_string();
                 }
             }

@@ -156,6 +156,103 @@ pub(crate) fn member<'a>(object: &'a str, key: &str) -> Result<Option<&'a RawVal
         .map_err(|e: serde_json::Error| ParseError::malformed("json", e.to_string()))
 }
 
+/// The text of `key`'s value in `object`, the last one if the key repeats — like `member`, but a
+/// byte scan instead of a parse, for text that is already known to be a valid JSON object
+/// (a record): string values are skipped with `memchr`, nothing is decoded but a key that holds
+/// escapes. `None` when the key is absent, or when `object` is not an object.
+pub(crate) fn member_of_valid_object<'a>(object: &'a str, key: &str) -> Option<&'a str> {
+    let bytes = object.as_bytes();
+    let mut at = skip_whitespace(bytes, 0);
+    if bytes.get(at) != Some(&b'{') {
+        return None;
+    }
+    let mut found = None;
+    loop {
+        at = skip_whitespace(bytes, at + 1);
+        if bytes.get(at) != Some(&b'"') {
+            // `}` of an empty object (or, for invalid input, anything else): done.
+            return found;
+        }
+        let key_end = skip_string(bytes, at)?;
+        let raw_key = &object[at..key_end];
+        let matches = if raw_key[1..raw_key.len() - 1].contains('\\') {
+            serde_json::from_str::<String>(raw_key).is_ok_and(|decoded| decoded == key)
+        } else {
+            &raw_key[1..raw_key.len() - 1] == key
+        };
+        at = skip_whitespace(bytes, key_end);
+        if bytes.get(at) != Some(&b':') {
+            return None;
+        }
+        let value_start = skip_whitespace(bytes, at + 1);
+        let value_end = skip_value(bytes, value_start)?;
+        if matches {
+            found = Some(&object[value_start..value_end]);
+        }
+        at = skip_whitespace(bytes, value_end);
+        match bytes.get(at) {
+            Some(b',') => continue,
+            Some(b'}') => return found,
+            _ => return None,
+        }
+    }
+}
+
+fn skip_whitespace(bytes: &[u8], mut at: usize) -> usize {
+    while matches!(bytes.get(at), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+        at += 1;
+    }
+    at
+}
+
+/// The index after the string starting at `at` (its opening quote).
+fn skip_string(bytes: &[u8], at: usize) -> Option<usize> {
+    let mut at = at + 1;
+    loop {
+        at += memchr::memchr2(b'"', b'\\', bytes.get(at..)?)?;
+        if bytes[at] == b'\\' {
+            at += 2;
+        } else {
+            return Some(at + 1);
+        }
+    }
+}
+
+/// The index after the value starting at `at`.
+fn skip_value(bytes: &[u8], at: usize) -> Option<usize> {
+    match *bytes.get(at)? {
+        b'"' => skip_string(bytes, at),
+        b'{' | b'[' => {
+            let mut depth = 0usize;
+            let mut at = at;
+            loop {
+                match *bytes.get(at)? {
+                    b'"' => {
+                        at = skip_string(bytes, at)?;
+                        continue;
+                    }
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return Some(at + 1);
+                        }
+                    }
+                    _ => {}
+                }
+                at += 1;
+            }
+        }
+        _ => {
+            let len = bytes[at..]
+                .iter()
+                .position(|b| matches!(b, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r'))
+                .unwrap_or(bytes.len() - at);
+            Some(at + len)
+        }
+    }
+}
+
 /// Walks `path` through the body: an object's member by name, an array's element by index.
 fn select<'a>(whole: &'a RawValue, path: &ResourcePath) -> Result<Vec<&'a RawValue>, ParseError> {
     let fail = |reason: String| ParseError::ResourcePath {
@@ -419,5 +516,62 @@ mod tests {
             .map(|r| serde_json::from_str(r).unwrap())
             .collect();
         assert_eq!(ours, parsed);
+    }
+    proptest::proptest! {
+        #[test]
+        fn the_member_scan_agrees_with_the_parser(
+            value in json_value(4),
+            key in proptest::sample::select(vec!["id", "a", "\"", "é", "x"]),
+            pretty in proptest::bool::ANY,
+        ) {
+            let text = if pretty {
+                serde_json::to_string_pretty(&value).unwrap()
+            } else {
+                serde_json::to_string(&value).unwrap()
+            };
+            let parsed = if text.starts_with('{') {
+                member(&text, key).unwrap().map(|raw| raw.get().to_string())
+            } else {
+                None
+            };
+            proptest::prop_assert_eq!(member_of_valid_object(&text, key).map(str::to_string), parsed);
+        }
+    }
+
+    /// Arbitrary JSON values with keys drawn from a small set (so keys repeat and match),
+    /// strings with escapes, and nested containers.
+    fn json_value(depth: u32) -> impl proptest::strategy::Strategy<Value = serde_json::Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::Bool),
+            any::<i64>().prop_map(serde_json::Value::from),
+            (-1e9f64..1e9).prop_map(serde_json::Value::from),
+            "[a-z\"\\\\\n\u{e9}{}\\[\\],: ]{0,8}".prop_map(serde_json::Value::String),
+        ];
+        leaf.prop_recursive(depth, 32, 4, |inner| {
+            let key = proptest::sample::select(vec!["id", "a", "\"", "é", "x", "i\\d"]).prop_map(str::to_string);
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::Array),
+                proptest::collection::vec((key, inner), 0..4)
+                    .prop_map(|members| serde_json::Value::Object(members.into_iter().collect())),
+            ]
+        })
+    }
+
+    #[test]
+    fn the_member_scan_takes_the_last_repeat_and_decodes_escaped_keys() {
+        assert_eq!(
+            member_of_valid_object(r#"{"id":1,"x":{"id":2},"id":"3"}"#, "id"),
+            Some(r#""3""#)
+        );
+        assert_eq!(
+            member_of_valid_object(r#"{"\u0069d":[1,"]"]}"#, "id"),
+            Some(r#"[1,"]"]"#)
+        );
+        assert_eq!(member_of_valid_object(r#"{"a":"\"id\":1"}"#, "id"), None);
+        assert_eq!(member_of_valid_object(r#"{}"#, "id"), None);
+        assert_eq!(member_of_valid_object(r#"["id"]"#, "id"), None);
+        assert_eq!(member_of_valid_object(r#" { "id" : -1.5e3 } "#, "id"), Some("-1.5e3"));
     }
 }
