@@ -272,3 +272,64 @@ fn slow_senders_get_408() {
     assert_eq!(response.status, 408, "{}", response.text());
     assert_eq!(response.header("connection"), Some("close"));
 }
+
+/// Streams a chunked body that never ends to `path`, reads the response, and returns it with
+/// whether the server then closed the connection (within 5 s) rather than keep reading.
+fn endless_chunked_body(addr: std::net::SocketAddr, path: &str, chunk_every: std::time::Duration) -> (u16, bool) {
+    use std::io::{Read, Write};
+    use std::time::{Duration, Instant};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    writer.set_write_timeout(Some(Duration::from_secs(1))).unwrap();
+    // The sender keeps streaming (bounded: 15 s) until the server stops taking the bytes.
+    let sender = std::thread::spawn(move || {
+        let started = Instant::now();
+        let chunk = format!("400\r\n{}\r\n", " ".repeat(0x400));
+        while started.elapsed() < Duration::from_secs(15) {
+            if writer.write_all(chunk.as_bytes()).is_err() {
+                return;
+            }
+            std::thread::sleep(chunk_every);
+        }
+    });
+    let response = common::read_response(&mut stream);
+    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut rest = [0u8; 1024];
+    let closed = loop {
+        match stream.read(&mut rest) {
+            Ok(0) => break true,
+            Ok(_) => continue,
+            Err(error) if error.kind() == std::io::ErrorKind::ConnectionReset => break true,
+            Err(_) => break false,
+        }
+    };
+    let _ = stream.shutdown(std::net::Shutdown::Both);
+    sender.join().unwrap();
+    (response.status, closed)
+}
+
+#[test]
+fn endless_chunked_bodies_are_refused_and_their_connections_closed() {
+    let broker = Broker::start();
+    let config = format!("[server]\npublic_id_secret = \"test-secret-0123456789\"\nlisten = \"127.0.0.1:0\"\nbody_read_timeout_ms = 1000\n{CONFIG}");
+    let app = spawn_app(settings(&config, &broker.bootstrap), &broker.bootstrap);
+    // Over the body limit (4 KB on this listener): 413, and actix does not drain the rest.
+    let (status, closed) = endless_chunked_body(app.addr, &app.hook_path("json"), std::time::Duration::ZERO);
+    assert_eq!(status, 413);
+    assert!(
+        closed,
+        "the connection of a 413 is closed, not kept to drain an endless body"
+    );
+    // Under the limit but never finishing (1 KB a second on a 10 MB listener): 408, closed too.
+    let (status, closed) = endless_chunked_body(app.addr, &app.hook_path("any"), std::time::Duration::from_secs(1));
+    assert_eq!(status, 408);
+    assert!(
+        closed,
+        "the connection of a 408 is closed, not kept to drain an endless body"
+    );
+    assert_eq!(request(app.addr, "GET", "/healthz", &[], b"").status, 200);
+}

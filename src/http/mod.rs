@@ -67,6 +67,10 @@ pub struct RunningServer {
     pub producer: PageProducer,
 }
 
+/// How long a connection is kept, discarding input, after answering a request whose body was
+/// not read to its end.
+const UNREAD_BODY_LINGER: Duration = Duration::from_secs(1);
+
 /// Creates the topics (unless `kafka.create_topics` is off or `topics_exist`), opens the shared
 /// state, builds the registry and producer, binds the listen address and starts the workers.
 /// Must be called inside an actix system.
@@ -152,6 +156,10 @@ pub async fn start(
     .max_connection_rate(1024)
     .shutdown_timeout(settings.server.shutdown_timeout_secs)
     .client_request_timeout(Duration::from_millis(settings.server.body_read_timeout_ms))
+    // After refusing a request whose body is still coming (413, 408, ...), actix closes the
+    // connection, reading and discarding for at most this long first so the sender can read
+    // the answer (a lingering close) — bounded, so an endless body cannot hold it.
+    .client_disconnect_timeout(UNREAD_BODY_LINGER)
     .bind(settings.server.listen.as_str())
     .map_err(|e| format!("cannot bind {}: {e}", settings.server.listen))?;
     let addr = *server.addrs().first().ok_or("no bound address")?;

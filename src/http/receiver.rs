@@ -77,6 +77,7 @@ pub async fn ingest(
 ) -> HttpResponse {
     let started = Instant::now();
     let request_id: Arc<str> = crate::pipeline::new_id().into();
+    let mut payload = payload;
     let (public_id, url_token) = hook_segments(request.path()).unwrap_or(("", None));
     let listener = state.registry.get(public_id);
     let mut body = None;
@@ -92,7 +93,7 @@ pub async fn ingest(
                 // names its request_id explicitly; at debug, library lines get the id too.
                 let span = tracing::debug_span!("request", request_id = %request_id, listener = listener.id());
                 let id = request_id.clone();
-                handle(&request, payload, &state, &chain, listener, id, &mut body)
+                handle(&request, &mut payload, &state, &chain, listener, id, &mut body)
                     .instrument(span)
                     .await
             }
@@ -107,6 +108,19 @@ pub async fn ingest(
         response
             .headers_mut()
             .insert(header::HeaderName::from_static(REQUEST_ID_HEADER), value);
+    }
+    if result.is_err() {
+        // A refused request's body may not have been read to its end (413, 408, 503, 404...).
+        // Dropped unread, a chunked body is drained by actix to keep the connection: a sender
+        // could stream one forever. Still held while the response is sent, it makes actix
+        // close the connection after the response instead. (Once read to its end, it no
+        // longer matters.)
+        response = response
+            .map_body(|_, body| UnreadBody {
+                body,
+                _payload: payload,
+            })
+            .map_into_boxed_body();
     }
     let status = response.status().as_u16();
     let latency_ms = started.elapsed().as_millis() as u64;
@@ -329,6 +343,29 @@ fn check_url_token(listener: &Listener, url_token: Option<&str>) -> Result<(), I
     }
 }
 
+/// A response body that keeps the request's body stream alive until the response is sent:
+/// actix decides whether to drain an unread request body or close the connection when the
+/// response body ends, and closes it only if the request body is still held.
+struct UnreadBody {
+    body: actix_web::body::BoxBody,
+    _payload: web::Payload,
+}
+
+impl actix_web::body::MessageBody for UnreadBody {
+    type Error = <actix_web::body::BoxBody as actix_web::body::MessageBody>::Error;
+
+    fn size(&self) -> actix_web::body::BodySize {
+        self.body.size()
+    }
+
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Bytes, Self::Error>>> {
+        std::pin::Pin::new(&mut self.get_mut().body).poll_next(cx)
+    }
+}
+
 /// Decrements the in-flight count when the request ends, however it ends.
 struct InFlight<'a>(&'a AtomicUsize);
 
@@ -341,7 +378,7 @@ impl Drop for InFlight<'_> {
 
 async fn handle(
     request: &HttpRequest,
-    payload: web::Payload,
+    payload: &mut web::Payload,
     state: &AppState,
     chain: &Chain,
     listener: Arc<Listener>,
@@ -447,7 +484,7 @@ pub fn delivery(
 /// Reads the body up to `limit` bytes within `deadline`.
 async fn read_body(
     headers: &HeaderMap,
-    mut payload: web::Payload,
+    payload: &mut web::Payload,
     limit: usize,
     deadline: Duration,
 ) -> Result<Bytes, IngestError> {
