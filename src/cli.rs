@@ -20,6 +20,10 @@ pub const SERVER_ENV: &str = "HOOKPIPE_SERVER";
 /// and in `ps` output.
 pub const TOKEN_ENV: &str = "HOOKPIPE_ADMIN_TOKEN";
 
+/// Environment variable naming a PEM file of CA certificates to trust for an https server
+/// instead of the built-in Mozilla roots.
+pub const CA_FILE_ENV: &str = "HOOKPIPE_CA_FILE";
+
 /// Largest response body read; debug logs carry captured bodies, so allow more than one body.
 const MAX_RESPONSE_BYTES: u64 = 64 * 1024 * 1024;
 
@@ -327,7 +331,8 @@ fn connect(server: Option<String>) -> Result<Client, CliError> {
         .unwrap_or_else(|| DEFAULT_SERVER.to_string());
     // Checked at the first request, so local mistakes (a bad --set, a missing file) come first.
     let token = std::env::var(TOKEN_ENV).ok().filter(|t| !t.is_empty());
-    Client::new(&server, token)
+    let ca_file = std::env::var(CA_FILE_ENV).ok().filter(|f| !f.is_empty());
+    Client::new(&server, token, ca_file.as_deref().map(std::path::Path::new))
 }
 
 /// Runs `hookpipe errors …`: prints the result on stdout, errors on stderr.
@@ -589,9 +594,11 @@ struct Client {
 }
 
 impl Client {
-    fn new(server: &str, token: Option<String>) -> Result<Client, CliError> {
+    fn new(server: &str, token: Option<String>, ca_file: Option<&std::path::Path>) -> Result<Client, CliError> {
         let api_base = api_base(server).map_err(CliError::Usage)?;
+        let tls = crate::tls::client_config(ca_file).map_err(|e| CliError::Usage(format!("${CA_FILE_ENV}: {e}")))?;
         let agent: ureq::Agent = ureq::Agent::config_builder()
+            .tls_config(tls)
             .http_status_as_error(false)
             .timeout_connect(Some(Duration::from_secs(5)))
             // Above the server's request deadline: `mock --send` waits for Kafka's acks.
@@ -675,25 +682,21 @@ fn api_error(status: u16, body: &str) -> CliError {
     CliError::Api { status, message, field }
 }
 
-/// `http://host:port` → `http://host:port/api/v1`; accepts a trailing `/` or `/api/v1`, and a
-/// bare `host:port`.
+/// `http://host:port` → `http://host:port/api/v1` (https likewise); accepts a trailing `/` or
+/// `/api/v1`, and a bare `host:port` (http).
 fn api_base(server: &str) -> Result<String, String> {
     let trimmed = server.trim();
     let (scheme, rest) = trimmed.split_once("://").unwrap_or(("http", trimmed));
-    if scheme.eq_ignore_ascii_case("https") {
-        return Err(format!(
-            "{server}: https is not supported by this client; reach the server over http (from its host or through a tunnel)"
-        ));
-    }
-    if !scheme.eq_ignore_ascii_case("http") {
-        return Err(format!("{server}: the server must be an http:// URL"));
+    let scheme = scheme.to_ascii_lowercase();
+    if scheme != "http" && scheme != "https" {
+        return Err(format!("{server}: the server must be an http:// or https:// URL"));
     }
     let rest = rest.trim_end_matches('/');
     let rest = rest.strip_suffix("/api/v1").unwrap_or(rest).trim_end_matches('/');
     if rest.is_empty() || rest.starts_with('/') {
         return Err(format!("{server}: the server URL has no host"));
     }
-    Ok(format!("http://{rest}/api/v1"))
+    Ok(format!("{scheme}://{rest}/api/v1"))
 }
 
 /// `/listeners/{id}/{segments…}`, every segment percent-encoded.
@@ -1365,8 +1368,8 @@ mod tests {
         assert_eq!(api_base("http://h:1/api/v1/").unwrap(), "http://h:1/api/v1");
         assert_eq!(api_base("h:1").unwrap(), "http://h:1/api/v1");
         assert_eq!(api_base("http://h/prefix").unwrap(), "http://h/prefix/api/v1");
-        assert!(api_base("https://h").unwrap_err().contains("https"));
-        assert!(api_base("ftp://h").unwrap_err().contains("http://"));
+        assert_eq!(api_base("HTTPS://h:8443/").unwrap(), "https://h:8443/api/v1");
+        assert!(api_base("ftp://h").unwrap_err().contains("https://"));
         assert!(api_base("http://").unwrap_err().contains("no host"));
     }
 

@@ -341,8 +341,12 @@ pub enum TargetConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpTargetConfig {
-    /// `http://` URL receiving the POSTs (no TLS client is built in: put a proxy in front for https).
+    /// `http://` or `https://` URL receiving the POSTs.
     pub url: String,
+    /// PEM file of the CA certificates to trust for an https `url` instead of the built-in
+    /// Mozilla roots (a private CA, or the target's own self-signed certificate).
+    #[serde(default)]
+    pub ca_file: Option<String>,
     /// `page`: one POST per page (`{"type":"page",…,"records":[…]}`); `record`: one POST per record.
     #[serde(default)]
     pub mode: ImportMode,
@@ -418,14 +422,19 @@ impl TargetConfig {
         let mut problems = Vec::new();
         match self {
             TargetConfig::Http(http) => {
-                let rest = http.url.strip_prefix("http://");
-                if http.url.starts_with("https://") {
-                    problems.push((
-                        "url".into(),
-                        "https is not supported by the built-in client; use http:// (a TLS proxy or sidecar in front of the target)".into(),
-                    ));
-                } else if rest.is_none_or(|rest| rest.is_empty() || rest.starts_with('/')) {
-                    problems.push(("url".into(), "must be an http:// URL with a host".into()));
+                let rest = http
+                    .url
+                    .strip_prefix("http://")
+                    .or_else(|| http.url.strip_prefix("https://"));
+                if rest.is_none_or(|rest| rest.is_empty() || rest.starts_with('/')) {
+                    problems.push(("url".into(), "must be an http:// or https:// URL with a host".into()));
+                }
+                if let Some(ca_file) = &http.ca_file {
+                    if !http.url.starts_with("https://") {
+                        problems.push(("ca_file".into(), "is only used with an https:// url".into()));
+                    } else if let Err(message) = crate::tls::ca_certificates(std::path::Path::new(ca_file)) {
+                        problems.push(("ca_file".into(), message));
+                    }
                 }
                 for (name, value) in &http.headers {
                     let token = !name.is_empty()
@@ -1234,10 +1243,34 @@ id = "orders"
     }
 
     #[test]
+    fn https_targets_take_an_optional_ca_file() {
+        let target = |extra: &str| format!("{BASE}\n[worker.default_target]\ntype = \"http\"\n{extra}\n");
+        let ok = Settings::from_toml_and_env(&target("url = \"https://crm.example.com/in\""), env(&[])).unwrap();
+        assert!(matches!(ok.worker.default_target, Some(TargetConfig::Http(_))));
+        let errors = |extra: &str| {
+            Settings::from_toml_and_env(&target(extra), env(&[]))
+                .unwrap_err()
+                .0
+                .into_iter()
+                .map(|e| (e.key, e.message))
+                .collect::<Vec<_>>()
+        };
+        let missing = errors("url = \"https://crm.example.com\"\nca_file = \"/nonexistent/ca.pem\"");
+        assert_eq!(missing.len(), 1, "{missing:?}");
+        assert_eq!(missing[0].0, "worker.default_target.ca_file");
+        assert!(missing[0].1.contains("cannot read /nonexistent/ca.pem"), "{missing:?}");
+        let plain = errors("url = \"http://crm.example.com\"\nca_file = \"/etc/hostname\"");
+        assert_eq!(plain[0].0, "worker.default_target.ca_file");
+        assert!(plain[0].1.contains("https"), "{plain:?}");
+        let no_host = errors("url = \"https://\"");
+        assert_eq!(no_host[0].0, "worker.default_target.url");
+    }
+
+    #[test]
     fn worker_errors_name_the_key() {
         let text = format!(
             "{BASE}\n[worker]\nmetrics_listen = \"nowhere\"\ntopics = [\"bad topic\", \"^hookpipe\\\\..*\"]\n\
-             [worker.default_target]\ntype = \"http\"\nurl = \"https://crm.example.com\"\nmax_attempts = 0\n\
+             [worker.default_target]\ntype = \"http\"\nurl = \"ftp://crm.example.com\"\nmax_attempts = 0\n\
              [worker.targets.orders]\ntype = \"http\"\nurl = \"http://h\"\nheaders = {{ Authorization = \"x\" }}\n"
         );
         let errors = Settings::from_toml_and_env(&text, env(&[])).unwrap_err().0;

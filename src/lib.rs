@@ -11,4 +11,5 @@ pub mod listener;
 pub mod management;
 pub mod pipeline;
 pub mod telemetry;
+pub mod tls;
 pub mod worker;

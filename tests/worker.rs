@@ -613,3 +613,45 @@ fn the_file_target_appends_one_json_line_per_record() {
     assert_eq!(lines[2]["trace_key"], "F-3");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn https_targets_are_verified_against_the_ca_file() {
+    let broker = common::Broker::start();
+    let target = TargetServer::start_tls(|_, _| Reply::status(200));
+    // `orders` trusts the target's certificate; `private` uses the built-in roots, which do not
+    // know a self-signed certificate: its record is not sent, it becomes an error.
+    let extra = format!(
+        "max_attempts = 1\n[worker.targets.orders]\ntype = \"http\"\nurl = \"{}\"\nca_file = \"{}\"\n",
+        target.url(),
+        target.ca_file().display()
+    );
+    let settings = settings(&config(&target.url(), "page", &extra), &broker.bootstrap);
+    let app = spawn_app(settings.clone(), &broker.bootstrap);
+    let worker = InProcessWorker::start(&settings, &broker.bootstrap);
+
+    let request_id = post_items(&app, "orders", json!([{"order_id": "T-1"}]));
+    post_items(&app, "private", json!([{"order_id": "T-2"}]));
+    let imported = eventually("the https import", WAIT, || {
+        let received = target.received();
+        (!received.is_empty()).then_some(received)
+    });
+    let errors = errors_when(&app, "private", 1);
+    worker.stop();
+    assert_eq!(
+        imported.len(),
+        1,
+        "only the target that trusts the certificate reached it"
+    );
+    assert_eq!(imported[0].records()[0]["id"], format!("{request_id}-0"));
+    assert_eq!(
+        imported[0].header("authorization"),
+        None,
+        "`orders` has no auth of its own"
+    );
+    let message = errors[0]["error"].as_str().unwrap_or_default().to_lowercase();
+    assert!(
+        message.contains("certificate") || message.contains("issuer"),
+        "{}",
+        errors[0]
+    );
+}

@@ -36,9 +36,11 @@ impl std::fmt::Debug for HttpTarget {
 }
 
 impl HttpTarget {
-    /// A target from its (validated) configuration.
-    pub fn new(config: HttpTargetConfig) -> HttpTarget {
+    /// A target from its (validated) configuration; fails if its `ca_file` cannot be read.
+    pub fn new(config: HttpTargetConfig) -> Result<HttpTarget, String> {
+        let tls = crate::tls::client_config(config.ca_file.as_deref().map(std::path::Path::new))?;
         let agent: ureq::Agent = ureq::Agent::config_builder()
+            .tls_config(tls)
             .http_status_as_error(false)
             .timeout_global(Some(Duration::from_millis(config.timeout_ms)))
             // A redirect of a POST is a configuration problem to show, not to follow.
@@ -53,11 +55,11 @@ impl HttpTarget {
                 format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair))
             }
         });
-        HttpTarget {
+        Ok(HttpTarget {
             config,
             agent,
             authorization,
-        }
+        })
     }
 
     fn body(&self, page: &IncomingPage, records: &[usize]) -> Vec<u8> {

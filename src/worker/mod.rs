@@ -187,7 +187,9 @@ impl Targets {
     fn build(settings: &Settings) -> Result<Targets, String> {
         let make = |key: &str, config: &TargetConfig| -> Result<Arc<dyn Target>, String> {
             Ok(match config {
-                TargetConfig::Http(http) => Arc::new(HttpTarget::new(http.clone())),
+                TargetConfig::Http(http) => {
+                    Arc::new(HttpTarget::new(http.clone()).map_err(|e| format!("{key}.ca_file: {e}"))?)
+                }
                 TargetConfig::File { path } => {
                     Arc::new(JsonLinesTarget::file(path).map_err(|e| format!("{key}.path: {e}"))?)
                 }

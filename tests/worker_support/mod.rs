@@ -97,11 +97,38 @@ pub struct TargetServer {
     received: Arc<Mutex<Vec<Received>>>,
     behavior: Arc<Mutex<Arc<Behavior>>>,
     stop: Arc<AtomicBool>,
+    /// With TLS: the PEM file of its self-signed certificate.
+    ca_file: Option<std::path::PathBuf>,
 }
 
 impl TargetServer {
     /// Starts on a free loopback port.
     pub fn start(behavior: impl Fn(&Received, &[Received]) -> Reply + Send + Sync + 'static) -> TargetServer {
+        Self::start_with(None, behavior)
+    }
+
+    /// Starts an https target on a free loopback port, with a new self-signed certificate for
+    /// 127.0.0.1 (its PEM file: `ca_file`).
+    pub fn start_tls(behavior: impl Fn(&Received, &[Received]) -> Reply + Send + Sync + 'static) -> TargetServer {
+        let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+        let key = rustls::pki_types::PrivateKeyDer::Pkcs8(certified.key_pair.serialize_der().into());
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![certified.cert.der().clone()], key)
+            .unwrap();
+        let mut server = Self::start_with(Some(Arc::new(config)), behavior);
+        let path = std::env::temp_dir().join(format!("hookpipe-target-{}.pem", server.addr.port()));
+        std::fs::write(&path, certified.cert.pem()).unwrap();
+        server.ca_file = Some(path);
+        server
+    }
+
+    fn start_with(
+        tls: Option<Arc<rustls::ServerConfig>>,
+        behavior: impl Fn(&Received, &[Received]) -> Reply + Send + Sync + 'static,
+    ) -> TargetServer {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let received: Arc<Mutex<Vec<Received>>> = Arc::default();
@@ -114,8 +141,20 @@ impl TargetServer {
                     return;
                 }
                 let Ok(stream) = stream else { continue };
-                let (received, behavior) = (thread_received.clone(), thread_behavior.clone());
-                std::thread::spawn(move || serve(stream, &received, &behavior));
+                stream.set_read_timeout(Some(Duration::from_secs(10))).ok();
+                let (received, behavior, tls) = (thread_received.clone(), thread_behavior.clone(), tls.clone());
+                std::thread::spawn(move || match tls {
+                    None => serve(stream, &received, &behavior),
+                    Some(config) => {
+                        let Ok(connection) = rustls::ServerConnection::new(config) else {
+                            return;
+                        };
+                        let mut tls_stream = rustls::StreamOwned::new(connection, stream);
+                        serve(&mut tls_stream, &received, &behavior);
+                        tls_stream.conn.send_close_notify();
+                        let _ = tls_stream.flush();
+                    }
+                });
             }
         });
         TargetServer {
@@ -123,12 +162,19 @@ impl TargetServer {
             received,
             behavior,
             stop,
+            ca_file: None,
         }
     }
 
-    /// `http://addr/import`.
+    /// `http://addr/import` (`https://` for a TLS target).
     pub fn url(&self) -> String {
-        format!("http://{}/import", self.addr)
+        let scheme = if self.ca_file.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}/import", self.addr)
+    }
+
+    /// The PEM file of a TLS target's certificate.
+    pub fn ca_file(&self) -> &std::path::Path {
+        self.ca_file.as_deref().expect("a TLS target")
     }
 
     /// Replaces the behavior (e.g. the target got fixed).
@@ -154,11 +200,13 @@ impl Drop for TargetServer {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         let _ = TcpStream::connect(self.addr);
+        if let Some(path) = &self.ca_file {
+            let _ = std::fs::remove_file(path);
+        }
     }
 }
 
-fn serve(mut stream: TcpStream, received: &Mutex<Vec<Received>>, behavior: &Mutex<Arc<Behavior>>) {
-    stream.set_read_timeout(Some(Duration::from_secs(10))).ok();
+fn serve(mut stream: impl Read + Write, received: &Mutex<Vec<Received>>, behavior: &Mutex<Arc<Behavior>>) {
     let mut raw = Vec::new();
     let mut buffer = [0u8; 16 * 1024];
     let head_end = loop {
