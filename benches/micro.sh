@@ -2,14 +2,14 @@
 # Runs the criterion micro-benchmarks with short measurement times and writes a summary
 # table to benches/results/micro.md (criterion's own output goes to the terminal).
 #
-#   benches/micro.sh                 # all four: verify parse page rate_limit
+#   benches/micro.sh                 # all five: verify parse page rate_limit stage
 #   benches/micro.sh parse           # one of them
 #   MICRO_ARGS="--warm-up-time 3 --measurement-time 5" benches/micro.sh   # longer, steadier
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$repo"
 benches=("$@")
-[ "${#benches[@]}" -gt 0 ] || benches=(verify parse page rate_limit)
+[ "${#benches[@]}" -gt 0 ] || benches=(verify parse page rate_limit stage)
 args=${MICRO_ARGS:---warm-up-time 1 --measurement-time 2}
 raw="$(mktemp)"
 trap 'rm -f "$raw"' EXIT

@@ -1,0 +1,91 @@
+//! What one stage of the actor chain costs: a message forwarded through N no-op stages
+//! (`Stage::forward`: mailbox permit, actix envelope, the handler's boxed future awaiting the
+//! next stage, the answer coming back) on one actix thread, as the chain runs on each HTTP
+//! worker. The difference between 5 and 1 stages, divided by 4, is the cost of a hop.
+//!
+//! cargo bench --bench stage -- --warm-up-time 1 --measurement-time 3
+
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use futures_util::future::join_all;
+
+use hookpipe::pipeline::{Admitted, Stage};
+
+struct Ping(u64);
+
+impl Message for Ping {
+    type Result = u64;
+}
+
+/// A stage that does nothing but forward to the next one (the last answers).
+struct Hop {
+    next: Option<Stage<Hop>>,
+}
+
+impl Actor for Hop {
+    type Context = Context<Self>;
+}
+
+impl Handler<Admitted<Ping>> for Hop {
+    type Result = ResponseFuture<u64>;
+
+    fn handle(&mut self, admitted: Admitted<Ping>, _: &mut Context<Self>) -> Self::Result {
+        let Admitted { message, permit } = admitted;
+        drop(permit);
+        match self.next.clone() {
+            Some(next) => Box::pin(async move { next.forward(Ping(message.0 + 1)).await.unwrap_or(0) }),
+            None => Box::pin(async move { message.0 }),
+        }
+    }
+}
+
+fn chain(stages: usize) -> Stage<Hop> {
+    let mut next = None;
+    for _ in 0..stages {
+        next = Some(Stage::start("bench", 1024, Hop { next }));
+    }
+    next.expect("at least one stage")
+}
+
+fn bench_stages(c: &mut Criterion) {
+    let system = actix::System::new();
+    let mut group = c.benchmark_group("stage");
+    group.throughput(Throughput::Elements(1));
+    for stages in [1usize, 5] {
+        let entry = system.block_on(async move { chain(stages) });
+        // One message at a time: the latency of the chain.
+        group.bench_function(format!("{stages}_stages/sequential"), |b| {
+            b.iter_custom(|iterations| {
+                let entry = entry.clone();
+                system.block_on(async move {
+                    let start = Instant::now();
+                    for i in 0..iterations {
+                        std::hint::black_box(entry.forward(Ping(i)).await.ok());
+                    }
+                    start.elapsed()
+                })
+            })
+        });
+        // 64 in flight, as with 64 connections: time per message.
+        group.bench_function(format!("{stages}_stages/64_in_flight"), |b| {
+            b.iter_custom(|iterations| {
+                let entry = entry.clone();
+                system.block_on(async move {
+                    let rounds = iterations.div_ceil(64);
+                    let start = Instant::now();
+                    for _ in 0..rounds {
+                        join_all((0..64).map(|i| entry.forward(Ping(i)))).await;
+                    }
+                    let per_round = start.elapsed() / rounds.max(1) as u32;
+                    (per_round / 64 * iterations as u32).max(Duration::from_nanos(1))
+                })
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_stages);
+criterion_main!(benches);
