@@ -1,5 +1,9 @@
 //! The `hookpipe` command line: serve | worker | check-config | tail | listeners | errors.
 
+/// jemalloc rather than glibc malloc: see Cargo.toml.
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
