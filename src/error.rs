@@ -134,7 +134,13 @@ impl ResponseError for IngestError {
             // rest of its body is never read.
             response.force_close();
         }
-        response.json(serde_json::json!({ "error": self.to_string() }))
+        #[derive(serde::Serialize)]
+        struct Body {
+            error: String,
+        }
+        response.json(Body {
+            error: self.to_string(),
+        })
     }
 }
 

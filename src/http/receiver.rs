@@ -109,12 +109,12 @@ pub async fn ingest(
             .headers_mut()
             .insert(header::HeaderName::from_static(REQUEST_ID_HEADER), value);
     }
-    if result.is_err() {
+    if result.is_err() && body.is_none() {
         // A refused request's body may not have been read to its end (413, 408, 503, 404...).
         // Dropped unread, a chunked body is drained by actix to keep the connection: a sender
         // could stream one forever. Still held while the response is sent, it makes actix
-        // close the connection after the response instead. (Once read to its end, it no
-        // longer matters.)
+        // close the connection after the response instead. A body that was read to its end
+        // (`body` is set: 401, 429, 400...) keeps the response plain and the connection alive.
         response = response
             .map_body(|_, body| UnreadBody {
                 body,
