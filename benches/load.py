@@ -777,7 +777,7 @@ PERF_GROUPS = [
     ("kernel: scheduling, wakeups, futex", r"^\[kernel.*\] (finish_task_switch|_raw_spin_unlock_irq|schedule|__schedule|futex|try_to_wake_up|ttwu|enqueue|dequeue|pick_next|update_curr|native_queued|__wake_up|ep_|do_epoll|_raw_spin_lock)"),
     ("kernel: TCP/socket I/O", r"^\[kernel.*\] (tcp_|__tcp|ip_|__ip|sock_|sk_|skb|__skb|kfree_skb|net_|__netif|__dev|dev_|loopback|_copy_to_iter|_copy_from_iter|copy_user|__sys_|__x64_sys_(send|recv|read|write)|inet_|release_sock|lock_sock|__release_sock|__inet|validate_xmit|napi|process_backlog|__napi)"),
     ("kernel: other (syscall entry/exit, timers, random)", r"^\[kernel"),
-    ("allocator (glibc malloc/free)", r"^libc.*\] (_int_malloc|_int_free|malloc|cfree|free|realloc|_int_realloc|malloc_consolidate|unlink_chunk|tcache|__libc_malloc|__libc_free|calloc|__libc_calloc|sysmalloc|alloc_perturb)"),
+    ("allocator (jemalloc; glibc malloc for librdkafka)", r"(^libc.*\] (_int_malloc|_int_free|malloc|cfree|free|realloc|_int_realloc|malloc_consolidate|unlink_chunk|tcache|__libc_malloc|__libc_free|calloc|__libc_calloc|sysmalloc|alloc_perturb)|\] (_rjem_|je_|tikv_jemallocator|__rust_(alloc|dealloc|realloc)|__rustc::__rust_(alloc|dealloc|realloc)))"),
     ("memcpy/memset/memcmp", r"^libc.*\] __mem"),
     ("URL routing (actix-router, regex-lite)", r"(regex_lite|actix_router)"),
     ("JSON parse (serde_json validate/split, record copy, Value trees)", r"(serde_json::(de|read|value::de)|parse_records|parse::json::|check_json_depth|memchr::arch|alloc::collections::btree::(map::entry|node)|BTreeMap<K,V,A>::insert|KeyClassifier)"),
