@@ -78,6 +78,14 @@ pub struct ServerSettings {
     /// An optional bucket for the whole instance, checked after the listener's own.
     #[serde(default)]
     pub global_rate_limit: Option<RateLimitOptions>,
+    /// Key sealing the secrets of API-created listeners in the state topic (AES-256-GCM), base64
+    /// of 32 random bytes. Unset with the embedded cluster: an ephemeral key is generated. Unset
+    /// with real brokers: API writes carrying secrets are refused (409).
+    #[serde(default)]
+    pub secrets_key: Option<crate::pipeline::verify::scheme::Secret>,
+    /// Former `secrets_key`s, used only to open values sealed before a rotation.
+    #[serde(default)]
+    pub previous_secrets_keys: Vec<crate::pipeline::verify::scheme::Secret>,
 }
 
 impl Default for ServerSettings {
@@ -95,6 +103,8 @@ impl Default for ServerSettings {
             global_rate_limit: None,
             admin_token: None,
             instance_id: None,
+            secrets_key: None,
+            previous_secrets_keys: Vec::new(),
         }
     }
 }
@@ -563,6 +573,10 @@ pub struct ListenerConfig {
     /// Handlebars template over a record giving its data URI.
     #[serde(default)]
     pub data_uri_template: Option<String>,
+    /// Template failures on a record refuse the request (400) and a missing field is an
+    /// error; by default a failure falls back (default trace key, null data URI, no body).
+    #[serde(default)]
+    pub strict_templates: bool,
     /// What the sender gets on success.
     #[serde(default)]
     pub response: ResponseOptions,
@@ -809,6 +823,16 @@ impl Settings {
                 push("server.admin_token".into(), "must be at least 16 characters".into());
             }
         }
+        if let Some(key) = &self.server.secrets_key {
+            if let Err(message) = crate::secrets_at_rest::parse_key(key.expose()) {
+                push("server.secrets_key".into(), message);
+            }
+        }
+        for (index, key) in self.server.previous_secrets_keys.iter().enumerate() {
+            if let Err(message) = crate::secrets_at_rest::parse_key(key.expose()) {
+                push(format!("server.previous_secrets_keys[{index}]"), message);
+            }
+        }
         if self.kafka.topic_partitions < 1 {
             push("kafka.topic_partitions".into(), "must be at least 1".into());
         }
@@ -1014,8 +1038,8 @@ impl ListenerConfig {
             ("response.body", &self.response.body),
         ] {
             if let Some(template) = template {
-                if let Err(error) = handlebars::Template::compile(template) {
-                    problems.push((key.into(), format!("invalid template: {}", error.reason())));
+                if let Err(message) = crate::templates::validate(template) {
+                    problems.push((key.into(), message));
                 }
             }
         }
@@ -1194,6 +1218,56 @@ id = "orders"
     }
 
     #[test]
+    fn template_helpers_are_checked_when_loaded() {
+        let text = format!("{BASE}trace_key_template = '{{{{join \"_\" a b}}}}'\n");
+        let settings = Settings::from_toml_and_env(&text, env(&[])).unwrap();
+        assert_eq!(
+            settings.listeners[0].trace_key_template.as_deref(),
+            Some(r#"{{join "_" a b}}"#)
+        );
+        assert!(
+            !settings.listeners[0].strict_templates,
+            "strict_templates defaults to false"
+        );
+        for (line, key) in [
+            (
+                "trace_key_template = '{{nosuchhelper a}}'",
+                "listeners[orders].trace_key_template",
+            ),
+            (
+                "data_uri_template = 'https://x/{{nosuchhelper a}}'",
+                "listeners[orders].data_uri_template",
+            ),
+            (
+                "trace_key_template = '{{join \"_\" (nosuchhelper a) b}}'",
+                "listeners[orders].trace_key_template",
+            ),
+            (
+                "trace_key_template = '{{#nosuchhelper a}}x{{/nosuchhelper}}'",
+                "listeners[orders].trace_key_template",
+            ),
+            (
+                "data_uri_template = '{{#if a}}{{nosuchhelper a}}{{/if}}'",
+                "listeners[orders].data_uri_template",
+            ),
+            (
+                "[listeners.response]\nstatus = 200\nbody = '{\"id\": \"{{nosuchhelper request_id}}\"}'",
+                "listeners[orders].response.body",
+            ),
+        ] {
+            let errors = Settings::from_toml_and_env(&format!("{BASE}{line}\n"), env(&[]))
+                .unwrap_err()
+                .0;
+            assert_eq!(errors.len(), 1, "{line}: {errors:?}");
+            assert_eq!(errors[0].key, key, "{line}");
+            assert!(
+                errors[0].message.contains("unknown helper `nosuchhelper`"),
+                "{line}: {errors:?}"
+            );
+        }
+    }
+
+    #[test]
     fn unknown_and_mistyped_keys_are_named() {
         let errors = Settings::from_toml_and_env("[kafka]\nbrokerz = \"x\"\n", env(&[]))
             .unwrap_err()
@@ -1219,6 +1293,36 @@ id = "orders"
             .unwrap_err()
             .0;
         assert_eq!(errors[0].key, "server.public_id_secret");
+    }
+
+    #[test]
+    fn secrets_keys_must_be_32_bytes_of_base64() {
+        let key = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+        let settings = Settings::from_toml_and_env(
+            BASE,
+            env(&[
+                ("HOOKPIPE_SERVER__SECRETS_KEY", key),
+                ("HOOKPIPE_SERVER__PREVIOUS_SECRETS_KEYS", &format!("[\"{key}\"]")),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(settings.server.secrets_key.unwrap().expose(), key);
+        assert_eq!(settings.server.previous_secrets_keys.len(), 1);
+        let errors = Settings::from_toml_and_env(
+            BASE,
+            env(&[
+                ("HOOKPIPE_SERVER__SECRETS_KEY", "too-short"),
+                (
+                    "HOOKPIPE_SERVER__PREVIOUS_SECRETS_KEYS",
+                    &format!("[\"{key}\", \"c2hvcnQ=\"]"),
+                ),
+            ]),
+        )
+        .unwrap_err()
+        .0;
+        let keys: Vec<&str> = errors.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(keys, ["server.secrets_key", "server.previous_secrets_keys[1]"]);
+        assert!(!errors[0].message.contains("too-short"), "{}", errors[0].message);
     }
 
     #[test]

@@ -10,6 +10,8 @@ pub mod kafka;
 pub mod listener;
 pub mod management;
 pub mod pipeline;
+pub mod secrets_at_rest;
 pub mod telemetry;
+pub mod templates;
 pub mod tls;
 pub mod worker;

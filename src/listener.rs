@@ -4,7 +4,6 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use handlebars::Handlebars;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
@@ -12,6 +11,7 @@ use crate::config::{response_content_type, ListenerConfig, Settings};
 use crate::pipeline::parse::records::{BodyFormat, Record, ResourcePath};
 use crate::pipeline::rate_limit::bucket::LeakyBucket;
 use crate::pipeline::verify::scheme::Verifier;
+use crate::templates::TemplateSet;
 
 const TRACE_KEY: &str = "trace_key";
 const DATA_URI: &str = "data_uri";
@@ -40,7 +40,7 @@ pub struct Listener {
     pub source: Source,
     /// `Content-Type` of the success body.
     pub response_content_type: String,
-    templates: Handlebars<'static>,
+    templates: TemplateSet,
 }
 
 impl std::fmt::Debug for Listener {
@@ -67,18 +67,16 @@ impl Listener {
                 &config.id,
             ),
         };
-        let mut templates = Handlebars::new();
-        // Records are data, not HTML: `{{x}}` must not turn `&` into `&amp;`.
-        templates.register_escape_fn(handlebars::no_escape);
-        for (name, template) in [
-            (TRACE_KEY, &config.trace_key_template),
-            (DATA_URI, &config.data_uri_template),
-            (RESPONSE_BODY, &config.response.body),
+        let mut templates = TemplateSet::new(config.strict_templates);
+        for (name, key, template) in [
+            (TRACE_KEY, "trace_key_template", &config.trace_key_template),
+            (DATA_URI, "data_uri_template", &config.data_uri_template),
+            (RESPONSE_BODY, "response.body", &config.response.body),
         ] {
             if let Some(template) = template {
                 templates
-                    .register_template_string(name, template)
-                    .map_err(|error| format!("{name}: {}", error.reason()))?;
+                    .add(name, template)
+                    .map_err(|error| format!("{key}: {error}"))?;
             }
         }
         let resource_path = config.resource_path.as_deref().map(ResourcePath::parse).transpose()?;
@@ -124,7 +122,7 @@ impl Listener {
 
     /// Whether a trace key template is set.
     pub fn has_trace_key_template(&self) -> bool {
-        self.templates.has_template(TRACE_KEY)
+        self.templates.has(TRACE_KEY)
     }
 
     /// Renders the trace key template over a record.
@@ -134,14 +132,12 @@ impl Listener {
 
     /// Renders the data URI template over a record, if one is set.
     pub fn render_data_uri(&self, record: &Record) -> Option<Result<String, String>> {
-        self.templates
-            .has_template(DATA_URI)
-            .then(|| self.render(DATA_URI, record))
+        self.templates.has(DATA_URI).then(|| self.render(DATA_URI, record))
     }
 
     /// Whether the success response has a body template.
     pub fn has_response_body(&self) -> bool {
-        self.templates.has_template(RESPONSE_BODY)
+        self.templates.has(RESPONSE_BODY)
     }
 
     /// Renders the success body over the request context.
@@ -150,9 +146,7 @@ impl Listener {
     }
 
     fn render<T: serde::Serialize>(&self, name: &str, data: &T) -> Result<String, String> {
-        self.templates
-            .render(name, data)
-            .map_err(|error| error.reason().to_string())
+        self.templates.render(name, data)
     }
 
     /// The full URL senders post to (without a secret-URL token).

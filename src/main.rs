@@ -132,7 +132,7 @@ fn check_config(file: &std::path::Path) -> ExitCode {
 }
 
 fn serve(config: Option<PathBuf>, log_json: bool) -> ExitCode {
-    let settings = match load(config) {
+    let mut settings = match load(config) {
         Ok(settings) => settings,
         Err(code) => return code,
     };
@@ -167,6 +167,28 @@ fn serve(config: Option<PathBuf>, log_json: bool) -> ExitCode {
         }
         None => settings.kafka.brokers.clone(),
     };
+    if settings.server.secrets_key.is_none() {
+        if embedded.is_some() {
+            // The state dies with the process, so a key that dies with it seals just as well.
+            match hookpipe::secrets_at_rest::generate_key() {
+                Ok(key) => settings.server.secrets_key = Some(key),
+                Err(error) => {
+                    eprintln!("cannot generate an ephemeral secrets key: {error}");
+                    return ExitCode::FAILURE;
+                }
+            }
+            tracing::info!(
+                "no server.secrets_key: listener secrets in the embedded cluster are sealed with an \
+                 ephemeral random key generated at start (it dies with the process, as the state does)"
+            );
+        } else if settings.server.admin_token.is_some() {
+            tracing::warn!(
+                "NO SECRETS KEY: server.secrets_key (HOOKPIPE_SERVER__SECRETS_KEY) is not set, so the \
+                 management API refuses (409) to store listeners with secrets; secrets are never written \
+                 to Kafka in clear. Set it to base64 of 32 random bytes (`openssl rand -base64 32`)."
+            );
+        }
+    }
 
     let result = actix_web::rt::System::new().block_on(async {
         // The embedded cluster's admin API cannot create topics: create them directly.

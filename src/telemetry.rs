@@ -42,6 +42,9 @@ pub struct Metrics {
     pub rate_limited: IntCounterVec,
     /// Bodies that did not parse, by listener and kind.
     pub parse_errors: IntCounterVec,
+    /// Template renders that failed, by listener and template (`trace_key`, `data_uri`,
+    /// `response_body`).
+    pub template_failures: IntCounterVec,
     /// Records acknowledged by Kafka, by listener.
     pub records_published: IntCounterVec,
     /// Pages acknowledged by Kafka, by listener.
@@ -200,6 +203,12 @@ impl Metrics {
                 "Bodies that did not parse, by kind.",
                 &["listener", "kind"],
             ),
+            template_failures: counter_vec(
+                &registry,
+                "hookpipe_template_failures_total",
+                "Template renders that failed on a record or request (a fallback was used unless the listener has strict_templates).",
+                &["listener", "template"],
+            ),
             records_published: counter_vec(
                 &registry,
                 "hookpipe_records_published_total",
@@ -312,5 +321,33 @@ pub fn status_class(status: u16) -> &'static str {
         300..=399 => "3xx",
         400..=499 => "4xx",
         _ => "5xx",
+    }
+}
+
+/// A template (`trace_key`, `data_uri`, `response_body`) failed to render: counts it and logs
+/// it at debug level (once per record would flood warn), with the reason — which names
+/// helpers, argument positions and field names, never record content.
+pub struct TemplateFailed<'a> {
+    /// The listener's id.
+    pub listener: &'a str,
+    /// Which template: `trace_key`, `data_uri` or `response_body`.
+    pub template: &'static str,
+    /// Why, from the renderer.
+    pub reason: &'a str,
+}
+
+impl TemplateFailed<'_> {
+    /// Increments `hookpipe_template_failures_total` and writes the log line.
+    pub fn emit(&self) {
+        METRICS
+            .template_failures
+            .with_label_values(&[self.listener, self.template])
+            .inc();
+        tracing::debug!(
+            listener = self.listener,
+            template = self.template,
+            reason = self.reason,
+            "template failed to render"
+        );
     }
 }

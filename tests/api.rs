@@ -6,6 +6,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{request, settings, spawn_app, Broker, Response, TestApp};
+use hookpipe::pipeline::verify::scheme::Secret;
 use serde_json::{json, Value};
 
 const TOKEN: &str = "admin-token-0123456789";
@@ -69,6 +70,12 @@ fn api_is_off_without_a_token_and_refuses_wrong_tokens() {
     for auth in ["", "Bearer wrong", "Basic YWRtaW46YWRtaW4=", "Bearer "] {
         let response = request(app.addr, "GET", "/api/v1/listeners", &[("Authorization", auth)], b"");
         assert_eq!(response.status, 401, "{auth}: {}", response.text());
+    }
+    // RFC 7235: the scheme is case-insensitive.
+    for scheme in ["bearer", "BEARER"] {
+        let auth = format!("{scheme} {TOKEN}");
+        let response = request(app.addr, "GET", "/api/v1/listeners", &[("Authorization", &auth)], b"");
+        assert_eq!(response.status, 200, "{auth}: {}", response.text());
     }
 }
 
@@ -581,4 +588,244 @@ fn metric_series_do_not_grow_with_random_paths() {
         .unwrap()
         .to_string();
     assert!(unknown_404s.ends_with(" 10002"), "{unknown_404s}");
+}
+
+// ---------------------------------------------------------------------------
+// Secrets at rest
+
+const CANARY: &str = "canary-0f9e8d7c6b5a";
+/// The key a rotation moves to (base64 of "hookpipe-rotated-secrets-key-32b").
+const ROTATED_SECRETS_KEY: &str = "aG9va3BpcGUtcm90YXRlZC1zZWNyZXRzLWtleS0zMmI=";
+
+fn key_id_of(key: &str) -> String {
+    hookpipe::secrets_at_rest::key_id(&hookpipe::secrets_at_rest::parse_key(key).unwrap())
+}
+
+fn signed_post(app: &TestApp, path: &str, secret: &str) -> u16 {
+    let body = br#"{"order":1}"#;
+    let signature = common::hmac_sha256_hex(secret.as_bytes(), body);
+    request(
+        app.addr,
+        "POST",
+        path,
+        &[("Content-Type", "application/json"), ("X-Sig", &signature)],
+        body,
+    )
+    .status
+}
+
+/// Every message of every topic of the broker, raw: key, headers and value bytes.
+fn every_message_of_every_topic(app: &TestApp) -> Vec<(String, Vec<u8>)> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = hookpipe::kafka::base_client_config(&app.settings.kafka, &app.bootstrap)
+        .set("group.id", "secrets-at-rest-test")
+        .create()
+        .unwrap();
+    let metadata = consumer.fetch_metadata(None, Duration::from_secs(10)).unwrap();
+    let topics: Vec<String> = metadata.topics().iter().map(|t| t.name().to_string()).collect();
+    assert!(topics.contains(&app.settings.kafka.state_topic), "{topics:?}");
+    let mut messages = Vec::new();
+    for topic in topics {
+        let reader = app.reader(&topic);
+        for message in reader
+            .read(usize::MAX, Duration::from_secs(2), Duration::from_millis(500))
+            .unwrap()
+        {
+            let mut raw = message.key.clone().unwrap_or_default().into_bytes();
+            for (name, value) in &message.headers {
+                raw.extend_from_slice(name.as_bytes());
+                raw.extend_from_slice(value.as_bytes());
+            }
+            raw.extend_from_slice(&message.payload);
+            messages.push((topic.clone(), raw));
+        }
+    }
+    messages
+}
+
+/// The latest stored definition of a listener, raw, from the state topic.
+fn stored_definition(app: &TestApp, listener_id: &str) -> String {
+    let key = format!("listener/{listener_id}");
+    let messages = app
+        .reader(&app.settings.kafka.state_topic)
+        .read(usize::MAX, Duration::from_secs(2), Duration::from_millis(500))
+        .unwrap();
+    let latest = messages
+        .iter()
+        .rfind(|m| m.key.as_deref() == Some(key.as_str()))
+        .unwrap_or_else(|| panic!("no {key} in the state topic"));
+    String::from_utf8(latest.payload.clone()).unwrap()
+}
+
+#[test]
+fn listener_secrets_are_sealed_at_rest_and_survive_a_key_rotation() {
+    use base64::Engine as _;
+    let broker = Broker::start();
+    let app = spawn_app(settings(&config(""), &broker.bootstrap), &broker.bootstrap);
+    let created = api(
+        &app,
+        "POST",
+        "/listeners",
+        Some(
+            json!({"id": "sealed", "verification": {"type": "hmac", "algorithm": "sha256", "encoding": "hex",
+                                                      "header": "X-Sig", "secrets": [CANARY]}}),
+        ),
+    );
+    assert_eq!(created.status, 201, "{}", created.text());
+    let path = path_of(created.json()["url"].as_str().unwrap());
+    let plain = api(&app, "POST", "/listeners", Some(json!({"id": "plain"})));
+    assert_eq!(plain.status, 201, "{}", plain.text());
+    let plain_path = path_of(plain.json()["url"].as_str().unwrap());
+    // Captures and samples of the traffic land in Kafka too.
+    let window = api(
+        &app,
+        "POST",
+        "/listeners/sealed/debug",
+        Some(json!({"duration_minutes": 5})),
+    );
+    assert_eq!(window.status, 200, "{}", window.text());
+    assert_eq!(signed_post(&app, &path, CANARY), 204);
+    assert_eq!(signed_post(&app, &path, "not-the-secret"), 401);
+
+    // Nothing any topic holds reveals the secret, in clear or in base64.
+    let forms = [
+        CANARY.to_string(),
+        base64::engine::general_purpose::STANDARD.encode(CANARY),
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(CANARY),
+    ];
+    let messages = every_message_of_every_topic(&app);
+    assert!(
+        messages
+            .iter()
+            .any(|(topic, _)| topic == &app.settings.kafka.state_topic),
+        "the state topic was read"
+    );
+    for (topic, raw) in &messages {
+        for form in &forms {
+            let leaked = raw.windows(form.len()).any(|w| w == form.as_bytes());
+            assert!(
+                !leaked,
+                "{topic} holds the secret as {form}: {}",
+                String::from_utf8_lossy(raw)
+            );
+        }
+    }
+    let old_key_id = key_id_of(common::TEST_SECRETS_KEY);
+    assert!(
+        stored_definition(&app, "sealed").contains(&format!("enc:v1:{old_key_id}:")),
+        "sealed under the configured key"
+    );
+    app.stop();
+
+    // Rotation: a new key, the old one kept for reading. The listener still verifies, and the
+    // server resealed it under the new key at start.
+    let mut rotated = settings(&config(""), &broker.bootstrap);
+    rotated.server.secrets_key = Some(Secret::new(ROTATED_SECRETS_KEY));
+    rotated.server.previous_secrets_keys = vec![Secret::new(common::TEST_SECRETS_KEY)];
+    let app = spawn_app(rotated, &broker.bootstrap);
+    assert_eq!(signed_post(&app, &path, CANARY), 204);
+    assert_eq!(signed_post(&app, &path, "not-the-secret"), 401);
+    let definition = stored_definition(&app, "sealed");
+    assert!(
+        definition.contains(&format!("enc:v1:{}:", key_id_of(ROTATED_SECRETS_KEY))),
+        "{definition}"
+    );
+    assert!(!definition.contains(&old_key_id), "{definition}");
+    app.stop();
+
+    // A server without the new key skips that listener (its key id is unknown) and keeps
+    // serving the others.
+    let app = spawn_app(settings(&config(""), &broker.bootstrap), &broker.bootstrap);
+    assert_eq!(signed_post(&app, &path, CANARY), 404);
+    assert_eq!(api(&app, "GET", "/listeners/sealed", None).status, 404);
+    assert_eq!(api(&app, "GET", "/listeners/plain", None).status, 200);
+    assert_eq!(signed_post(&app, &plain_path, "anything"), 204);
+    // It cannot be recreated over, but it can be deleted.
+    let again = api(&app, "POST", "/listeners", Some(json!({"id": "sealed"})));
+    assert_eq!(again.status, 409, "{}", again.text());
+    assert_eq!(api(&app, "DELETE", "/listeners/sealed", None).status, 204);
+}
+
+#[test]
+fn clear_definitions_are_read_and_resealed_and_without_a_key_secrets_are_refused() {
+    let broker = Broker::start();
+    // Real brokers and no key: writes carrying secrets are refused, others are not.
+    let mut keyless = settings(&config(""), &broker.bootstrap);
+    keyless.server.secrets_key = None;
+    let app = spawn_app(keyless, &broker.bootstrap);
+    let refused = api(
+        &app,
+        "POST",
+        "/listeners",
+        Some(
+            json!({"id": "hmac", "verification": {"type": "hmac", "algorithm": "sha256", "encoding": "hex",
+                                                    "header": "X-Sig", "secrets": [CANARY]}}),
+        ),
+    );
+    assert_eq!(refused.status, 409, "{}", refused.text());
+    let error = refused.json()["error"].as_str().unwrap().to_string();
+    assert!(
+        error.contains("server.secrets_key") && error.contains("HOOKPIPE_SERVER__SECRETS_KEY"),
+        "{error}"
+    );
+    assert!(!error.contains(CANARY), "{error}");
+    let secret_url = api(
+        &app,
+        "POST",
+        "/listeners",
+        Some(json!({"id": "url", "verification": {"type": "secret_url"}})),
+    );
+    assert_eq!(secret_url.status, 409, "{}", secret_url.text());
+    assert_eq!(api(&app, "GET", "/listeners/hmac", None).status, 404);
+    let plain = api(&app, "POST", "/listeners", Some(json!({"id": "plain"})));
+    assert_eq!(plain.status, 201, "{}", plain.text());
+
+    // A definition an older version stored in clear is still served.
+    let legacy = json!({
+        "config": {"id": "legacy", "public_id": "0123456789abcdef0123456789abcdef",
+                   "verification": {"type": "hmac", "algorithm": "sha256", "encoding": "hex", "header": "X-Sig",
+                                    "secrets": ["legacy-clear-secret-123"]}},
+        "created_at": "2024-01-01T00:00:00.000Z",
+        "updated_at": "2024-01-01T00:00:00.000Z"
+    });
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let state = hookpipe::kafka::state::StateTopic::open(
+            &app.settings.kafka,
+            &broker.bootstrap,
+            &app.settings.kafka.state_topic,
+            false,
+        )
+        .await
+        .unwrap();
+        state
+            .put("listener/legacy", legacy.to_string().as_bytes())
+            .await
+            .unwrap();
+    });
+    let legacy_path = "/hooks/0123456789abcdef0123456789abcdef";
+    eventually("the legacy listener", || {
+        (signed_post(&app, legacy_path, "legacy-clear-secret-123") == 204).then_some(())
+    });
+    // Changing it would store its secret: refused too.
+    let patched = api(&app, "PATCH", "/listeners/legacy", Some(json!({"page_size": 5})));
+    assert_eq!(patched.status, 409, "{}", patched.text());
+    app.stop();
+
+    // With a key, the server reseals it at start and it keeps verifying.
+    let app = spawn_app(settings(&config(""), &broker.bootstrap), &broker.bootstrap);
+    let definition = stored_definition(&app, "legacy");
+    assert!(!definition.contains("legacy-clear-secret"), "{definition}");
+    assert!(
+        definition.contains(&format!("enc:v1:{}:", key_id_of(common::TEST_SECRETS_KEY))),
+        "{definition}"
+    );
+    assert_eq!(signed_post(&app, legacy_path, "legacy-clear-secret-123"), 204);
+    assert_eq!(signed_post(&app, legacy_path, "wrong"), 401);
+    let patched = api(&app, "PATCH", "/listeners/legacy", Some(json!({"page_size": 5})));
+    assert_eq!(patched.status, 200, "{}", patched.text());
+    assert_eq!(signed_post(&app, legacy_path, "legacy-clear-secret-123"), 204);
 }

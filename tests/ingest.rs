@@ -347,6 +347,67 @@ status = 201
 }
 
 #[test]
+fn template_helpers_render_and_failures_fall_back_unless_strict() {
+    let broker = Broker::start();
+    let config = r#"
+[pipeline]
+page_linger_ms = 0
+
+[[listeners]]
+id = "joined"
+trace_key_template = "{{join \"_\" a b}}"
+
+[[listeners]]
+id = "lenient"
+trace_key_template = "{{divide a 0}}"
+data_uri_template = "https://shop.example.com/{{add a \"one\"}}"
+[listeners.response]
+status = 200
+body = "{\"n\": {{divide record_count 0}} }"
+
+[[listeners]]
+id = "strict"
+trace_key_template = "{{divide a 0}}"
+strict_templates = true
+"#;
+    let app = spawn_app(settings(config, &broker.bootstrap), &broker.bootstrap);
+
+    let response = app.post("joined", "application/json", br#"{"a":"x","b":"y"}"#);
+    assert_eq!(response.status, 204, "{}", response.text());
+    // A template that compiles but fails on this record: the request still succeeds.
+    let response = app.post("lenient", "application/json", br#"{"id":"evt_9","a":1}"#);
+    assert_eq!(response.status, 200, "{}", response.text());
+    assert!(response.body.is_empty(), "a failed body template answers without body");
+    // Strict: the same failure refuses the request, and nothing is published.
+    let response = app.post("strict", "application/json", br#"{"id":"evt_10","a":1}"#);
+    assert_eq!(response.status, 400, "{}", response.text());
+    assert!(
+        response.text().contains("cannot render trace key"),
+        "{}",
+        response.text()
+    );
+
+    let pages = app.read_pages(2);
+    assert_eq!(pages.len(), 2, "{pages:?}");
+    let page = |id: &str| pages.iter().find(|p| p.value["listener_id"] == id).expect(id);
+    assert_eq!(page("joined").records()[0]["trace_key"], "x_y");
+    let lenient = &page("lenient").records()[0];
+    assert_eq!(lenient["trace_key"], "evt_9", "the default trace key");
+    assert_eq!(lenient["data_uri"], serde_json::Value::Null);
+
+    let metrics = request(app.addr, "GET", "/metrics", &[], b"").text();
+    for (listener, template) in [
+        ("lenient", "trace_key"),
+        ("lenient", "data_uri"),
+        ("lenient", "response_body"),
+        ("strict", "trace_key"),
+    ] {
+        let line = format!("hookpipe_template_failures_total{{listener=\"{listener}\",template=\"{template}\"}} 1");
+        assert!(metrics.contains(&line), "{line} in:\n{metrics}");
+    }
+}
+
+#[test]
 fn health_and_readiness() {
     let broker = Broker::start();
     let app = spawn_app(settings(LISTENERS, &broker.bootstrap), &broker.bootstrap);

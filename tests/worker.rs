@@ -655,3 +655,113 @@ fn https_targets_are_verified_against_the_ca_file() {
         errors[0]
     );
 }
+
+/// A `token` listener's secret, sent in the body at `json_path`, verifies the request and then
+/// appears nowhere: not in the pages, retry data, errors, samples or debug captures on Kafka,
+/// not in the API's views, not at the import target.
+#[test]
+fn a_token_in_the_body_is_redacted_everywhere_after_verification() {
+    const CANARY: &str = "canary-body-token-5e6f7a8b9c";
+    let broker = common::Broker::start();
+    let target = TargetServer::start(|request, _| match kind(request).as_str() {
+        "bad" => Reply::json(422, json!({"error": "rejected"})),
+        _ => Reply::status(200),
+    });
+    let extra = format!(
+        "[[listeners]]\nid = \"tokened\"\n\
+         [listeners.verification]\ntype = \"token\"\ntokens = [\"{CANARY}\"]\njson_path = \"myAuth.token\"\n"
+    );
+    let settings = settings(&config(&target.url(), "record", &extra), &broker.bootstrap);
+    let app = spawn_app(settings.clone(), &broker.bootstrap);
+    let worker = InProcessWorker::start(&settings, &broker.bootstrap);
+    let opened = api(
+        &app,
+        "POST",
+        "/listeners/tokened/debug",
+        Some(json!({"duration_minutes": 5})),
+    );
+    assert_eq!(opened.status, 200, "{}", opened.text());
+
+    let mut request_ids = Vec::new();
+    for kind in ["ok", "bad"] {
+        let body = json!({"myAuth": {"token": CANARY, "user": "u1"}, "order_id": "T-1", "kind": kind});
+        let response = app.post("tokened", "application/json", body.to_string().as_bytes());
+        assert_eq!(response.status, 204, "{}", response.text());
+        request_ids.push(response.header("x-request-id").unwrap().to_string());
+    }
+    // A wrong token is still refused: the redaction happens after verification only.
+    let wrong = json!({"myAuth": {"token": "[redacted]"}});
+    assert_eq!(
+        app.post("tokened", "application/json", wrong.to_string().as_bytes())
+            .status,
+        401
+    );
+
+    let errors = errors_when(&app, "tokened", 1);
+    let imported = eventually("the good record imported", WAIT, || {
+        let received: Vec<Received> = target.received().into_iter().filter(|r| r.status == 200).collect();
+        (!received.is_empty()).then_some(received)
+    });
+    assert_eq!(
+        imported[0].body["data"]["myAuth"],
+        json!({"token": "[redacted]", "user": "u1"}),
+        "the key stays, the value is hidden"
+    );
+    let sample = eventually("sample data", WAIT, || {
+        let response = api(&app, "GET", "/listeners/tokened/sample", None);
+        (response.status == 200).then(|| response.text())
+    });
+    let captures = eventually("debug captures", WAIT, || {
+        let response = api(&app, "GET", "/listeners/tokened/debug/logs", None);
+        let text = response.text();
+        (response.status == 200 && request_ids.iter().all(|id| text.contains(id.as_str()))).then_some(text)
+    });
+    let error_id = errors[0]["record_id"].as_str().unwrap().to_string();
+    let error = api(&app, "GET", &format!("/listeners/tokened/errors/{error_id}"), None);
+    assert_eq!(error.status, 200, "{}", error.text());
+    assert_eq!(
+        error.json()["retry_data"]["record"]["data"]["myAuth"]["token"],
+        "[redacted]"
+    );
+    worker.stop();
+
+    let mut seen = vec![
+        ("sample", sample),
+        ("debug captures", captures),
+        ("error", error.text()),
+        ("errors list", Value::Array(errors).to_string()),
+    ];
+    for request in target.received() {
+        seen.push(("import target", request.body.to_string()));
+    }
+    let kafka = &settings.kafka;
+    for topic in [
+        &kafka.pages_topic,
+        &kafka.retry_topic,
+        &kafka.errors_topic,
+        &kafka.state_topic,
+        &kafka.debug_topic,
+    ] {
+        let messages = app
+            .reader(topic)
+            .read(usize::MAX, Duration::from_secs(2), Duration::from_millis(500))
+            .expect("reading a topic");
+        assert!(!messages.is_empty() || topic == &kafka.retry_topic, "{topic} is empty");
+        for message in messages {
+            let mut text = String::from_utf8_lossy(&message.payload).into_owned();
+            text.push_str(message.key.as_deref().unwrap_or_default());
+            for (name, value) in &message.headers {
+                text.push_str(name);
+                text.push_str(value);
+            }
+            seen.push(("a topic", text));
+        }
+    }
+    for (place, text) in &seen {
+        assert!(!text.contains(CANARY), "the token is in {place}: {text}");
+    }
+    assert!(
+        seen.iter().any(|(_, text)| text.contains("[redacted]")),
+        "the records kept the token's key"
+    );
+}

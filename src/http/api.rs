@@ -16,7 +16,7 @@ use crate::config::ListenerConfig;
 use crate::listener::{Listener, Source};
 use crate::management::{
     debug_key, fingerprint, listener_key, merge_patch, mock_key, random_token, redacted_settings, sample_key,
-    secret_field, DebugWindow, StoredListener,
+    secret_field, DebugWindow, PutListenerError, StoredListener,
 };
 use crate::pipeline::{rfc3339_millis, unix_millis_now, Chain, Delivery, Ingest};
 
@@ -131,13 +131,22 @@ pub(super) fn authorize(request: &HttpRequest, state: &AppState) -> Result<(), A
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
+        .and_then(bearer_token)
         .unwrap_or_default();
     if bool::from(presented.as_bytes().ct_eq(token.expose().as_bytes())) && !presented.is_empty() {
         Ok(())
     } else {
         Err(ApiError::new(StatusCode::UNAUTHORIZED, "missing or wrong bearer token"))
     }
+}
+
+/// The token of an `Authorization: Bearer <token>` value. The scheme is case-insensitive
+/// (RFC 7235 §2.1) and may be followed by more than one space.
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim_start_matches(' '))
 }
 
 pub(super) fn parse_json(body: &Bytes) -> Result<Value, ApiError> {
@@ -199,6 +208,13 @@ fn validated(value: Value, state: &AppState) -> Result<ListenerConfig, ApiError>
 /// Stores a listener, waits until this instance applied it, and answers with its view.
 async fn save(state: &AppState, stored: StoredListener, status: StatusCode) -> ApiResult {
     let id = stored.config.id.clone();
+    if state.shared.secrets_key_id().is_none() && !stored.config.verification.clone().secrets_mut().is_empty() {
+        // Refused before anything (the listener's topic) is created.
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            PutListenerError::NoSecretsKey.to_string(),
+        ));
+    }
     if let Some(topic) = &stored.config.topic {
         // Best effort: brokers that refuse (or the embedded cluster) surface later as 503s.
         if let Err(error) =
@@ -208,13 +224,12 @@ async fn save(state: &AppState, stored: StoredListener, status: StatusCode) -> A
             tracing::warn!(listener = %id, %error, "cannot create the listener's topic");
         }
     }
-    let bytes = serde_json::to_vec(&stored).map_err(|e| ApiError::storage(e.to_string()))?;
-    state
-        .shared
-        .state
-        .put(&listener_key(&id), &bytes)
-        .await
-        .map_err(ApiError::storage)?;
+    state.shared.put_listener(&stored).await.map_err(|error| match error {
+        // Secrets are never stored in clear: without a key, only secret-free listeners are.
+        PutListenerError::NoSecretsKey => ApiError::new(StatusCode::CONFLICT, error.to_string()),
+        PutListenerError::Sealing(error) => ApiError::storage(error.to_string()),
+        PutListenerError::Storage(error) => ApiError::storage(error),
+    })?;
     crate::management::apply_listeners(&state.shared, &state.registry, &state.settings);
     let listener = listener_of(state, &id)?;
     Ok(HttpResponse::build(status).json(view(state, &listener)))
@@ -243,7 +258,7 @@ async fn create(request: HttpRequest, state: web::Data<AppState>, body: Bytes) -
         .and_then(Value::as_str)
         .ok_or_else(|| ApiError::invalid("id", "is required"))?
         .to_string();
-    if state.registry.by_id(&id).is_some() || state.shared.stored_listener(&id).is_some() {
+    if state.registry.by_id(&id).is_some() || state.shared.has_stored_listener(&id) {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             format!("listener `{id}` already exists"),
@@ -309,8 +324,14 @@ fn stored_field(stored: &StoredListener, field: &str) -> Option<String> {
 
 async fn delete(request: HttpRequest, state: web::Data<AppState>, path: web::Path<String>) -> ApiResult {
     authorize(&request, &state)?;
-    let stored = stored_of(&state, &path)?;
-    let id = stored.config.id;
+    let id = match stored_of(&state, &path) {
+        Ok(stored) => stored.config.id,
+        // A definition whose secrets do not open here (its key is gone) can still be removed.
+        Err(error) if error.status == StatusCode::NOT_FOUND && state.shared.has_stored_listener(&path) => {
+            path.to_string()
+        }
+        Err(error) => return Err(error),
+    };
     for key in [listener_key(&id), sample_key(&id), mock_key(&id), debug_key(&id)] {
         state.shared.state.delete(&key).await.map_err(ApiError::storage)?;
     }
@@ -639,4 +660,19 @@ async fn debug_log(request: HttpRequest, state: web::Data<AppState>, path: web::
 async fn unknown_route(request: HttpRequest, state: web::Data<AppState>) -> ApiResult {
     authorize(&request, &state)?;
     Err(ApiError::not_found("route"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer_token;
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        for value in ["Bearer t0k", "bearer t0k", "BEARER t0k", "bEaReR   t0k", " Bearer t0k "] {
+            assert_eq!(bearer_token(value), Some("t0k"), "{value:?}");
+        }
+        for value in ["Basic t0k", "Bearert0k", "t0k", ""] {
+            assert_eq!(bearer_token(value), None, "{value:?}");
+        }
+    }
 }

@@ -86,6 +86,8 @@ pub async fn start(
         crate::errors::create_retry_topic(&settings.kafka, bootstrap).await?;
     }
     let shared = SharedState::open(settings, bootstrap, create).await?;
+    // Before the registry is built: definitions in clear or under a previous key are resealed.
+    shared.seal_stored_listeners().await;
     let errors_view = web::Data::new(errors_api::ErrorsView::opening());
     errors_api::spawn_open(
         errors_view.clone(),

@@ -230,7 +230,8 @@ fn sample(
     now_ms: i64,
 ) -> serde_json::Value {
     // "Do not store retry data" keeps the raw body out of Kafka; parsed records are the sample.
-    let raw = (!listener.config.do_not_store_retry_data).then(|| truncated_text(body, SAMPLE_BODY_LIMIT));
+    let raw = (!listener.config.do_not_store_retry_data)
+        .then(|| truncated_text(&redacted_body(body, listener), SAMPLE_BODY_LIMIT));
     serde_json::json!({
         "source": "webhook",
         "listener_id": listener.id(),
@@ -295,17 +296,11 @@ fn capture(
 
 /// The body with a token-at-JSON-path replaced, when the listener verifies that way.
 fn redacted_body(body: &Bytes, listener: &Listener) -> Bytes {
-    let Some(path) = listener.verifier.secret_json_path() else {
-        return body.clone();
-    };
-    let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(body) else {
-        return body.clone();
-    };
-    let pointer = format!("/{}", path.replace('.', "/"));
-    if let Some(slot) = value.pointer_mut(&pointer) {
-        *slot = "[redacted]".into();
-    }
-    Bytes::from(serde_json::to_vec(&value).unwrap_or_default())
+    listener
+        .verifier
+        .secret_json_path()
+        .and_then(|path| crate::pipeline::verify::body_token::redact(body, path))
+        .map_or_else(|| body.clone(), Bytes::from)
 }
 
 fn redacted_query(query: &str, secret_param: Option<&str>) -> String {
@@ -542,8 +537,14 @@ fn success_response(
             .content_type(listener.response_content_type.as_str())
             .body(body),
         Err(reason) => {
-            // The records are already acknowledged: answer success, without the body.
-            tracing::warn!(request_id, listener = listener.id(), %reason, "response template failed; answering without body");
+            // The records are already acknowledged: answer success, without the body (strict or
+            // not: refusing now would tell the sender to resend data that is stored).
+            crate::telemetry::TemplateFailed {
+                listener: listener.id(),
+                template: "response_body",
+                reason: &reason,
+            }
+            .emit();
             response.finish()
         }
     }

@@ -123,13 +123,21 @@ impl Drop for Broker {
     }
 }
 
-/// Settings from TOML with the brokers and port 0 filled in; every test uses its own topic.
+/// The `server.secrets_key` of test servers (base64 of "hookpipe-test-secrets-key-32byte").
+pub const TEST_SECRETS_KEY: &str = "aG9va3BpcGUtdGVzdC1zZWNyZXRzLWtleS0zMmJ5dGU=";
+
+/// Settings from TOML with the brokers, port 0 and (unless the TOML sets one) the test secrets
+/// key filled in; every test uses its own topic.
 pub fn settings(toml: &str, bootstrap: &str) -> Settings {
     let mut text = String::from(toml);
     if !text.contains("public_id_secret") {
         text = format!("[server]\npublic_id_secret = \"test-secret-0123456789\"\nlisten = \"127.0.0.1:0\"\n{text}");
     }
-    let env = vec![("HOOKPIPE_KAFKA__BROKERS".to_string(), bootstrap.to_string())];
+    let mut env = vec![("HOOKPIPE_KAFKA__BROKERS".to_string(), bootstrap.to_string())];
+    if !text.contains("secrets_key") {
+        // Through the environment, so it reaches TOML that brings its own [server] section.
+        env.push(("HOOKPIPE_SERVER__SECRETS_KEY".to_string(), TEST_SECRETS_KEY.to_string()));
+    }
     Settings::from_toml_and_env(&text, env).unwrap_or_else(|e| panic!("test config invalid:\n{e}"))
 }
 

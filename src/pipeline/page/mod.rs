@@ -290,22 +290,19 @@ fn serialize_records(message: &Paginate, max_page_bytes: usize) -> Result<Vec<Ve
     for (index, record) in message.records.iter().enumerate() {
         let data = record.json().as_bytes();
         let trace_key = if listener.has_trace_key_template() {
-            listener
-                .render_trace_key(record)
-                .map_err(|reason| IngestError::Template {
-                    what: "trace key",
-                    reason,
-                })?
+            match listener.render_trace_key(record) {
+                Ok(trace_key) => Some(trace_key),
+                Err(reason) => template_failed(listener, "trace_key", "trace key", reason)?,
+            }
         } else {
-            default_trace_key(record)
+            None
         };
-        let data_uri = listener
-            .render_data_uri(record)
-            .transpose()
-            .map_err(|reason| IngestError::Template {
-                what: "data URI",
-                reason,
-            })?;
+        let trace_key = trace_key.unwrap_or_else(|| default_trace_key(record));
+        let data_uri = match listener.render_data_uri(record) {
+            Some(Ok(uri)) => Some(uri),
+            Some(Err(reason)) => template_failed(listener, "data_uri", "data URI", reason)?,
+            None => None,
+        };
         let mut bytes = Vec::with_capacity(data.len() + 200);
         bytes.extend_from_slice(br#"{"id":"#);
         write_json_string(&mut bytes, &format!("{}-{index}", message.request_id));
@@ -337,6 +334,26 @@ fn serialize_records(message: &Paginate, max_page_bytes: usize) -> Result<Vec<Ve
         out.push(bytes);
     }
     Ok(out)
+}
+
+/// A trace key or data URI template failed on a record: counted; a strict listener refuses the
+/// request, any other gets `Ok(None)` and uses the fallback (default trace key, null data URI).
+fn template_failed(
+    listener: &Listener,
+    template: &'static str,
+    what: &'static str,
+    reason: String,
+) -> Result<Option<String>, IngestError> {
+    crate::telemetry::TemplateFailed {
+        listener: listener.id(),
+        template,
+        reason: &reason,
+    }
+    .emit();
+    if listener.config.strict_templates {
+        return Err(IngestError::Template { what, reason });
+    }
+    Ok(None)
 }
 
 /// The default trace key: the record's own `id` when it is an object with a non-empty string
@@ -376,6 +393,75 @@ pub fn default_trace_key(record: &Record) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// The records of one request to a listener configured by `listener_toml`, serialized.
+    fn serialize_for(listener_toml: &str, record: serde_json::Value) -> Result<serde_json::Value, IngestError> {
+        let text = format!(
+            "[server]\npublic_id_secret = \"0123456789abcdef0123\"\n[[listeners]]\nid = \"t\"\n{listener_toml}\n"
+        );
+        let settings = crate::config::Settings::from_toml_and_env(&text, Vec::new()).unwrap();
+        let listener = Listener::build(settings.listeners[0].clone(), &settings).unwrap();
+        let message = Paginate {
+            listener: Arc::new(listener),
+            request_id: Arc::from("r1"),
+            received_at_ms: 0,
+            delivery_id: None,
+            mock: false,
+            records: vec![Record::from_value(&record).unwrap()],
+        };
+        let serialized = serialize_records(&message, 1 << 20)?;
+        Ok(serde_json::from_slice(&serialized[0]).unwrap())
+    }
+
+    fn failures(template: &str) -> u64 {
+        crate::telemetry::METRICS
+            .template_failures
+            .with_label_values(&["t", template])
+            .get()
+    }
+
+    #[test]
+    fn template_helpers_render_into_the_record() {
+        let record = serialize_for(
+            "trace_key_template = '{{join \"_\" a b}}'\ndata_uri_template = 'https://x/{{lowercase a}}'",
+            json!({"a": "X", "b": "y"}),
+        )
+        .unwrap();
+        assert_eq!(record["trace_key"], "X_y");
+        assert_eq!(record["data_uri"], "https://x/x");
+    }
+
+    #[test]
+    fn template_failures_fall_back_unless_strict() {
+        let data = json!({"id": "A1", "a": 1});
+        let lenient = "trace_key_template = '{{divide a 0}}'\ndata_uri_template = 'https://x/{{add a \"one\"}}'";
+        let (trace_keys, data_uris) = (failures("trace_key"), failures("data_uri"));
+        let record = serialize_for(lenient, data.clone()).unwrap();
+        assert_eq!(record["trace_key"], "A1", "the default trace key");
+        assert_eq!(record["data_uri"], serde_json::Value::Null);
+        // Tests run in parallel and share the process-wide metric: it grew, by at least one.
+        assert!(failures("trace_key") > trace_keys);
+        assert!(failures("data_uri") > data_uris);
+
+        let strict = format!("{lenient}\nstrict_templates = true");
+        match serialize_for(&strict, data.clone()) {
+            Err(IngestError::Template { what, reason }) => {
+                assert_eq!(what, "trace key");
+                assert!(reason.contains("division by zero"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+        match serialize_for(
+            "data_uri_template = 'https://x/{{b}}'\nstrict_templates = true",
+            data.clone(),
+        ) {
+            Err(IngestError::Template { what, .. }) => assert_eq!(what, "data URI"),
+            other => panic!("{other:?}"),
+        }
+        // Not strict: a missing field is empty.
+        let record = serialize_for("data_uri_template = 'https://x/{{b}}'", data).unwrap();
+        assert_eq!(record["data_uri"], "https://x/");
+    }
 
     #[test]
     fn default_trace_key_prefers_id_then_hash() {

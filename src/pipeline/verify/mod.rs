@@ -1,5 +1,6 @@
 //! VerifyActor: proves the sender is who it claims to be, on the raw body bytes.
 
+pub mod body_token;
 pub mod presets;
 pub mod recipe;
 pub mod scheme;
@@ -66,6 +67,12 @@ impl Handler<Admitted<Ingest>> for VerifyActor {
                 });
             }
             message.delivery_id = verified.delivery_id;
+            // The token has done its job: no record, page or sample may carry it.
+            if let Some(path) = message.delivery.listener.verifier.secret_json_path() {
+                if let Some(redacted) = body_token::redact(&message.delivery.body, path) {
+                    message.delivery.body = redacted.into();
+                }
+            }
             next.forward(message).await?
         })
     }

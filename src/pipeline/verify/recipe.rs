@@ -77,6 +77,35 @@ pub struct RecipeConfig {
     pub url_verification_challenge: bool,
 }
 
+impl RecipeConfig {
+    /// Every secret value, to seal or open them for storage. Destructured without `..`, so a
+    /// new field does not compile until it says whether it is a secret.
+    pub fn secrets_mut(&mut self) -> Vec<&mut Secret> {
+        let RecipeConfig {
+            algorithm: _,
+            encoding: _,
+            signature_header: _,
+            prefix: _,
+            signature_list: _,
+            signed_content: _,
+            timestamp_header: _,
+            timestamp_key: _,
+            timestamp_format: _,
+            id_header: _,
+            tolerance_secs: _,
+            secret_encoding: _,
+            secrets,
+            delivery_id_header: _,
+            delivery_id_json: _,
+            body_hash_query: _,
+            try_default_port: _,
+            fallback: _,
+            url_verification_challenge: _,
+        } = self;
+        secrets.iter_mut().collect()
+    }
+}
+
 fn default_signed_content() -> String {
     "{body}".to_owned()
 }

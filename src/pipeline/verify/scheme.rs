@@ -10,8 +10,8 @@ use super::presets;
 use super::recipe::{self, CompiledRecipe, RecipeConfig};
 
 /// A secret string whose Debug/Display print `[redacted]`. It serializes as its value:
-/// listener definitions (secrets included) are stored in Kafka so every instance can verify;
-/// API views redact them before anything leaves the process.
+/// listener definitions are stored in Kafka so every instance can verify, with each secret
+/// sealed first (`secrets_at_rest`); API views redact them before anything leaves the process.
 #[derive(Clone, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(transparent)]
 pub struct Secret(String);
@@ -182,6 +182,27 @@ pub enum VerificationConfig {
     },
     /// A declarative signature recipe.
     Recipe(RecipeConfig),
+}
+
+impl VerificationConfig {
+    /// Every secret value, to seal or open them for storage. Exhaustive on purpose: a new
+    /// variant does not compile until it says which of its fields are secrets.
+    pub fn secrets_mut(&mut self) -> Vec<&mut Secret> {
+        match self {
+            Self::None => Vec::new(),
+            Self::Basic { credentials } => credentials.iter_mut().map(|c| &mut c.password).collect(),
+            Self::Hmac { secrets, .. }
+            | Self::Github { secrets }
+            | Self::Stripe { secrets, .. }
+            | Self::Slack { secrets, .. }
+            | Self::Shopify { secrets }
+            | Self::StandardWebhooks { secrets, .. }
+            | Self::Zendesk { secrets, .. } => secrets.iter_mut().collect(),
+            Self::SecretUrl { tokens } | Self::Token { tokens, .. } => tokens.iter_mut().collect(),
+            Self::Twilio { auth_tokens } => auth_tokens.iter_mut().collect(),
+            Self::Recipe(recipe) => recipe.secrets_mut(),
+        }
+    }
 }
 
 /// Shortest secret-URL token accepted: the URL is the only credential, so it must not be guessable.
@@ -640,10 +661,10 @@ impl Verifier {
         }
     }
 
-    /// The dotted JSON path of a token in the body, to be redacted wherever bodies are shown.
-    pub fn secret_json_path(&self) -> Option<String> {
+    /// The path (segments) of a token in the JSON body: cut out of the body once verified.
+    pub fn secret_json_path(&self) -> Option<&[String]> {
         match &self.inner {
-            Inner::Token { json_path, .. } => json_path.as_ref().map(|segments| segments.join(".")),
+            Inner::Token { json_path, .. } => json_path.as_deref(),
             _ => None,
         }
     }
