@@ -51,7 +51,7 @@ pub struct ServerSettings {
     /// explicit `public_id`. Keep it secret: whoever knows it can compute the public URLs.
     #[serde(default)]
     pub public_id_secret: Option<crate::pipeline::verify::scheme::Secret>,
-    /// HTTP worker threads; 0 means one per core.
+    /// HTTP threads (actix calls them workers; not import workers); 0 means one per core.
     #[serde(default)]
     pub workers: usize,
     /// Requests processed at once by this instance; above it, 503 + `Retry-After`.

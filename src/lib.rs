@@ -3,14 +3,15 @@
 
 pub mod cli;
 pub mod config;
-pub mod error;
-pub mod errors;
 pub mod http;
+pub mod import_errors;
+pub mod ingest_error;
 pub mod kafka;
 pub mod listener;
-pub mod management;
 pub mod pipeline;
+pub mod redact;
 pub mod secrets_at_rest;
+pub mod shared_state;
 pub mod telemetry;
 pub mod templates;
 pub mod tls;

@@ -33,7 +33,7 @@ pub struct Listener {
     pub max_body_bytes: usize,
     /// Compiled verification.
     pub verifier: Verifier,
-    /// This listener's leaky bucket, shared by all worker threads (and kept across updates
+    /// This listener's leaky bucket, shared by all HTTP threads (and kept across updates
     /// that do not change its settings).
     pub bucket: Arc<LeakyBucket>,
     /// Where it is defined.

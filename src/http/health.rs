@@ -2,7 +2,7 @@
 
 use actix_web::{web, HttpResponse};
 
-use super::AppState;
+use crate::http::state::AppState;
 
 /// The process is up.
 pub async fn healthz() -> HttpResponse {

@@ -2,9 +2,9 @@
 
 pub mod api;
 pub mod decode;
-pub mod errors_api;
 pub mod health;
 pub mod receiver;
+pub mod state;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -17,43 +17,11 @@ use actix_web::{web, App, HttpServer};
 use crate::config::Settings;
 use crate::kafka::producer::PageProducer;
 use crate::listener::Registry;
-use crate::management::SharedState;
 use crate::pipeline::debug::DebugRecorder;
 use crate::pipeline::parse::records::ParseLimits;
 use crate::pipeline::rate_limit::bucket::{LeakyBucket, SharedClock};
 use crate::pipeline::{Chain, ChainSettings};
-
-/// State shared by every worker.
-pub struct AppState {
-    /// Listeners by public id.
-    pub registry: Arc<Registry>,
-    /// Requests being processed now.
-    pub in_flight: AtomicUsize,
-    /// Cap on `in_flight`.
-    pub max_in_flight: usize,
-    /// Body read deadline.
-    pub body_read_timeout: Duration,
-    /// Chain deadline.
-    pub request_timeout: Duration,
-    /// Base URL senders use.
-    pub external_base_url: String,
-    /// Whether Kafka answered recently.
-    pub kafka_reachable: Arc<AtomicBool>,
-    /// The debug recorder.
-    pub debug: actix::Addr<DebugRecorder>,
-    /// State shared with the other instances through Kafka.
-    pub shared: Arc<SharedState>,
-    /// The whole configuration.
-    pub settings: Arc<Settings>,
-    /// The producer (for its queue depth).
-    pub producer: PageProducer,
-    /// Kafka bootstrap servers (to create topics of listeners added through the API).
-    pub bootstrap: String,
-    /// Clock of the rate limiter.
-    pub clock: SharedClock,
-    /// The instance's bucket, if `server.global_rate_limit` is set.
-    pub global_bucket: Option<Arc<LeakyBucket>>,
-}
+use crate::shared_state::SharedState;
 
 /// A started server.
 pub struct RunningServer {
@@ -72,7 +40,7 @@ pub struct RunningServer {
 const UNREAD_BODY_LINGER: Duration = Duration::from_secs(1);
 
 /// Creates the topics (unless `kafka.create_topics` is off or `topics_exist`), opens the shared
-/// state, builds the registry and producer, binds the listen address and starts the workers.
+/// state, builds the registry and producer, binds the listen address and starts the HTTP threads.
 /// Must be called inside an actix system.
 pub async fn start(
     settings: &Settings,
@@ -83,13 +51,13 @@ pub async fn start(
     let create = settings.kafka.create_topics && !topics_exist;
     if create {
         crate::kafka::admin::ensure_topics(&settings.kafka, bootstrap, &settings.pages_topics()).await?;
-        crate::errors::create_retry_topic(&settings.kafka, bootstrap).await?;
+        crate::import_errors::create_retry_topic(&settings.kafka, bootstrap).await?;
     }
     let shared = SharedState::open(settings, bootstrap, create).await?;
     // Before the registry is built: definitions in clear or under a previous key are resealed.
     shared.seal_stored_listeners().await;
-    let errors_view = web::Data::new(errors_api::ErrorsView::opening());
-    errors_api::spawn_open(
+    let errors_view = web::Data::new(api::import_errors::ErrorsView::opening());
+    api::import_errors::spawn_open(
         errors_view.clone(),
         settings.kafka.clone(),
         bootstrap.to_string(),
@@ -97,7 +65,7 @@ pub async fn start(
     );
     let registry = Arc::new(Registry::from_settings(settings)?);
     let settings_arc = Arc::new(settings.clone());
-    crate::management::spawn_sync(shared.clone(), registry.clone(), settings_arc.clone());
+    crate::shared_state::spawn_sync(shared.clone(), registry.clone(), settings_arc.clone());
     let producer =
         PageProducer::new(&settings.kafka, bootstrap).map_err(|e| format!("cannot create Kafka producer: {e}"))?;
     let kafka_reachable = Arc::new(AtomicBool::new(false));
@@ -107,7 +75,7 @@ pub async fn start(
         .global_rate_limit
         .map(|limit| Arc::new(LeakyBucket::new(limit.capacity, limit.refill_per_sec)));
 
-    let state = web::Data::new(AppState {
+    let state = web::Data::new(state::AppState {
         registry: registry.clone(),
         in_flight: AtomicUsize::new(0),
         max_in_flight: settings.server.max_in_flight,
@@ -136,13 +104,13 @@ pub async fn start(
         retry_topic: settings.kafka.retry_topic.clone(),
         open_pages: Default::default(),
     };
-    let workers = match settings.server.workers {
+    let http_threads = match settings.server.workers {
         0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
         n => n,
     };
     let chain_producer = producer.clone();
     let server = HttpServer::new(move || {
-        // Runs once per worker thread: each worker gets its own chain on its own arbiter.
+        // Runs once per HTTP thread: each gets its own chain on its own arbiter.
         let chain = Chain::start(&chain_settings, chain_producer.clone());
         App::new()
             .app_data(state.clone())
@@ -154,7 +122,7 @@ pub async fn start(
             .route("/metrics", web::get().to(health::metrics))
             .service(api::scope())
     })
-    .workers(workers)
+    .workers(http_threads)
     .max_connection_rate(1024)
     .shutdown_timeout(settings.server.shutdown_timeout_secs)
     .client_request_timeout(Duration::from_millis(settings.server.body_read_timeout_ms))

@@ -1,4 +1,4 @@
-//! The Receiver: resolves the listener, bounds the body, hands the request to this worker's
+//! The Receiver: resolves the listener, bounds the body, hands the request to this HTTP thread's
 //! chain and renders the answer.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -12,31 +12,18 @@ use actix_web::{HttpRequest, HttpResponse, ResponseError};
 use futures_util::StreamExt;
 use tracing::Instrument;
 
-use super::{decode, AppState};
-use crate::error::IngestError;
+use super::decode;
+use crate::http::state::AppState;
+use crate::ingest_error::IngestError;
 use crate::listener::Listener;
-use crate::management::{redacted_headers, DEBUG_BODY_LIMIT, SAMPLE_BODY_LIMIT, SAMPLE_RECORDS_LIMIT};
-use crate::pipeline::debug::Record;
-use crate::pipeline::{rfc3339_millis, unix_millis_now, Accepted, Chain, Delivery, Ingest};
+use crate::pipeline::debug::Capture;
+use crate::pipeline::{rfc3339_millis, unix_millis_now, Accepted, Chain, Ingest, Webhook};
+use crate::redact::{redacted_body, redacted_headers, redacted_query, SENSITIVE_HEADERS};
+use crate::shared_state::{DEBUG_BODY_LIMIT, SAMPLE_BODY_LIMIT, SAMPLE_RECORDS_LIMIT};
 use crate::telemetry::{status_class, METRICS, UNKNOWN_LISTENER};
 
 /// Response header carrying the request id.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
-
-/// Headers whose values never leave the process in a response template or a log.
-pub const SENSITIVE_HEADERS: &[&str] = &[
-    "authorization",
-    "proxy-authorization",
-    "cookie",
-    "x-hub-signature",
-    "x-hub-signature-256",
-    "stripe-signature",
-    "x-slack-signature",
-    "x-shopify-hmac-sha256",
-    "webhook-signature",
-    "x-zendesk-webhook-signature",
-    "x-twilio-signature",
-];
 
 /// Everything under `/hooks`: POST and PUT ingest, other methods get 405.
 ///
@@ -215,7 +202,7 @@ fn after_response(
             now_ms,
             &shared.instance,
         );
-        if state.debug.try_send(Record(capture)).is_err() {
+        if state.debug.try_send(Capture(capture)).is_err() {
             METRICS.debug_captures_dropped.inc();
         }
     }
@@ -292,31 +279,6 @@ fn capture(
         },
         "latency_ms": latency_ms,
     })
-}
-
-/// The body with a token-at-JSON-path replaced, when the listener verifies that way.
-fn redacted_body(body: &Bytes, listener: &Listener) -> Bytes {
-    listener
-        .verifier
-        .secret_json_path()
-        .and_then(|path| crate::pipeline::verify::body_token::redact(body, path))
-        .map_or_else(|| body.clone(), Bytes::from)
-}
-
-fn redacted_query(query: &str, secret_param: Option<&str>) -> String {
-    query
-        .split('&')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| {
-            let key = pair.split('=').next().unwrap_or_default();
-            if secret_param.is_some_and(|secret| secret == key) {
-                format!("{key}=[redacted]")
-            } else {
-                pair.to_string()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("&")
 }
 
 /// UTF-8 text of at most `limit` bytes (lossy), and whether it was cut.
@@ -411,7 +373,7 @@ async fn handle(
     refuse_if_bucket_empty(state, &listener)?;
     let keep_records = !state.shared.sample_recently_written(listener.id(), unix_millis_now());
     let message = Ingest {
-        delivery: delivery(request, state, listener, request_id, body, false),
+        webhook: webhook(request, state, listener, request_id, body, false),
         delivery_id: None,
         keep_records,
     };
@@ -449,21 +411,21 @@ fn decode_error(limit: usize) -> impl Fn(decode::DecodeError) -> IngestError {
 }
 
 /// A request as the chain sees it.
-pub fn delivery(
+pub fn webhook(
     request: &HttpRequest,
     state: &AppState,
     listener: Arc<Listener>,
     request_id: Arc<str>,
     body: Bytes,
     mock: bool,
-) -> Delivery {
+) -> Webhook {
     let query = request.query_string().to_string();
     let mut url = format!("{}{}", state.external_base_url, request.path());
     if !query.is_empty() {
         url.push('?');
         url.push_str(&query);
     }
-    Delivery {
+    Webhook {
         request_id,
         listener,
         method: request.method().as_str().to_string(),

@@ -17,7 +17,7 @@ const MAILBOX: usize = 1024;
 /// One capture (secrets already redacted by the Receiver), keyed by its `listener_id`.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
-pub struct Record(pub serde_json::Value);
+pub struct Capture(pub serde_json::Value);
 
 /// The recorder actor (one per process).
 pub struct DebugRecorder {
@@ -39,10 +39,10 @@ impl Actor for DebugRecorder {
     }
 }
 
-impl Handler<Record> for DebugRecorder {
+impl Handler<Capture> for DebugRecorder {
     type Result = ();
 
-    fn handle(&mut self, Record(capture): Record, _ctx: &mut Context<Self>) {
+    fn handle(&mut self, Capture(capture): Capture, _ctx: &mut Context<Self>) {
         let listener_id = capture["listener_id"].as_str().unwrap_or_default().to_string();
         let bytes = serde_json::to_vec(&capture).unwrap_or_default();
         if self.log.try_append(&listener_id, &bytes).is_err() {

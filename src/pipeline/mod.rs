@@ -1,6 +1,6 @@
 //! The actor chain: Receiver → Verify → RateLimit → Parse → Page → RetryStore → Kafka.
 //!
-//! One chain runs on every HTTP worker thread (each actor lives on the arbiter of the worker
+//! One chain runs on every HTTP thread (each actor lives on the arbiter of the thread
 //! that built it), so no stage carries all traffic on one thread. Shared state — listener
 //! registry, rate-limit buckets, open pages, the Kafka producer — is built for concurrent use. Every
 //! mailbox has a fixed capacity; stages forward with `send().await`, and the Receiver's
@@ -21,15 +21,15 @@ use actix_web::http::header::HeaderMap;
 use actix_web::web::Bytes;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::error::IngestError;
+use crate::ingest_error::IngestError;
 use crate::kafka::producer::PageProducer;
 use crate::listener::Listener;
 use crate::pipeline::rate_limit::bucket::SharedClock;
 use crate::telemetry::METRICS;
 
-/// A request as the Receiver hands it to the chain.
+/// A webhook: the HTTP request as the Receiver hands it to the chain.
 #[derive(Debug)]
-pub struct Delivery {
+pub struct Webhook {
     /// Unique id of this request (returned as `X-Request-Id`).
     pub request_id: Arc<str>,
     /// The listener it was sent to.
@@ -69,7 +69,7 @@ pub type Outcome = Result<Accepted, IngestError>;
 #[rtype(result = "Outcome")]
 pub struct Ingest {
     /// The request.
-    pub delivery: Delivery,
+    pub webhook: Webhook,
     /// Provider delivery id found by verification, for consumers' deduplication.
     pub delivery_id: Option<String>,
     /// Return the parsed records in `Accepted` (for sample data).
@@ -93,11 +93,11 @@ pub struct ChainSettings {
     pub global_bucket: Option<Arc<rate_limit::bucket::LeakyBucket>>,
     /// Topic of records' retry data.
     pub retry_topic: String,
-    /// The instance's open pages, shared by every worker's page stage.
+    /// The instance's open pages, shared by every HTTP thread's page stage.
     pub open_pages: Arc<page::OpenPages>,
 }
 
-/// The entry of one worker's chain.
+/// The entry of one HTTP thread's chain.
 #[derive(Clone)]
 pub struct Chain {
     /// First stage.

@@ -28,7 +28,7 @@ use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::statistics::Statistics;
 
 use crate::config::{Settings, TargetConfig};
-use crate::errors::{ErrorEntry, ErrorsStore};
+use crate::import_errors::{ErrorEntry, ErrorsStore};
 use crate::pipeline::retry_store::{HEADER_RETRY_DATA, RETRY_DATA_STORED};
 use crate::pipeline::{rfc3339_millis, unix_millis_now};
 use crate::telemetry::METRICS;

@@ -12,7 +12,7 @@ use futures_util::future::join_all;
 use sha2::{Digest, Sha256};
 use tokio::sync::oneshot;
 
-use crate::error::IngestError;
+use crate::ingest_error::IngestError;
 use crate::kafka::producer::PublishError;
 use crate::listener::Listener;
 use crate::pipeline::parse::records::Record;
@@ -43,9 +43,9 @@ type Waiter = (Arc<str>, oneshot::Sender<Result<(), PublishError>>);
 
 /// The open pages of the whole process, shared by the PageActor of every worker.
 ///
-/// One open page per listener for the instance, not per worker: concurrent requests that
-/// land on different workers share a page, so pages are fuller and each Kafka message (and
-/// its acknowledgement, wake-ups and retry-data copy) carries more records. Every worker
+/// One open page per listener for the instance, not per HTTP thread: concurrent requests that
+/// land on different HTTP threads share a page, so pages are fuller and each Kafka message (and
+/// its acknowledgement, wake-ups and retry-data copy) carries more records. Every HTTP thread
 /// adds to it and publishes the pages it closes on its own thread; the lock is held only to
 /// add serialized records or take a page, never across I/O.
 #[derive(Default)]
@@ -127,7 +127,7 @@ pub struct PageActor {
 const MAX_PUBLISHING: usize = 1;
 
 impl PageActor {
-    /// A page stage forwarding to `next`, sharing `pages` with the other workers' page stages.
+    /// A page stage forwarding to `next`, sharing `pages` with the other HTTP threads' page stages.
     pub fn new(
         next: Stage<RetryStoreActor>,
         linger: Duration,
@@ -142,7 +142,7 @@ impl PageActor {
         }
     }
 
-    /// Publishes a page on this worker; when it is done, the listener's next page may go.
+    /// Publishes a page on this HTTP thread; when it is done, the listener's next page may go.
     fn publish(&mut self, page: ClosedPage<Waiter>, listener: Arc<Listener>, ctx: &mut Context<Self>) {
         let next = self.next.clone();
         let page_id = crate::pipeline::new_id();
@@ -190,7 +190,7 @@ impl Actor for PageActor {
     type Context = Context<Self>;
 
     fn stopping(&mut self, ctx: &mut Context<Self>) -> Running {
-        // The first worker to stop publishes every open page, its own and the others'.
+        // The first HTTP thread to stop publishes every open page, its own and the others'.
         let pages: Vec<_> = {
             let mut pages = self.pages.lock();
             let closed = pages.pager.take_all();

@@ -8,7 +8,7 @@ pub mod xml;
 use actix::prelude::*;
 use actix_web::http::header::CONTENT_TYPE;
 
-use crate::error::IngestError;
+use crate::ingest_error::IngestError;
 use crate::pipeline::page::{PageActor, Paginate};
 use crate::pipeline::{Accepted, Admitted, Ingest, Outcome, Stage};
 use records::{detect_format, parse_records, ParseError, ParseLimits, Record};
@@ -40,16 +40,16 @@ impl Handler<Admitted<Ingest>> for ParseActor {
         let next = self.next.clone();
         Box::pin(async move {
             let records = parsed.map_err(IngestError::Parse)?;
-            let delivery = message.delivery;
+            let webhook = message.webhook;
             let record_count = records.len();
-            let kept = (message.keep_records || delivery.listener.has_response_body()).then(|| records.clone());
+            let kept = (message.keep_records || webhook.listener.has_response_body()).then(|| records.clone());
             if record_count > 0 {
                 next.forward(Paginate {
-                    listener: delivery.listener,
-                    request_id: delivery.request_id,
-                    received_at_ms: delivery.received_at_ms,
+                    listener: webhook.listener,
+                    request_id: webhook.request_id,
+                    received_at_ms: webhook.received_at_ms,
                     delivery_id: message.delivery_id,
-                    mock: delivery.mock,
+                    mock: webhook.mock,
                     records,
                 })
                 .await??;
@@ -64,8 +64,8 @@ impl Handler<Admitted<Ingest>> for ParseActor {
 }
 
 fn parse(message: &Ingest, limits: &ParseLimits) -> Result<Vec<Record>, ParseError> {
-    let delivery = &message.delivery;
-    let content_type = delivery
+    let webhook = &message.webhook;
+    let content_type = webhook
         .headers
         .get(CONTENT_TYPE)
         .map(|value| {
@@ -75,15 +75,15 @@ fn parse(message: &Ingest, limits: &ParseLimits) -> Result<Vec<Record>, ParseErr
         })
         .transpose()?;
     let (format, _charset) = detect_format(content_type)?;
-    if !delivery.listener.accept.contains(&format) {
+    if !webhook.listener.accept.contains(&format) {
         return Err(ParseError::UnsupportedMediaType {
             found: content_type.map(str::to_string),
         });
     }
     parse_records(
-        &delivery.body,
+        &webhook.body,
         content_type,
-        delivery.listener.resource_path.as_ref(),
+        webhook.listener.resource_path.as_ref(),
         limits,
     )
 }

@@ -1,4 +1,4 @@
-//! The leaky bucket: pure logic, shared by every worker thread, with an injectable clock.
+//! The leaky bucket: pure logic, shared by every HTTP thread, with an injectable clock.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 
-use crate::error::IngestError;
+use crate::ingest_error::IngestError;
 use crate::pipeline::parse::ParseActor;
 use crate::pipeline::{Admitted, Ingest, Outcome, Stage};
 use bucket::{LeakyBucket, SharedClock};
@@ -38,11 +38,11 @@ impl Handler<Admitted<Ingest>> for RateLimitActor {
         drop(permit);
         let now = self.clock.now_nanos();
         // The listener's own bucket first: a noisy listener must not drain the global one.
-        let verdict = if message.delivery.mock {
+        let verdict = if message.webhook.mock {
             Ok(())
         } else {
             message
-                .delivery
+                .webhook
                 .listener
                 .bucket
                 .try_acquire(now)

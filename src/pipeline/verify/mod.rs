@@ -8,7 +8,7 @@ pub mod scheme;
 use actix::prelude::*;
 use actix_web::http::header::HeaderMap;
 
-use crate::error::IngestError;
+use crate::ingest_error::IngestError;
 use crate::pipeline::rate_limit::RateLimitActor;
 use crate::pipeline::{Accepted, Admitted, Ingest, Outcome, Stage};
 use scheme::{HeaderSource, VerifyRequest};
@@ -45,16 +45,16 @@ impl Handler<Admitted<Ingest>> for VerifyActor {
         let Admitted { mut message, permit } = admitted;
         drop(permit);
         let next = self.next.clone();
-        if message.delivery.mock {
+        if message.webhook.mock {
             return Box::pin(async move { next.forward(message).await? });
         }
-        let delivery = &message.delivery;
-        let verdict = delivery.listener.verifier.verify(&VerifyRequest {
-            method: &delivery.method,
-            url: &delivery.url,
-            query: &delivery.query,
-            headers: &ActixHeaders(&delivery.headers),
-            body: &delivery.body,
+        let webhook = &message.webhook;
+        let verdict = webhook.listener.verifier.verify(&VerifyRequest {
+            method: &webhook.method,
+            url: &webhook.url,
+            query: &webhook.query,
+            headers: &ActixHeaders(&webhook.headers),
+            body: &webhook.body,
             now_unix: super::unix_millis_now() / 1000,
         });
         Box::pin(async move {
@@ -68,9 +68,9 @@ impl Handler<Admitted<Ingest>> for VerifyActor {
             }
             message.delivery_id = verified.delivery_id;
             // The token has done its job: no record, page or sample may carry it.
-            if let Some(path) = message.delivery.listener.verifier.secret_json_path() {
-                if let Some(redacted) = body_token::redact(&message.delivery.body, path) {
-                    message.delivery.body = redacted.into();
+            if let Some(path) = message.webhook.listener.verifier.secret_json_path() {
+                if let Some(redacted) = body_token::redact(&message.webhook.body, path) {
+                    message.webhook.body = redacted.into();
                 }
             }
             next.forward(message).await?

@@ -1,13 +1,13 @@
-//! State every instance shares through Kafka: listener definitions, sample data, mock output
-//! and debug windows in one compacted topic, debug captures in a 24-hour log topic. Instances
-//! stay stateless: each mirrors the topics and converges within its polling latency.
+//! State every instance shares through Kafka: listener definitions (secrets sealed), sample
+//! data, mock output and debug windows in one compacted topic, debug captures in a 24-hour log
+//! topic. Instances stay stateless: each mirrors the topics and converges within its polling
+//! latency.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::config::{ListenerConfig, Settings};
 use crate::kafka::state::{LogTopic, StateTopic};
@@ -30,19 +30,19 @@ pub const SAMPLE_RECORDS_LIMIT: usize = 100;
 pub const SAMPLE_INTERVAL_MS: i64 = 1000;
 
 /// Key of a listener definition.
-pub fn listener_key(id: &str) -> String {
+fn listener_key(id: &str) -> String {
     format!("listener/{id}")
 }
 /// Key of a listener's sample data.
-pub fn sample_key(id: &str) -> String {
+fn sample_key(id: &str) -> String {
     format!("sample/{id}")
 }
 /// Key of a listener's mock output.
-pub fn mock_key(id: &str) -> String {
+fn mock_key(id: &str) -> String {
     format!("mock/{id}")
 }
 /// Key of a listener's debug window.
-pub fn debug_key(id: &str) -> String {
+fn debug_key(id: &str) -> String {
     format!("debug/{id}")
 }
 
@@ -248,6 +248,61 @@ impl SharedState {
             .is_some_and(|last| now_ms - last < SAMPLE_INTERVAL_MS)
     }
 
+    /// The listener's latest sample data.
+    pub fn sample(&self, listener_id: &str) -> Option<serde_json::Value> {
+        serde_json::from_slice(&self.state.get(&sample_key(listener_id))?).ok()
+    }
+
+    /// Replaces the listener's sample data; returns once Kafka acknowledged it.
+    pub async fn put_sample(&self, listener_id: &str, sample: &serde_json::Value) -> Result<(), String> {
+        let bytes = serde_json::to_vec(sample).unwrap_or_default();
+        self.state.put(&sample_key(listener_id), &bytes).await
+    }
+
+    /// The listener's saved mock output.
+    pub fn mock(&self, listener_id: &str) -> Option<serde_json::Value> {
+        serde_json::from_slice(&self.state.get(&mock_key(listener_id))?).ok()
+    }
+
+    /// Saves the listener's mock output; returns once Kafka acknowledged it.
+    pub async fn put_mock(&self, listener_id: &str, mock: &serde_json::Value) -> Result<(), String> {
+        let bytes = serde_json::to_vec(mock).unwrap_or_default();
+        self.state.put(&mock_key(listener_id), &bytes).await
+    }
+
+    /// Opens (or moves the end of) the listener's debug window, for every instance.
+    pub async fn open_debug_window(&self, listener_id: &str, until_ms: i64) -> Result<(), String> {
+        let bytes = serde_json::to_vec(&DebugWindow { until_ms }).unwrap_or_default();
+        self.state.put(&debug_key(listener_id), &bytes).await
+    }
+
+    /// Closes the listener's debug window, for every instance.
+    pub async fn close_debug_window(&self, listener_id: &str) -> Result<(), String> {
+        self.state.delete(&debug_key(listener_id)).await
+    }
+
+    /// Deletes everything stored for a listener: its definition, sample, mock output and debug window.
+    pub async fn forget_listener(&self, listener_id: &str) -> Result<(), String> {
+        for key in [
+            listener_key(listener_id),
+            sample_key(listener_id),
+            mock_key(listener_id),
+            debug_key(listener_id),
+        ] {
+            self.state.delete(&key).await?;
+        }
+        Ok(())
+    }
+
+    /// The listener's debug captures still kept, newest first.
+    pub fn captures(&self, listener_id: &str) -> Vec<serde_json::Value> {
+        self.debug_log
+            .entries(listener_id)
+            .into_iter()
+            .filter_map(|(_, bytes)| serde_json::from_slice(&bytes).ok())
+            .collect()
+    }
+
     /// Writes a sample without waiting; a full producer queue drops it (counted).
     pub fn offer_sample(&self, listener_id: &str, sample: &serde_json::Value) {
         let bytes = serde_json::to_vec(sample).unwrap_or_default();
@@ -328,128 +383,11 @@ pub fn apply_debug_windows(shared: &SharedState, registry: &Registry) {
         .set(registry.open_debug_windows(unix_millis_now()) as i64);
 }
 
-/// A short, stable, non-reversible name for a secret: the first 8 hex digits of its SHA-256.
-pub fn fingerprint(secret: &str) -> String {
-    Sha256::digest(secret.as_bytes())[..4]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-/// Fields of a verification config that hold secrets.
-const SECRET_LIST_FIELDS: &[&str] = &["secrets", "tokens", "auth_tokens"];
-
-/// A listener's settings as JSON with every secret replaced by its fingerprint.
-pub fn redacted_settings(config: &ListenerConfig) -> serde_json::Value {
-    let mut value = serde_json::to_value(config).unwrap_or_default();
-    if let Some(verification) = value.get_mut("verification").and_then(|v| v.as_object_mut()) {
-        for field in SECRET_LIST_FIELDS {
-            if let Some(list) = verification.get_mut(*field).and_then(|v| v.as_array_mut()) {
-                for item in list.iter_mut() {
-                    let secret = item.as_str().unwrap_or_default().to_string();
-                    *item = serde_json::json!({ "fingerprint": fingerprint(&secret) });
-                }
-            }
-        }
-        if let Some(list) = verification.get_mut("credentials").and_then(|v| v.as_array_mut()) {
-            for item in list.iter_mut() {
-                let username = item.get("username").cloned().unwrap_or_default();
-                let password = item
-                    .get("password")
-                    .and_then(|p| p.as_str())
-                    .unwrap_or_default()
-                    .to_string();
-                *item = serde_json::json!({ "username": username, "fingerprint": fingerprint(&password) });
-            }
-        }
-    }
-    value
-}
-
-/// The name of the list holding a verification type's secrets.
-pub fn secret_field(verification_type: &str) -> Option<&'static str> {
-    match verification_type {
-        "none" => None,
-        "basic" => Some("credentials"),
-        "secret_url" | "token" => Some("tokens"),
-        "twilio" => Some("auth_tokens"),
-        _ => Some("secrets"),
-    }
-}
-
-/// RFC 7396 JSON merge patch.
-pub fn merge_patch(target: &mut serde_json::Value, patch: &serde_json::Value) {
-    match patch {
-        serde_json::Value::Object(patch) => {
-            if !target.is_object() {
-                *target = serde_json::Value::Object(Default::default());
-            }
-            let target = target.as_object_mut().expect("made an object above");
-            for (key, value) in patch {
-                if value.is_null() {
-                    target.remove(key);
-                } else {
-                    merge_patch(target.entry(key.clone()).or_insert(serde_json::Value::Null), value);
-                }
-            }
-        }
-        other => *target = other.clone(),
-    }
-}
-
-/// A random token for public ids and secret URLs: 128 bits, 32 hex digits.
-pub fn random_token() -> String {
-    uuid::Uuid::new_v4().simple().to_string()
-}
-
-/// Headers as a JSON object with secrets replaced.
-pub fn redacted_headers(headers: &actix_web::http::header::HeaderMap, extra: Option<&str>) -> serde_json::Value {
-    let mut map = serde_json::Map::new();
-    for (name, value) in headers {
-        let name = name.as_str();
-        let sensitive = crate::http::receiver::SENSITIVE_HEADERS.contains(&name)
-            || extra.is_some_and(|extra| extra.eq_ignore_ascii_case(name));
-        let value = if sensitive {
-            "[redacted]".to_string()
-        } else {
-            value.to_str().unwrap_or("[not text]").to_string()
-        };
-        map.insert(name.to_string(), value.into());
-    }
-    map.into()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::pipeline::verify::scheme::Secret;
     use serde_json::json;
-
-    #[test]
-    fn merge_patch_follows_rfc_7396() {
-        let mut target = json!({"a": "b", "c": {"d": "e", "f": "g"}, "list": [1, 2]});
-        merge_patch(&mut target, &json!({"a": "z", "c": {"f": null}, "list": [3]}));
-        assert_eq!(target, json!({"a": "z", "c": {"d": "e"}, "list": [3]}));
-    }
-
-    #[test]
-    fn redaction_replaces_every_secret() {
-        let config: ListenerConfig = serde_json::from_value(json!({
-            "id": "x",
-            "verification": {"type": "basic", "credentials": [{"username": "u", "password": "hunter2-password"}]}
-        }))
-        .unwrap();
-        let text = redacted_settings(&config).to_string();
-        assert!(!text.contains("hunter2"), "{text}");
-        assert!(text.contains(&fingerprint("hunter2-password")));
-        let config: ListenerConfig = serde_json::from_value(json!({
-            "id": "x",
-            "verification": {"type": "hmac", "algorithm": "sha256", "encoding": "hex", "header": "X-S", "secrets": ["s3cr3t-value"]}
-        }))
-        .unwrap();
-        let text = redacted_settings(&config).to_string();
-        assert!(!text.contains("s3cr3t-value"), "{text}");
-    }
 
     const KEY_A: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
     const KEY_B: &str = "ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA=";
@@ -482,7 +420,7 @@ mod tests {
             .enumerate()
             .map(|(index, verification)| StoredListener {
                 config: serde_json::from_value(json!({
-                    "id": format!("l{index}"), "public_id": random_token(), "verification": verification
+                    "id": format!("l{index}"), "public_id": uuid::Uuid::new_v4().simple().to_string(), "verification": verification
                 }))
                 .unwrap(),
                 created_at: "2024-01-01T00:00:00.000Z".into(),

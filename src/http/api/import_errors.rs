@@ -11,10 +11,10 @@ use actix_web::web::{self, Bytes};
 use actix_web::{HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 
-use super::api::{authorize, parse_json, ApiError, ApiResult};
-use super::AppState;
+use super::auth::{authorize, parse_json, ApiError, ApiResult};
 use crate::config::KafkaSettings;
-use crate::errors::{
+use crate::http::state::AppState;
+use crate::import_errors::{
     find_retry_data, republish, ErrorEntry, ErrorsStore, Republish, RetryData, RetryLookup, RETRY_LOOKUP_BATCH,
 };
 use crate::pipeline::{rfc3339_millis, unix_millis_now};

@@ -1,0 +1,128 @@
+//! What every `/api/v1` handler shares: the bearer-token check, the error type and its one
+//! mapping to an HTTP answer, and reading a JSON body.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::web::Bytes;
+use actix_web::{HttpRequest, HttpResponse, ResponseError};
+use serde_json::{json, Value};
+use subtle::ConstantTimeEq;
+
+use crate::http::state::AppState;
+
+/// An API error: status, message, and the offending field when there is one.
+#[derive(Debug)]
+pub struct ApiError {
+    /// The HTTP status.
+    pub status: StatusCode,
+    message: String,
+    field: Option<String>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            message: message.into(),
+            field: None,
+        }
+    }
+
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> ApiError {
+        let field = field.into();
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            message: format!("{field}: {}", message.into()),
+            field: Some(field),
+        }
+    }
+
+    pub fn not_found(what: &str) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, format!("{what} not found"))
+    }
+
+    pub fn storage(error: String) -> ApiError {
+        tracing::warn!(%error, "state topic write failed");
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "storage unavailable; retry later")
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut body = json!({ "error": self.message });
+        if let Some(field) = &self.field {
+            body["field"] = json!(field);
+        }
+        let mut response = HttpResponse::build(self.status);
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        }
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            response.insert_header((header::RETRY_AFTER, "5"));
+        }
+        response.json(body)
+    }
+}
+
+pub type ApiResult = Result<HttpResponse, ApiError>;
+
+/// Checks the bearer token in constant time.
+pub fn authorize(request: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
+    let Some(token) = &state.settings.server.admin_token else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "management API disabled: set server.admin_token",
+        ));
+    };
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(bearer_token)
+        .unwrap_or_default();
+    if bool::from(presented.as_bytes().ct_eq(token.expose().as_bytes())) && !presented.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::new(StatusCode::UNAUTHORIZED, "missing or wrong bearer token"))
+    }
+}
+
+/// The token of an `Authorization: Bearer <token>` value. The scheme is case-insensitive
+/// (RFC 7235 §2.1) and may be followed by more than one space.
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim_start_matches(' '))
+}
+
+pub fn parse_json(body: &Bytes) -> Result<Value, ApiError> {
+    if body.is_empty() {
+        return Ok(json!({}));
+    }
+    serde_json::from_slice(body).map_err(|error| ApiError::invalid("body", format!("invalid JSON: {error}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer_token;
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        for value in ["Bearer t0k", "bearer t0k", "BEARER t0k", "bEaReR   t0k", " Bearer t0k "] {
+            assert_eq!(bearer_token(value), Some("t0k"), "{value:?}");
+        }
+        for value in ["Basic t0k", "Bearert0k", "t0k", ""] {
+            assert_eq!(bearer_token(value), None, "{value:?}");
+        }
+    }
+}

@@ -1,0 +1,45 @@
+//! The state every HTTP thread shares: what the receiver, the management API and the
+//! operations endpoints read.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::Settings;
+use crate::kafka::producer::PageProducer;
+use crate::listener::Registry;
+use crate::pipeline::debug::DebugRecorder;
+use crate::pipeline::rate_limit::bucket::{LeakyBucket, SharedClock};
+use crate::shared_state::SharedState;
+
+/// State shared by every HTTP thread.
+pub struct AppState {
+    /// Listeners by public id.
+    pub registry: Arc<Registry>,
+    /// Requests being processed now.
+    pub in_flight: AtomicUsize,
+    /// Cap on `in_flight`.
+    pub max_in_flight: usize,
+    /// Body read deadline.
+    pub body_read_timeout: Duration,
+    /// Chain deadline.
+    pub request_timeout: Duration,
+    /// Base URL senders use.
+    pub external_base_url: String,
+    /// Whether Kafka answered recently.
+    pub kafka_reachable: Arc<AtomicBool>,
+    /// The debug recorder.
+    pub debug: actix::Addr<DebugRecorder>,
+    /// State shared with the other instances through Kafka.
+    pub shared: Arc<SharedState>,
+    /// The whole configuration.
+    pub settings: Arc<Settings>,
+    /// The producer (for its queue depth).
+    pub producer: PageProducer,
+    /// Kafka bootstrap servers (to create topics of listeners added through the API).
+    pub bootstrap: String,
+    /// Clock of the rate limiter.
+    pub clock: SharedClock,
+    /// The instance's bucket, if `server.global_rate_limit` is set.
+    pub global_bucket: Option<Arc<LeakyBucket>>,
+}
