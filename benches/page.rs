@@ -11,7 +11,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use serde_json::Value;
 
 use hookpipe::config::Settings;
-use hookpipe::listener::Listener;
+use hookpipe::pipeline::listener::Listener;
 use hookpipe::pipeline::page::default_trace_key;
 use hookpipe::pipeline::page::pager::{serialize_page, Pager};
 use hookpipe::pipeline::parse::records::Record;

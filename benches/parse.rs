@@ -12,7 +12,8 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
-use hookpipe::pipeline::parse::records::{parse_records, ParseLimits, ResourcePath};
+use hookpipe::config::resource_path::ResourcePath;
+use hookpipe::pipeline::parse::records::{parse_records, ParseLimits};
 
 struct Case {
     name: &'static str,

@@ -18,7 +18,8 @@ use serde_json::json;
 use sha1::Sha1;
 use sha2::{Sha256, Sha512};
 
-use hookpipe::pipeline::verify::scheme::{VerificationConfig, Verifier, VerifyRequest};
+use hookpipe::config::verification::VerificationConfig;
+use hookpipe::pipeline::verify::scheme::{Verifier, VerifyRequest};
 
 /// Fixed clock: every timestamped scheme signs this instant.
 const NOW: i64 = 1_700_000_000;

@@ -7,7 +7,7 @@ use sha2::{Digest, Sha256};
 use actix_web::web::Bytes;
 
 use crate::config::ListenerConfig;
-use crate::listener::Listener;
+use crate::pipeline::listener::Listener;
 
 /// Headers whose values never leave the process in a response template, a capture or a log.
 pub const SENSITIVE_HEADERS: &[&str] = &[

@@ -17,7 +17,7 @@ use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
 use ring::rand::{SecureRandom, SystemRandom};
 use sha2::{Digest, Sha256};
 
-use crate::pipeline::verify::scheme::Secret;
+use crate::secret::Secret;
 
 /// Prefix of a sealed value (format version 1).
 pub const SEALED_PREFIX: &str = "enc:v1:";

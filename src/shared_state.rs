@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{ListenerConfig, Settings};
 use crate::kafka::state::{LogTopic, StateTopic};
-use crate::listener::Registry;
+use crate::pipeline::listener::Registry;
 use crate::pipeline::unix_millis_now;
 use crate::secrets_at_rest::{Keyring, Sealing, SecretsError};
 use crate::telemetry::METRICS;
@@ -386,7 +386,7 @@ pub fn apply_debug_windows(shared: &SharedState, registry: &Registry) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pipeline::verify::scheme::Secret;
+    use crate::secret::Secret;
     use serde_json::json;
 
     const KEY_A: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";

@@ -6,7 +6,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{request, settings, spawn_app, Broker, Response, TestApp};
-use hookpipe::pipeline::verify::scheme::Secret;
+use hookpipe::secret::Secret;
 use serde_json::{json, Value};
 
 const TOKEN: &str = "admin-token-0123456789";

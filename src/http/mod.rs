@@ -16,8 +16,8 @@ use actix_web::{web, App, HttpServer};
 
 use crate::config::Settings;
 use crate::kafka::producer::PageProducer;
-use crate::listener::Registry;
 use crate::pipeline::debug::DebugRecorder;
+use crate::pipeline::listener::Registry;
 use crate::pipeline::parse::records::ParseLimits;
 use crate::pipeline::rate_limit::bucket::{LeakyBucket, SharedClock};
 use crate::pipeline::{Chain, ChainSettings};

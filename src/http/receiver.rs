@@ -14,9 +14,9 @@ use tracing::Instrument;
 
 use super::decode;
 use crate::http::state::AppState;
-use crate::ingest_error::IngestError;
-use crate::listener::Listener;
 use crate::pipeline::debug::Capture;
+use crate::pipeline::ingest_error::IngestError;
+use crate::pipeline::listener::Listener;
 use crate::pipeline::{rfc3339_millis, unix_millis_now, Accepted, Chain, Ingest, Webhook};
 use crate::redact::{redacted_body, redacted_headers, redacted_query, SENSITIVE_HEADERS};
 use crate::shared_state::{DEBUG_BODY_LIMIT, SAMPLE_BODY_LIMIT, SAMPLE_RECORDS_LIMIT};

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use crate::config::Settings;
 use crate::kafka::producer::PageProducer;
-use crate::listener::Registry;
 use crate::pipeline::debug::DebugRecorder;
+use crate::pipeline::listener::Registry;
 use crate::pipeline::rate_limit::bucket::{LeakyBucket, SharedClock};
 use crate::shared_state::SharedState;
 

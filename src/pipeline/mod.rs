@@ -7,6 +7,8 @@
 //! in-flight cap sheds load with 503 before any queue can grow without bound.
 
 pub mod debug;
+pub mod ingest_error;
+pub mod listener;
 pub mod page;
 pub mod parse;
 pub mod rate_limit;
@@ -21,9 +23,9 @@ use actix_web::http::header::HeaderMap;
 use actix_web::web::Bytes;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::ingest_error::IngestError;
 use crate::kafka::producer::PageProducer;
-use crate::listener::Listener;
+use crate::pipeline::ingest_error::IngestError;
+use crate::pipeline::listener::Listener;
 use crate::pipeline::rate_limit::bucket::SharedClock;
 use crate::telemetry::METRICS;
 

@@ -13,7 +13,7 @@ use actix::prelude::*;
 use futures_util::future::join;
 
 use crate::kafka::producer::{OutgoingMessage, PageProducer, PublishError};
-use crate::listener::Listener;
+use crate::pipeline::listener::Listener;
 use crate::pipeline::Admitted;
 use crate::telemetry::METRICS;
 

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use super::auth::{authorize, parse_json, ApiError, ApiResult};
 use crate::config::ListenerConfig;
 use crate::http::state::AppState;
-use crate::listener::{Listener, Source};
+use crate::pipeline::listener::{Listener, Source};
 use crate::pipeline::{rfc3339_millis, unix_millis_now};
 use crate::redact::{fingerprint, redacted_settings, secret_field};
 use crate::shared_state::{PutListenerError, StoredListener};

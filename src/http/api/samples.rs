@@ -121,7 +121,7 @@ pub(super) async fn send_mock(
     let outcome = match tokio::time::timeout(state.request_timeout, chain.entry.forward(message)).await {
         Ok(Ok(outcome)) => outcome,
         Ok(Err(error)) => Err(error),
-        Err(_) => Err(crate::ingest_error::IngestError::Deadline),
+        Err(_) => Err(crate::pipeline::ingest_error::IngestError::Deadline),
     };
     match outcome {
         Ok(accepted) => Ok(HttpResponse::Ok().json(json!({

@@ -12,9 +12,9 @@ use futures_util::future::join_all;
 use sha2::{Digest, Sha256};
 use tokio::sync::oneshot;
 
-use crate::ingest_error::IngestError;
 use crate::kafka::producer::PublishError;
-use crate::listener::Listener;
+use crate::pipeline::ingest_error::IngestError;
+use crate::pipeline::listener::Listener;
 use crate::pipeline::parse::records::Record;
 use crate::pipeline::retry_store::{PublishPage, RetryStoreActor};
 use crate::pipeline::{rfc3339_millis, Admitted, Stage};

@@ -8,7 +8,7 @@ pub mod xml;
 use actix::prelude::*;
 use actix_web::http::header::CONTENT_TYPE;
 
-use crate::ingest_error::IngestError;
+use crate::pipeline::ingest_error::IngestError;
 use crate::pipeline::page::{PageActor, Paginate};
 use crate::pipeline::{Accepted, Admitted, Ingest, Outcome, Stage};
 use records::{detect_format, parse_records, ParseError, ParseLimits, Record};

@@ -20,6 +20,8 @@
 //! (without its `unbounded_depth` feature) refuses a 128th nested container.
 //! XML element nesting honours `max_depth` up to [`XML_DEPTH_CEILING`].
 
+use crate::config::body_format::BodyFormat;
+use crate::config::resource_path::ResourcePath;
 use std::borrow::Cow;
 
 use encoding_rs::{Encoding, REPLACEMENT, UTF_16BE, UTF_16LE, UTF_8};
@@ -60,67 +62,6 @@ impl Default for ParseLimits {
         ParseLimits {
             max_depth: 128,
             max_form_fields: 1000,
-        }
-    }
-}
-
-/// A dot-separated path like `data.items` or `shipments.shipment`; numeric segments index JSON arrays.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ResourcePath(String);
-
-impl ResourcePath {
-    /// Parses a path, rejecting an empty path and empty segments (`a..b`, `.a`, `a.`).
-    pub fn parse(s: &str) -> Result<ResourcePath, String> {
-        if s.is_empty() {
-            return Err("resource path is empty".to_owned());
-        }
-        if s.split('.').any(str::is_empty) {
-            return Err(format!("resource path \"{s}\" has an empty segment"));
-        }
-        Ok(ResourcePath(s.to_owned()))
-    }
-
-    /// The path as written.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// The path's segments, in order; never empty, no segment is empty.
-    pub fn segments(&self) -> impl Iterator<Item = &str> {
-        self.0.split('.')
-    }
-
-    /// The path up to and including segment `index`, for error messages.
-    pub(crate) fn prefix(&self, index: usize) -> &str {
-        let end = self.0.match_indices('.').nth(index).map_or(self.0.len(), |(at, _)| at);
-        &self.0[..end]
-    }
-}
-
-impl std::fmt::Display for ResourcePath {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// The body formats hookpipe accepts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BodyFormat {
-    /// `application/json`, `*/*+json`.
-    Json,
-    /// `application/xml`, `text/xml`, `*/*+xml`.
-    Xml,
-    /// `application/x-www-form-urlencoded`.
-    Form,
-}
-
-impl BodyFormat {
-    /// Lower-case name for logs and metrics.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BodyFormat::Json => "json",
-            BodyFormat::Xml => "xml",
-            BodyFormat::Form => "form",
         }
     }
 }

@@ -40,7 +40,8 @@ use quick_xml::reader::Reader;
 use quick_xml::XmlVersion;
 use serde_json::{Map, Value};
 
-use super::records::{echo, ParseError, ResourcePath};
+use super::records::{echo, ParseError};
+use crate::config::resource_path::ResourcePath;
 
 /// How an open element relates to the resource path.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -383,8 +384,9 @@ pub(crate) fn parse_xml(text: &str, path: Option<&ResourcePath>, max_depth: usiz
 #[cfg(test)]
 mod tests {
     use super::super::records::tests::values;
-    use super::super::records::{parse_records, ParseLimits, ResourcePath};
+    use super::super::records::{parse_records, ParseLimits};
     use super::*;
+    use crate::config::resource_path::ResourcePath;
     use proptest::prelude::*;
     use serde_json::json;
 

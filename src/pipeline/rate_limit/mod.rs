@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 
-use crate::ingest_error::IngestError;
+use crate::pipeline::ingest_error::IngestError;
 use crate::pipeline::parse::ParseActor;
 use crate::pipeline::{Admitted, Ingest, Outcome, Stage};
 use bucket::{LeakyBucket, SharedClock};

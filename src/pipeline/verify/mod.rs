@@ -8,7 +8,7 @@ pub mod scheme;
 use actix::prelude::*;
 use actix_web::http::header::HeaderMap;
 
-use crate::ingest_error::IngestError;
+use crate::pipeline::ingest_error::IngestError;
 use crate::pipeline::rate_limit::RateLimitActor;
 use crate::pipeline::{Accepted, Admitted, Ingest, Outcome, Stage};
 use scheme::{HeaderSource, VerifyRequest};

@@ -1,7 +1,8 @@
 //! Provider presets, each expressed as a [`RecipeConfig`] so the recipe engine is the only signature code.
 
-use super::recipe::{FallbackSignature, RecipeConfig, SecretEncoding, SignatureList, TimestampFormat};
-use super::scheme::{HmacAlgorithm, Secret, SigEncoding};
+use crate::config::recipe::{FallbackSignature, RecipeConfig, SecretEncoding, SignatureList, TimestampFormat};
+use crate::config::recipe::{HmacAlgorithm, SigEncoding};
+use crate::secret::Secret;
 
 fn base(
     algorithm: HmacAlgorithm,
@@ -175,8 +176,10 @@ pub fn twilio(auth_tokens: &[Secret]) -> RecipeConfig {
 #[cfg(test)]
 mod tests {
     use super::super::recipe::tests::{b64, headers, hex, mac, request};
-    use super::super::scheme::{Secret, VerificationConfig, Verifier, VerifyError, VerifyRequest};
+    use super::super::scheme::{Verifier, VerifyError, VerifyRequest};
     use super::*;
+    use crate::config::verification::VerificationConfig;
+    use crate::secret::Secret;
     use proptest::prelude::*;
 
     fn secrets(list: &[&str]) -> Vec<Secret> {

@@ -7,8 +7,10 @@ use std::sync::{Arc, RwLock};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+use crate::config::body_format::BodyFormat;
+use crate::config::resource_path::ResourcePath;
 use crate::config::{response_content_type, ListenerConfig, Settings};
-use crate::pipeline::parse::records::{BodyFormat, Record, ResourcePath};
+use crate::pipeline::parse::records::Record;
 use crate::pipeline::rate_limit::bucket::LeakyBucket;
 use crate::pipeline::verify::scheme::Verifier;
 use crate::templates::TemplateSet;

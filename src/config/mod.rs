@@ -5,10 +5,16 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
 
+pub mod body_format;
+pub mod recipe;
+pub mod resource_path;
+pub mod verification;
+
 use serde::{Deserialize, Serialize};
 
-use crate::pipeline::parse::records::ResourcePath;
-use crate::pipeline::verify::scheme::VerificationConfig;
+use crate::secret::Secret;
+use resource_path::ResourcePath;
+use verification::VerificationConfig;
 
 /// Prefix of environment variables that override configuration keys.
 pub const ENV_PREFIX: &str = "HOOKPIPE_";
@@ -50,7 +56,7 @@ pub struct ServerSettings {
     /// Key from which stable, unguessable public ids are derived for listeners without an
     /// explicit `public_id`. Keep it secret: whoever knows it can compute the public URLs.
     #[serde(default)]
-    pub public_id_secret: Option<crate::pipeline::verify::scheme::Secret>,
+    pub public_id_secret: Option<Secret>,
     /// HTTP threads (actix calls them workers; not import workers); 0 means one per core.
     #[serde(default)]
     pub workers: usize,
@@ -71,7 +77,7 @@ pub struct ServerSettings {
     pub shutdown_timeout_secs: u64,
     /// Bearer token of the management API (`/api/v1`); unset, the API is off.
     #[serde(default)]
-    pub admin_token: Option<crate::pipeline::verify::scheme::Secret>,
+    pub admin_token: Option<Secret>,
     /// Name of this instance in debug captures; default `<hostname>:<port>`.
     #[serde(default)]
     pub instance_id: Option<String>,
@@ -82,10 +88,10 @@ pub struct ServerSettings {
     /// of 32 random bytes. Unset with the embedded cluster: an ephemeral key is generated. Unset
     /// with real brokers: API writes carrying secrets are refused (409).
     #[serde(default)]
-    pub secrets_key: Option<crate::pipeline::verify::scheme::Secret>,
+    pub secrets_key: Option<Secret>,
     /// Former `secrets_key`s, used only to open values sealed before a rotation.
     #[serde(default)]
-    pub previous_secrets_keys: Vec<crate::pipeline::verify::scheme::Secret>,
+    pub previous_secrets_keys: Vec<Secret>,
 }
 
 impl Default for ServerSettings {
@@ -402,14 +408,14 @@ pub enum TargetAuth {
     /// `Authorization: Bearer <token>`.
     Bearer {
         /// The token.
-        token: crate::pipeline::verify::scheme::Secret,
+        token: Secret,
     },
     /// `Authorization: Basic …`.
     Basic {
         /// User name.
         username: String,
         /// Password.
-        password: crate::pipeline::verify::scheme::Secret,
+        password: Secret,
     },
 }
 
