@@ -3,8 +3,8 @@
 //! counted and printed); SIGTERM finishes the page in hand and commits; workers joining and
 //! leaving the group lose nothing.
 
-mod common;
-mod worker_support;
+use crate::helpers as common;
+use crate::helpers::target as worker_support;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;

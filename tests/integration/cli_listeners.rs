@@ -1,7 +1,7 @@
 //! `hookpipe listeners …` against a real server (port 0, real Tansu broker): the management CLI
 //! end to end, and its error paths (wrong token, API disabled, server unreachable).
 
-mod common;
+use crate::helpers as common;
 
 use std::process::Command;
 use std::time::{Duration, Instant};

@@ -1,6 +1,6 @@
 //! Every malformed or unacceptable request gets a clear 4xx and leaves nothing in Kafka.
 
-mod common;
+use crate::helpers as common;
 
 use common::{request, settings, spawn_app, Broker};
 

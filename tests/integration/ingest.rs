@@ -1,7 +1,7 @@
 //! The ingestion pipeline end to end against a real broker (Tansu): what is posted is what
 //! lands in Kafka, paged, keyed and traced as documented.
 
-mod common;
+use crate::helpers as common;
 
 use common::{all_data, request, settings, spawn_app, Broker};
 use serde_json::json;

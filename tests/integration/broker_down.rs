@@ -1,7 +1,7 @@
 //! Kafka unavailable: 503 with Retry-After, then 2xx once it is back, and every record that
 //! was answered 2xx is in Kafka exactly once. Uses librdkafka's mock cluster for the fault.
 
-mod common;
+use crate::helpers as common;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};

@@ -1,7 +1,7 @@
 //! The management API over the real server and broker: listeners, URLs, secrets, samples,
 //! mock output, debug windows — and two instances sharing all of it through Kafka.
 
-mod common;
+use crate::helpers as common;
 
 use std::time::{Duration, Instant};
 

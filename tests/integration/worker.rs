@@ -3,8 +3,8 @@
 //! errors, retry through the API and the CLI, auto-resolution by trace key, and listeners that
 //! store no retry data.
 
-mod common;
-mod worker_support;
+use crate::helpers as common;
+use crate::helpers::target as worker_support;
 
 use std::collections::HashMap;
 use std::process::Command;

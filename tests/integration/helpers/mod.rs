@@ -2,6 +2,8 @@
 //! reader of what landed in Kafka.
 #![allow(dead_code)]
 
+pub mod target;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;

@@ -2,7 +2,7 @@
 //! the embedded mock cluster: read-your-writes, convergence between instances, late joiners,
 //! the log's per-key cap, and durability across a broker restart.
 
-mod common;
+use crate::helpers as common;
 
 use std::future::Future;
 use std::sync::Arc;

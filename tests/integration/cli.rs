@@ -1,7 +1,7 @@
 //! The `hookpipe` binary as a newcomer uses it: check-config, serve on the embedded default,
 //! tail, and a graceful SIGTERM.
 
-mod common;
+use crate::helpers as common;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};

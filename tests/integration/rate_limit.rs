@@ -1,7 +1,7 @@
 //! Leaky buckets per listener and per instance, driven by an injected clock: exact counts,
 //! 429 with Retry-After, nothing published for limited requests.
 
-mod common;
+use crate::helpers as common;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! Hostile input at the edge: compression bombs, header floods, in-flight caps, and canary
 //! secrets that must appear nowhere in logs or error bodies.
 
-mod common;
+use crate::helpers as common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Command, Stdio};

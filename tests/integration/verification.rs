@@ -1,7 +1,7 @@
 //! Every verification type against the running server and a real broker: the right request
 //! is accepted, wrong ones get 401 (or 404 for URL tokens), and nothing rejected reaches Kafka.
 
-mod common;
+use crate::helpers as common;
 
 use base64::Engine;
 use common::{request, spawn_app, Response, TestApp};

@@ -1,0 +1,20 @@
+//! The integration tests: ONE test binary (linking actix and librdkafka once, not once per
+//! file), one module per area, the shared harness in `helpers`. Each test starts its own Tansu
+//! broker and its own server on port 0; `scripts/test.sh` runs them with nextest, which gives
+//! every test its own process, so process-global state (the metrics registry) is never shared
+//! between tests.
+
+mod helpers;
+
+mod api;
+mod bad_input;
+mod broker_down;
+mod cli;
+mod cli_listeners;
+mod hostile;
+mod ingest;
+mod rate_limit;
+mod state_topic;
+mod verification;
+mod worker;
+mod worker_crash;
