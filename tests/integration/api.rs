@@ -1,13 +1,15 @@
 //! The management API over the real server and broker: listeners, URLs, secrets, samples,
 //! mock output, debug windows — and two instances sharing all of it through Kafka.
 
-use crate::helpers as common;
-
 use std::time::{Duration, Instant};
 
-use common::{request, settings, spawn_app, Broker, Response, TestApp};
 use hookpipe::secret::Secret;
 use serde_json::{json, Value};
+
+use crate::helpers::app::{settings, spawn_app, TestApp, TEST_SECRETS_KEY};
+use crate::helpers::broker::Broker;
+use crate::helpers::http::{request, Response};
+use crate::helpers::signing::hmac_sha256_hex;
 
 const TOKEN: &str = "admin-token-0123456789";
 
@@ -167,7 +169,7 @@ fn listeners_crud_with_validation_and_write_only_secrets() {
     );
 
     // It serves webhooks with its secret.
-    let sign = |secret: &str, body: &[u8]| common::hmac_sha256_hex(secret.as_bytes(), body);
+    let sign = |secret: &str, body: &[u8]| hmac_sha256_hex(secret.as_bytes(), body);
     let body = br#"{"items":[{"sku":"A"},{"sku":"B"}]}"#;
     let post = |path: &str, secret: &str| {
         request(
@@ -477,7 +479,7 @@ capacity = 4
 refill_per_sec = 1
 "#;
     let app = spawn_app(settings(&config(extra), &broker.bootstrap), &broker.bootstrap);
-    let sign = |body: &[u8]| common::hmac_sha256_hex(b"metrics-secret", body);
+    let sign = |body: &[u8]| hmac_sha256_hex(b"metrics-secret", body);
     let path = app.hook_path("m");
     let send = |body: &[u8], signature: &str| {
         request(
@@ -492,7 +494,7 @@ refill_per_sec = 1
     let two = br#"[{"a":1},{"a":2}]"#;
     assert_eq!(send(two, &sign(two)), 204);
     assert_eq!(send(b"{}", &sign(b"{}")), 204);
-    let forged = common::hmac_sha256_hex(b"not-the-secret", b"{}");
+    let forged = hmac_sha256_hex(b"not-the-secret", b"{}");
     assert_eq!(send(b"{}", &forged), 401);
     assert_eq!(send(b"{oops", &sign(b"{oops")), 400);
     assert_eq!(send(b"{}", &sign(b"{}")), 204);
@@ -603,7 +605,7 @@ fn key_id_of(key: &str) -> String {
 
 fn signed_post(app: &TestApp, path: &str, secret: &str) -> u16 {
     let body = br#"{"order":1}"#;
-    let signature = common::hmac_sha256_hex(secret.as_bytes(), body);
+    let signature = hmac_sha256_hex(secret.as_bytes(), body);
     request(
         app.addr,
         "POST",
@@ -710,7 +712,7 @@ fn listener_secrets_are_sealed_at_rest_and_survive_a_key_rotation() {
             );
         }
     }
-    let old_key_id = key_id_of(common::TEST_SECRETS_KEY);
+    let old_key_id = key_id_of(TEST_SECRETS_KEY);
     assert!(
         stored_definition(&app, "sealed").contains(&format!("enc:v1:{old_key_id}:")),
         "sealed under the configured key"
@@ -721,7 +723,7 @@ fn listener_secrets_are_sealed_at_rest_and_survive_a_key_rotation() {
     // server resealed it under the new key at start.
     let mut rotated = settings(&config(""), &broker.bootstrap);
     rotated.server.secrets_key = Some(Secret::new(ROTATED_SECRETS_KEY));
-    rotated.server.previous_secrets_keys = vec![Secret::new(common::TEST_SECRETS_KEY)];
+    rotated.server.previous_secrets_keys = vec![Secret::new(TEST_SECRETS_KEY)];
     let app = spawn_app(rotated, &broker.bootstrap);
     assert_eq!(signed_post(&app, &path, CANARY), 204);
     assert_eq!(signed_post(&app, &path, "not-the-secret"), 401);
@@ -820,7 +822,7 @@ fn clear_definitions_are_read_and_resealed_and_without_a_key_secrets_are_refused
     let definition = stored_definition(&app, "legacy");
     assert!(!definition.contains("legacy-clear-secret"), "{definition}");
     assert!(
-        definition.contains(&format!("enc:v1:{}:", key_id_of(common::TEST_SECRETS_KEY))),
+        definition.contains(&format!("enc:v1:{}:", key_id_of(TEST_SECRETS_KEY))),
         "{definition}"
     );
     assert_eq!(signed_post(&app, legacy_path, "legacy-clear-secret-123"), 204);

@@ -1,8 +1,8 @@
 //! Every malformed or unacceptable request gets a clear 4xx and leaves nothing in Kafka.
 
-use crate::helpers as common;
-
-use common::{request, settings, spawn_app, Broker};
+use crate::helpers::app::{all_data, settings, spawn_app};
+use crate::helpers::broker::Broker;
+use crate::helpers::http::{read_response, request};
 
 const CONFIG: &str = r#"
 [pipeline]
@@ -228,7 +228,7 @@ fn bad_requests_get_clear_4xx_and_publish_nothing() {
         let _ = stream.write_all(&chunk);
         let _ = stream.write_all(b"\r\n");
     }
-    let response = common::read_response(&mut stream);
+    let response = read_response(&mut stream);
     assert_eq!(response.status, 413, "{}", response.text());
 
     // Wrong methods.
@@ -249,7 +249,7 @@ fn bad_requests_get_clear_4xx_and_publish_nothing() {
     assert_eq!(response.status, 204, "{}", response.text());
     let pages = app.read_pages(1);
     assert_eq!(pages.len(), 1, "only the good request published: {pages:?}");
-    assert_eq!(common::all_data(&pages), vec![serde_json::json!({"good": true})]);
+    assert_eq!(all_data(&pages), vec![serde_json::json!({"good": true})]);
 
     // And the server is still healthy.
     assert_eq!(request(app.addr, "GET", "/healthz", &[], b"").status, 200);
@@ -268,7 +268,7 @@ fn slow_senders_get_408() {
     );
     stream.write_all(head.as_bytes()).unwrap();
     // Never send the rest.
-    let response = common::read_response(&mut stream);
+    let response = read_response(&mut stream);
     assert_eq!(response.status, 408, "{}", response.text());
     assert_eq!(response.header("connection"), Some("close"));
 }
@@ -296,7 +296,7 @@ fn endless_chunked_body(addr: std::net::SocketAddr, path: &str, chunk_every: std
             std::thread::sleep(chunk_every);
         }
     });
-    let response = common::read_response(&mut stream);
+    let response = read_response(&mut stream);
     stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let mut rest = [0u8; 1024];
     let closed = loop {

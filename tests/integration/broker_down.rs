@@ -1,14 +1,13 @@
 //! Kafka unavailable: 503 with Retry-After, then 2xx once it is back, and every record that
 //! was answered 2xx is in Kafka exactly once. Uses librdkafka's mock cluster for the fault.
 
-use crate::helpers as common;
-
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use common::{spawn_app, TestApp};
 use hookpipe::config::Settings;
 use hookpipe::kafka::embedded::EmbeddedCluster;
+
+use crate::helpers::app::{spawn_app, TestApp};
 
 fn post(app: &TestApp, seq: usize) -> u16 {
     let response = app.post("plain", "application/json", format!("{{\"seq\":{seq}}}").as_bytes());

@@ -1,13 +1,13 @@
 //! The `hookpipe` binary as a newcomer uses it: check-config, serve on the embedded default,
 //! tail, and a graceful SIGTERM.
 
-use crate::helpers as common;
-
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{free_port, request};
+use crate::helpers::broker::free_port;
+use crate::helpers::http::request;
+use crate::helpers::process::ChildGuard;
 
 const BIN: &str = env!("CARGO_BIN_EXE_hookpipe");
 
@@ -68,7 +68,7 @@ status = 302
 #[test]
 fn serve_on_the_embedded_default_prints_urls_and_tail_shows_pages() {
     let port = free_port();
-    let mut serve = common::ChildGuard(
+    let mut serve = ChildGuard(
         Command::new(BIN)
             .args(["serve", "--config", "config/hookpipe.toml"])
             .env("HOOKPIPE_SERVER__LISTEN", format!("127.0.0.1:{port}"))

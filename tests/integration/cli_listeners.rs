@@ -1,14 +1,14 @@
 //! `hookpipe listeners …` against a real server (port 0, real Tansu broker): the management CLI
 //! end to end, and its error paths (wrong token, API disabled, server unreachable).
 
-use crate::helpers as common;
-
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use common::{free_port, request, settings, spawn_app, Broker};
+use crate::helpers::app::{settings, spawn_app};
+use crate::helpers::broker::{free_port, Broker};
+use crate::helpers::http::request;
 
 const BIN: &str = env!("CARGO_BIN_EXE_hookpipe");
 const ADMIN_TOKEN: &str = "cli-test-admin-token-0123456789";

@@ -1,16 +1,19 @@
 //! Hostile input at the edge: compression bombs, header floods, in-flight caps, and canary
 //! secrets that must appear nowhere in logs or error bodies.
 
-use crate::helpers as common;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use base64::Engine;
-use common::{free_port, request, settings, spawn_app, Broker};
 use flate2::write::GzEncoder;
 use flate2::Compression;
+
+use crate::helpers::app::{settings, spawn_app};
+use crate::helpers::broker::{free_port, Broker};
+use crate::helpers::http::{read_response, request};
+use crate::helpers::process::ChildGuard;
+use crate::helpers::signing::hmac_sha256_hex;
 
 fn gzip(data: &[u8]) -> Vec<u8> {
     let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
@@ -52,7 +55,7 @@ fn compressed_bodies_are_decoded_within_the_limit() {
     assert_eq!(response.status, 204, "{}", response.text());
 
     // Signatures cover the decoded payload.
-    let signature = common::hmac_sha256_hex(b"gzip-secret", body);
+    let signature = hmac_sha256_hex(b"gzip-secret", body);
     let response = request(
         app.addr,
         "POST",
@@ -132,7 +135,7 @@ fn header_floods_are_refused() {
     // A request line that is not HTTP: 400 from actix-http, likewise without id or body.
     let mut stream = std::net::TcpStream::connect(app.addr).unwrap();
     std::io::Write::write_all(&mut stream, b"POST /hooks/x y z HTTP/1.1\r\nHost: h\r\n\r\n").unwrap();
-    let response = common::read_response(&mut stream);
+    let response = read_response(&mut stream);
     assert_eq!(response.status, 400, "bad request line");
     assert_eq!(response.header("x-request-id"), None);
     assert!(response.body.is_empty(), "{}", response.text());
@@ -176,7 +179,7 @@ id = "slow"
     assert_eq!(shed.header("retry-after"), Some("1"));
     for stream in &mut slow {
         stream.write_all(b"1}  ").unwrap();
-        let response = common::read_response(stream);
+        let response = read_response(stream);
         assert_eq!(response.status, 204, "{}", response.text());
     }
     // Capacity is back once they finished.
@@ -251,7 +254,7 @@ secrets = ["{stripe}"]
         ),
     )
     .unwrap();
-    let mut serve = common::ChildGuard(
+    let mut serve = ChildGuard(
         Command::new(env!("CARGO_BIN_EXE_hookpipe"))
             .args(["serve", "--config"])
             .arg(&config_path)
@@ -302,7 +305,7 @@ secrets = ["{stripe}"]
     let basic_bad = format!("Basic {}", b64(&format!("u:{}x", CANARIES[0])));
     assert_eq!(send(&paths["basic"], &[("Authorization", &basic_good)], b"{}"), 204);
     assert_eq!(send(&paths["basic"], &[("Authorization", &basic_bad)], b"{}"), 401);
-    let signature = common::hmac_sha256_hex(CANARIES[1].as_bytes(), b"{}");
+    let signature = hmac_sha256_hex(CANARIES[1].as_bytes(), b"{}");
     assert_eq!(send(&paths["hmac"], &[("X-Signature", &signature)], b"{}"), 204);
     assert_eq!(send(&paths["hmac"], &[("X-Signature", CANARIES[1])], b"{}"), 401);
     assert_eq!(send(&format!("{}/{}", paths["url"], CANARIES[2]), &[], b"{}"), 204);

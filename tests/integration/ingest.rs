@@ -1,10 +1,11 @@
 //! The ingestion pipeline end to end against a real broker (Tansu): what is posted is what
 //! lands in Kafka, paged, keyed and traced as documented.
 
-use crate::helpers as common;
-
-use common::{all_data, request, settings, spawn_app, Broker};
 use serde_json::json;
+
+use crate::helpers::app::{all_data, settings, spawn_app, Page};
+use crate::helpers::broker::Broker;
+use crate::helpers::http::{read_response, request};
 
 const LISTENERS: &str = r#"
 [pipeline]
@@ -225,7 +226,7 @@ fn requests_on_different_workers_share_one_open_page() {
 /// Sends `requests` one-record requests to a server with `workers` workers so that they reach
 /// the page stage together, checks every record is published once with its request id, and
 /// returns the pages.
-fn publish_concurrently(workers: usize, requests: usize) -> Vec<common::Page> {
+fn publish_concurrently(workers: usize, requests: usize) -> Vec<Page> {
     let broker = Broker::start();
     let config = format!(
         r#"
@@ -263,15 +264,15 @@ id = "plain"
         stream.write_all(b"}").unwrap();
     }
     for stream in &mut streams {
-        assert_eq!(common::read_response(stream).status, 204);
+        assert_eq!(read_response(stream).status, 204);
     }
     // Fewer pages than requests are expected: read until the first, then until quiet.
-    let pages: Vec<common::Page> = app
+    let pages: Vec<Page> = app
         .reader("hookpipe.pages")
         .read(1, std::time::Duration::from_secs(30), std::time::Duration::from_secs(3))
         .unwrap()
         .into_iter()
-        .map(common::Page::from)
+        .map(Page::from)
         .collect();
     let total: usize = pages.iter().map(|p| p.records().len()).sum();
     assert_eq!(total, requests, "every record exactly once");

@@ -1,13 +1,15 @@
 //! Leaky buckets per listener and per instance, driven by an injected clock: exact counts,
 //! 429 with Retry-After, nothing published for limited requests.
 
-use crate::helpers as common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{settings, spawn_app_with_clock, Broker};
 use hookpipe::pipeline::rate_limit::bucket::ManualClock;
+
+use crate::helpers::app::{settings, spawn_app_with_clock};
+use crate::helpers::broker::Broker;
+use crate::helpers::http::request;
+use crate::helpers::signing::hmac_sha256_hex;
 
 #[test]
 fn listener_bucket_limits_bursts_and_refills_with_the_clock() {
@@ -114,9 +116,9 @@ refill_per_sec = 1
     let clock = Arc::new(ManualClock::default());
     let app = spawn_app_with_clock(settings(config, &broker.bootstrap), &broker.bootstrap, clock.clone());
     let body = br#"{"a":1}"#;
-    let signature = common::hmac_sha256_hex(b"rate-limit-test-secret", body);
+    let signature = hmac_sha256_hex(b"rate-limit-test-secret", body);
     let send = |signature: &str| {
-        common::request(
+        request(
             app.addr,
             "POST",
             &app.hook_path("signed"),

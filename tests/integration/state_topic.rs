@@ -2,16 +2,15 @@
 //! the embedded mock cluster: read-your-writes, convergence between instances, late joiners,
 //! the log's per-key cap, and durability across a broker restart.
 
-use crate::helpers as common;
-
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::Broker;
 use hookpipe::config::KafkaSettings;
 use hookpipe::kafka::embedded::EmbeddedCluster;
 use hookpipe::kafka::state::{LogTopic, StateTopic};
+
+use crate::helpers::broker::Broker;
 
 /// Every handle's mirror runs on its own thread, so a current-thread runtime is enough.
 fn block_on<F: Future>(future: F) -> F::Output {

@@ -1,13 +1,14 @@
 //! Every verification type against the running server and a real broker: the right request
 //! is accepted, wrong ones get 401 (or 404 for URL tokens), and nothing rejected reaches Kafka.
 
-use crate::helpers as common;
-
 use base64::Engine;
-use common::{request, spawn_app, Response, TestApp};
 use hmac::{Hmac, Mac};
 use serde_json::json;
 use sha2::Sha256;
+
+use crate::helpers::app::{spawn_app, TestApp};
+use crate::helpers::broker::Broker;
+use crate::helpers::http::{request, Response};
 
 const CONFIG: &str = r#"
 [server]
@@ -142,7 +143,7 @@ impl Checker<'_> {
 
 #[test]
 fn every_scheme_accepts_the_right_request_and_rejects_the_wrong_ones() {
-    let broker = common::Broker::start();
+    let broker = Broker::start();
     let settings = {
         let env = vec![("HOOKPIPE_KAFKA__BROKERS".to_string(), broker.bootstrap.clone())];
         hookpipe::config::Settings::from_toml_and_env(CONFIG, env).unwrap()

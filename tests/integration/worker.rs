@@ -3,17 +3,18 @@
 //! errors, retry through the API and the CLI, auto-resolution by trace key, and listeners that
 //! store no retry data.
 
-use crate::helpers as common;
-use crate::helpers::target as worker_support;
-
 use std::collections::HashMap;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{request, settings, spawn_app, Response, TestApp};
 use hookpipe::kafka::tail::{StartAt, TopicReader};
 use serde_json::{json, Value};
-use worker_support::{eventually, http_get, metric, times_seen, InProcessWorker, Received, Reply, TargetServer};
+
+use crate::helpers::app::{settings, spawn_app, TestApp};
+use crate::helpers::broker::Broker;
+use crate::helpers::http::{http_get, metric, request, Response};
+use crate::helpers::target::{times_seen, Received, Reply, TargetServer};
+use crate::helpers::worker::{eventually, InProcessWorker};
 
 const TOKEN: &str = "admin-token-0123456789";
 const BIN: &str = env!("CARGO_BIN_EXE_hookpipe");
@@ -111,7 +112,7 @@ fn kind(request: &Received) -> String {
 
 #[test]
 fn retries_5xx_and_429_imports_once_and_lists_a_permanent_4xx() {
-    let broker = common::Broker::start();
+    let broker = Broker::start();
     let target = TargetServer::start(|request, history| {
         let id = request.body["id"].as_str().unwrap_or_default();
         match kind(request).as_str() {
@@ -234,7 +235,7 @@ fn retries_5xx_and_429_imports_once_and_lists_a_permanent_4xx() {
 
 #[test]
 fn per_record_results_fail_only_the_rejected_records_of_a_page() {
-    let broker = common::Broker::start();
+    let broker = Broker::start();
     let target = TargetServer::start(|request, history| {
         let results: Vec<Value> = request
             .records()
@@ -331,7 +332,7 @@ fn cli(app: &TestApp, args: &[&str]) -> (i32, String, String) {
 
 #[test]
 fn retry_through_the_api_and_the_cli_imports_the_records_and_resolves_their_errors() {
-    let broker = common::Broker::start();
+    let broker = Broker::start();
     let target = TargetServer::start(|request, _| {
         if request.body["data"]["sku"] == "S-404" {
             Reply::json(404, json!({"error": "no such product"}))
@@ -455,7 +456,7 @@ fn retry_through_the_api_and_the_cli_imports_the_records_and_resolves_their_erro
 
 #[test]
 fn a_later_success_with_the_same_trace_key_resolves_the_error() {
-    let broker = common::Broker::start();
+    let broker = Broker::start();
     let target = TargetServer::start(|request, _| {
         if request.body["data"]["total"].as_i64().unwrap_or(0) < 0 {
             Reply::json(422, json!({"message": "total must not be negative"}))
@@ -486,7 +487,7 @@ fn a_later_success_with_the_same_trace_key_resolves_the_error() {
 
 #[test]
 fn without_retry_data_errors_are_listed_but_retry_is_refused_and_nothing_is_stored() {
-    let broker = common::Broker::start();
+    let broker = Broker::start();
     let target = TargetServer::start(|_, _| Reply::json(400, json!({"error": "rejected"})));
     let settings = settings(&config(&target.url(), "record", ""), &broker.bootstrap);
     let app = spawn_app(settings.clone(), &broker.bootstrap);
@@ -581,7 +582,7 @@ fn without_retry_data_errors_are_listed_but_retry_is_refused_and_nothing_is_stor
 
 #[test]
 fn the_file_target_appends_one_json_line_per_record() {
-    let broker = common::Broker::start();
+    let broker = Broker::start();
     let dir = std::env::temp_dir().join(format!("hookpipe-worker-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("orders.jsonl");
@@ -616,7 +617,7 @@ fn the_file_target_appends_one_json_line_per_record() {
 
 #[test]
 fn https_targets_are_verified_against_the_ca_file() {
-    let broker = common::Broker::start();
+    let broker = Broker::start();
     let target = TargetServer::start_tls(|_, _| Reply::status(200));
     // `orders` trusts the target's certificate; `private` uses the built-in roots, which do not
     // know a self-signed certificate: its record is not sent, it becomes an error.
@@ -662,7 +663,7 @@ fn https_targets_are_verified_against_the_ca_file() {
 #[test]
 fn a_token_in_the_body_is_redacted_everywhere_after_verification() {
     const CANARY: &str = "canary-body-token-5e6f7a8b9c";
-    let broker = common::Broker::start();
+    let broker = Broker::start();
     let target = TargetServer::start(|request, _| match kind(request).as_str() {
         "bad" => Reply::json(422, json!({"error": "rejected"})),
         _ => Reply::status(200),

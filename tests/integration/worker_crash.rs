@@ -3,18 +3,19 @@
 //! counted and printed); SIGTERM finishes the page in hand and commits; workers joining and
 //! leaving the group lose nothing.
 
-use crate::helpers as common;
-use crate::helpers::target as worker_support;
-
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{request, settings, spawn_app, Broker, TestApp};
 use serde_json::json;
-use worker_support::{eventually, http_get, metric, Reply, TargetServer};
+
+use crate::helpers::app::{settings, spawn_app, TestApp};
+use crate::helpers::broker::Broker;
+use crate::helpers::http::{http_get, metric, request};
+use crate::helpers::target::{Reply, TargetServer};
+use crate::helpers::worker::eventually;
 
 const BIN: &str = env!("CARGO_BIN_EXE_hookpipe");
 

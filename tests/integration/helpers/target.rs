@@ -1,6 +1,5 @@
-//! Helpers of the worker tests: a scriptable HTTP import target (std `TcpListener` on a thread),
-//! an in-process worker, and polling.
-#![allow(dead_code)]
+//! A scriptable HTTP import target (std `TcpListener` on a thread) standing in for the import
+//! worker's target: answers per a behavior, records every request.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -13,8 +12,6 @@ use serde_json::Value;
 /// A request the target received.
 #[derive(Debug, Clone)]
 pub struct Received {
-    /// Request path.
-    pub path: String,
     /// Headers, names lower-cased.
     pub headers: Vec<(String, String)>,
     /// The JSON body.
@@ -186,14 +183,6 @@ impl TargetServer {
     pub fn received(&self) -> Vec<Received> {
         self.received.lock().unwrap().clone()
     }
-
-    /// (record, status) for every record of every request so far, in arrival order.
-    pub fn record_answers(&self) -> Vec<(Value, u16)> {
-        self.received()
-            .iter()
-            .flat_map(|r| r.records().into_iter().map(move |record| (record, r.status)))
-            .collect()
-    }
 }
 
 impl Drop for TargetServer {
@@ -219,9 +208,10 @@ fn serve(mut stream: impl Read + Write, received: &Mutex<Vec<Received>>, behavio
         }
     };
     let head = String::from_utf8_lossy(&raw[..head_end]).into_owned();
-    let mut lines = head.split("\r\n");
-    let path = lines.next().unwrap_or("").split(' ').nth(1).unwrap_or("").to_string();
-    let headers: Vec<(String, String)> = lines
+    // The request line (method, path) is not kept: tests look at headers and body only.
+    let headers: Vec<(String, String)> = head
+        .split("\r\n")
+        .skip(1)
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
         .collect();
@@ -238,7 +228,6 @@ fn serve(mut stream: impl Read + Write, received: &Mutex<Vec<Received>>, behavio
         }
     }
     let mut request = Received {
-        path,
         headers,
         body: serde_json::from_slice(&body).unwrap_or(Value::Null),
         at: Instant::now(),
@@ -273,88 +262,4 @@ pub fn times_seen(history: &[Received], record_id: &str) -> usize {
         .flat_map(|r| r.records())
         .filter(|record| record["id"] == record_id)
         .count()
-}
-
-/// A worker running in this process, stopped (SIGTERM-like) on drop.
-pub struct InProcessWorker {
-    shutdown: hookpipe::worker::Shutdown,
-    thread: Option<std::thread::JoinHandle<()>>,
-    /// Its metrics listener.
-    pub metrics_addr: Option<SocketAddr>,
-}
-
-impl InProcessWorker {
-    /// Starts a worker with `settings` on a thread.
-    pub fn start(settings: &hookpipe::config::Settings, bootstrap: &str) -> InProcessWorker {
-        let worker = hookpipe::worker::Worker::start(settings, bootstrap).expect("worker starts");
-        let metrics_addr = worker.metrics_addr();
-        let shutdown = hookpipe::worker::Shutdown::for_settings(settings);
-        let thread_shutdown = shutdown.clone();
-        let thread = std::thread::spawn(move || worker.run(&thread_shutdown));
-        InProcessWorker {
-            shutdown,
-            thread: Some(thread),
-            metrics_addr,
-        }
-    }
-
-    /// Requests the stop and waits for the worker to finish.
-    pub fn stop(mut self) {
-        self.stop_inner();
-    }
-
-    fn stop_inner(&mut self) {
-        self.shutdown.request();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-impl Drop for InProcessWorker {
-    fn drop(&mut self) {
-        self.stop_inner();
-    }
-}
-
-/// Polls `check` every 100 ms until it gives a value or `timeout` passes.
-pub fn eventually<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(value) = check() {
-            return value;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// A plain HTTP GET (for the worker's metrics listener).
-pub fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut text = String::new();
-    stream.read_to_string(&mut text).unwrap();
-    let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (status, body)
-}
-
-/// The value of a metric series in Prometheus text, e.g. `name{listener="orders"}`.
-pub fn metric(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .find(|line| line.starts_with(series) && line[series.len()..].starts_with(' '))
-        .and_then(|line| line.rsplit(' ').next())
-        .and_then(|value| value.parse().ok())
 }

@@ -1,0 +1,116 @@
+//! A real Tansu broker per test: a child process on a free loopback port, killed on drop.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Where the Tansu binary is: `$HOOKPIPE_TANSU`, else the cache `scripts/test.sh` installs to.
+pub fn tansu_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("HOOKPIPE_TANSU") {
+        return PathBuf::from(path);
+    }
+    let home = std::env::var_os("HOME").expect("HOME is set");
+    PathBuf::from(home).join(".cache/hookpipe/tansu/bin/tansu")
+}
+
+/// A free loopback port (bound then released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A Tansu broker process on a free loopback port, killed on drop.
+pub struct Broker {
+    child: Option<Child>,
+    /// `127.0.0.1:PORT`.
+    pub bootstrap: String,
+    port: u16,
+    storage: String,
+    workdir: PathBuf,
+}
+
+impl Broker {
+    /// A broker with in-memory storage.
+    pub fn start() -> Broker {
+        let workdir = std::env::temp_dir().join(format!("hookpipe-tansu-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&workdir).unwrap();
+        Broker::start_with(free_port(), "memory://tansu/".into(), workdir)
+    }
+
+    /// A broker storing in SQLite under its own directory: survives kill and restart.
+    pub fn start_durable() -> Broker {
+        let workdir = std::env::temp_dir().join(format!("hookpipe-tansu-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&workdir).unwrap();
+        Broker::start_with(free_port(), "sqlite://tansu.db".into(), workdir)
+    }
+
+    fn start_with(port: u16, storage: String, workdir: PathBuf) -> Broker {
+        let mut broker = Broker {
+            child: None,
+            bootstrap: format!("127.0.0.1:{port}"),
+            port,
+            storage,
+            workdir,
+        };
+        broker.spawn();
+        broker
+    }
+
+    fn spawn(&mut self) {
+        let binary = tansu_binary();
+        assert!(
+            binary.exists(),
+            "Tansu broker not found at {}: run scripts/test.sh (it installs Tansu) or set HOOKPIPE_TANSU",
+            binary.display()
+        );
+        let url = format!("tcp://127.0.0.1:{}", self.port);
+        let log = std::fs::File::create(self.workdir.join("tansu.log")).unwrap();
+        let child = Command::new(&binary)
+            .current_dir(&self.workdir)
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+                "--storage-engine",
+                &self.storage,
+            ])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("starting tansu");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "tansu did not listen on {} in time",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Kills the broker process (SIGKILL).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the broker again on the same port and storage.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.workdir);
+    }
+}
