@@ -1,6 +1,7 @@
 //! hookpipe: a self-hosted webhook listener tier that verifies, rate-limits, parses, pages and
 //! publishes webhooks to Kafka, answering 2xx only once Kafka has acknowledged the data.
 
+pub mod app;
 pub mod cli;
 pub mod config;
 pub mod http;

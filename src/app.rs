@@ -1,0 +1,172 @@
+//! Startup: everything `hookpipe serve` builds before it answers its first request (topics,
+//! shared state, the listener registry, the producer, the HTTP threads with their chains), in
+//! one `App::build` that `main` and the integration tests' `spawn_app` both call, so the tests
+//! run the server exactly as production starts it (zero-to-production's `Application::build`).
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::Actor;
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::{web, HttpServer};
+
+use crate::config::Settings;
+use crate::http::{api, state};
+use crate::kafka::producer::PageProducer;
+use crate::pipeline::debug::DebugRecorder;
+use crate::pipeline::listener::Registry;
+use crate::pipeline::parse::records::ParseLimits;
+use crate::pipeline::rate_limit::bucket::{LeakyBucket, SharedClock};
+use crate::pipeline::{Chain, ChainSettings};
+use crate::shared_state::SharedState;
+
+/// A built server: bound, its HTTP threads started, serving once `server` (or `run`) is awaited.
+pub struct App {
+    /// The bound address (port 0 resolved).
+    pub addr: SocketAddr,
+    /// The server future; await it to run until stopped.
+    pub server: Server,
+    /// Listeners served.
+    pub registry: Arc<Registry>,
+    /// The producer, to flush after the server stops.
+    pub producer: PageProducer,
+}
+
+/// How long a connection is kept, discarding input, after answering a request whose body was
+/// not read to its end.
+const UNREAD_BODY_LINGER: Duration = Duration::from_secs(1);
+
+impl App {
+    /// Creates the topics (unless `kafka.create_topics` is off or `topics_exist`), opens the
+    /// shared state, builds the registry and producer, binds the listen address and starts the
+    /// HTTP threads. Must be called inside an actix system.
+    pub async fn build(
+        settings: &Settings,
+        bootstrap: &str,
+        clock: SharedClock,
+        topics_exist: bool,
+    ) -> Result<App, String> {
+        let create = settings.kafka.create_topics && !topics_exist;
+        if create {
+            crate::kafka::admin::ensure_topics(&settings.kafka, bootstrap, &settings.pages_topics()).await?;
+            crate::import_errors::create_retry_topic(&settings.kafka, bootstrap).await?;
+        }
+        let shared = SharedState::open(settings, bootstrap, create).await?;
+        // Before the registry is built: definitions in clear or under a previous key are resealed.
+        shared.seal_stored_listeners().await;
+        let errors_view = web::Data::new(api::import_errors::ErrorsView::opening());
+        api::import_errors::spawn_open(
+            errors_view.clone(),
+            settings.kafka.clone(),
+            bootstrap.to_string(),
+            create,
+        );
+        let registry = Arc::new(Registry::from_settings(settings)?);
+        let settings_arc = Arc::new(settings.clone());
+        crate::shared_state::spawn_sync(shared.clone(), registry.clone(), settings_arc.clone());
+        let producer =
+            PageProducer::new(&settings.kafka, bootstrap).map_err(|e| format!("cannot create Kafka producer: {e}"))?;
+        let kafka_reachable = Arc::new(AtomicBool::new(false));
+        spawn_reachability_probe(producer.clone(), kafka_reachable.clone());
+        let global_bucket = settings
+            .server
+            .global_rate_limit
+            .map(|limit| Arc::new(LeakyBucket::new(limit.capacity, limit.refill_per_sec)));
+
+        let state = web::Data::new(state::AppState {
+            registry: registry.clone(),
+            in_flight: AtomicUsize::new(0),
+            max_in_flight: settings.server.max_in_flight,
+            body_read_timeout: Duration::from_millis(settings.server.body_read_timeout_ms),
+            request_timeout: Duration::from_millis(settings.server.request_timeout_ms),
+            external_base_url: settings.external_base_url(),
+            kafka_reachable,
+            debug: DebugRecorder::new(shared.debug_log.clone()).start(),
+            shared,
+            settings: settings_arc,
+            producer: producer.clone(),
+            bootstrap: bootstrap.to_string(),
+            clock: clock.clone(),
+            global_bucket: global_bucket.clone(),
+        });
+        let chain_settings = ChainSettings {
+            mailbox_capacity: settings.pipeline.mailbox_capacity,
+            page_linger: Duration::from_millis(settings.pipeline.page_linger_ms),
+            max_page_bytes: settings.pipeline.max_page_bytes,
+            parse_limits: ParseLimits {
+                max_depth: settings.pipeline.max_depth,
+                max_form_fields: settings.pipeline.max_form_fields,
+            },
+            clock,
+            global_bucket,
+            retry_topic: settings.kafka.retry_topic.clone(),
+            open_pages: Default::default(),
+        };
+        let http_threads = match settings.server.workers {
+            0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+            n => n,
+        };
+        let chain_producer = producer.clone();
+        let server = HttpServer::new(move || {
+            // Runs once per HTTP thread: each gets its own chain on its own arbiter.
+            let chain = Chain::start(&chain_settings, chain_producer.clone());
+            actix_web::App::new()
+                .app_data(state.clone())
+                .app_data(errors_view.clone())
+                .app_data(web::Data::new(chain))
+                .configure(crate::http::routes)
+        })
+        .workers(http_threads)
+        .max_connection_rate(1024)
+        .shutdown_timeout(settings.server.shutdown_timeout_secs)
+        .client_request_timeout(Duration::from_millis(settings.server.body_read_timeout_ms))
+        // After refusing a request whose body is still coming (413, 408, ...), actix closes the
+        // connection, reading and discarding for at most this long first so the sender can read
+        // the answer (a lingering close) — bounded, so an endless body cannot hold it.
+        .client_disconnect_timeout(UNREAD_BODY_LINGER)
+        .bind(settings.server.listen.as_str())
+        .map_err(|e| format!("cannot bind {}: {e}", settings.server.listen))?;
+        let addr = *server.addrs().first().ok_or("no bound address")?;
+        Ok(App {
+            addr,
+            server: server.run(),
+            registry,
+            producer,
+        })
+    }
+
+    /// A handle that stops the server from another task or thread.
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until the server is stopped (a signal, or `handle().stop()`), then flushes the
+    /// producer for at most `flush_timeout` so nothing queued is dropped on the way out.
+    pub async fn run(self, flush_timeout: Duration) -> Result<(), String> {
+        self.server.await.map_err(|e| format!("server error: {e}"))?;
+        tracing::info!("server stopped; flushing the producer");
+        self.producer
+            .flush(flush_timeout)
+            .map_err(|e| format!("producer flush failed: {e}"))
+    }
+}
+
+/// Keeps `reachable` current by asking Kafka for metadata every two seconds, off the
+/// request path (the call blocks).
+fn spawn_reachability_probe(producer: PageProducer, reachable: Arc<AtomicBool>) {
+    let weak = Arc::downgrade(&reachable);
+    drop(reachable);
+    std::thread::Builder::new()
+        .name("kafka-probe".into())
+        .spawn(move || loop {
+            let ok = producer.reachable(Duration::from_secs(2));
+            match weak.upgrade() {
+                Some(flag) => flag.store(ok, Ordering::Relaxed),
+                None => return,
+            }
+            std::thread::sleep(Duration::from_secs(2));
+        })
+        .expect("spawning a thread");
+}
