@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{ListenerConfig, Settings};
+use crate::config::{listener::ListenerConfig, Settings};
 use crate::kafka::state::{LogTopic, StateTopic};
 use crate::pipeline::listener::Registry;
 use crate::pipeline::unix_millis_now;

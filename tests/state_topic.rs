@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::Broker;
-use hookpipe::config::KafkaSettings;
+use hookpipe::config::kafka::KafkaSettings;
 use hookpipe::kafka::embedded::EmbeddedCluster;
 use hookpipe::kafka::state::{LogTopic, StateTopic};
 

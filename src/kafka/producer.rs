@@ -6,7 +6,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 
-use crate::config::KafkaSettings;
+use crate::config::kafka::KafkaSettings;
 
 /// Why a page was not acknowledged.
 #[derive(Debug, Clone, thiserror::Error)]

@@ -24,7 +24,7 @@ use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::{broadcast, oneshot, watch};
 
-use crate::config::KafkaSettings;
+use crate::config::kafka::KafkaSettings;
 
 /// How long a write may take from enqueue to being applied by the local mirror.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);

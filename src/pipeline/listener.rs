@@ -9,7 +9,8 @@ use sha2::Sha256;
 
 use crate::config::body_format::BodyFormat;
 use crate::config::resource_path::ResourcePath;
-use crate::config::{response_content_type, ListenerConfig, Settings};
+use crate::config::listener::{response_content_type, ListenerConfig};
+use crate::config::Settings;
 use crate::pipeline::parse::records::Record;
 use crate::pipeline::rate_limit::bucket::LeakyBucket;
 use crate::pipeline::verify::scheme::Verifier;

@@ -10,7 +10,7 @@ use actix_web::{HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 
 use super::auth::{authorize, parse_json, ApiError, ApiResult};
-use crate::config::ListenerConfig;
+use crate::config::listener::ListenerConfig;
 use crate::http::state::AppState;
 use crate::pipeline::listener::{Listener, Source};
 use crate::pipeline::{rfc3339_millis, unix_millis_now};
