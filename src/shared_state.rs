@@ -117,7 +117,7 @@ impl SharedState {
             let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
                 .map(|h| h.trim().to_string())
                 .unwrap_or_else(|_| "hookpipe".into());
-            let port = settings.server.listen.rsplit(':').next().unwrap_or("0");
+            let port = settings.server.listen.port();
             format!("{host}:{port}")
         });
         Ok(Arc::new(SharedState {

@@ -2,7 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
+
+use super::from_text::deserialize_from_text;
 
 /// Kafka settings.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -29,7 +31,7 @@ pub struct KafkaSettings {
     pub linger_ms: u32,
     /// `compression.type`: none, gzip, lz4, snappy or zstd (as built).
     #[serde(default = "default_compression")]
-    pub compression: String,
+    pub compression: Compression,
     /// Compacted topic holding listener definitions, sample data, mock output and debug windows.
     #[serde(default = "default_state_topic")]
     pub state_topic: String,
@@ -100,8 +102,8 @@ fn default_queue_max_kbytes() -> u32 {
 fn default_linger_ms() -> u32 {
     0
 }
-fn default_compression() -> String {
-    "lz4".into()
+fn default_compression() -> Compression {
+    Compression::Lz4
 }
 fn default_state_topic() -> String {
     "hookpipe.state".into()
@@ -129,6 +131,58 @@ fn default_replication_factor() -> i32 {
     1
 }
 
+/// The producer's `compression.type`: the codecs librdkafka is built with here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    /// No compression.
+    None,
+    /// gzip (zlib).
+    Gzip,
+    /// LZ4: cheap on CPU, the default.
+    Lz4,
+    /// Snappy.
+    Snappy,
+    /// Zstandard.
+    Zstd,
+}
+
+impl Compression {
+    /// Every codec, in the order the error message lists them.
+    const ALL: [Compression; 5] = [
+        Compression::None,
+        Compression::Gzip,
+        Compression::Lz4,
+        Compression::Snappy,
+        Compression::Zstd,
+    ];
+
+    /// The value of librdkafka's `compression.type`, also the name in the configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Compression::None => "none",
+            Compression::Gzip => "gzip",
+            Compression::Lz4 => "lz4",
+            Compression::Snappy => "snappy",
+            Compression::Zstd => "zstd",
+        }
+    }
+
+    /// Parses `kafka.compression`.
+    pub fn parse(name: &str) -> Result<Compression, String> {
+        Compression::ALL
+            .into_iter()
+            .find(|codec| codec.as_str() == name)
+            .ok_or_else(|| "must be one of none, gzip, lz4, snappy, zstd".to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for Compression {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserialize_from_text(deserializer, Compression::parse)
+    }
+}
+
 /// Properties that carry the delivery guarantee; users may not override them.
 pub const PROTECTED_KAFKA_PROPERTIES: &[&str] = &[
     "enable.idempotence",
@@ -152,9 +206,6 @@ impl KafkaSettings {
                     "must be above 0 and below server.request_timeout_ms ({request_timeout_ms}), so a failed delivery is answered before the deadline"
                 ),
             );
-        }
-        if !matches!(self.compression.as_str(), "none" | "gzip" | "lz4" | "snappy" | "zstd") {
-            push("compression", "must be one of none, gzip, lz4, snappy, zstd".into());
         }
         for (key, topic) in [
             ("pages_topic", &self.pages_topic),
@@ -200,6 +251,7 @@ pub fn validate_topic_name(topic: &str) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
+    use super::Compression;
     use crate::config::test_support::{env, BASE};
     use crate::config::Settings;
 
@@ -217,5 +269,32 @@ mod tests {
         // `[kafka.properties]` after `[[listeners]]` is still a top-level table in TOML.
         let errors = Settings::from_toml_and_env(&text, env(&[])).unwrap_err().0;
         assert_eq!(errors[0].key, "kafka.properties.acks");
+    }
+
+    #[test]
+    fn compression_is_one_of_the_built_codecs() {
+        assert_eq!(Settings::default().kafka.compression, Compression::Lz4);
+        for name in ["none", "gzip", "lz4", "snappy", "zstd"] {
+            let settings = Settings::from_toml_and_env(BASE, env(&[("HOOKPIPE_KAFKA__COMPRESSION", name)])).unwrap();
+            assert_eq!(settings.kafka.compression.as_str(), name);
+            assert_eq!(serde_json::to_value(settings.kafka.compression).unwrap(), name);
+        }
+        let text = format!("{BASE}\n[kafka]\ncompression = \"brotli\"\ntopic_partitions = 0\n");
+        let errors = Settings::from_toml_and_env(&text, env(&[])).unwrap_err().0;
+        let found: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            found,
+            [
+                "kafka.compression: must be one of none, gzip, lz4, snappy, zstd",
+                "kafka.topic_partitions: must be at least 1",
+            ]
+        );
+        let errors = Settings::from_toml_and_env("[kafka]\ncompression = 1\n", env(&[]))
+            .unwrap_err()
+            .0;
+        assert_eq!(
+            errors[0].key, "kafka.compression",
+            "a value of the wrong type names the key"
+        );
     }
 }

@@ -1,8 +1,10 @@
 //! `[[listeners]]`: one listener as written in the file or sent to the API, and the rules it
 //! must follow. `pipeline::listener` compiles it (`ListenerConfig::compile`).
 
-use serde::{Deserialize, Serialize};
+use serde::de::IntoDeserializer;
+use serde::{Deserialize, Deserializer, Serialize};
 
+use super::body_format::BodyFormat;
 use super::kafka::validate_topic_name;
 use super::resource_path::ResourcePath;
 use super::verification::VerificationConfig;
@@ -68,8 +70,8 @@ fn default_page_size() -> usize {
 #[serde(deny_unknown_fields)]
 pub struct ContentOptions {
     /// Accepted formats among `json`, `xml`, `form`; others get 415.
-    #[serde(default = "default_accept")]
-    pub accept: Vec<String>,
+    #[serde(default = "default_accept", deserialize_with = "deserialize_accept")]
+    pub accept: Vec<BodyFormat>,
     /// Body size limit in bytes; default `server.max_body_bytes`.
     #[serde(default)]
     pub max_body_bytes: Option<usize>,
@@ -85,8 +87,24 @@ impl Default for ContentOptions {
 }
 
 /// Every format: a listener takes what its senders send unless told otherwise.
-fn default_accept() -> Vec<String> {
-    vec!["json".into(), "xml".into(), "form".into()]
+fn default_accept() -> Vec<BodyFormat> {
+    vec![BodyFormat::Json, BodyFormat::Xml, BodyFormat::Form]
+}
+
+/// Parses one entry of `content.accept`.
+pub fn parse_body_format(name: &str) -> Result<BodyFormat, String> {
+    BodyFormat::deserialize(name.into_deserializer())
+        .map_err(|_: serde::de::value::Error| format!("unknown format `{name}`; use json, xml or form"))
+}
+
+/// `content.accept` as a list of names; an unknown name is reported at `content.accept`, the
+/// key the rule is about, not at its index.
+fn deserialize_accept<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<BodyFormat>, D::Error> {
+    let names = Vec::<String>::deserialize(deserializer)?;
+    names
+        .iter()
+        .map(|name| parse_body_format(name).map_err(serde::de::Error::custom))
+        .collect()
 }
 
 /// Success response of a listener.
@@ -188,14 +206,6 @@ impl ListenerConfig {
                 problems.push(("topic".into(), message));
             }
         }
-        for format in &self.content.accept {
-            if !matches!(format.as_str(), "json" | "xml" | "form") {
-                problems.push((
-                    "content.accept".into(),
-                    format!("unknown format `{format}`; use json, xml or form"),
-                ));
-            }
-        }
         if self.content.accept.is_empty() {
             problems.push(("content.accept".into(), "must list at least one format".into()));
         }
@@ -263,6 +273,8 @@ pub fn response_content_type(media_type: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    use super::ListenerConfig;
+    use crate::config::body_format::BodyFormat;
     use crate::config::test_support::{env, BASE};
     use crate::config::Settings;
 
@@ -324,5 +336,49 @@ mod tests {
                 "{line}: {errors:?}"
             );
         }
+    }
+
+    #[test]
+    fn accept_lists_body_formats_by_name() {
+        let settings = Settings::from_toml_and_env(BASE, env(&[])).unwrap();
+        assert_eq!(
+            settings.listeners[0].content.accept,
+            [BodyFormat::Json, BodyFormat::Xml, BodyFormat::Form]
+        );
+        let text = format!("{BASE}page_size = 0\n[listeners.content]\naccept = [\"xml\", \"yaml\"]\n");
+        let errors = Settings::from_toml_and_env(&text, env(&[])).unwrap_err().0;
+        let found: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            found,
+            [
+                "listeners[orders].content.accept: unknown format `yaml`; use json, xml or form",
+                "listeners[orders].page_size: must be between 1 and 10000",
+            ]
+        );
+        let errors = Settings::from_toml_and_env(BASE, env(&[("HOOKPIPE_LISTENERS__ORDERS__CONTENT__ACCEPT", "[]")]))
+            .unwrap_err()
+            .0;
+        assert_eq!(
+            errors[0].to_string(),
+            "listeners[orders].content.accept: must list at least one format"
+        );
+
+        // Through the API (JSON): the same message, on the list.
+        let config: ListenerConfig =
+            serde_json::from_value(serde_json::json!({"id": "a", "content": {"accept": ["form"]}})).unwrap();
+        assert_eq!(config.content.accept, [BodyFormat::Form]);
+        assert_eq!(
+            serde_json::to_value(&config).unwrap()["content"]["accept"],
+            serde_json::json!(["form"])
+        );
+        let error = serde_path_to_error::deserialize::<_, ListenerConfig>(
+            serde_json::json!({"id": "a", "content": {"accept": ["json", "yaml"]}}),
+        )
+        .unwrap_err();
+        assert_eq!(error.path().to_string(), "content.accept");
+        assert_eq!(
+            error.into_inner().to_string(),
+            "unknown format `yaml`; use json, xml or form"
+        );
     }
 }

@@ -10,6 +10,7 @@ use std::path::Path;
 pub mod body_format;
 pub mod env;
 pub mod error;
+mod from_text;
 pub mod kafka;
 pub mod listener;
 pub mod pipeline;
@@ -23,11 +24,11 @@ use serde::Deserialize;
 
 use env::apply_env_override;
 use error::{single, ConfigError, ConfigErrors};
-use kafka::KafkaSettings;
-use listener::ListenerConfig;
+use kafka::{Compression, KafkaSettings};
+use listener::{parse_body_format, ListenerConfig};
 use pipeline::PipelineSettings;
-use server::ServerSettings;
-use worker::WorkerSettings;
+use server::{parse_listen, ServerSettings};
+use worker::{parse_metrics_listen, WorkerSettings};
 
 /// The whole configuration of one hookpipe instance.
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -72,6 +73,7 @@ impl Settings {
         for (name, value) in env {
             apply_env_override(&mut root, &name, &value)?;
         }
+        let mut errors = take_unparsable_text(&mut root);
         let settings: Settings = serde_path_to_error::deserialize(toml::Value::Table(root)).map_err(|error| {
             let key = error.path().to_string();
             single(
@@ -79,8 +81,14 @@ impl Settings {
                 error.into_inner().to_string(),
             )
         })?;
-        settings.validate()?;
-        Ok(settings)
+        if let Err(problems) = settings.validate() {
+            errors.extend(problems.0);
+        }
+        if errors.is_empty() {
+            Ok(settings)
+        } else {
+            Err(ConfigErrors(errors))
+        }
     }
 
     /// Checks the values that types alone cannot, collecting every problem: each section's own
@@ -169,6 +177,63 @@ fn toml_error_key(error: &toml::de::Error) -> String {
         Some(span) => format!("<file> at byte {}", span.start),
         None => "<file>".into(),
     }
+}
+
+/// Values written as text and parsed when deserialized (addresses, closed sets), checked first
+/// with the parsers their types deserialize with: a wrong one is taken out of the tree (its
+/// default stands in) and reported with every other problem and under its listener's id, where
+/// a deserialization error would stop at the first and name the listener by index. A value of
+/// the wrong TOML type is left for deserialization to name.
+fn take_unparsable_text(root: &mut toml::Table) -> Vec<ConfigError> {
+    type Check = fn(&str) -> Option<String>;
+    let section_values: [(&str, &str, Check); 3] = [
+        ("server", "listen", |text| parse_listen(text).err()),
+        ("kafka", "compression", |text| Compression::parse(text).err()),
+        ("worker", "metrics_listen", |text| parse_metrics_listen(text).err()),
+    ];
+    let mut errors = Vec::new();
+    for (section, field, check) in section_values {
+        let Some(table) = root.get_mut(section).and_then(toml::Value::as_table_mut) else {
+            continue;
+        };
+        if let Some(message) = table.get(field).and_then(toml::Value::as_str).and_then(check) {
+            table.remove(field);
+            errors.push(ConfigError {
+                key: format!("{section}.{field}"),
+                message,
+            });
+        }
+    }
+    let listeners = root.get_mut("listeners").and_then(toml::Value::as_array_mut);
+    for listener in listeners.into_iter().flatten().filter_map(toml::Value::as_table_mut) {
+        let id = listener
+            .get("id")
+            .and_then(toml::Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let Some(content) = listener.get_mut("content").and_then(toml::Value::as_table_mut) else {
+            continue;
+        };
+        let Some(names) = content
+            .get("accept")
+            .and_then(toml::Value::as_array)
+            .and_then(|accept| accept.iter().map(toml::Value::as_str).collect::<Option<Vec<&str>>>())
+        else {
+            continue;
+        };
+        let problems: Vec<String> = names
+            .into_iter()
+            .filter_map(|name| parse_body_format(name).err())
+            .collect();
+        if !problems.is_empty() {
+            content.remove("accept");
+            errors.extend(problems.into_iter().map(|message| ConfigError {
+                key: format!("listeners[{id}].content.accept"),
+                message,
+            }));
+        }
+    }
+    errors
 }
 
 /// What the unit tests of every section start from: a valid file with one listener.

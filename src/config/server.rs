@@ -1,8 +1,11 @@
 //! `[server]`: the HTTP tier — where it listens, its limits and deadlines, and the keys of the
 //! management API, of public ids and of secrets at rest.
 
-use serde::{Deserialize, Serialize};
+use std::net::{Ipv4Addr, SocketAddr};
 
+use serde::{Deserialize, Deserializer, Serialize};
+
+use super::from_text::deserialize_from_text;
 use super::listener::RateLimitOptions;
 use crate::secret::Secret;
 
@@ -10,9 +13,9 @@ use crate::secret::Secret;
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerSettings {
-    /// Address to bind, `host:port`.
-    #[serde(default = "default_listen")]
-    pub listen: String,
+    /// Address to bind, `host:port` with an IP address.
+    #[serde(default = "default_listen", deserialize_with = "deserialize_listen")]
+    pub listen: SocketAddr,
     /// Base URL senders use to reach this tier (the load balancer's), without trailing slash.
     /// Printed listener URLs and URL-signing schemes (Twilio) use it.
     #[serde(default)]
@@ -80,8 +83,8 @@ impl Default for ServerSettings {
 }
 
 /// 127.0.0.1:8080: loopback, so that an instance is reachable from the network only when told to.
-fn default_listen() -> String {
-    "127.0.0.1:8080".into()
+fn default_listen() -> SocketAddr {
+    SocketAddr::from((Ipv4Addr::LOCALHOST, 8080))
 }
 fn default_max_in_flight() -> usize {
     4096
@@ -100,6 +103,16 @@ fn default_shutdown_timeout_secs() -> u64 {
     30
 }
 
+/// Parses `server.listen`: `host:port` with an IP address (a name would need a resolver).
+pub fn parse_listen(text: &str) -> Result<SocketAddr, String> {
+    text.parse()
+        .map_err(|_| "must be host:port with an IP address, e.g. 127.0.0.1:8080".to_string())
+}
+
+fn deserialize_listen<'de, D: Deserializer<'de>>(deserializer: D) -> Result<SocketAddr, D::Error> {
+    deserialize_from_text(deserializer, parse_listen)
+}
+
 /// Shortest `admin_token` and `public_id_secret`: guessing one must stay out of reach.
 const MIN_TOKEN_LEN: usize = 16;
 
@@ -108,12 +121,6 @@ impl ServerSettings {
     pub fn problems(&self) -> Vec<(String, String)> {
         let mut problems = Vec::new();
         let mut push = |key: &str, message: String| problems.push((key.to_string(), message));
-        if self.listen.parse::<std::net::SocketAddr>().is_err() {
-            push(
-                "listen",
-                "must be host:port with an IP address, e.g. 127.0.0.1:8080".into(),
-            );
-        }
         if let Some(base) = &self.external_base_url {
             if !(base.starts_with("http://") || base.starts_with("https://")) || base.ends_with('/') {
                 push(
@@ -196,5 +203,33 @@ mod tests {
         let keys: Vec<&str> = errors.iter().map(|e| e.key.as_str()).collect();
         assert_eq!(keys, ["server.secrets_key", "server.previous_secrets_keys[1]"]);
         assert!(!errors[0].message.contains("too-short"), "{}", errors[0].message);
+    }
+
+    #[test]
+    fn listen_is_parsed_once_and_a_bad_one_is_named_with_the_other_problems() {
+        let settings = Settings::from_toml_and_env(BASE, env(&[("HOOKPIPE_SERVER__LISTEN", "[::1]:9000")])).unwrap();
+        assert_eq!(settings.server.listen, "[::1]:9000".parse().unwrap());
+        assert_eq!(settings.external_base_url(), "http://[::1]:9000");
+        assert_eq!(Settings::default().server.listen.to_string(), "127.0.0.1:8080");
+
+        let text = "[server]\npublic_id_secret = \"0123456789abcdef0123\"\nlisten = \"nowhere\"\nmax_in_flight = 0\n\
+                    [[listeners]]\nid = \"orders\"\npage_size = 0\n";
+        let errors = Settings::from_toml_and_env(text, env(&[])).unwrap_err().0;
+        let found: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            found,
+            [
+                "server.listen: must be host:port with an IP address, e.g. 127.0.0.1:8080",
+                "server.max_in_flight: must be at least 1",
+                "listeners[orders].page_size: must be between 1 and 10000",
+            ]
+        );
+        let errors = Settings::from_toml_and_env("[server]\nlisten = 8080\n", env(&[]))
+            .unwrap_err()
+            .0;
+        assert_eq!(
+            errors[0].key, "server.listen",
+            "a value of the wrong type names the key"
+        );
     }
 }

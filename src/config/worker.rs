@@ -2,9 +2,11 @@
 //! metrics address, and the target each listener's records are imported into.
 
 use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr};
 
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 
+use super::from_text::deserialize_from_text;
 use super::kafka::validate_topic_name;
 use crate::secret::Secret;
 
@@ -19,9 +21,13 @@ pub struct WorkerSettings {
     /// and each listener's `topic`). An entry starting with `^` is a regular expression.
     #[serde(default)]
     pub topics: Vec<String>,
-    /// Address of the worker's `GET /metrics` listener (`host:port`, port 0 picks one); empty turns it off.
-    #[serde(default = "default_worker_metrics_listen")]
-    pub metrics_listen: String,
+    /// Address of the worker's `GET /metrics` listener (`host:port`, port 0 picks one); written
+    /// empty (`""`) it is `None`: no metrics listener.
+    #[serde(
+        default = "default_worker_metrics_listen",
+        deserialize_with = "deserialize_metrics_listen"
+    )]
+    pub metrics_listen: Option<SocketAddr>,
     /// How often stored offsets are committed; at most this much finished work is imported
     /// again after a crash.
     #[serde(default = "default_worker_commit_interval_ms")]
@@ -66,8 +72,8 @@ fn default_worker_group_id() -> String {
     "hookpipe-workers".into()
 }
 /// Next to the serve tier's 8080, on loopback: expose it deliberately.
-fn default_worker_metrics_listen() -> String {
-    "127.0.0.1:9091".into()
+fn default_worker_metrics_listen() -> Option<SocketAddr> {
+    Some(SocketAddr::from((Ipv4Addr::LOCALHOST, 9091)))
 }
 /// librdkafka's `auto.commit.interval.ms` default is 5 s; 1 s bounds re-imports after a crash tighter.
 fn default_worker_commit_interval_ms() -> u64 {
@@ -86,6 +92,20 @@ fn default_worker_shutdown_timeout_secs() -> u64 {
     30
 }
 
+/// Parses `worker.metrics_listen`: empty (off) or `host:port` with an IP address.
+pub fn parse_metrics_listen(text: &str) -> Result<Option<SocketAddr>, String> {
+    if text.is_empty() {
+        return Ok(None);
+    }
+    text.parse()
+        .map(Some)
+        .map_err(|_| "must be empty (off) or host:port with an IP address, e.g. 127.0.0.1:9091".to_string())
+}
+
+fn deserialize_metrics_listen<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<SocketAddr>, D::Error> {
+    deserialize_from_text(deserializer, parse_metrics_listen)
+}
+
 impl WorkerSettings {
     /// Problems with these settings, as `(key relative to [worker], message)`.
     pub fn problems(&self) -> Vec<(String, String)> {
@@ -100,12 +120,6 @@ impl WorkerSettings {
                     push(format!("topics[{index}]"), message);
                 }
             }
-        }
-        if !self.metrics_listen.is_empty() && self.metrics_listen.parse::<std::net::SocketAddr>().is_err() {
-            push(
-                "metrics_listen".into(),
-                "must be empty (off) or host:port with an IP address, e.g. 127.0.0.1:9091".into(),
-            );
         }
         if self.commit_interval_ms == 0 {
             push("commit_interval_ms".into(), "must be at least 1".into());
@@ -364,5 +378,25 @@ mod tests {
                 .unwrap_err()
                 .0;
         assert!(errors[0].key.starts_with("worker.default_target"), "{errors:?}");
+    }
+
+    #[test]
+    fn metrics_listen_is_an_address_or_off() {
+        assert_eq!(
+            Settings::default().worker.metrics_listen,
+            Some("127.0.0.1:9091".parse().unwrap())
+        );
+        let off = Settings::from_toml_and_env(BASE, env(&[("HOOKPIPE_WORKER__METRICS_LISTEN", "")])).unwrap();
+        assert_eq!(off.worker.metrics_listen, None);
+        let any_port =
+            Settings::from_toml_and_env(BASE, env(&[("HOOKPIPE_WORKER__METRICS_LISTEN", "127.0.0.1:0")])).unwrap();
+        assert_eq!(any_port.worker.metrics_listen, Some("127.0.0.1:0".parse().unwrap()));
+        let errors = Settings::from_toml_and_env(BASE, env(&[("HOOKPIPE_WORKER__METRICS_LISTEN", "nowhere")]))
+            .unwrap_err()
+            .0;
+        assert_eq!(
+            errors[0].to_string(),
+            "worker.metrics_listen: must be empty (off) or host:port with an IP address, e.g. 127.0.0.1:9091"
+        );
     }
 }

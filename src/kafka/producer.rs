@@ -48,7 +48,7 @@ impl PageProducer {
         config
             .set("enable.idempotence", "true")
             .set("acks", "all")
-            .set("compression.type", &settings.compression)
+            .set("compression.type", settings.compression.as_str())
             .set("message.timeout.ms", settings.message_timeout_ms.to_string())
             .set("queue.buffering.max.messages", settings.queue_max_messages.to_string())
             .set("queue.buffering.max.kbytes", settings.queue_max_kbytes.to_string())

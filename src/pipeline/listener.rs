@@ -8,8 +8,8 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use crate::config::body_format::BodyFormat;
-use crate::config::resource_path::ResourcePath;
 use crate::config::listener::{response_content_type, ListenerConfig};
+use crate::config::resource_path::ResourcePath;
 use crate::config::Settings;
 use crate::pipeline::parse::records::Record;
 use crate::pipeline::rate_limit::bucket::LeakyBucket;
@@ -83,17 +83,6 @@ impl Listener {
             }
         }
         let resource_path = config.resource_path.as_deref().map(ResourcePath::parse).transpose()?;
-        let accept = config
-            .content
-            .accept
-            .iter()
-            .map(|format| match format.as_str() {
-                "json" => Ok(BodyFormat::Json),
-                "xml" => Ok(BodyFormat::Xml),
-                "form" => Ok(BodyFormat::Form),
-                other => Err(format!("unknown format {other}")),
-            })
-            .collect::<Result<Vec<_>, _>>()?;
         let verifier = config.verification.compile()?;
         let response_content_type =
             response_content_type(&config.response.media_type).ok_or("bad response.media_type")?;
@@ -104,7 +93,7 @@ impl Listener {
                 .clone()
                 .unwrap_or_else(|| settings.kafka.pages_topic.clone()),
             resource_path,
-            accept,
+            accept: config.content.accept.clone(),
             max_body_bytes: config.content.max_body_bytes.unwrap_or(settings.server.max_body_bytes),
             verifier,
             bucket: Arc::new(LeakyBucket::new(

@@ -348,10 +348,7 @@ impl Worker {
         consumer
             .subscribe(&subscription)
             .map_err(|e| format!("cannot subscribe to {}: {e}", topics.join(", ")))?;
-        let metrics_addr = match worker.metrics_listen.as_str() {
-            "" => None,
-            listen => Some(metrics_server::start(listen)?),
-        };
+        let metrics_addr = worker.metrics_listen.map(metrics_server::start).transpose()?;
         Ok(Worker {
             consumer,
             runtime,
