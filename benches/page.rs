@@ -29,7 +29,7 @@ fn listener() -> Listener {
         data_uri_template = "https://shop.example.com/admin/orders/{{order_id}}?customer={{customer.email}}"
     "#;
     let settings = Settings::from_toml_and_env(toml, Vec::<(String, String)>::new()).expect("bench settings");
-    Listener::build(settings.listeners[0].clone(), &settings).expect("bench listener")
+    settings.listeners[0].compile(&settings).expect("bench listener")
 }
 
 fn value(size: usize) -> Value {

@@ -126,7 +126,7 @@ impl App {
         // connection, reading and discarding for at most this long first so the sender can read
         // the answer (a lingering close) — bounded, so an endless body cannot hold it.
         .client_disconnect_timeout(UNREAD_BODY_LINGER)
-        .bind(settings.server.listen.as_str())
+        .bind(settings.server.listen)
         .map_err(|e| format!("cannot bind {}: {e}", settings.server.listen))?;
         let addr = *server.addrs().first().ok_or("no bound address")?;
         Ok(App {

@@ -6,7 +6,7 @@ use sha2::{Digest, Sha256};
 
 use actix_web::web::Bytes;
 
-use crate::config::ListenerConfig;
+use crate::config::listener::ListenerConfig;
 use crate::pipeline::listener::Listener;
 
 /// Headers whose values never leave the process in a response template, a capture or a log.

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{ListenerConfig, Settings};
+use crate::config::{listener::ListenerConfig, Settings};
 use crate::kafka::state::{LogTopic, StateTopic};
 use crate::pipeline::listener::Registry;
 use crate::pipeline::unix_millis_now;
@@ -117,7 +117,7 @@ impl SharedState {
             let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
                 .map(|h| h.trim().to_string())
                 .unwrap_or_else(|_| "hookpipe".into());
-            let port = settings.server.listen.rsplit(':').next().unwrap_or("0");
+            let port = settings.server.listen.port();
             format!("{host}:{port}")
         });
         Ok(Arc::new(SharedState {

@@ -1,7 +1,8 @@
 //! The body formats a listener can accept.
 
 /// The body formats hookpipe accepts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum BodyFormat {
     /// `application/json`, `*/*+json`.
     Json,

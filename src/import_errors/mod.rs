@@ -28,7 +28,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast::error::RecvError;
 
-use crate::config::KafkaSettings;
+use crate::config::kafka::KafkaSettings;
 use crate::kafka::producer::{OutgoingMessage, PageProducer, PublishError};
 use crate::kafka::state::StateTopic;
 use crate::pipeline::page::pager::serialize_page;

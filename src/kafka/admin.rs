@@ -6,7 +6,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::types::RDKafkaErrorCode;
 
-use crate::config::KafkaSettings;
+use crate::config::kafka::KafkaSettings;
 
 /// Creates each topic that does not exist yet; existing topics are left as they are.
 pub async fn ensure_topics(settings: &KafkaSettings, bootstrap: &str, topics: &[String]) -> Result<(), String> {

@@ -8,7 +8,7 @@ pub mod tail;
 
 use rdkafka::ClientConfig;
 
-use crate::config::KafkaSettings;
+use crate::config::kafka::KafkaSettings;
 
 /// Client properties shared by every client hookpipe creates (producer, admin, consumer).
 pub fn base_client_config(settings: &KafkaSettings, bootstrap: &str) -> ClientConfig {

@@ -6,7 +6,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 
-use crate::config::KafkaSettings;
+use crate::config::kafka::KafkaSettings;
 
 /// Why a page was not acknowledged.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -48,7 +48,7 @@ impl PageProducer {
         config
             .set("enable.idempotence", "true")
             .set("acks", "all")
-            .set("compression.type", &settings.compression)
+            .set("compression.type", settings.compression.as_str())
             .set("message.timeout.ms", settings.message_timeout_ms.to_string())
             .set("queue.buffering.max.messages", settings.queue_max_messages.to_string())
             .set("queue.buffering.max.kbytes", settings.queue_max_kbytes.to_string())

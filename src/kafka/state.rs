@@ -24,7 +24,7 @@ use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::{broadcast, oneshot, watch};
 
-use crate::config::KafkaSettings;
+use crate::config::kafka::KafkaSettings;
 
 /// How long a write may take from enqueue to being applied by the local mirror.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -501,7 +501,7 @@ fn create_producer(settings: &KafkaSettings, bootstrap: &str, topic: &str) -> Re
     super::base_client_config(settings, bootstrap)
         .set("enable.idempotence", "true")
         .set("acks", "all")
-        .set("compression.type", &settings.compression)
+        .set("compression.type", settings.compression.as_str())
         .set("message.timeout.ms", settings.message_timeout_ms.to_string())
         .set("queue.buffering.max.messages", settings.queue_max_messages.to_string())
         .set("queue.buffering.max.kbytes", settings.queue_max_kbytes.to_string())

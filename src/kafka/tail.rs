@@ -6,7 +6,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 
-use crate::config::KafkaSettings;
+use crate::config::kafka::KafkaSettings;
 
 /// One message as read from Kafka.
 #[derive(Debug, Clone)]

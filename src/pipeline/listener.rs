@@ -1,5 +1,6 @@
 //! Listeners at run time: compiled templates, verifier and public id, and the registry the
-//! Receiver resolves `/hooks/{public_id}` against.
+//! Receiver resolves `/hooks/{public_id}` against. [`ListenerConfig::compile`] is the one way a
+//! listener's configuration becomes a [`Listener`]: at startup, in the registry and on an API write.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -8,8 +9,10 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use crate::config::body_format::BodyFormat;
+use crate::config::error::{single, ConfigErrors};
+use crate::config::listener::{response_content_type, ListenerConfig};
 use crate::config::resource_path::ResourcePath;
-use crate::config::{response_content_type, ListenerConfig, Settings};
+use crate::config::Settings;
 use crate::pipeline::parse::records::Record;
 use crate::pipeline::rate_limit::bucket::LeakyBucket;
 use crate::pipeline::verify::scheme::Verifier;
@@ -19,7 +22,7 @@ const TRACE_KEY: &str = "trace_key";
 const DATA_URI: &str = "data_uri";
 const RESPONSE_BODY: &str = "response_body";
 
-/// A listener ready to serve: everything that can fail was checked when it was built.
+/// A listener ready to serve: everything that can fail was checked when it was compiled.
 pub struct Listener {
     /// Its configuration as written.
     pub config: ListenerConfig,
@@ -54,69 +57,70 @@ impl std::fmt::Debug for Listener {
     }
 }
 
-impl Listener {
-    /// Compiles a validated listener configuration.
-    pub fn build(config: ListenerConfig, settings: &Settings) -> Result<Listener, String> {
-        let public_id = match &config.public_id {
+impl ListenerConfig {
+    /// Checks this listener against every rule ([`ListenerConfig::problems`]) and compiles it.
+    /// The error holds every problem, keyed relative to the listener (`page_size`,
+    /// `verification.secrets`); nothing is compiled unless there is none.
+    pub fn compile(&self, settings: &Settings) -> Result<Listener, ConfigErrors> {
+        let problems = self.problems();
+        if !problems.is_empty() {
+            return Err(ConfigErrors::from_problems(problems));
+        }
+        // `problems()` has refused whatever fails below; should the two ever disagree, the
+        // listener is refused with the key, never the process.
+        let public_id = match &self.public_id {
             Some(public_id) => public_id.clone(),
-            None => derive_public_id(
-                settings
+            None => {
+                let secret = settings
                     .server
                     .public_id_secret
                     .as_ref()
-                    .ok_or("server.public_id_secret is not set")?
-                    .expose(),
-                &config.id,
-            ),
+                    .ok_or_else(|| single("public_id", "is required when server.public_id_secret is not set"))?;
+                derive_public_id(secret.expose(), &self.id)
+            }
         };
-        let mut templates = TemplateSet::new(config.strict_templates);
+        let mut templates = TemplateSet::new(self.strict_templates);
         for (name, key, template) in [
-            (TRACE_KEY, "trace_key_template", &config.trace_key_template),
-            (DATA_URI, "data_uri_template", &config.data_uri_template),
-            (RESPONSE_BODY, "response.body", &config.response.body),
+            (TRACE_KEY, "trace_key_template", &self.trace_key_template),
+            (DATA_URI, "data_uri_template", &self.data_uri_template),
+            (RESPONSE_BODY, "response.body", &self.response.body),
         ] {
             if let Some(template) = template {
-                templates
-                    .add(name, template)
-                    .map_err(|error| format!("{key}: {error}"))?;
+                templates.add(name, template).map_err(|message| single(key, message))?;
             }
         }
-        let resource_path = config.resource_path.as_deref().map(ResourcePath::parse).transpose()?;
-        let accept = config
-            .content
-            .accept
-            .iter()
-            .map(|format| match format.as_str() {
-                "json" => Ok(BodyFormat::Json),
-                "xml" => Ok(BodyFormat::Xml),
-                "form" => Ok(BodyFormat::Form),
-                other => Err(format!("unknown format {other}")),
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let verifier = config.verification.compile()?;
-        let response_content_type =
-            response_content_type(&config.response.media_type).ok_or("bad response.media_type")?;
+        let resource_path = self
+            .resource_path
+            .as_deref()
+            .map(ResourcePath::parse)
+            .transpose()
+            .map_err(|message| single("resource_path", message))?;
+        let verifier = self
+            .verification
+            .compile()
+            .map_err(|message| single("verification", message))?;
+        let response_content_type = response_content_type(&self.response.media_type)
+            .ok_or_else(|| single("response.media_type", "is not a media type"))?;
         Ok(Listener {
             public_id,
-            topic: config
-                .topic
-                .clone()
-                .unwrap_or_else(|| settings.kafka.pages_topic.clone()),
+            topic: self.topic.clone().unwrap_or_else(|| settings.kafka.pages_topic.clone()),
             resource_path,
-            accept,
-            max_body_bytes: config.content.max_body_bytes.unwrap_or(settings.server.max_body_bytes),
+            accept: self.content.accept.clone(),
+            max_body_bytes: self.content.max_body_bytes.unwrap_or(settings.server.max_body_bytes),
             verifier,
             bucket: Arc::new(LeakyBucket::new(
-                config.rate_limit.capacity,
-                config.rate_limit.refill_per_sec,
+                self.rate_limit.capacity,
+                self.rate_limit.refill_per_sec,
             )),
             source: Source::Config,
             response_content_type,
             templates,
-            config,
+            config: self.clone(),
         })
     }
+}
 
+impl Listener {
     /// The listener's id.
     pub fn id(&self) -> &str {
         &self.config.id
@@ -201,14 +205,17 @@ impl Registry {
     }
 
     /// Replaces the listeners with the configured ones plus `api` (listeners stored through the
-    /// API). A listener that fails to build is skipped with an error log, never taking the
-    /// others down; buckets survive when a listener's rate limit did not change.
+    /// API). A configured listener that does not compile is an error naming it (the file was
+    /// validated at load, so it cannot happen after `Settings::load`); a stored one is skipped
+    /// with an error log, never taking the others down. Buckets survive when a listener's rate
+    /// limit did not change.
     pub fn rebuild(&self, settings: &Settings, api: Vec<ListenerConfig>) -> Result<(), String> {
         let previous = self.snapshot();
         let mut snapshot = Snapshot::default();
         for config in &settings.listeners {
-            let id = config.id.clone();
-            let listener = Listener::build(config.clone(), settings).map_err(|e| format!("listeners[{id}]: {e}"))?;
+            let listener = config
+                .compile(settings)
+                .map_err(|errors| errors.within(&format!("listeners[{}]", config.id)).to_string())?;
             snapshot.insert(listener, &previous);
         }
         for config in api {
@@ -217,7 +224,7 @@ impl Registry {
                 tracing::warn!(listener = %id, "stored listener shadows a configured one; ignored");
                 continue;
             }
-            match Listener::build(config, settings) {
+            match config.compile(settings) {
                 Ok(mut listener) => {
                     listener.source = Source::Api;
                     snapshot.insert(listener, &previous);
@@ -289,6 +296,46 @@ impl Snapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn settings() -> Settings {
+        let text = "[server]\npublic_id_secret = \"0123456789abcdef0123\"\n[[listeners]]\nid = \"orders\"\n";
+        Settings::from_toml_and_env(text, Vec::new()).unwrap()
+    }
+
+    #[test]
+    fn compile_checks_every_rule_and_names_each_problem() {
+        let settings = settings();
+        let mut config = settings.listeners[0].clone();
+        let listener = config.compile(&settings).unwrap();
+        assert_eq!(listener.public_id, derive_public_id("0123456789abcdef0123", "orders"));
+        assert_eq!(
+            (listener.topic.as_str(), listener.source),
+            ("hookpipe.pages", Source::Config)
+        );
+        assert_eq!(listener.accept, [BodyFormat::Json, BodyFormat::Xml, BodyFormat::Form]);
+
+        config.page_size = 0;
+        config.response.status = 302;
+        config.content.accept.clear();
+        let errors = config.compile(&settings).unwrap_err();
+        let found: Vec<String> = errors.0.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            found,
+            [
+                "content.accept: must list at least one format",
+                "page_size: must be between 1 and 10000",
+                "response.status: must be 200, 201, 202 or 204",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_configured_listener_that_does_not_compile_stops_the_registry_naming_it() {
+        let mut settings = settings();
+        settings.listeners[0].page_size = 0;
+        let error = Registry::from_settings(&settings).err().expect("an invalid listener");
+        assert_eq!(error, "listeners[orders].page_size: must be between 1 and 10000");
+    }
 
     #[test]
     fn public_ids_are_stable_and_distinct() {

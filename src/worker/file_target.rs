@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::config::ImportMode;
+use crate::config::worker::ImportMode;
 use crate::telemetry::METRICS;
 use crate::worker::backoff::RetryPolicy;
 use crate::worker::import::{Answer, Target};

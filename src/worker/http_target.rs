@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use base64::Engine;
 use serde_json::Value;
 
-use crate::config::{HttpTargetConfig, ImportMode, TargetAuth};
+use crate::config::worker::{HttpTargetConfig, ImportMode, TargetAuth};
 use crate::telemetry::{status_class, METRICS};
 use crate::worker::backoff::{parse_retry_after, RetryPolicy};
 use crate::worker::import::{Answer, RecordResult, Target};

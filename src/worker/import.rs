@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::config::ImportMode;
+use crate::config::worker::ImportMode;
 use crate::worker::backoff::RetryPolicy;
 use crate::worker::page::IncomingPage;
 

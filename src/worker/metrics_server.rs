@@ -14,7 +14,7 @@ const MAX_HEAD_BYTES: usize = 8 * 1024;
 const READ_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Binds `listen` and serves on a thread named `worker-metrics`; returns the bound address.
-pub fn start(listen: &str) -> Result<SocketAddr, String> {
+pub fn start(listen: SocketAddr) -> Result<SocketAddr, String> {
     let listener = TcpListener::bind(listen).map_err(|e| format!("cannot bind worker.metrics_listen {listen}: {e}"))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     std::thread::Builder::new()

@@ -27,7 +27,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::statistics::Statistics;
 
-use crate::config::{Settings, TargetConfig};
+use crate::config::{worker::TargetConfig, Settings};
 use crate::import_errors::{ErrorEntry, ErrorsStore};
 use crate::pipeline::retry_store::{HEADER_RETRY_DATA, RETRY_DATA_STORED};
 use crate::pipeline::{rfc3339_millis, unix_millis_now};
@@ -348,10 +348,7 @@ impl Worker {
         consumer
             .subscribe(&subscription)
             .map_err(|e| format!("cannot subscribe to {}: {e}", topics.join(", ")))?;
-        let metrics_addr = match worker.metrics_listen.as_str() {
-            "" => None,
-            listen => Some(metrics_server::start(listen)?),
-        };
+        let metrics_addr = worker.metrics_listen.map(metrics_server::start).transpose()?;
         Ok(Worker {
             consumer,
             runtime,

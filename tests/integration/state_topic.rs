@@ -6,7 +6,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hookpipe::config::KafkaSettings;
+use hookpipe::config::kafka::KafkaSettings;
 use hookpipe::kafka::embedded::EmbeddedCluster;
 use hookpipe::kafka::state::{LogTopic, StateTopic};
 

@@ -12,7 +12,7 @@ use actix_web::{HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 
 use super::auth::{authorize, parse_json, ApiError, ApiResult};
-use crate::config::KafkaSettings;
+use crate::config::kafka::KafkaSettings;
 use crate::http::state::AppState;
 use crate::import_errors::{
     find_retry_data, republish, ErrorEntry, ErrorsStore, Republish, RetryData, RetryLookup, RETRY_LOOKUP_BATCH,

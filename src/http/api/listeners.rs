@@ -10,7 +10,7 @@ use actix_web::{HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 
 use super::auth::{authorize, parse_json, ApiError, ApiResult};
-use crate::config::ListenerConfig;
+use crate::config::listener::ListenerConfig;
 use crate::http::state::AppState;
 use crate::pipeline::listener::{Listener, Source};
 use crate::pipeline::{rfc3339_millis, unix_millis_now};
@@ -50,7 +50,8 @@ fn view(state: &AppState, listener: &Listener) -> Value {
     value
 }
 
-/// Deserializes and validates settings, naming the first offending field.
+/// Deserializes and compiles settings, naming the first offending field (keys are relative to
+/// the listener, as the API's fields are).
 fn validated(value: Value, state: &AppState) -> Result<ListenerConfig, ApiError> {
     let config: ListenerConfig = serde_path_to_error::deserialize(value).map_err(|error| {
         let path = error.path().to_string();
@@ -59,10 +60,12 @@ fn validated(value: Value, state: &AppState) -> Result<ListenerConfig, ApiError>
             error.into_inner().to_string(),
         )
     })?;
-    if let Some((field, message)) = config.problems().into_iter().next() {
-        return Err(ApiError::invalid(field, message));
+    if let Err(errors) = config.compile(&state.settings) {
+        return Err(match errors.0.into_iter().next() {
+            Some(first) => ApiError::invalid(first.key, first.message),
+            None => ApiError::invalid("body", "is invalid"),
+        });
     }
-    Listener::build(config.clone(), &state.settings).map_err(|error| ApiError::invalid("body", error))?;
     Ok(config)
 }
 

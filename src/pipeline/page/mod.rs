@@ -400,7 +400,7 @@ mod tests {
             "[server]\npublic_id_secret = \"0123456789abcdef0123\"\n[[listeners]]\nid = \"t\"\n{listener_toml}\n"
         );
         let settings = crate::config::Settings::from_toml_and_env(&text, Vec::new()).unwrap();
-        let listener = Listener::build(settings.listeners[0].clone(), &settings).unwrap();
+        let listener = settings.listeners[0].compile(&settings).unwrap();
         let message = Paginate {
             listener: Arc::new(listener),
             request_id: Arc::from("r1"),

@@ -1,0 +1,384 @@
+//! `[[listeners]]`: one listener as written in the file or sent to the API, and the rules it
+//! must follow. `pipeline::listener` compiles it (`ListenerConfig::compile`).
+
+use serde::de::IntoDeserializer;
+use serde::{Deserialize, Deserializer, Serialize};
+
+use super::body_format::BodyFormat;
+use super::kafka::validate_topic_name;
+use super::resource_path::ResourcePath;
+use super::verification::VerificationConfig;
+
+/// One listener: an endpoint senders post to, and what happens to what they post.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerConfig {
+    /// Stable identifier (letters, digits, `-`, `_`); key of its pages in Kafka.
+    pub id: String,
+    /// Human name.
+    #[serde(default)]
+    pub name: String,
+    /// Free text.
+    #[serde(default)]
+    pub description: String,
+    /// Explicit public id; by default derived from `server.public_id_secret` and `id`.
+    #[serde(default)]
+    pub public_id: Option<String>,
+    /// Topic of this listener's pages; by default `kafka.pages_topic`.
+    #[serde(default)]
+    pub topic: Option<String>,
+    /// Body formats accepted and size limit.
+    #[serde(default)]
+    pub content: ContentOptions,
+    /// Dot path to the records inside the body (`data.items`, `shipments.shipment`).
+    #[serde(default)]
+    pub resource_path: Option<String>,
+    /// Records per page.
+    #[serde(default = "default_page_size")]
+    pub page_size: usize,
+    /// Handlebars template over a record giving its trace key.
+    #[serde(default)]
+    pub trace_key_template: Option<String>,
+    /// Handlebars template over a record giving its data URI.
+    #[serde(default)]
+    pub data_uri_template: Option<String>,
+    /// Template failures on a record refuse the request (400) and a missing field is an
+    /// error; by default a failure falls back (default trace key, null data URI, no body).
+    #[serde(default)]
+    pub strict_templates: bool,
+    /// What the sender gets on success.
+    #[serde(default)]
+    pub response: ResponseOptions,
+    /// How senders prove who they are.
+    #[serde(default)]
+    pub verification: VerificationConfig,
+    /// Leaky bucket of this listener.
+    #[serde(default)]
+    pub rate_limit: RateLimitOptions,
+    /// Keep no copy of record content for retries (issue 5 honours it).
+    #[serde(default)]
+    pub do_not_store_retry_data: bool,
+}
+
+/// Default page size: 20 records, as in the product hookpipe replaces.
+fn default_page_size() -> usize {
+    20
+}
+
+/// Body formats and limits of a listener.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContentOptions {
+    /// Accepted formats among `json`, `xml`, `form`; others get 415.
+    #[serde(default = "default_accept", deserialize_with = "deserialize_accept")]
+    pub accept: Vec<BodyFormat>,
+    /// Body size limit in bytes; default `server.max_body_bytes`.
+    #[serde(default)]
+    pub max_body_bytes: Option<usize>,
+}
+
+impl Default for ContentOptions {
+    fn default() -> Self {
+        ContentOptions {
+            accept: default_accept(),
+            max_body_bytes: None,
+        }
+    }
+}
+
+/// Every format: a listener takes what its senders send unless told otherwise.
+fn default_accept() -> Vec<BodyFormat> {
+    vec![BodyFormat::Json, BodyFormat::Xml, BodyFormat::Form]
+}
+
+/// Parses one entry of `content.accept`.
+pub fn parse_body_format(name: &str) -> Result<BodyFormat, String> {
+    BodyFormat::deserialize(name.into_deserializer())
+        .map_err(|_: serde::de::value::Error| format!("unknown format `{name}`; use json, xml or form"))
+}
+
+/// `content.accept` as a list of names; an unknown name is reported at `content.accept`, the
+/// key the rule is about, not at its index.
+fn deserialize_accept<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<BodyFormat>, D::Error> {
+    let names = Vec::<String>::deserialize(deserializer)?;
+    names
+        .iter()
+        .map(|name| parse_body_format(name).map_err(serde::de::Error::custom))
+        .collect()
+}
+
+/// Success response of a listener.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResponseOptions {
+    /// 200, 201, 202 or 204.
+    #[serde(default = "default_success_status")]
+    pub status: u16,
+    /// `json`, `xml`, `text`, or a full media type.
+    #[serde(default = "default_media_type")]
+    pub media_type: String,
+    /// Handlebars template of the body, over `body`, `json`, `records`, `headers`, `query`,
+    /// `request_id`.
+    #[serde(default)]
+    pub body: Option<String>,
+}
+
+impl Default for ResponseOptions {
+    fn default() -> Self {
+        ResponseOptions {
+            status: default_success_status(),
+            media_type: default_media_type(),
+            body: None,
+        }
+    }
+}
+
+fn default_success_status() -> u16 {
+    204
+}
+fn default_media_type() -> String {
+    "json".into()
+}
+
+/// Leaky bucket settings of a listener.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitOptions {
+    /// Burst size, in requests.
+    #[serde(default = "default_bucket_capacity")]
+    pub capacity: u32,
+    /// Sustained rate, requests per second.
+    #[serde(default = "default_refill_per_sec")]
+    pub refill_per_sec: u32,
+}
+
+impl Default for RateLimitOptions {
+    fn default() -> Self {
+        RateLimitOptions {
+            capacity: default_bucket_capacity(),
+            refill_per_sec: default_refill_per_sec(),
+        }
+    }
+}
+
+/// Celigo's published listener limit: a 1000-request bucket refilled at 300/s.
+fn default_bucket_capacity() -> u32 {
+    1000
+}
+fn default_refill_per_sec() -> u32 {
+    300
+}
+
+impl RateLimitOptions {
+    /// Problems with this bucket, as `(key relative to the bucket, message)`.
+    pub fn problems(&self) -> Vec<(String, String)> {
+        let mut problems = Vec::new();
+        if self.capacity == 0 {
+            problems.push(("capacity".into(), "must be at least 1".into()));
+        }
+        if self.refill_per_sec == 0 {
+            problems.push(("refill_per_sec".into(), "must be at least 1".into()));
+        }
+        problems
+    }
+}
+
+impl ListenerConfig {
+    /// Problems with this listener, as `(key relative to the listener, message)`.
+    pub fn problems(&self) -> Vec<(String, String)> {
+        let mut problems = Vec::new();
+        if self.id.is_empty()
+            || self.id.len() > 64
+            || !self
+                .id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            problems.push(("id".into(), "must be 1-64 letters, digits, '-' or '_'".into()));
+        }
+        if let Some(public_id) = &self.public_id {
+            if public_id.len() < 16 || !public_id.chars().all(|c| c.is_ascii_alphanumeric()) {
+                problems.push(("public_id".into(), "must be at least 16 letters or digits".into()));
+            }
+        }
+        if let Some(topic) = &self.topic {
+            if let Err(message) = validate_topic_name(topic) {
+                problems.push(("topic".into(), message));
+            }
+        }
+        if self.content.accept.is_empty() {
+            problems.push(("content.accept".into(), "must list at least one format".into()));
+        }
+        if self.content.max_body_bytes == Some(0) {
+            problems.push(("content.max_body_bytes".into(), "must be at least 1".into()));
+        }
+        if let Some(path) = &self.resource_path {
+            if let Err(message) = ResourcePath::parse(path) {
+                problems.push(("resource_path".into(), message));
+            }
+        }
+        if self.page_size == 0 || self.page_size > 10_000 {
+            problems.push(("page_size".into(), "must be between 1 and 10000".into()));
+        }
+        for (key, template) in [
+            ("trace_key_template", &self.trace_key_template),
+            ("data_uri_template", &self.data_uri_template),
+            ("response.body", &self.response.body),
+        ] {
+            if let Some(template) = template {
+                if let Err(message) = crate::templates::validate(template) {
+                    problems.push((key.into(), message));
+                }
+            }
+        }
+        if !matches!(self.response.status, 200 | 201 | 202 | 204) {
+            problems.push(("response.status".into(), "must be 200, 201, 202 or 204".into()));
+        }
+        if self.response.status == 204 && self.response.body.is_some() {
+            problems.push((
+                "response.body".into(),
+                "a 204 response has no body; choose status 200, 201 or 202".into(),
+            ));
+        }
+        if response_content_type(&self.response.media_type).is_none() {
+            problems.push((
+                "response.media_type".into(),
+                "must be json, xml, text or a type/subtype media type".into(),
+            ));
+        }
+        for (key, message) in self.rate_limit.problems() {
+            problems.push((format!("rate_limit.{key}"), message));
+        }
+        for (key, message) in self.verification.validate() {
+            problems.push((format!("verification.{key}"), message));
+        }
+        problems
+    }
+}
+
+/// The `Content-Type` of a success body for a configured media type.
+pub fn response_content_type(media_type: &str) -> Option<String> {
+    match media_type {
+        "json" => Some("application/json".into()),
+        "xml" => Some("application/xml".into()),
+        "text" => Some("text/plain; charset=utf-8".into()),
+        other => {
+            let (kind, sub) = other.split_once('/')?;
+            let token =
+                |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "!#$&^_.+-".contains(c));
+            (token(kind) && token(sub.split(';').next().unwrap_or("").trim())).then(|| other.to_string())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ListenerConfig;
+    use crate::config::body_format::BodyFormat;
+    use crate::config::test_support::{env, BASE};
+    use crate::config::Settings;
+
+    #[test]
+    fn errors_name_the_key() {
+        let text = format!("{BASE}page_size = 0\nresource_path = \"a..b\"\ntrace_key_template = \"{{{{#if}}\"\n");
+        let errors = Settings::from_toml_and_env(&text, env(&[])).unwrap_err().0;
+        let keys: Vec<&str> = errors.iter().map(|e| e.key.as_str()).collect();
+        assert!(keys.contains(&"listeners[orders].page_size"), "{keys:?}");
+        assert!(keys.contains(&"listeners[orders].resource_path"), "{keys:?}");
+        assert!(keys.contains(&"listeners[orders].trace_key_template"), "{keys:?}");
+    }
+
+    #[test]
+    fn template_helpers_are_checked_when_loaded() {
+        let text = format!("{BASE}trace_key_template = '{{{{join \"_\" a b}}}}'\n");
+        let settings = Settings::from_toml_and_env(&text, env(&[])).unwrap();
+        assert_eq!(
+            settings.listeners[0].trace_key_template.as_deref(),
+            Some(r#"{{join "_" a b}}"#)
+        );
+        assert!(
+            !settings.listeners[0].strict_templates,
+            "strict_templates defaults to false"
+        );
+        for (line, key) in [
+            (
+                "trace_key_template = '{{nosuchhelper a}}'",
+                "listeners[orders].trace_key_template",
+            ),
+            (
+                "data_uri_template = 'https://x/{{nosuchhelper a}}'",
+                "listeners[orders].data_uri_template",
+            ),
+            (
+                "trace_key_template = '{{join \"_\" (nosuchhelper a) b}}'",
+                "listeners[orders].trace_key_template",
+            ),
+            (
+                "trace_key_template = '{{#nosuchhelper a}}x{{/nosuchhelper}}'",
+                "listeners[orders].trace_key_template",
+            ),
+            (
+                "data_uri_template = '{{#if a}}{{nosuchhelper a}}{{/if}}'",
+                "listeners[orders].data_uri_template",
+            ),
+            (
+                "[listeners.response]\nstatus = 200\nbody = '{\"id\": \"{{nosuchhelper request_id}}\"}'",
+                "listeners[orders].response.body",
+            ),
+        ] {
+            let errors = Settings::from_toml_and_env(&format!("{BASE}{line}\n"), env(&[]))
+                .unwrap_err()
+                .0;
+            assert_eq!(errors.len(), 1, "{line}: {errors:?}");
+            assert_eq!(errors[0].key, key, "{line}");
+            assert!(
+                errors[0].message.contains("unknown helper `nosuchhelper`"),
+                "{line}: {errors:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn accept_lists_body_formats_by_name() {
+        let settings = Settings::from_toml_and_env(BASE, env(&[])).unwrap();
+        assert_eq!(
+            settings.listeners[0].content.accept,
+            [BodyFormat::Json, BodyFormat::Xml, BodyFormat::Form]
+        );
+        let text = format!("{BASE}page_size = 0\n[listeners.content]\naccept = [\"xml\", \"yaml\"]\n");
+        let errors = Settings::from_toml_and_env(&text, env(&[])).unwrap_err().0;
+        let found: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            found,
+            [
+                "listeners[orders].content.accept: unknown format `yaml`; use json, xml or form",
+                "listeners[orders].page_size: must be between 1 and 10000",
+            ]
+        );
+        let errors = Settings::from_toml_and_env(BASE, env(&[("HOOKPIPE_LISTENERS__ORDERS__CONTENT__ACCEPT", "[]")]))
+            .unwrap_err()
+            .0;
+        assert_eq!(
+            errors[0].to_string(),
+            "listeners[orders].content.accept: must list at least one format"
+        );
+
+        // Through the API (JSON): the same message, on the list.
+        let config: ListenerConfig =
+            serde_json::from_value(serde_json::json!({"id": "a", "content": {"accept": ["form"]}})).unwrap();
+        assert_eq!(config.content.accept, [BodyFormat::Form]);
+        assert_eq!(
+            serde_json::to_value(&config).unwrap()["content"]["accept"],
+            serde_json::json!(["form"])
+        );
+        let error = serde_path_to_error::deserialize::<_, ListenerConfig>(
+            serde_json::json!({"id": "a", "content": {"accept": ["json", "yaml"]}}),
+        )
+        .unwrap_err();
+        assert_eq!(error.path().to_string(), "content.accept");
+        assert_eq!(
+            error.into_inner().to_string(),
+            "unknown format `yaml`; use json, xml or form"
+        );
+    }
+}

@@ -1,0 +1,235 @@
+//! `[server]`: the HTTP tier — where it listens, its limits and deadlines, and the keys of the
+//! management API, of public ids and of secrets at rest.
+
+use std::net::{Ipv4Addr, SocketAddr};
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+use super::from_text::deserialize_from_text;
+use super::listener::RateLimitOptions;
+use crate::secret::Secret;
+
+/// HTTP server settings.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    /// Address to bind, `host:port` with an IP address.
+    #[serde(default = "default_listen", deserialize_with = "deserialize_listen")]
+    pub listen: SocketAddr,
+    /// Base URL senders use to reach this tier (the load balancer's), without trailing slash.
+    /// Printed listener URLs and URL-signing schemes (Twilio) use it.
+    #[serde(default)]
+    pub external_base_url: Option<String>,
+    /// Key from which stable, unguessable public ids are derived for listeners without an
+    /// explicit `public_id`. Keep it secret: whoever knows it can compute the public URLs.
+    #[serde(default)]
+    pub public_id_secret: Option<Secret>,
+    /// HTTP threads (actix calls them workers; not import workers); 0 means one per core.
+    #[serde(default)]
+    pub workers: usize,
+    /// Requests processed at once by this instance; above it, 503 + `Retry-After`.
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight: usize,
+    /// Deadline for a request from the end of its body to its answer (includes the Kafka ack).
+    #[serde(default = "default_request_timeout_ms")]
+    pub request_timeout_ms: u64,
+    /// Deadline for reading a request body; slow senders get 408.
+    #[serde(default = "default_body_read_timeout_ms")]
+    pub body_read_timeout_ms: u64,
+    /// Default body size limit of a listener, in bytes.
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: usize,
+    /// Seconds to finish in-flight requests on SIGTERM.
+    #[serde(default = "default_shutdown_timeout_secs")]
+    pub shutdown_timeout_secs: u64,
+    /// Bearer token of the management API (`/api/v1`); unset, the API is off.
+    #[serde(default)]
+    pub admin_token: Option<Secret>,
+    /// Name of this instance in debug captures; default `<hostname>:<port>`.
+    #[serde(default)]
+    pub instance_id: Option<String>,
+    /// An optional bucket for the whole instance, checked after the listener's own.
+    #[serde(default)]
+    pub global_rate_limit: Option<RateLimitOptions>,
+    /// Key sealing the secrets of API-created listeners in the state topic (AES-256-GCM), base64
+    /// of 32 random bytes. Unset with the embedded cluster: an ephemeral key is generated. Unset
+    /// with real brokers: API writes carrying secrets are refused (409).
+    #[serde(default)]
+    pub secrets_key: Option<Secret>,
+    /// Former `secrets_key`s, used only to open values sealed before a rotation.
+    #[serde(default)]
+    pub previous_secrets_keys: Vec<Secret>,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        ServerSettings {
+            listen: default_listen(),
+            external_base_url: None,
+            public_id_secret: None,
+            workers: 0,
+            max_in_flight: default_max_in_flight(),
+            request_timeout_ms: default_request_timeout_ms(),
+            body_read_timeout_ms: default_body_read_timeout_ms(),
+            max_body_bytes: default_max_body_bytes(),
+            shutdown_timeout_secs: default_shutdown_timeout_secs(),
+            global_rate_limit: None,
+            admin_token: None,
+            instance_id: None,
+            secrets_key: None,
+            previous_secrets_keys: Vec::new(),
+        }
+    }
+}
+
+/// 127.0.0.1:8080: loopback, so that an instance is reachable from the network only when told to.
+fn default_listen() -> SocketAddr {
+    SocketAddr::from((Ipv4Addr::LOCALHOST, 8080))
+}
+fn default_max_in_flight() -> usize {
+    4096
+}
+fn default_request_timeout_ms() -> u64 {
+    10_000
+}
+fn default_body_read_timeout_ms() -> u64 {
+    10_000
+}
+/// 10 MB, the body limit of the product hookpipe replaces.
+fn default_max_body_bytes() -> usize {
+    10 * 1024 * 1024
+}
+fn default_shutdown_timeout_secs() -> u64 {
+    30
+}
+
+/// Parses `server.listen`: `host:port` with an IP address (a name would need a resolver).
+pub fn parse_listen(text: &str) -> Result<SocketAddr, String> {
+    text.parse()
+        .map_err(|_| "must be host:port with an IP address, e.g. 127.0.0.1:8080".to_string())
+}
+
+fn deserialize_listen<'de, D: Deserializer<'de>>(deserializer: D) -> Result<SocketAddr, D::Error> {
+    deserialize_from_text(deserializer, parse_listen)
+}
+
+/// Shortest `admin_token` and `public_id_secret`: guessing one must stay out of reach.
+const MIN_TOKEN_LEN: usize = 16;
+
+impl ServerSettings {
+    /// Problems with these settings, as `(key relative to [server], message)`.
+    pub fn problems(&self) -> Vec<(String, String)> {
+        let mut problems = Vec::new();
+        let mut push = |key: &str, message: String| problems.push((key.to_string(), message));
+        if let Some(base) = &self.external_base_url {
+            if !(base.starts_with("http://") || base.starts_with("https://")) || base.ends_with('/') {
+                push(
+                    "external_base_url",
+                    "must start with http:// or https:// and have no trailing slash".into(),
+                );
+            }
+        }
+        if self.max_in_flight == 0 {
+            push("max_in_flight", "must be at least 1".into());
+        }
+        if let Some(global) = &self.global_rate_limit {
+            if !global.problems().is_empty() {
+                push(
+                    "global_rate_limit",
+                    "capacity and refill_per_sec must be at least 1".into(),
+                );
+            }
+        }
+        if self.max_body_bytes == 0 {
+            push("max_body_bytes", "must be at least 1".into());
+        }
+        if let Some(message) = too_short(self.admin_token.as_ref()) {
+            push("admin_token", message);
+        }
+        if let Some(key) = &self.secrets_key {
+            if let Err(message) = crate::secrets_at_rest::parse_key(key.expose()) {
+                push("secrets_key", message);
+            }
+        }
+        for (index, key) in self.previous_secrets_keys.iter().enumerate() {
+            if let Err(message) = crate::secrets_at_rest::parse_key(key.expose()) {
+                push(&format!("previous_secrets_keys[{index}]"), message);
+            }
+        }
+        if let Some(message) = too_short(self.public_id_secret.as_ref()) {
+            push("public_id_secret", message);
+        }
+        problems
+    }
+}
+
+/// The problem of a token or secret shorter than [`MIN_TOKEN_LEN`], if set.
+fn too_short(secret: Option<&Secret>) -> Option<String> {
+    secret
+        .filter(|secret| secret.expose().len() < MIN_TOKEN_LEN)
+        .map(|_| format!("must be at least {MIN_TOKEN_LEN} characters"))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::test_support::{env, BASE};
+    use crate::config::Settings;
+
+    #[test]
+    fn secrets_keys_must_be_32_bytes_of_base64() {
+        let key = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+        let settings = Settings::from_toml_and_env(
+            BASE,
+            env(&[
+                ("HOOKPIPE_SERVER__SECRETS_KEY", key),
+                ("HOOKPIPE_SERVER__PREVIOUS_SECRETS_KEYS", &format!("[\"{key}\"]")),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(settings.server.secrets_key.unwrap().expose(), key);
+        assert_eq!(settings.server.previous_secrets_keys.len(), 1);
+        let errors = Settings::from_toml_and_env(
+            BASE,
+            env(&[
+                ("HOOKPIPE_SERVER__SECRETS_KEY", "too-short"),
+                (
+                    "HOOKPIPE_SERVER__PREVIOUS_SECRETS_KEYS",
+                    &format!("[\"{key}\", \"c2hvcnQ=\"]"),
+                ),
+            ]),
+        )
+        .unwrap_err()
+        .0;
+        let keys: Vec<&str> = errors.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(keys, ["server.secrets_key", "server.previous_secrets_keys[1]"]);
+        assert!(!errors[0].message.contains("too-short"), "{}", errors[0].message);
+    }
+
+    #[test]
+    fn listen_is_parsed_once_and_a_bad_one_is_named_with_the_other_problems() {
+        let settings = Settings::from_toml_and_env(BASE, env(&[("HOOKPIPE_SERVER__LISTEN", "[::1]:9000")])).unwrap();
+        assert_eq!(settings.server.listen, "[::1]:9000".parse().unwrap());
+        assert_eq!(settings.external_base_url(), "http://[::1]:9000");
+        assert_eq!(Settings::default().server.listen.to_string(), "127.0.0.1:8080");
+
+        let text = "[server]\npublic_id_secret = \"0123456789abcdef0123\"\nlisten = \"nowhere\"\nmax_in_flight = 0\n\
+                    [[listeners]]\nid = \"orders\"\npage_size = 0\n";
+        let errors = Settings::from_toml_and_env(text, env(&[])).unwrap_err().0;
+        let found: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            found,
+            [
+                "server.listen: must be host:port with an IP address, e.g. 127.0.0.1:8080",
+                "server.max_in_flight: must be at least 1",
+                "listeners[orders].page_size: must be between 1 and 10000",
+            ]
+        );
+        let errors = Settings::from_toml_and_env("[server]\nlisten = 8080\n", env(&[]))
+            .unwrap_err()
+            .0;
+        assert_eq!(
+            errors[0].key, "server.listen",
+            "a value of the wrong type names the key"
+        );
+    }
+}
