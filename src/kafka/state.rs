@@ -498,14 +498,7 @@ async fn create_topic(
 }
 
 fn create_producer(settings: &KafkaSettings, bootstrap: &str, topic: &str) -> Result<FutureProducer, String> {
-    super::base_client_config(settings, bootstrap)
-        .set("enable.idempotence", "true")
-        .set("acks", "all")
-        .set("compression.type", &settings.compression)
-        .set("message.timeout.ms", settings.message_timeout_ms.to_string())
-        .set("queue.buffering.max.messages", settings.queue_max_messages.to_string())
-        .set("queue.buffering.max.kbytes", settings.queue_max_kbytes.to_string())
-        .set("linger.ms", settings.linger_ms.to_string())
+    super::durable_producer_config(settings, bootstrap)
         .create()
         .map_err(|e| format!("cannot create producer for {topic}: {e}"))
 }
@@ -538,20 +531,9 @@ fn discover_partitions(
     loop {
         let last_problem = match consumer.fetch_metadata(Some(topic), Duration::from_secs(5)) {
             Err(error) => format!("cannot read metadata: {error}"),
-            Ok(metadata) => match metadata.topics().iter().find(|t| t.name() == topic) {
-                None => "not in metadata".to_string(),
-                Some(found) => match found.error() {
-                    Some(error) => format!("{:?}", RDKafkaErrorCode::from(error)),
-                    None if found.partitions().is_empty() => "no partitions yet".to_string(),
-                    None if found.partitions().iter().any(|p| p.leader() < 0) => {
-                        "partitions without leader".to_string()
-                    }
-                    None => {
-                        let mut ids: Vec<i32> = found.partitions().iter().map(|p| p.id()).collect();
-                        ids.sort_unstable();
-                        return Ok(ids);
-                    }
-                },
+            Ok(metadata) => match super::led_partitions(&metadata, topic) {
+                Ok(ids) => return Ok(ids),
+                Err(problem) => problem,
             },
         };
         if Instant::now() >= deadline || stop.load(Ordering::Relaxed) {
