@@ -18,12 +18,9 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, PoisonError, RwLock, Weak};
 use std::time::{Duration, Instant};
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
-use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast::error::RecvError;
@@ -284,33 +281,10 @@ fn follow_changes(store: Weak<ErrorsStore>, mut changes: tokio::sync::broadcast:
 }
 
 /// Creates the retry topic (`cleanup.policy=delete`, `retention.ms` from
-/// `kafka.retry_retention_hours`) unless it exists.
+/// `kafka.retry_retention_hours`) unless it exists. Superseded by `kafka::topics::provision`,
+/// which creates it with every other topic; kept until `http::start` calls that.
 pub async fn create_retry_topic(settings: &KafkaSettings, bootstrap: &str) -> Result<(), String> {
-    let admin: AdminClient<DefaultClientContext> = crate::kafka::base_client_config(settings, bootstrap)
-        .create()
-        .map_err(|e| format!("cannot create Kafka admin client: {e}"))?;
-    let retention_ms = (settings.retry_retention_hours * 3_600_000).to_string();
-    let topic = NewTopic::new(
-        &settings.retry_topic,
-        settings.topic_partitions,
-        TopicReplication::Fixed(settings.replication_factor),
-    )
-    .set("cleanup.policy", "delete")
-    .set("retention.ms", &retention_ms);
-    let options = AdminOptions::new()
-        .operation_timeout(Some(Duration::from_secs(10)))
-        .request_timeout(Some(Duration::from_secs(15)));
-    let results = admin
-        .create_topics([&topic], &options)
-        .await
-        .map_err(|e| format!("cannot create topic {}: {e}", settings.retry_topic))?;
-    for result in results {
-        match result {
-            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((topic, code)) => return Err(format!("cannot create topic {topic}: {code}")),
-        }
-    }
-    Ok(())
+    crate::kafka::topics::create_missing(settings, bootstrap, &[crate::kafka::topics::retry_topic(settings)]).await
 }
 
 /// A record whose retry data is wanted, and when it was received (Unix ms; `None`: unknown,

@@ -7,6 +7,7 @@ pub mod embedded;
 pub mod producer;
 pub mod state;
 pub mod tail;
+pub mod topics;
 
 use rdkafka::metadata::Metadata;
 use rdkafka::types::RDKafkaErrorCode;
