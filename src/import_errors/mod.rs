@@ -23,23 +23,20 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::config::KafkaSettings;
 use crate::kafka::producer::{OutgoingMessage, PageProducer, PublishError};
 use crate::kafka::state::StateTopic;
-use crate::pipeline::page::pager::serialize_page;
-use crate::pipeline::retry_store::{
-    HEADER_LISTENER_ID, HEADER_PAGE_ID, HEADER_REQUEST_ID, HEADER_RETRY_DATA, PAGE_CONTENT_TYPE, RETRY_DATA_STORED,
-};
-use crate::pipeline::{rfc3339_millis, unix_millis_now};
+use crate::pipeline::page::pager::{ClosedPage, Pager};
+use crate::pipeline::{new_id, rfc3339_millis, unix_millis_now};
+use crate::wire::{self, ReadError, RecordId, RetryDataMessage};
 
 /// Clocks of the instances that wrote retry data may differ by this much (NTP assumed).
 pub const RETRY_LOOKUP_CLOCK_MARGIN: Duration = Duration::from_secs(60);
 /// Retry data looked up in one read of the retry topic.
 pub const RETRY_LOOKUP_BATCH: usize = 500;
-/// Header marking a page republished through the errors API.
-pub const HEADER_RETRY_OF: &str = "hookpipe-retry";
 
 /// One failed record, as stored in the errors topic.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -451,30 +448,13 @@ fn read_window(
     Ok(())
 }
 
-/// A page's retry data message (see `pager::serialize_retry_data`), records left unparsed.
-#[derive(Deserialize)]
-struct RetryPage<'a> {
-    listener_id: String,
-    topic: String,
-    page_id: String,
-    #[serde(borrow)]
-    records: Vec<&'a serde_json::value::RawValue>,
-}
-
-/// The id of a record (the rest of the record is skipped, not built).
-#[derive(Deserialize)]
-struct RecordId<'a> {
-    #[serde(borrow)]
-    id: std::borrow::Cow<'a, str>,
-}
-
 /// Moves the records of one retry data message whose ids are in `keys` into `found`.
 fn take_wanted_records(
     payload: &[u8],
     keys: &mut BTreeSet<String>,
     found: &mut HashMap<String, RetryData>,
-) -> Result<(), serde_json::Error> {
-    let page: RetryPage<'_> = serde_json::from_slice(payload)?;
+) -> Result<(), ReadError> {
+    let page = RetryDataMessage::<&RawValue>::read(payload)?;
     for record in page.records {
         // One unreadable record must not hide the others of its page.
         let Ok(id) = serde_json::from_str::<RecordId<'_>>(record.get()) else {
@@ -524,46 +504,51 @@ pub async fn republish(
     max_page_bytes: usize,
     records: &[Republish],
 ) -> Result<(), PublishError> {
-    let mut pages: Vec<(Vec<Vec<u8>>, BTreeSet<String>)> = Vec::new();
-    let mut bytes = 0;
+    // Each record is added on its own, so each page's waiters are the request ids of its records.
+    let mut pager: Pager<Option<String>> = Pager::default();
+    let mut pages: Vec<ClosedPage<Option<String>>> = Vec::new();
     for item in records {
         let mut record = item.data.record.clone();
         if let Some(object) = record.as_object_mut() {
             object.insert("attempt".into(), (item.error.attempt + 1).into());
         }
         let serialized = serde_json::to_vec(&record).map_err(|e| PublishError::Delivery(e.to_string()))?;
-        let full = pages
-            .last()
-            .is_none_or(|(page, _)| page.len() >= page_size.max(1) || bytes + serialized.len() + 1 > max_page_bytes);
-        if full {
-            pages.push((Vec::new(), BTreeSet::new()));
-            bytes = 0;
+        let request_id = item.error.request_id.clone();
+        // A record that no longer fits a page on its own (`attempt` made it longer, or the limit
+        // went down since) goes alone in a page, as the pager requires every record to fit.
+        if serialized.len() + 1 > max_page_bytes {
+            pages.extend(pager.take(listener_id));
+            pages.push(ClosedPage {
+                listener_id: listener_id.to_string(),
+                records: vec![serialized],
+                waiters: vec![request_id],
+            });
+            continue;
         }
-        let (page, request_ids) = pages.last_mut().expect("pushed above");
-        bytes += serialized.len() + 1;
-        page.push(serialized);
-        if let Some(request_id) = &item.error.request_id {
-            request_ids.insert(request_id.clone());
-        }
+        let (closed, _opened) = pager.add(listener_id, vec![serialized], page_size.max(1), max_page_bytes, || {
+            request_id.clone()
+        });
+        pages.extend(closed);
     }
-    let mut payloads = Vec::new();
-    for (page, request_ids) in &pages {
-        let page_id = crate::pipeline::new_id();
-        let payload = serialize_page(listener_id, &page_id, &rfc3339_millis(unix_millis_now()), page);
-        payloads.push((page_id, payload, request_ids));
+    pages.extend(pager.take(listener_id));
+    let mut messages = Vec::with_capacity(pages.len());
+    for page in &pages {
+        let page_id = new_id();
+        let payload = wire::serialize_page(listener_id, &page_id, &rfc3339_millis(unix_millis_now()), &page.records);
+        let request_ids: BTreeSet<&str> = page.waiters.iter().flatten().map(String::as_str).collect();
+        messages.push((page_id, payload, request_ids));
     }
-    let mut deliveries = Vec::new();
-    for (page_id, payload, request_ids) in &payloads {
-        let mut headers: Vec<(&str, &str)> = vec![
-            (HEADER_LISTENER_ID, listener_id),
-            ("content-type", PAGE_CONTENT_TYPE),
-            (HEADER_PAGE_ID, page_id),
-            (HEADER_RETRY_DATA, RETRY_DATA_STORED),
-            (HEADER_RETRY_OF, "true"),
-        ];
-        for request_id in request_ids.iter() {
-            headers.push((HEADER_REQUEST_ID, request_id));
-        }
+    let mut deliveries = Vec::with_capacity(messages.len());
+    for (page_id, payload, request_ids) in &messages {
+        let headers = wire::page_headers(
+            &wire::PageHeaders {
+                listener_id,
+                page_id,
+                retry_data_stored: true,
+                republished: true,
+            },
+            request_ids.iter().copied(),
+        );
         deliveries.push(async move {
             producer
                 .publish(OutgoingMessage {
@@ -595,7 +580,7 @@ mod tests {
             br#"{"id":"r\u002d0","data":{"a":[1,2]}}"#.to_vec(),
             br#"{"data":1,"id":"r-1"}"#.to_vec(),
         ];
-        let message = crate::pipeline::page::pager::serialize_retry_data("l", "pages", "p", "t", &records);
+        let message = crate::wire::serialize_retry_data("l", "pages", "p", "t", &records);
         let mut keys = BTreeSet::from(["r-0".to_string(), "elsewhere".to_string()]);
         let mut found = HashMap::new();
         take_wanted_records(&message, &mut keys, &mut found).unwrap();
