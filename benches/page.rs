@@ -13,8 +13,9 @@ use serde_json::Value;
 use hookpipe::config::Settings;
 use hookpipe::pipeline::listener::Listener;
 use hookpipe::pipeline::page::default_trace_key;
-use hookpipe::pipeline::page::pager::{serialize_page, Pager};
+use hookpipe::pipeline::page::pager::Pager;
 use hookpipe::pipeline::parse::records::Record;
+use hookpipe::wire::serialize_page;
 
 const CREATED_AT: &str = "2026-01-01T00:00:00.000Z";
 const PAGE_ID: &str = "0193a1b2c3d4e5f60718293a4b5c6d7e";

@@ -15,4 +15,5 @@ pub mod shared_state;
 pub mod telemetry;
 pub mod templates;
 pub mod tls;
+pub mod wire;
 pub mod worker;

@@ -17,7 +17,7 @@ use crate::secrets_at_rest::{Keyring, Sealing, SecretsError};
 use crate::telemetry::METRICS;
 
 /// Debug captures are kept this long.
-pub const DEBUG_RETENTION: Duration = Duration::from_secs(24 * 3600);
+pub const DEBUG_RETENTION: Duration = crate::kafka::topics::DEBUG_RETENTION;
 /// Captures kept per listener in each instance's view.
 pub const DEBUG_CAPTURES_PER_LISTENER: usize = 500;
 /// Captured bodies are cut at this many bytes.

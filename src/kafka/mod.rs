@@ -1,11 +1,16 @@
-//! Kafka: the one producer wrapper, the embedded cluster, topic creation and reading pages back.
+//! Kafka: the client configuration every client starts from, the one durable producer
+//! configuration, the one page producer wrapper, the embedded cluster, the topics hookpipe owns
+//! and reading pages back.
 
 pub mod admin;
 pub mod embedded;
 pub mod producer;
 pub mod state;
 pub mod tail;
+pub mod topics;
 
+use rdkafka::metadata::Metadata;
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::ClientConfig;
 
 use crate::config::kafka::KafkaSettings;
@@ -18,6 +23,22 @@ pub fn base_client_config(settings: &KafkaSettings, bootstrap: &str) -> ClientCo
     for (key, value) in &settings.properties {
         config.set(key, value);
     }
+    config
+}
+
+/// The configuration of every producer hookpipe creates (pages, state, debug log, errors):
+/// idempotent, acks from every in-sync replica, a bounded local queue and `message.timeout.ms`
+/// shorter than the HTTP deadline. Set after `kafka.properties`, so those cannot weaken it.
+pub fn durable_producer_config(settings: &KafkaSettings, bootstrap: &str) -> ClientConfig {
+    let mut config = base_client_config(settings, bootstrap);
+    config
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("compression.type", settings.compression.as_str())
+        .set("message.timeout.ms", settings.message_timeout_ms.to_string())
+        .set("queue.buffering.max.messages", settings.queue_max_messages.to_string())
+        .set("queue.buffering.max.kbytes", settings.queue_max_kbytes.to_string())
+        .set("linger.ms", settings.linger_ms.to_string());
     config
 }
 
@@ -36,4 +57,24 @@ pub fn partitions_of<C: rdkafka::consumer::Consumer>(
         .filter(|t| t.name() == topic && t.error().is_none())
         .flat_map(|t| t.partitions().iter().map(|p| p.id()))
         .collect())
+}
+
+/// The partition ids of `topic`, sorted, once the cluster shows it with every partition led;
+/// otherwise what is missing (a freshly created topic takes a moment to get there).
+pub fn led_partitions(metadata: &Metadata, topic: &str) -> Result<Vec<i32>, String> {
+    let Some(found) = metadata.topics().iter().find(|t| t.name() == topic) else {
+        return Err("not in metadata".to_string());
+    };
+    if let Some(error) = found.error() {
+        return Err(format!("{:?}", RDKafkaErrorCode::from(error)));
+    }
+    if found.partitions().is_empty() {
+        return Err("no partitions yet".to_string());
+    }
+    if found.partitions().iter().any(|p| p.leader() < 0) {
+        return Err("partitions without leader".to_string());
+    }
+    let mut ids: Vec<i32> = found.partitions().iter().map(|p| p.id()).collect();
+    ids.sort_unstable();
+    Ok(ids)
 }

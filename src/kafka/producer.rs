@@ -44,17 +44,9 @@ pub struct PageProducer {
 impl PageProducer {
     /// Creates the producer with hookpipe's durability settings.
     pub fn new(settings: &KafkaSettings, bootstrap: &str) -> Result<PageProducer, KafkaError> {
-        let mut config = super::base_client_config(settings, bootstrap);
-        config
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set("compression.type", settings.compression.as_str())
-            .set("message.timeout.ms", settings.message_timeout_ms.to_string())
-            .set("queue.buffering.max.messages", settings.queue_max_messages.to_string())
-            .set("queue.buffering.max.kbytes", settings.queue_max_kbytes.to_string())
-            .set("linger.ms", settings.linger_ms.to_string())
-            // Pages can be up to 5 MB of records plus envelope.
-            .set("message.max.bytes", (6 * 1024 * 1024).to_string());
+        let mut config = super::durable_producer_config(settings, bootstrap);
+        // Pages can be up to 5 MB of records plus envelope.
+        config.set("message.max.bytes", (6 * 1024 * 1024).to_string());
         Ok(PageProducer {
             inner: config.create()?,
         })

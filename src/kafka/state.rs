@@ -15,8 +15,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Message, Timestamp};
@@ -24,6 +22,7 @@ use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::{broadcast, oneshot, watch};
 
+use super::topics::{Cleanup, TopicSpec};
 use crate::config::kafka::KafkaSettings;
 
 /// How long a write may take from enqueue to being applied by the local mirror.
@@ -63,8 +62,7 @@ impl StateTopic {
             values: RwLock::new(KeyValues::default()),
             changes,
         });
-        let topic_config = [("cleanup.policy", "compact".to_string())];
-        let follower = Follower::open(settings, bootstrap, topic, &topic_config, create, mirror.clone()).await?;
+        let follower = Follower::open(settings, bootstrap, topic, Cleanup::Compact, create, mirror.clone()).await?;
         Ok(Arc::new(StateTopic { follower, mirror }))
     }
 
@@ -143,11 +141,11 @@ impl LogTopic {
         let mirror = Arc::new(LogMirror {
             entries: RwLock::new(LogEntries::new(retention_ms, max_per_key)),
         });
-        let topic_config = [
-            ("cleanup.policy", "delete".to_string()),
-            ("retention.ms", retention_ms.to_string()),
-        ];
-        let follower = Follower::open(settings, bootstrap, topic, &topic_config, create, mirror.clone()).await?;
+        // `retention_ms` is at least 1, checked above.
+        let cleanup = Cleanup::Delete {
+            retention_ms: retention_ms as u64,
+        };
+        let follower = Follower::open(settings, bootstrap, topic, cleanup, create, mirror.clone()).await?;
         Ok(Arc::new(LogTopic { follower, mirror }))
     }
 
@@ -384,12 +382,23 @@ impl Follower {
         settings: &KafkaSettings,
         bootstrap: &str,
         topic: &str,
-        topic_config: &[(&str, String)],
+        cleanup: Cleanup,
         create: bool,
         sink: Arc<dyn Sink>,
     ) -> Result<Follower, String> {
         if create {
-            create_topic(settings, bootstrap, topic, topic_config).await?;
+            // Superseded by `topics::provision`, after which every follower opens with `create = false`.
+            let spec = TopicSpec {
+                name: topic.to_string(),
+                cleanup,
+            };
+            super::topics::create_missing(settings, bootstrap, &[spec])
+                .await
+                .map_err(|error| {
+                    format!(
+                        "{error} (if this broker cannot create topics, create it beforehand and open with create=false)"
+                    )
+                })?;
         }
         let producer = create_producer(settings, bootstrap, topic)?;
         let consumer = create_consumer(settings, bootstrap, topic)?;
@@ -459,53 +468,8 @@ impl Follower {
     }
 }
 
-async fn create_topic(
-    settings: &KafkaSettings,
-    bootstrap: &str,
-    topic: &str,
-    topic_config: &[(&str, String)],
-) -> Result<(), String> {
-    let admin: AdminClient<DefaultClientContext> = super::base_client_config(settings, bootstrap)
-        .create()
-        .map_err(|e| format!("cannot create Kafka admin client: {e}"))?;
-    let mut new_topic = NewTopic::new(
-        topic,
-        settings.topic_partitions,
-        TopicReplication::Fixed(settings.replication_factor),
-    );
-    for (name, value) in topic_config {
-        new_topic = new_topic.set(name, value);
-    }
-    // Without a request timeout a broker that ignores CreateTopics (the embedded mock cluster)
-    // holds open for a minute (`socket.timeout.ms`).
-    let options = AdminOptions::new()
-        .operation_timeout(Some(Duration::from_secs(10)))
-        .request_timeout(Some(Duration::from_secs(15)));
-    let results = admin.create_topics([&new_topic], &options).await.map_err(|e| {
-        format!(
-            "cannot create topic {topic}: {e} (if this broker cannot create topics, create it \
-             beforehand and open with create=false)"
-        )
-    })?;
-    for result in results {
-        match result {
-            // An existing topic keeps its own configuration; it is not altered here.
-            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((_, code)) => return Err(format!("cannot create topic {topic}: {code}")),
-        }
-    }
-    Ok(())
-}
-
 fn create_producer(settings: &KafkaSettings, bootstrap: &str, topic: &str) -> Result<FutureProducer, String> {
-    super::base_client_config(settings, bootstrap)
-        .set("enable.idempotence", "true")
-        .set("acks", "all")
-        .set("compression.type", settings.compression.as_str())
-        .set("message.timeout.ms", settings.message_timeout_ms.to_string())
-        .set("queue.buffering.max.messages", settings.queue_max_messages.to_string())
-        .set("queue.buffering.max.kbytes", settings.queue_max_kbytes.to_string())
-        .set("linger.ms", settings.linger_ms.to_string())
+    super::durable_producer_config(settings, bootstrap)
         .create()
         .map_err(|e| format!("cannot create producer for {topic}: {e}"))
 }
@@ -538,20 +502,9 @@ fn discover_partitions(
     loop {
         let last_problem = match consumer.fetch_metadata(Some(topic), Duration::from_secs(5)) {
             Err(error) => format!("cannot read metadata: {error}"),
-            Ok(metadata) => match metadata.topics().iter().find(|t| t.name() == topic) {
-                None => "not in metadata".to_string(),
-                Some(found) => match found.error() {
-                    Some(error) => format!("{:?}", RDKafkaErrorCode::from(error)),
-                    None if found.partitions().is_empty() => "no partitions yet".to_string(),
-                    None if found.partitions().iter().any(|p| p.leader() < 0) => {
-                        "partitions without leader".to_string()
-                    }
-                    None => {
-                        let mut ids: Vec<i32> = found.partitions().iter().map(|p| p.id()).collect();
-                        ids.sort_unstable();
-                        return Ok(ids);
-                    }
-                },
+            Ok(metadata) => match super::led_partitions(&metadata, topic) {
+                Ok(ids) => return Ok(ids),
+                Err(problem) => problem,
             },
         };
         if Instant::now() >= deadline || stop.load(Ordering::Relaxed) {

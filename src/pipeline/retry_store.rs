@@ -16,21 +16,7 @@ use crate::kafka::producer::{OutgoingMessage, PageProducer, PublishError};
 use crate::pipeline::listener::Listener;
 use crate::pipeline::Admitted;
 use crate::telemetry::METRICS;
-
-/// Header carrying the listener id.
-pub const HEADER_LISTENER_ID: &str = "hookpipe-listener-id";
-/// Header carrying the page id.
-pub const HEADER_PAGE_ID: &str = "hookpipe-page-id";
-/// Header carrying a request id (one per request with records in the page).
-pub const HEADER_REQUEST_ID: &str = "hookpipe-request-id";
-/// Content type of a page message.
-pub const PAGE_CONTENT_TYPE: &str = "application/json";
-/// Header saying whether the page's records have retry data: `stored` or `none`.
-pub const HEADER_RETRY_DATA: &str = "hookpipe-retry-data";
-/// `HEADER_RETRY_DATA` value: every record of the page has retry data in the retry topic.
-pub const RETRY_DATA_STORED: &str = "stored";
-/// `HEADER_RETRY_DATA` value: the listener does not store retry data.
-pub const RETRY_DATA_NONE: &str = "none";
+use crate::wire;
 
 /// A serialized page for one listener.
 #[derive(Debug, Message)]
@@ -80,21 +66,15 @@ impl Handler<Admitted<PublishPage>> for RetryStoreActor {
         let retry_topic = self.retry_topic.clone();
         Box::pin(async move {
             let store_retry_data = page.retry_data.is_some();
-            let mut headers: Vec<(&str, &str)> = Vec::with_capacity(4 + page.request_ids.len());
-            headers.push((HEADER_LISTENER_ID, page.listener.id()));
-            headers.push(("content-type", PAGE_CONTENT_TYPE));
-            headers.push((HEADER_PAGE_ID, &page.page_id));
-            headers.push((
-                HEADER_RETRY_DATA,
-                if store_retry_data {
-                    RETRY_DATA_STORED
-                } else {
-                    RETRY_DATA_NONE
+            let headers = wire::page_headers(
+                &wire::PageHeaders {
+                    listener_id: page.listener.id(),
+                    page_id: &page.page_id,
+                    retry_data_stored: store_retry_data,
+                    republished: false,
                 },
-            ));
-            for request_id in &page.request_ids {
-                headers.push((HEADER_REQUEST_ID, request_id));
-            }
+                page.request_ids.iter().map(|request_id| &**request_id),
+            );
             let started = std::time::Instant::now();
             let page_delivery = producer.publish(OutgoingMessage {
                 topic: &page.listener.topic,
@@ -102,11 +82,7 @@ impl Handler<Admitted<PublishPage>> for RetryStoreActor {
                 payload: &page.payload,
                 headers: &headers,
             });
-            let retry_headers = [
-                (HEADER_LISTENER_ID, page.listener.id()),
-                ("content-type", PAGE_CONTENT_TYPE),
-                (HEADER_PAGE_ID, page.page_id.as_str()),
-            ];
+            let retry_headers = wire::retry_data_headers(page.listener.id(), &page.page_id);
             let retry_delivery = async {
                 match &page.retry_data {
                     Some(payload) => {

@@ -29,9 +29,9 @@ use rdkafka::statistics::Statistics;
 
 use crate::config::{worker::TargetConfig, Settings};
 use crate::import_errors::{ErrorEntry, ErrorsStore};
-use crate::pipeline::retry_store::{HEADER_RETRY_DATA, RETRY_DATA_STORED};
 use crate::pipeline::{rfc3339_millis, unix_millis_now};
 use crate::telemetry::METRICS;
+use crate::wire::{HEADER_RETRY_DATA, RETRY_DATA_STORED};
 use file_target::JsonLinesTarget;
 use http_target::HttpTarget;
 use import::{import_page, Abandoned, Pacer, RecordOutcome, Target};

@@ -1,10 +1,9 @@
-//! A page as the worker reads it: the envelope the PageActor wrote (README, "A page") and its
-//! records, each kept whole so targets receive exactly what was published.
+//! A page as the worker reads it: the envelope the PageActor wrote (README, "A page"; read by
+//! `crate::wire`) and its records, each kept whole so targets receive exactly what was published.
 
 use serde_json::Value;
 
-/// The only page version this worker reads.
-const PAGE_VERSION: u64 = 1;
+use crate::wire::PageMessage;
 
 /// A page read from a pages topic.
 #[derive(Debug, Clone, PartialEq)]
@@ -20,43 +19,20 @@ pub struct IncomingPage {
 }
 
 impl IncomingPage {
-    /// Parses and checks a page message; the error says what is wrong with it.
+    /// Parses and checks a page message (`wire::PageMessage`), then that every record has an
+    /// id; the error says what is wrong with it.
     pub fn parse(payload: &[u8]) -> Result<IncomingPage, String> {
-        let value: Value = serde_json::from_slice(payload).map_err(|e| format!("not JSON: {e}"))?;
-        let Value::Object(mut object) = value else {
-            return Err("not a JSON object".into());
-        };
-        if object.get("type").and_then(Value::as_str) != Some("page") {
-            return Err("`type` is not \"page\"".into());
-        }
-        if object.get("version").and_then(Value::as_u64) != Some(PAGE_VERSION) {
-            return Err(format!(
-                "unsupported `version` (this worker reads version {PAGE_VERSION})"
-            ));
-        }
-        let text = |object: &serde_json::Map<String, Value>, key: &str| {
-            object
-                .get(key)
-                .and_then(Value::as_str)
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-        };
-        let listener_id = text(&object, "listener_id").ok_or("no `listener_id`")?;
-        let page_id = text(&object, "page_id").ok_or("no `page_id`")?;
-        let created_at = text(&object, "created_at");
-        let Some(Value::Array(records)) = object.remove("records") else {
-            return Err("no `records` array".into());
-        };
-        for (index, record) in records.iter().enumerate() {
+        let page = PageMessage::<Value>::read(payload).map_err(|error| error.to_string())?;
+        for (index, record) in page.records.iter().enumerate() {
             if record.get("id").and_then(Value::as_str).is_none_or(str::is_empty) {
                 return Err(format!("record {index} has no string `id`"));
             }
         }
         Ok(IncomingPage {
-            listener_id,
-            page_id,
-            created_at,
-            records,
+            listener_id: page.listener_id,
+            page_id: page.page_id,
+            created_at: page.created_at,
+            records: page.records,
         })
     }
 }

@@ -333,3 +333,74 @@ fn opening_a_missing_topic_without_create_fails_with_context() {
     assert!(error.contains("does-not-exist"), "{error}");
     eprintln!("missing topic error after {:?}: {error}", started.elapsed());
 }
+
+/// Settings whose every topic is this test's own.
+fn provisioned_settings(bootstrap: &str) -> hookpipe::config::Settings {
+    let toml = format!(
+        "[kafka]\ntopic_partitions = 2\npages_topic = \"{}\"\nstate_topic = \"{}\"\ndebug_topic = \"{}\"\n\
+         errors_topic = \"{}\"\nretry_topic = \"{}\"\n[[listeners]]\nid = \"own\"\ntopic = \"{}\"\n",
+        unique_topic("pages"),
+        unique_topic("state"),
+        unique_topic("debug"),
+        unique_topic("errors"),
+        unique_topic("retry"),
+        unique_topic("own-pages"),
+    );
+    crate::helpers::app::settings(&toml, bootstrap)
+}
+
+/// Opens every follower of serve without creating its topic, and checks each pages topic has
+/// the configured partitions.
+async fn open_provisioned(settings: &hookpipe::config::Settings, bootstrap: &str) {
+    let kafka = &settings.kafka;
+    let state = StateTopic::open(kafka, bootstrap, &kafka.state_topic, false)
+        .await
+        .expect("state topic provisioned");
+    state.put("k", b"v").await.unwrap();
+    let log = LogTopic::open(kafka, bootstrap, &kafka.debug_topic, Duration::from_secs(60), 2, false)
+        .await
+        .expect("debug topic provisioned");
+    log.append("k", b"v").await.unwrap();
+    let errors = hookpipe::import_errors::ErrorsStore::open(kafka, bootstrap, false)
+        .await
+        .expect("errors topic provisioned");
+    assert!(errors.list("own").is_empty());
+    let consumer: rdkafka::consumer::BaseConsumer =
+        hookpipe::kafka::base_client_config(kafka, bootstrap).create().unwrap();
+    for topic in settings.pages_topics().iter().chain([&kafka.retry_topic]) {
+        let partitions = hookpipe::kafka::partitions_of(&consumer, topic, Duration::from_secs(10)).unwrap();
+        assert_eq!(partitions.len(), 2, "{topic}");
+    }
+}
+
+#[test]
+fn provision_creates_every_owned_topic_so_followers_open_without_creating() {
+    let broker = Broker::start();
+    let settings = provisioned_settings(&broker.bootstrap);
+    block_on(async {
+        hookpipe::kafka::topics::provision(&settings, &broker.bootstrap, None)
+            .await
+            .expect("provision");
+        open_provisioned(&settings, &broker.bootstrap).await;
+        // Everything exists now: a second run creates nothing and succeeds.
+        hookpipe::kafka::topics::provision(&settings, &broker.bootstrap, None)
+            .await
+            .expect("provision again");
+        hookpipe::kafka::topics::provision_topic(&settings, &broker.bootstrap, &unique_topic("api"))
+            .await
+            .expect("one more pages topic");
+    });
+}
+
+#[test]
+fn provision_creates_every_owned_topic_in_the_embedded_cluster() {
+    let cluster = EmbeddedCluster::start().expect("mock cluster");
+    let bootstrap = cluster.bootstrap_servers();
+    let settings = provisioned_settings(&bootstrap);
+    block_on(async {
+        hookpipe::kafka::topics::provision(&settings, &bootstrap, Some(&cluster))
+            .await
+            .expect("provision");
+        open_provisioned(&settings, &bootstrap).await;
+    });
+}

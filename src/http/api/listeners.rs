@@ -81,10 +81,7 @@ async fn save(state: &AppState, stored: StoredListener, status: StatusCode) -> A
     }
     if let Some(topic) = &stored.config.topic {
         // Best effort: brokers that refuse (or the embedded cluster) surface later as 503s.
-        if let Err(error) =
-            crate::kafka::admin::ensure_topics(&state.settings.kafka, &state.bootstrap, std::slice::from_ref(topic))
-                .await
-        {
+        if let Err(error) = crate::kafka::topics::provision_topic(&state.settings, &state.bootstrap, topic).await {
             tracing::warn!(listener = %id, %error, "cannot create the listener's topic");
         }
     }

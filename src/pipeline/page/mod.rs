@@ -18,7 +18,8 @@ use crate::pipeline::listener::Listener;
 use crate::pipeline::parse::records::Record;
 use crate::pipeline::retry_store::{PublishPage, RetryStoreActor};
 use crate::pipeline::{rfc3339_millis, Admitted, Stage};
-use pager::{write_json_string, ClosedPage, Pager};
+use crate::wire;
+use pager::{ClosedPage, Pager};
 
 /// The records of one request, to be paged.
 #[derive(Debug, Message)]
@@ -147,9 +148,9 @@ impl PageActor {
         let next = self.next.clone();
         let page_id = crate::pipeline::new_id();
         let created_at = rfc3339_millis(crate::pipeline::unix_millis_now());
-        let payload = pager::serialize_page(listener.id(), &page_id, &created_at, &page.records);
+        let payload = wire::serialize_page(listener.id(), &page_id, &created_at, &page.records);
         let retry_data = (!listener.config.do_not_store_retry_data)
-            .then(|| pager::serialize_retry_data(listener.id(), &listener.topic, &page_id, &created_at, &page.records));
+            .then(|| wire::serialize_retry_data(listener.id(), &listener.topic, &page_id, &created_at, &page.records));
         let mut request_ids: Vec<Arc<str>> = page.waiters.iter().map(|(id, _)| id.clone()).collect();
         request_ids.dedup();
         let message = PublishPage {
@@ -288,7 +289,6 @@ fn serialize_records(message: &Paginate, max_page_bytes: usize) -> Result<Vec<Ve
     let received_at = rfc3339_millis(message.received_at_ms);
     let mut out = Vec::with_capacity(message.records.len());
     for (index, record) in message.records.iter().enumerate() {
-        let data = record.json().as_bytes();
         let trace_key = if listener.has_trace_key_template() {
             match listener.render_trace_key(record) {
                 Ok(trace_key) => Some(trace_key),
@@ -303,30 +303,16 @@ fn serialize_records(message: &Paginate, max_page_bytes: usize) -> Result<Vec<Ve
             Some(Err(reason)) => template_failed(listener, "data_uri", "data URI", reason)?,
             None => None,
         };
-        let mut bytes = Vec::with_capacity(data.len() + 200);
-        bytes.extend_from_slice(br#"{"id":"#);
-        write_json_string(&mut bytes, &format!("{}-{index}", message.request_id));
-        bytes.extend_from_slice(br#","request_id":"#);
-        write_json_string(&mut bytes, &message.request_id);
-        bytes.extend_from_slice(br#","trace_key":"#);
-        write_json_string(&mut bytes, &trace_key);
-        bytes.extend_from_slice(br#","data_uri":"#);
-        match &data_uri {
-            Some(uri) => write_json_string(&mut bytes, uri),
-            None => bytes.extend_from_slice(b"null"),
-        }
-        bytes.extend_from_slice(br#","received_at":"#);
-        write_json_string(&mut bytes, &received_at);
-        if let Some(delivery_id) = &message.delivery_id {
-            bytes.extend_from_slice(br#","delivery_id":"#);
-            write_json_string(&mut bytes, delivery_id);
-        }
-        if message.mock {
-            bytes.extend_from_slice(br#","mock":true"#);
-        }
-        bytes.extend_from_slice(br#","data":"#);
-        bytes.extend_from_slice(data);
-        bytes.push(b'}');
+        let bytes = wire::serialize_record(&wire::RecordFields {
+            id: &wire::record_id(&message.request_id, index),
+            request_id: &message.request_id,
+            trace_key: &trace_key,
+            data_uri: data_uri.as_deref(),
+            received_at: &received_at,
+            delivery_id: message.delivery_id.as_deref(),
+            mock: message.mock,
+            data_json: record.json(),
+        });
         // `+ 1` matches the pager's cost of a record (its separating comma).
         if bytes.len() + 1 > max_page_bytes {
             return Err(IngestError::RecordTooLarge { limit: max_page_bytes });

@@ -1,7 +1,8 @@
 //! Grouping serialized records into pages: pure logic, no actix.
 //!
 //! A page closes when it holds `page_size` records or when the next record would take its
-//! records over `max_bytes`; an open page is also closed by the PageActor's linger timer.
+//! records over `max_bytes`; an open page is also closed by the PageActor's linger timer. The
+//! bytes of records and pages are written by `crate::wire`.
 
 use std::collections::HashMap;
 
@@ -143,76 +144,6 @@ impl<W> Pager<W> {
     }
 }
 
-/// Serializes a page message around already-serialized records:
-/// `{"type":"page","version":1,"listener_id","page_id","created_at","records":[…]}`.
-pub fn serialize_page(listener_id: &str, page_id: &str, created_at: &str, records: &[Vec<u8>]) -> Vec<u8> {
-    records_message(
-        br#"{"type":"page","version":1"#,
-        listener_id,
-        None,
-        page_id,
-        created_at,
-        records,
-    )
-}
-
-/// Serializes the retry data of a page: the page's records exactly as published, plus the
-/// topic they were published to —
-/// `{"type":"retry_data","version":2,"listener_id","topic","page_id","created_at","records":[…]}`.
-pub fn serialize_retry_data(
-    listener_id: &str,
-    topic: &str,
-    page_id: &str,
-    created_at: &str,
-    records: &[Vec<u8>],
-) -> Vec<u8> {
-    records_message(
-        br#"{"type":"retry_data","version":2"#,
-        listener_id,
-        Some(topic),
-        page_id,
-        created_at,
-        records,
-    )
-}
-
-fn records_message(
-    head: &[u8],
-    listener_id: &str,
-    topic: Option<&str>,
-    page_id: &str,
-    created_at: &str,
-    records: &[Vec<u8>],
-) -> Vec<u8> {
-    let records_len: usize = records.iter().map(|r| r.len() + 1).sum();
-    let mut out = Vec::with_capacity(records_len + 200 + listener_id.len() + topic.map_or(0, str::len));
-    out.extend_from_slice(head);
-    out.extend_from_slice(br#","listener_id":"#);
-    write_json_string(&mut out, listener_id);
-    if let Some(topic) = topic {
-        out.extend_from_slice(br#","topic":"#);
-        write_json_string(&mut out, topic);
-    }
-    out.extend_from_slice(br#","page_id":"#);
-    write_json_string(&mut out, page_id);
-    out.extend_from_slice(br#","created_at":"#);
-    write_json_string(&mut out, created_at);
-    out.extend_from_slice(br#","records":["#);
-    for (index, record) in records.iter().enumerate() {
-        if index > 0 {
-            out.push(b',');
-        }
-        out.extend_from_slice(record);
-    }
-    out.extend_from_slice(b"]}");
-    out
-}
-
-/// Appends `value` as a JSON string literal.
-pub fn write_json_string(out: &mut Vec<u8>, value: &str) {
-    serde_json::to_writer(out, value).expect("writing a str to a Vec cannot fail");
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -266,32 +197,5 @@ mod tests {
         pager.add("a", records(1, 5), 20, 1000, || ());
         pager.add("b", records(1, 5), 20, 1000, || ());
         assert_eq!(pager.take_all().len(), 2);
-    }
-
-    #[test]
-    fn page_message_is_valid_json() {
-        let page = serialize_page(
-            "l\"1",
-            "p",
-            "2026-01-01T00:00:00.000Z",
-            &[b"{\"a\":1}".to_vec(), b"2".to_vec()],
-        );
-        let value: serde_json::Value = serde_json::from_slice(&page).unwrap();
-        assert_eq!(value["listener_id"], "l\"1");
-        assert_eq!(value["records"][1], 2);
-        assert_eq!(value["version"], 1);
-        assert!(value.get("topic").is_none());
-    }
-
-    #[test]
-    fn retry_data_message_holds_the_records_and_their_topic() {
-        let records = [b"{\"id\":\"r-0\"}".to_vec(), b"{\"id\":\"r-1\"}".to_vec()];
-        let message = serialize_retry_data("l", "t\"", "p", "2026-01-01T00:00:00.000Z", &records);
-        let value: serde_json::Value = serde_json::from_slice(&message).unwrap();
-        assert_eq!(value["type"], "retry_data");
-        assert_eq!(value["version"], 2);
-        assert_eq!(value["topic"], "t\"");
-        assert_eq!(value["page_id"], "p");
-        assert_eq!(value["records"][1]["id"], "r-1");
     }
 }
