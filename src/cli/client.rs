@@ -6,6 +6,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::cli::render::{sanitize_line, truncate};
@@ -111,26 +112,25 @@ pub struct Output {
 }
 
 impl Output {
-    /// Prints the reply's JSON body through `render` (an empty body renders null).
+    /// Prints the reply's JSON body through `render`.
     pub fn print(&self, reply: &Reply, render: impl FnOnce(&Value) -> String) -> Result<(), CliError> {
+        self.print_as::<Value>(reply, render)
+    }
+
+    /// Prints the reply's body read as `T` ([`Reply::read_as`]) through `render`.
+    pub fn print_as<T: DeserializeOwned + Default>(
+        &self,
+        reply: &Reply,
+        render: impl FnOnce(&T) -> String,
+    ) -> Result<(), CliError> {
         if self.json {
             if !reply.body.trim().is_empty() {
                 println!("{}", reply.body.trim_end());
             }
             return Ok(());
         }
-        let value = if reply.body.trim().is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&reply.body).map_err(|error| {
-                CliError::Local(format!(
-                    "the server answered {} with a body that is not JSON ({error}): {}",
-                    reply.status,
-                    sanitize_line(&truncate(&reply.body, 200))
-                ))
-            })?
-        };
-        print!("{}", render(&value));
+        let answer = reply.read_as::<T>()?;
+        print!("{}", render(&answer));
         Ok(())
     }
 }
@@ -154,6 +154,28 @@ pub struct Reply {
     pub status: u16,
     /// The body as text.
     pub body: String,
+}
+
+impl Reply {
+    /// The body read as `T`; an empty body is `T::default()` (for `Value`: null). A body that is
+    /// JSON but not a `T` is refused like one that is not JSON.
+    pub fn read_as<T: DeserializeOwned + Default>(&self) -> Result<T, CliError> {
+        if self.body.trim().is_empty() {
+            return Ok(T::default());
+        }
+        let value: Value = serde_json::from_str(&self.body)
+            .map_err(|error| self.unreadable(&format!("a body that is not JSON ({error})")))?;
+        serde_json::from_value(value).map_err(|error| self.unreadable(&format!("an unexpected body ({error})")))
+    }
+
+    /// The error for a 2xx body the command cannot read, quoting the body's start.
+    fn unreadable(&self, what: &str) -> CliError {
+        CliError::Local(format!(
+            "the server answered {} with {what}: {}",
+            self.status,
+            sanitize_line(&truncate(&self.body, 200))
+        ))
+    }
 }
 
 /// The management API at one server, with the bearer token.
@@ -300,6 +322,13 @@ pub fn encode_segment(segment: &str) -> String {
     out
 }
 
+/// A JSON answer read as the typed view `T`, as [`Reply::read_as`] reads it: the renderers'
+/// tests start from the JSON the server sends.
+#[cfg(test)]
+pub fn typed<T: DeserializeOwned>(value: Value) -> T {
+    serde_json::from_value(value).expect("the test's JSON has the view's shape")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -349,5 +378,39 @@ mod tests {
         let error = api_error(502, "<html>Bad Gateway</html>");
         assert_eq!(error.to_string(), "server answered 502: <html>Bad Gateway</html>");
         assert!(matches!(api_error(404, ""), CliError::Api { ref message, .. } if message == "(no error message)"));
+    }
+
+    #[test]
+    fn replies_are_read_as_the_view_or_refused_with_the_body_start() {
+        #[derive(Debug, Default, serde::Deserialize, PartialEq)]
+        struct Page {
+            #[serde(default)]
+            items: Vec<String>,
+        }
+        let reply = |body: &str| Reply {
+            status: 200,
+            body: body.to_string(),
+        };
+        assert_eq!(
+            reply(r#"{"items": ["a"], "other": 1}"#)
+                .read_as::<Page>()
+                .unwrap()
+                .items,
+            ["a"]
+        );
+        assert_eq!(reply(" ").read_as::<Page>().unwrap(), Page::default());
+        assert_eq!(reply("").read_as::<Value>().unwrap(), Value::Null);
+        let error = reply(r#"{"items": 5}"#).read_as::<Page>().unwrap_err().to_string();
+        assert!(
+            error.starts_with("the server answered 200 with an unexpected body ("),
+            "{error}"
+        );
+        assert!(error.ends_with(r#"): {"items": 5}"#), "{error}");
+        let error = reply("<html>\u{1b}[2J").read_as::<Value>().unwrap_err().to_string();
+        assert!(
+            error.starts_with("the server answered 200 with a body that is not JSON ("),
+            "{error}"
+        );
+        assert!(error.ends_with("): <html>\\u{1b}[2J"), "{error}");
     }
 }

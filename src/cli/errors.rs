@@ -5,10 +5,13 @@
 use std::process::ExitCode;
 
 use clap::{ArgGroup, Args, Subcommand};
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::cli::client::{connect, finish, listener_path, CliError, Client, Method, Output};
-use crate::cli::render::{cell, ordered_key_value_lines, pretty_json, render_table, sanitize_line, truncate};
+use crate::cli::render::{
+    cell, optional_cell, ordered_key_value_lines, pretty_json, render_table, sanitize_line, truncate,
+};
 use crate::cli::ApiArgs;
 
 /// Keys `errors show` prints first, in this order.
@@ -107,7 +110,7 @@ fn execute(args: ErrorsArgs) -> Result<(), CliError> {
 fn list(client: &Client, output: &Output, listener: &str, limit: usize, offset: usize) -> Result<(), CliError> {
     let path = format!("{}?limit={limit}&offset={offset}", listener_path(listener, &["errors"]));
     let reply = client.call(Method::Get, &path, None)?;
-    output.print(&reply, errors_table)
+    output.print_as(&reply, errors_table)
 }
 
 fn show(client: &Client, output: &Output, listener: &str, record_id: &str) -> Result<(), CliError> {
@@ -142,36 +145,69 @@ fn resolve(client: &Client, output: &Output, listener: &str, record_id: &str) ->
     output.print(&reply, |_| format!("resolved {}\n", sanitize_line(record_id)))
 }
 
+/// What `errors list` reads of `GET /listeners/{id}/errors`; other keys are ignored.
+#[derive(Debug, Default, Deserialize)]
+pub struct ErrorsPage {
+    /// This page of errors, newest first.
+    #[serde(default)]
+    pub errors: Vec<ErrorRow>,
+    /// Open errors of the listener in all.
+    pub total: Option<u64>,
+    /// Errors skipped before this page.
+    pub offset: Option<u64>,
+}
+
+/// One row of `errors list`: the keys of an error view it shows.
+#[derive(Debug, Deserialize)]
+pub struct ErrorRow {
+    /// When the worker gave up, RFC 3339.
+    pub failed_at: Option<String>,
+    /// The failed record's id.
+    pub record_id: Option<String>,
+    /// The record's trace key.
+    pub trace_key: Option<String>,
+    /// HTTP status of the target's last answer.
+    pub target_status: Option<u64>,
+    /// 1 for the original delivery, +1 per retry.
+    pub attempt: Option<u64>,
+    /// Whether the server can republish the record.
+    pub can_retry: Option<bool>,
+    /// Set while a retry is under way.
+    pub retry_requested_at: Option<String>,
+    /// What went wrong.
+    pub error: Option<String>,
+}
+
 /// `errors list`: FAILED AT, RECORD ID, TRACE KEY, STATUS, ATTEMPT, RETRY, ERROR, and where the
 /// next page starts.
-pub fn errors_table(response: &Value) -> String {
-    let errors = response["errors"].as_array().cloned().unwrap_or_default();
-    let total = response["total"].as_u64().unwrap_or(0);
-    if errors.is_empty() {
+pub fn errors_table(page: &ErrorsPage) -> String {
+    let total = page.total.unwrap_or(0);
+    if page.errors.is_empty() {
         return if total == 0 {
             "no open errors\n".to_string()
         } else {
             format!("no errors at this offset ({total} in all)\n")
         };
     }
-    let rows: Vec<Vec<String>> = errors
+    let rows: Vec<Vec<String>> = page
+        .errors
         .iter()
         .map(|error| {
-            let retry = if error["retry_requested_at"].is_string() {
+            let retry = if error.retry_requested_at.is_some() {
                 "pending"
-            } else if error["can_retry"] == Value::Bool(true) {
+            } else if error.can_retry == Some(true) {
                 "yes"
             } else {
                 "no"
             };
             vec![
-                cell(&error["failed_at"]),
-                cell(&error["record_id"]),
-                cell(&error["trace_key"]),
-                cell(&error["target_status"]),
-                cell(&error["attempt"]),
+                optional_cell(error.failed_at.as_ref()),
+                optional_cell(error.record_id.as_ref()),
+                optional_cell(error.trace_key.as_ref()),
+                optional_cell(error.target_status),
+                optional_cell(error.attempt),
                 retry.to_string(),
-                truncate(&cell(&error["error"]), 80),
+                truncate(&optional_cell(error.error.as_ref()), 80),
             ]
         })
         .collect();
@@ -187,8 +223,8 @@ pub fn errors_table(response: &Value) -> String {
         ],
         &rows,
     );
-    let offset = response["offset"].as_u64().unwrap_or(0);
-    let shown = errors.len() as u64;
+    let offset = page.offset.unwrap_or(0);
+    let shown = page.errors.len() as u64;
     if offset + shown < total {
         out.push_str(&format!(
             "{shown} of {total} errors shown; next page: --offset {}\n",
@@ -245,16 +281,17 @@ fn retry_summary(reply: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::client::typed;
     use serde_json::json;
 
     #[test]
     fn errors_table_marks_retry_state_and_the_next_page() {
-        let response = json!({"total": 3, "offset": 0, "limit": 2, "errors": [
+        let response = typed(json!({"total": 3, "offset": 0, "limit": 2, "errors": [
             {"failed_at": "2026-11-30T10:00:02Z", "record_id": "r-1", "trace_key": "A-1", "target_status": 422,
              "attempt": 1, "can_retry": true, "retry_requested_at": null, "error": "HTTP 422: unknown sku"},
             {"failed_at": "2026-11-30T10:00:01Z", "record_id": "r-0", "trace_key": "A-0", "target_status": null,
              "attempt": 2, "can_retry": false, "error": "cannot reach\nthe target"},
-        ]});
+        ]}));
         assert_eq!(
             errors_table(&response),
             "FAILED AT             RECORD ID  TRACE KEY  STATUS  ATTEMPT  RETRY  ERROR\n\
@@ -262,9 +299,12 @@ mod tests {
              2026-11-30T10:00:01Z  r-0        A-0        -       2        no     cannot reach\\nthe target\n\
              2 of 3 errors shown; next page: --offset 2\n"
         );
-        assert_eq!(errors_table(&json!({"total": 0, "errors": []})), "no open errors\n");
         assert_eq!(
-            errors_table(&json!({"total": 3, "offset": 5, "errors": []})),
+            errors_table(&typed(json!({"total": 0, "errors": []}))),
+            "no open errors\n"
+        );
+        assert_eq!(
+            errors_table(&typed(json!({"total": 3, "offset": 5, "errors": []}))),
             "no errors at this offset (3 in all)\n"
         );
     }
@@ -283,5 +323,19 @@ mod tests {
             "republished 2 records: a, b\nrefused c: expired\nno open error for: d\n"
         );
         assert_eq!(retry_summary(&json!({"republished": []})), "nothing republished\n");
+    }
+
+    #[test]
+    fn errors_table_reads_missing_keys_as_the_old_string_key_reads_did() {
+        let response = typed(json!({"total": null, "errors": [
+            {"record_id": "r", "retry_requested_at": "2026-11-30T10:00:00Z", "can_retry": false},
+            {"record_id": "s", "error": ""},
+        ]}));
+        assert_eq!(
+            errors_table(&response),
+            "FAILED AT  RECORD ID  TRACE KEY  STATUS  ATTEMPT  RETRY    ERROR\n\
+             -          r          -          -       -        pending  -\n\
+             -          s          -          -       -        no       -\n"
+        );
     }
 }

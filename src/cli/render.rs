@@ -3,6 +3,8 @@
 //! [`sanitize_line`] (or [`sanitize_keep_lines`]) before it reaches the terminal, because listener
 //! names, captured headers and bodies come from senders. A leaf: no other module of the crate.
 
+use std::fmt::Display;
+
 use serde_json::Value;
 
 /// Keys `show` prints first, in this order; the rest follow alphabetically.
@@ -124,6 +126,14 @@ pub fn cell(value: &Value) -> String {
         Value::String(text) if text.is_empty() => "-".to_string(),
         Value::String(text) => sanitize_line(text),
         other => sanitize_line(&other.to_string()),
+    }
+}
+
+/// [`cell`] for a typed field: absent or empty as `-`, else its text on one line.
+pub fn optional_cell(value: Option<impl Display>) -> String {
+    match value.map(|value| value.to_string()) {
+        Some(text) if !text.is_empty() => sanitize_line(&text),
+        _ => "-".to_string(),
     }
 }
 

@@ -10,10 +10,13 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{ArgGroup, Args, Subcommand};
+use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::cli::client::{connect, finish, listener_path, CliError, Client, Method, Output};
-use crate::cli::render::{cell, describe_secret, is_secret_view, key_value_lines, pretty_json, render_table, text_of};
+use crate::cli::render::{
+    describe_secret, is_secret_view, key_value_lines, optional_cell, pretty_json, render_table, text_of,
+};
 use crate::cli::ApiArgs;
 
 use debug::DebugAction;
@@ -153,7 +156,7 @@ fn execute(args: ListenersArgs) -> Result<(), CliError> {
 
 fn list(client: &Client, output: &Output) -> Result<(), CliError> {
     let reply = client.call(Method::Get, "/listeners", None)?;
-    output.print(&reply, listeners_table)
+    output.print_as(&reply, listeners_table)
 }
 
 fn show(client: &Client, output: &Output, id: &str) -> Result<(), CliError> {
@@ -271,30 +274,68 @@ fn mock(client: &Client, output: &Output, id: &str, set_file: Option<&Path>, sen
     }
 }
 
+/// What `list` reads of `GET /listeners`; other keys are ignored.
+#[derive(Debug, Default, Deserialize)]
+pub struct ListenersPage {
+    /// The listener views.
+    #[serde(default)]
+    pub listeners: Vec<ListenerRow>,
+}
+
+/// One row of `list`: the keys of a listener view it shows.
+#[derive(Debug, Deserialize)]
+pub struct ListenerRow {
+    /// Listener id.
+    pub id: Option<String>,
+    /// Display name.
+    pub name: Option<String>,
+    /// `config` or `api`.
+    pub source: Option<String>,
+    /// Only its `type` is shown.
+    pub verification: Option<VerificationKind>,
+    /// The pages topic; none means the default topic.
+    pub topic: Option<String>,
+    /// Public URL.
+    pub url: Option<String>,
+}
+
+/// The `type` of a listener view's `verification`.
+#[derive(Debug, Deserialize)]
+pub struct VerificationKind {
+    /// `hmac`, `basic`, `none`, …
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+}
+
 /// `list`: ID, NAME, SOURCE, VERIFICATION, TOPIC, URL.
-pub fn listeners_table(response: &Value) -> String {
-    let listeners = response["listeners"].as_array().cloned().unwrap_or_default();
-    if listeners.is_empty() {
+pub fn listeners_table(page: &ListenersPage) -> String {
+    if page.listeners.is_empty() {
         return "no listeners\n".to_string();
     }
-    let rows: Vec<Vec<String>> = listeners
+    let rows: Vec<Vec<String>> = page
+        .listeners
         .iter()
         .map(|view| {
-            let verification = match &view["verification"]["type"] {
-                Value::Null => "none".to_string(),
-                other => cell(other),
+            // No verification type is `none`, no topic the default one; an empty one stays `-`.
+            let verification_kind = view
+                .verification
+                .as_ref()
+                .and_then(|verification| verification.kind.as_ref());
+            let verification = match verification_kind {
+                None => "none".to_string(),
+                kind => optional_cell(kind),
             };
-            let topic = match &view["topic"] {
-                Value::Null => "(default)".to_string(),
-                other => cell(other),
+            let topic = match view.topic.as_ref() {
+                None => "(default)".to_string(),
+                explicit_topic => optional_cell(explicit_topic),
             };
             vec![
-                cell(&view["id"]),
-                cell(&view["name"]),
-                cell(&view["source"]),
+                optional_cell(view.id.as_ref()),
+                optional_cell(view.name.as_ref()),
+                optional_cell(view.source.as_ref()),
                 verification,
                 topic,
-                cell(&view["url"]),
+                optional_cell(view.url.as_ref()),
             ]
         })
         .collect();
@@ -322,17 +363,18 @@ fn secrets_summary(id: &str, verb: &str, view: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::client::typed;
     use serde_json::json;
 
     #[test]
     fn listeners_table_shows_id_source_verification_topic_and_url() {
-        let response = json!({"listeners": [
+        let response: ListenersPage = typed(json!({"listeners": [
             {"id": "orders", "name": "Orders", "source": "config", "topic": null,
              "verification": {"type": "hmac", "secrets": [{"fingerprint": "1a2b3c4d"}]},
              "url": "http://127.0.0.1:8080/hooks/abc"},
             {"id": "forms", "name": "", "source": "api", "topic": "hookpipe.forms",
              "verification": {"type": "none"}, "url": "http://127.0.0.1:8080/hooks/def"},
-        ]});
+        ]}));
         let table = listeners_table(&response);
         let lines: Vec<&str> = table.lines().collect();
         assert_eq!(lines[0], "ID      NAME    SOURCE  VERIFICATION  TOPIC           URL");
@@ -344,7 +386,7 @@ mod tests {
             lines[2],
             "forms   -       api     none          hookpipe.forms  http://127.0.0.1:8080/hooks/def"
         );
-        assert_eq!(listeners_table(&json!({"listeners": []})), "no listeners\n");
+        assert_eq!(listeners_table(&typed(json!({"listeners": []}))), "no listeners\n");
     }
 
     #[test]
@@ -360,5 +402,20 @@ mod tests {
             secrets_summary("o", "retired", &view),
             "retired; secrets of o now: none\n"
         );
+    }
+
+    #[test]
+    fn listeners_table_reads_missing_keys_as_the_old_string_key_reads_did() {
+        let response: ListenersPage = typed(json!({"listeners": [
+            {"id": "x", "verification": null, "extra": {"nested": true}},
+            {"id": "y", "verification": {"type": ""}, "topic": "", "url": null},
+        ]}));
+        assert_eq!(
+            listeners_table(&response),
+            "ID  NAME  SOURCE  VERIFICATION  TOPIC      URL\n\
+             x   -     -       none          (default)  -\n\
+             y   -     -       -             -          -\n"
+        );
+        assert_eq!(listeners_table(&typed(json!({}))), "no listeners\n");
     }
 }
