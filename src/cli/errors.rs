@@ -1,0 +1,341 @@
+//! `hookpipe errors …`: list, inspect, retry and resolve a listener's import errors through a
+//! running server's management API (`/api/v1/listeners/{id}/errors`). One function per operation;
+//! the HTTP round trips are covered by `tests/cli_listeners.rs`.
+
+use std::process::ExitCode;
+
+use clap::{ArgGroup, Args, Subcommand};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::cli::client::{connect, finish, listener_path, CliError, Client, Method, Output};
+use crate::cli::render::{
+    cell, optional_cell, ordered_key_value_lines, pretty_json, render_table, sanitize_line, truncate,
+};
+use crate::cli::ApiArgs;
+
+/// Keys `errors show` prints first, in this order.
+const ERROR_LEADING_KEYS: &[&str] = &[
+    "listener_id",
+    "record_id",
+    "trace_key",
+    "data_uri",
+    "error",
+    "target_status",
+    "attempt",
+    "tries",
+    "failed_at",
+    "received_at",
+    "request_id",
+    "can_retry",
+    "retry_unavailable",
+    "retry_requested_at",
+];
+
+/// `hookpipe errors`: global options and the operation.
+#[derive(Args, Debug)]
+pub struct ErrorsArgs {
+    /// Which server, and raw JSON or readable text.
+    #[command(flatten)]
+    pub api: ApiArgs,
+    #[command(subcommand)]
+    pub command: ErrorsCommand,
+}
+
+/// One errors operation.
+#[derive(Subcommand, Debug)]
+pub enum ErrorsCommand {
+    /// A listener's open import errors, newest first.
+    List {
+        /// Listener id.
+        listener: String,
+        /// Errors per page (1-1000).
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// Errors to skip (for the next page).
+        #[arg(long, default_value_t = 0)]
+        offset: usize,
+    },
+    /// One error in full, with the record's retry data when it is stored.
+    Show {
+        /// Listener id.
+        listener: String,
+        /// The failed record's id.
+        record_id: String,
+    },
+    /// Republish failed records for another import attempt (they keep their ids).
+    #[command(group(ArgGroup::new("which").required(true).args(["record_ids", "all"])))]
+    Retry {
+        /// Listener id.
+        listener: String,
+        /// Record ids to retry.
+        record_ids: Vec<String>,
+        /// Retry every open error of the listener.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Close an error by hand (the record is not imported).
+    Resolve {
+        /// Listener id.
+        listener: String,
+        /// The failed record's id.
+        record_id: String,
+    },
+}
+
+/// Runs `hookpipe errors …`: prints the result on stdout, errors on stderr.
+pub fn run(args: ErrorsArgs) -> ExitCode {
+    finish("errors", execute(args))
+}
+
+fn execute(args: ErrorsArgs) -> Result<(), CliError> {
+    let client = connect(args.api.server)?;
+    let output = Output { json: args.api.json };
+    match args.command {
+        ErrorsCommand::List {
+            listener,
+            limit,
+            offset,
+        } => list(&client, &output, &listener, limit, offset),
+        ErrorsCommand::Show { listener, record_id } => show(&client, &output, &listener, &record_id),
+        ErrorsCommand::Retry {
+            listener,
+            record_ids,
+            all,
+        } => retry(&client, &output, &listener, &record_ids, all),
+        ErrorsCommand::Resolve { listener, record_id } => resolve(&client, &output, &listener, &record_id),
+    }
+}
+
+fn list(client: &Client, output: &Output, listener: &str, limit: usize, offset: usize) -> Result<(), CliError> {
+    let path = format!("{}?limit={limit}&offset={offset}", listener_path(listener, &["errors"]));
+    let reply = client.call(Method::Get, &path, None)?;
+    output.print_as(&reply, errors_table)
+}
+
+fn show(client: &Client, output: &Output, listener: &str, record_id: &str) -> Result<(), CliError> {
+    let path = listener_path(listener, &["errors", record_id]);
+    let reply = client.call(Method::Get, &path, None)?;
+    output.print(&reply, error_details)
+}
+
+/// One record through its own route; several (or `--all`) through the batch route.
+fn retry(client: &Client, output: &Output, listener: &str, record_ids: &[String], all: bool) -> Result<(), CliError> {
+    let reply = if all || record_ids.len() != 1 {
+        let body = if all {
+            serde_json::json!({ "all": true })
+        } else {
+            serde_json::json!({ "record_ids": record_ids })
+        };
+        client.call(
+            Method::Post,
+            &listener_path(listener, &["errors", "retry"]),
+            Some(&body),
+        )?
+    } else {
+        let path = listener_path(listener, &["errors", &record_ids[0], "retry"]);
+        client.call(Method::Post, &path, None)?
+    };
+    output.print(&reply, retry_summary)
+}
+
+fn resolve(client: &Client, output: &Output, listener: &str, record_id: &str) -> Result<(), CliError> {
+    let path = listener_path(listener, &["errors", record_id, "resolve"]);
+    let reply = client.call(Method::Post, &path, None)?;
+    output.print(&reply, |_| format!("resolved {}\n", sanitize_line(record_id)))
+}
+
+/// What `errors list` reads of `GET /listeners/{id}/errors`; other keys are ignored.
+#[derive(Debug, Default, Deserialize)]
+pub struct ErrorsPage {
+    /// This page of errors, newest first.
+    #[serde(default)]
+    pub errors: Vec<ErrorRow>,
+    /// Open errors of the listener in all.
+    pub total: Option<u64>,
+    /// Errors skipped before this page.
+    pub offset: Option<u64>,
+}
+
+/// One row of `errors list`: the keys of an error view it shows.
+#[derive(Debug, Deserialize)]
+pub struct ErrorRow {
+    /// When the worker gave up, RFC 3339.
+    pub failed_at: Option<String>,
+    /// The failed record's id.
+    pub record_id: Option<String>,
+    /// The record's trace key.
+    pub trace_key: Option<String>,
+    /// HTTP status of the target's last answer.
+    pub target_status: Option<u64>,
+    /// 1 for the original delivery, +1 per retry.
+    pub attempt: Option<u64>,
+    /// Whether the server can republish the record.
+    pub can_retry: Option<bool>,
+    /// Set while a retry is under way.
+    pub retry_requested_at: Option<String>,
+    /// What went wrong.
+    pub error: Option<String>,
+}
+
+/// `errors list`: FAILED AT, RECORD ID, TRACE KEY, STATUS, ATTEMPT, RETRY, ERROR, and where the
+/// next page starts.
+pub fn errors_table(page: &ErrorsPage) -> String {
+    let total = page.total.unwrap_or(0);
+    if page.errors.is_empty() {
+        return if total == 0 {
+            "no open errors\n".to_string()
+        } else {
+            format!("no errors at this offset ({total} in all)\n")
+        };
+    }
+    let rows: Vec<Vec<String>> = page
+        .errors
+        .iter()
+        .map(|error| {
+            let retry = if error.retry_requested_at.is_some() {
+                "pending"
+            } else if error.can_retry == Some(true) {
+                "yes"
+            } else {
+                "no"
+            };
+            vec![
+                optional_cell(error.failed_at.as_ref()),
+                optional_cell(error.record_id.as_ref()),
+                optional_cell(error.trace_key.as_ref()),
+                optional_cell(error.target_status),
+                optional_cell(error.attempt),
+                retry.to_string(),
+                truncate(&optional_cell(error.error.as_ref()), 80),
+            ]
+        })
+        .collect();
+    let mut out = render_table(
+        &[
+            "FAILED AT",
+            "RECORD ID",
+            "TRACE KEY",
+            "STATUS",
+            "ATTEMPT",
+            "RETRY",
+            "ERROR",
+        ],
+        &rows,
+    );
+    let offset = page.offset.unwrap_or(0);
+    let shown = page.errors.len() as u64;
+    if offset + shown < total {
+        out.push_str(&format!(
+            "{shown} of {total} errors shown; next page: --offset {}\n",
+            offset + shown
+        ));
+    }
+    out
+}
+
+/// `errors show`: the error's fields, then the record's retry data (or why there is none).
+fn error_details(error: &Value) -> String {
+    let mut summary = error.clone();
+    let retry_data = summary.as_object_mut().and_then(|o| o.remove("retry_data"));
+    let mut out = ordered_key_value_lines(&summary, ERROR_LEADING_KEYS);
+    match retry_data {
+        Some(Value::Object(data)) => {
+            out.push_str("retry data:\n");
+            let record = data.get("record").cloned().unwrap_or(Value::Null);
+            out.push_str(&pretty_json(&record));
+        }
+        _ => out.push_str("retry data: none\n"),
+    }
+    out
+}
+
+/// `errors retry`: what was republished, refused and not found.
+fn retry_summary(reply: &Value) -> String {
+    let ids = |value: &Value| -> Vec<String> {
+        value
+            .as_array()
+            .map(|items| items.iter().map(cell).collect())
+            .unwrap_or_default()
+    };
+    let republished = ids(&reply["republished"]);
+    let mut out = match (republished.len(), reply.get("attempt")) {
+        (0, _) => "nothing republished\n".to_string(),
+        (1, Some(attempt)) => format!("republished {} (attempt {})\n", republished[0], cell(attempt)),
+        (count, _) => format!("republished {count} records: {}\n", republished.join(", ")),
+    };
+    for refused in reply["refused"].as_array().into_iter().flatten() {
+        out.push_str(&format!(
+            "refused {}: {}\n",
+            cell(&refused["record_id"]),
+            cell(&refused["reason"])
+        ));
+    }
+    let not_found = ids(&reply["not_found"]);
+    if !not_found.is_empty() {
+        out.push_str(&format!("no open error for: {}\n", not_found.join(", ")));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::client::typed;
+    use serde_json::json;
+
+    #[test]
+    fn errors_table_marks_retry_state_and_the_next_page() {
+        let response = typed(json!({"total": 3, "offset": 0, "limit": 2, "errors": [
+            {"failed_at": "2026-11-30T10:00:02Z", "record_id": "r-1", "trace_key": "A-1", "target_status": 422,
+             "attempt": 1, "can_retry": true, "retry_requested_at": null, "error": "HTTP 422: unknown sku"},
+            {"failed_at": "2026-11-30T10:00:01Z", "record_id": "r-0", "trace_key": "A-0", "target_status": null,
+             "attempt": 2, "can_retry": false, "error": "cannot reach\nthe target"},
+        ]}));
+        assert_eq!(
+            errors_table(&response),
+            "FAILED AT             RECORD ID  TRACE KEY  STATUS  ATTEMPT  RETRY  ERROR\n\
+             2026-11-30T10:00:02Z  r-1        A-1        422     1        yes    HTTP 422: unknown sku\n\
+             2026-11-30T10:00:01Z  r-0        A-0        -       2        no     cannot reach\\nthe target\n\
+             2 of 3 errors shown; next page: --offset 2\n"
+        );
+        assert_eq!(
+            errors_table(&typed(json!({"total": 0, "errors": []}))),
+            "no open errors\n"
+        );
+        assert_eq!(
+            errors_table(&typed(json!({"total": 3, "offset": 5, "errors": []}))),
+            "no errors at this offset (3 in all)\n"
+        );
+    }
+
+    #[test]
+    fn retry_summaries_say_what_happened_to_each_record() {
+        assert_eq!(
+            retry_summary(&json!({"republished": ["r-1"], "attempt": 2})),
+            "republished r-1 (attempt 2)\n"
+        );
+        assert_eq!(
+            retry_summary(
+                &json!({"republished": ["a", "b"], "refused": [{"record_id": "c", "reason": "expired"}],
+                                  "not_found": ["d"]})
+            ),
+            "republished 2 records: a, b\nrefused c: expired\nno open error for: d\n"
+        );
+        assert_eq!(retry_summary(&json!({"republished": []})), "nothing republished\n");
+    }
+
+    #[test]
+    fn errors_table_reads_missing_keys_as_the_old_string_key_reads_did() {
+        let response = typed(json!({"total": null, "errors": [
+            {"record_id": "r", "retry_requested_at": "2026-11-30T10:00:00Z", "can_retry": false},
+            {"record_id": "s", "error": ""},
+        ]}));
+        assert_eq!(
+            errors_table(&response),
+            "FAILED AT  RECORD ID  TRACE KEY  STATUS  ATTEMPT  RETRY    ERROR\n\
+             -          r          -          -       -        pending  -\n\
+             -          s          -          -       -        no       -\n"
+        );
+    }
+}

@@ -1,0 +1,84 @@
+//! `hookpipe tail`: print the pages arriving on a topic, one JSON line (or indented JSON) each.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::cli::load;
+use crate::kafka::tail::{StartAt, TopicReader};
+
+/// `hookpipe tail`: where to read and how to print.
+#[derive(Args, Debug)]
+pub struct TailArgs {
+    /// Bootstrap servers (default: kafka.brokers of the configuration).
+    #[arg(long)]
+    pub brokers: Option<String>,
+    /// Topic (default: kafka.pages_topic of the configuration).
+    #[arg(long)]
+    pub topic: Option<String>,
+    /// Start from the oldest stored page instead of new ones only.
+    #[arg(long)]
+    pub from_beginning: bool,
+    /// Print each page indented instead of one line per page.
+    #[arg(long)]
+    pub pretty: bool,
+    /// Stop after this many pages.
+    #[arg(long)]
+    pub count: Option<usize>,
+    /// Configuration file to read defaults from.
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+}
+
+/// Prints pages until `--count` of them, Ctrl-C, or a read error (exit 1).
+pub fn run(args: TailArgs) -> ExitCode {
+    let settings = match load(args.config) {
+        Ok(settings) => settings,
+        Err(code) => return code,
+    };
+    let configured_brokers = Some(settings.kafka.brokers.clone()).filter(|brokers| !brokers.is_empty());
+    let Some(brokers) = args.brokers.or(configured_brokers) else {
+        eprintln!("no brokers: pass --brokers (hookpipe serve prints the embedded cluster's address)");
+        return ExitCode::from(2);
+    };
+    let topic = args.topic.unwrap_or_else(|| settings.kafka.pages_topic.clone());
+    let from = if args.from_beginning {
+        StartAt::Beginning
+    } else {
+        StartAt::End
+    };
+    let reader = match TopicReader::open(&settings.kafka, &brokers, &topic, from, Duration::from_secs(10)) {
+        Ok(reader) => reader,
+        Err(error) => {
+            eprintln!("hookpipe tail: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    eprintln!("reading {topic} from {brokers} (Ctrl-C to stop)");
+    let mut printed = 0;
+    while args.count.is_none_or(|count| printed < count) {
+        match reader.next(Duration::from_millis(500)) {
+            Ok(None) => {}
+            Ok(Some(message)) => {
+                println!("{}", page_text(&message.payload, args.pretty));
+                printed += 1;
+            }
+            Err(error) => {
+                eprintln!("hookpipe tail: {error}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+/// A page as JSON (indented with `--pretty`); a payload that is not JSON as lossy UTF-8.
+fn page_text(payload: &[u8], pretty: bool) -> String {
+    match serde_json::from_slice::<serde_json::Value>(payload) {
+        Ok(value) if pretty => serde_json::to_string_pretty(&value).unwrap_or_default(),
+        Ok(value) => value.to_string(),
+        Err(_) => String::from_utf8_lossy(payload).into_owned(),
+    }
+}
