@@ -39,7 +39,7 @@ pub struct App {
 const UNREAD_BODY_LINGER: Duration = Duration::from_secs(1);
 
 impl App {
-    /// Creates the topics (unless `kafka.create_topics` is off or `topics_exist`), opens the
+    /// Provisions the topics (`kafka::topics::provision`, unless `topics_exist`), opens the
     /// shared state, builds the registry and producer, binds the listen address and starts the
     /// HTTP threads. Must be called inside an actix system.
     pub async fn build(
@@ -48,12 +48,10 @@ impl App {
         clock: SharedClock,
         topics_exist: bool,
     ) -> Result<App, String> {
-        let create = settings.kafka.create_topics && !topics_exist;
-        if create {
-            crate::kafka::admin::ensure_topics(&settings.kafka, bootstrap, &settings.pages_topics()).await?;
-            crate::import_errors::create_retry_topic(&settings.kafka, bootstrap).await?;
+        if !topics_exist {
+            crate::kafka::topics::provision(settings, bootstrap, None).await?;
         }
-        let shared = SharedState::open(settings, bootstrap, create).await?;
+        let shared = SharedState::open(settings, bootstrap, false).await?;
         // Before the registry is built: definitions in clear or under a previous key are resealed.
         shared.seal_stored_listeners().await;
         let errors_view = web::Data::new(api::import_errors::ErrorsView::opening());
@@ -61,7 +59,7 @@ impl App {
             errors_view.clone(),
             settings.kafka.clone(),
             bootstrap.to_string(),
-            create,
+            false,
         );
         let registry = Arc::new(Registry::from_settings(settings)?);
         let settings_arc = Arc::new(settings.clone());

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::app::App;
 use crate::cli::{load, ServiceArgs, LOG_TARGET};
 use crate::config::Settings;
 use crate::kafka::embedded::EmbeddedCluster;
@@ -97,12 +98,16 @@ fn decide_secrets_key(settings: &mut Settings, embedded: bool) -> Result<(), Str
     Ok(())
 }
 
+/// How long the producer may take to deliver what is queued when the server stops.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Inside the actix system: topics of the embedded cluster, the server, its URLs, the final flush.
 async fn serve(settings: &Settings, bootstrap: &str, embedded: Option<&EmbeddedCluster>) -> Result<(), String> {
     if let Some(cluster) = embedded {
-        create_embedded_topics(settings, cluster)?;
+        // The embedded cluster's admin API cannot create topics: they are created directly.
+        crate::kafka::topics::provision(settings, bootstrap, Some(cluster)).await?;
     }
-    let running = crate::http::start(
+    let app = App::build(
         settings,
         bootstrap,
         Arc::new(MonotonicClock::default()),
@@ -116,33 +121,13 @@ async fn serve(settings: &Settings, bootstrap: &str, embedded: Option<&EmbeddedC
         );
     }
     let base = settings.external_base_url();
-    println!("hookpipe listening on http://{} (public base URL {base})", running.addr);
-    for listener in running.registry.all() {
+    println!("hookpipe listening on http://{} (public base URL {base})", app.addr);
+    for listener in app.registry.all() {
         let mut url = listener.public_url(&base);
         if listener.verifier.uses_url_token() {
             url.push_str("/<url token>");
         }
         println!("listener {:<20} {url}", listener.id());
     }
-    running.server.await.map_err(|e| format!("server error: {e}"))?;
-    tracing::info!(target: LOG_TARGET, "server stopped; flushing the producer");
-    running
-        .producer
-        .flush(Duration::from_secs(10))
-        .map_err(|e| format!("producer flush failed: {e}"))
-}
-
-/// The embedded cluster's admin API cannot create topics: create them directly.
-fn create_embedded_topics(settings: &Settings, cluster: &EmbeddedCluster) -> Result<(), String> {
-    let mut topics = settings.pages_topics();
-    topics.push(settings.kafka.state_topic.clone());
-    topics.push(settings.kafka.debug_topic.clone());
-    topics.push(settings.kafka.errors_topic.clone());
-    topics.push(settings.kafka.retry_topic.clone());
-    for topic in &topics {
-        cluster
-            .create_topic(topic, settings.kafka.topic_partitions)
-            .map_err(|e| format!("cannot create topic {topic}: {e}"))?;
-    }
-    Ok(())
+    app.run(FLUSH_TIMEOUT).await
 }

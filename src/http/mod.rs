@@ -9,10 +9,6 @@ pub mod state;
 
 use actix_web::web;
 
-use crate::app::App;
-use crate::config::Settings;
-use crate::pipeline::rate_limit::bucket::SharedClock;
-
 /// Every route hookpipe serves, registered on each HTTP thread's `actix_web::App` by
 /// `App::build`: webhooks under `/hooks`, health and metrics, and the management API.
 pub fn routes(config: &mut web::ServiceConfig) {
@@ -22,15 +18,4 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .route("/readyz", web::get().to(health::readyz))
         .route("/metrics", web::get().to(health::metrics))
         .service(api::scope());
-}
-
-/// The former startup entry point, now [`App::build`]: kept only until `main` calls
-/// `App::build` itself (`cli/serve.rs`), then to be deleted.
-pub async fn start(
-    settings: &Settings,
-    bootstrap: &str,
-    clock: SharedClock,
-    topics_exist: bool,
-) -> Result<App, String> {
-    App::build(settings, bootstrap, clock, topics_exist).await
 }

@@ -27,12 +27,3 @@ pub use entry::{error_key, ErrorEntry, RetryData};
 pub use republish::{republish, Republish};
 pub use retry_data::{find_retry_data, RetryLookup, RETRY_LOOKUP_BATCH, RETRY_LOOKUP_CLOCK_MARGIN};
 pub use store::ErrorsStore;
-
-use crate::config::kafka::KafkaSettings;
-
-/// Creates the retry topic (`cleanup.policy=delete`, `retention.ms` from
-/// `kafka.retry_retention_hours`) unless it exists. Superseded by `kafka::topics::provision`,
-/// which creates it with every other topic; kept until `http::start` calls that.
-pub async fn create_retry_topic(settings: &KafkaSettings, bootstrap: &str) -> Result<(), String> {
-    crate::kafka::topics::create_missing(settings, bootstrap, &[crate::kafka::topics::retry_topic(settings)]).await
-}

@@ -2,7 +2,6 @@
 //! configuration, the one page producer wrapper, the embedded cluster, the topics hookpipe owns
 //! and reading pages back.
 
-pub mod admin;
 pub mod embedded;
 pub mod producer;
 pub mod state;

@@ -280,8 +280,7 @@ impl Worker {
         let create = settings.kafka.create_topics;
         let errors = runtime.block_on(async {
             if create {
-                let plain: Vec<String> = topics.iter().filter(|t| !t.starts_with('^')).cloned().collect();
-                let creation = crate::kafka::admin::ensure_topics(&settings.kafka, bootstrap, &plain);
+                let creation = crate::kafka::topics::provision_worker(settings, bootstrap);
                 // Brokers that ignore CreateTopics (the embedded mock cluster) would hold this
                 // for a minute; the topics usually exist already, so go on and let the
                 // subscription wait for them.
@@ -294,13 +293,7 @@ impl Worker {
                     ),
                 }
             }
-            match ErrorsStore::open(&settings.kafka, bootstrap, create).await {
-                Err(error) if create => {
-                    tracing::warn!(%error, "cannot create the errors topic; opening it as it is");
-                    ErrorsStore::open(&settings.kafka, bootstrap, false).await
-                }
-                other => other,
-            }
+            ErrorsStore::open(&settings.kafka, bootstrap, false).await
         })?;
         let targets = Targets::build(settings)?;
         if targets.default.is_none() {
