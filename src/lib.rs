@@ -1,8 +1,10 @@
 //! hookpipe: a self-hosted webhook listener tier that verifies, rate-limits, parses, pages and
 //! publishes webhooks to Kafka, answering 2xx only once Kafka has acknowledged the data.
 
+pub mod civil_time;
 pub mod cli;
 pub mod config;
+pub mod dotted_path;
 pub mod http;
 pub mod import_errors;
 pub mod kafka;
@@ -14,4 +16,5 @@ pub mod shared_state;
 pub mod telemetry;
 pub mod templates;
 pub mod tls;
+pub mod urlencoded;
 pub mod worker;
