@@ -1,6 +1,11 @@
 //! Redaction: what of a listener, a request or a secret may leave the process. Secrets are
 //! shown as fingerprints; secret-bearing headers, query parameters and body tokens as
 //! `[redacted]`.
+//!
+//! A listener's view fails closed: at compile time, because the verification is redacted by an
+//! exhaustive match (a new secret-bearing variant does not build until it is handled; see
+//! `config/verification.rs` and `scripts/check-redaction-exhaustive.sh`), and at run time,
+//! because any string left in the view that equals one of its secrets is hidden as well.
 
 use actix_web::web::Bytes;
 use serde_json::{json, Value};
