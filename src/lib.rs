@@ -2,8 +2,10 @@
 //! publishes webhooks to Kafka, answering 2xx only once Kafka has acknowledged the data.
 
 pub mod app;
+pub mod civil_time;
 pub mod cli;
 pub mod config;
+pub mod dotted_path;
 pub mod http;
 pub mod import_errors;
 pub mod kafka;
@@ -15,5 +17,6 @@ pub mod shared_state;
 pub mod telemetry;
 pub mod templates;
 pub mod tls;
+pub mod urlencoded;
 pub mod wire;
 pub mod worker;

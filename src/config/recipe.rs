@@ -97,6 +97,32 @@ impl RecipeConfig {
         } = self;
         secrets.iter_mut().collect()
     }
+
+    /// Every secret value, read-only; destructured without `..` like [`RecipeConfig::secrets_mut`].
+    pub fn secrets(&self) -> Vec<&Secret> {
+        let RecipeConfig {
+            algorithm: _,
+            encoding: _,
+            signature_header: _,
+            prefix: _,
+            signature_list: _,
+            signed_content: _,
+            timestamp_header: _,
+            timestamp_key: _,
+            timestamp_format: _,
+            id_header: _,
+            tolerance_secs: _,
+            secret_encoding: _,
+            secrets,
+            delivery_id_header: _,
+            delivery_id_json: _,
+            body_hash_query: _,
+            try_default_port: _,
+            fallback: _,
+            url_verification_challenge: _,
+        } = self;
+        secrets.iter().collect()
+    }
 }
 
 fn default_signed_content() -> String {

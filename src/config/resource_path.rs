@@ -1,5 +1,7 @@
 //! A listener's resource path: where its records are inside the body (`data.items`).
 
+use crate::dotted_path::{self, DottedPathError};
+
 /// A dot-separated path like `data.items` or `shipments.shipment`; numeric segments index JSON arrays.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResourcePath(String);
@@ -7,13 +9,11 @@ pub struct ResourcePath(String);
 impl ResourcePath {
     /// Parses a path, rejecting an empty path and empty segments (`a..b`, `.a`, `a.`).
     pub fn parse(s: &str) -> Result<ResourcePath, String> {
-        if s.is_empty() {
-            return Err("resource path is empty".to_owned());
+        match dotted_path::segments(s) {
+            Ok(_) => Ok(ResourcePath(s.to_owned())),
+            Err(DottedPathError::Empty) => Err("resource path is empty".to_owned()),
+            Err(DottedPathError::EmptySegment) => Err(format!("resource path \"{s}\" has an empty segment")),
         }
-        if s.split('.').any(str::is_empty) {
-            return Err(format!("resource path \"{s}\" has an empty segment"));
-        }
-        Ok(ResourcePath(s.to_owned()))
     }
 
     /// The path as written.
@@ -23,12 +23,16 @@ impl ResourcePath {
 
     /// The path's segments, in order; never empty, no segment is empty.
     pub fn segments(&self) -> impl Iterator<Item = &str> {
-        self.0.split('.')
+        dotted_path::split(&self.0)
     }
 
     /// The path up to and including segment `index`, for error messages.
     pub(crate) fn prefix(&self, index: usize) -> &str {
-        let end = self.0.match_indices('.').nth(index).map_or(self.0.len(), |(at, _)| at);
+        let end = self
+            .0
+            .match_indices(dotted_path::SEPARATOR)
+            .nth(index)
+            .map_or(self.0.len(), |(at, _)| at);
         &self.0[..end]
     }
 }

@@ -114,23 +114,107 @@ pub enum VerificationConfig {
     Recipe(RecipeConfig),
 }
 
+// How redaction is made to fail closed (issue 12): every function that must know where a
+// variant keeps its secrets — `secrets_mut` and `secrets` here, `VerificationConfig::redacted`
+// and `secret_field` in `crate::redact`, `RecipeConfig::{secrets_mut, secrets}` and the recipe
+// redaction — matches every variant by name, with no `_` arm, and destructures every field
+// without `..`. A new variant, or a new field in a variant, therefore does not compile
+// (E0004 / E0027) until each of them says what of it is secret; `clippy::wildcard_enum_match_arm`
+// is denied on them so that a later `_ =>` is refused too. `scripts/check-redaction-exhaustive.sh`
+// proves it: it adds a secret-bearing dummy variant to a copy of the crate and expects exactly
+// these errors.
 impl VerificationConfig {
     /// Every secret value, to seal or open them for storage. Exhaustive on purpose: a new
     /// variant does not compile until it says which of its fields are secrets.
+    #[deny(clippy::wildcard_enum_match_arm)]
     pub fn secrets_mut(&mut self) -> Vec<&mut Secret> {
         match self {
             Self::None => Vec::new(),
-            Self::Basic { credentials } => credentials.iter_mut().map(|c| &mut c.password).collect(),
-            Self::Hmac { secrets, .. }
+            Self::Basic { credentials } => credentials
+                .iter_mut()
+                .map(|BasicCredential { username: _, password }| password)
+                .collect(),
+            Self::Hmac {
+                algorithm: _,
+                encoding: _,
+                header: _,
+                prefix: _,
+                secrets,
+            }
             | Self::Github { secrets }
-            | Self::Stripe { secrets, .. }
-            | Self::Slack { secrets, .. }
+            | Self::Stripe {
+                secrets,
+                tolerance_secs: _,
+            }
+            | Self::Slack {
+                secrets,
+                tolerance_secs: _,
+            }
             | Self::Shopify { secrets }
-            | Self::StandardWebhooks { secrets, .. }
-            | Self::Zendesk { secrets, .. } => secrets.iter_mut().collect(),
-            Self::SecretUrl { tokens } | Self::Token { tokens, .. } => tokens.iter_mut().collect(),
+            | Self::StandardWebhooks {
+                secrets,
+                tolerance_secs: _,
+            }
+            | Self::Zendesk {
+                secrets,
+                tolerance_secs: _,
+            } => secrets.iter_mut().collect(),
+            Self::SecretUrl { tokens }
+            | Self::Token {
+                tokens,
+                json_path: _,
+                header: _,
+                query: _,
+            } => tokens.iter_mut().collect(),
             Self::Twilio { auth_tokens } => auth_tokens.iter_mut().collect(),
             Self::Recipe(recipe) => recipe.secrets_mut(),
+        }
+    }
+
+    /// Every secret value, to recognise them wherever they might show (the redaction's safety
+    /// net). Exhaustive for the same reason as [`VerificationConfig::secrets_mut`].
+    #[deny(clippy::wildcard_enum_match_arm)]
+    pub fn secrets(&self) -> Vec<&Secret> {
+        match self {
+            Self::None => Vec::new(),
+            Self::Basic { credentials } => credentials
+                .iter()
+                .map(|BasicCredential { username: _, password }| password)
+                .collect(),
+            Self::Hmac {
+                algorithm: _,
+                encoding: _,
+                header: _,
+                prefix: _,
+                secrets,
+            }
+            | Self::Github { secrets }
+            | Self::Stripe {
+                secrets,
+                tolerance_secs: _,
+            }
+            | Self::Slack {
+                secrets,
+                tolerance_secs: _,
+            }
+            | Self::Shopify { secrets }
+            | Self::StandardWebhooks {
+                secrets,
+                tolerance_secs: _,
+            }
+            | Self::Zendesk {
+                secrets,
+                tolerance_secs: _,
+            } => secrets.iter().collect(),
+            Self::SecretUrl { tokens }
+            | Self::Token {
+                tokens,
+                json_path: _,
+                header: _,
+                query: _,
+            } => tokens.iter().collect(),
+            Self::Twilio { auth_tokens } => auth_tokens.iter().collect(),
+            Self::Recipe(recipe) => recipe.secrets(),
         }
     }
 }

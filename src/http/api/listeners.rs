@@ -254,8 +254,7 @@ pub(super) async fn add_secret(
     let mut stored = stored_of(&state, &path)?;
     let body = parse_json(&body)?;
     let mut value = serde_json::to_value(&stored.config).map_err(|e| ApiError::storage(e.to_string()))?;
-    let kind = value["verification"]["type"].as_str().unwrap_or("none").to_string();
-    let field = secret_field(&kind)
+    let field = secret_field(&stored.config.verification)
         .ok_or_else(|| ApiError::invalid("verification.type", "this listener has no secrets to rotate"))?;
     let entry = if field == "credentials" {
         json!({ "username": body["username"], "password": body["password"] })
@@ -283,8 +282,7 @@ pub(super) async fn retire_secret(
     let (id, wanted) = path.into_inner();
     let mut stored = stored_of(&state, &id)?;
     let mut value = serde_json::to_value(&stored.config).map_err(|e| ApiError::storage(e.to_string()))?;
-    let kind = value["verification"]["type"].as_str().unwrap_or("none").to_string();
-    let field = secret_field(&kind)
+    let field = secret_field(&stored.config.verification)
         .ok_or_else(|| ApiError::invalid("verification.type", "this listener has no secrets to rotate"))?;
     let list = value["verification"][field]
         .as_array_mut()

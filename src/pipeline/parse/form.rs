@@ -11,45 +11,15 @@
 //! - More than `max_form_fields` pairs is a 413, detected before decoding.
 //! - An empty body is one empty object.
 
-use std::borrow::Cow;
-
 use encoding_rs::Encoding;
 use serde_json::{Map, Value};
 
-use super::records::{decode_exact, ParseError};
-
-fn hex_value(byte: u8) -> Option<u8> {
-    match byte {
-        b'0'..=b'9' => Some(byte - b'0'),
-        b'a'..=b'f' => Some(byte - b'a' + 10),
-        b'A'..=b'F' => Some(byte - b'A' + 10),
-        _ => None,
-    }
-}
-
-/// Undoes `+` and `%XX`; borrows when there is nothing to undo.
-fn percent_decode(input: &[u8]) -> Option<Cow<'_, [u8]>> {
-    if !input.iter().any(|&b| b == b'%' || b == b'+') {
-        return Some(Cow::Borrowed(input));
-    }
-    let mut out = Vec::with_capacity(input.len());
-    let mut bytes = input.iter();
-    while let Some(&b) = bytes.next() {
-        match b {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let high = bytes.next().copied().and_then(hex_value)?;
-                let low = bytes.next().copied().and_then(hex_value)?;
-                out.push(high << 4 | low);
-            }
-            other => out.push(other),
-        }
-    }
-    Some(Cow::Owned(out))
-}
+use super::charset::decode_exact;
+use super::error::ParseError;
+use crate::urlencoded;
 
 fn decode_component(raw: &[u8], encoding: &'static Encoding, field: usize) -> Result<String, ParseError> {
-    let bytes = percent_decode(raw)
+    let bytes = urlencoded::decode_strict(raw)
         .ok_or_else(|| ParseError::malformed("form", format!("invalid percent-encoding in field {field}")))?;
     match decode_exact(&bytes, encoding) {
         Ok(text) => Ok(text.into_owned()),
@@ -62,18 +32,13 @@ fn decode_component(raw: &[u8], encoding: &'static Encoding, field: usize) -> Re
 
 /// Parses a form body into one JSON object; see the module docs.
 pub(crate) fn parse_form(body: &[u8], encoding: &'static Encoding, max_fields: usize) -> Result<Value, ParseError> {
-    let pairs = || body.split(|&b| b == b'&').filter(|piece| !piece.is_empty());
     // Counting first is allocation-free, so an oversized body is refused cheaply.
-    if pairs().nth(max_fields).is_some() {
+    if urlencoded::pieces(body).nth(max_fields).is_some() {
         return Err(ParseError::TooManyFields { limit: max_fields });
     }
     let mut fields = Map::new();
-    for (index, piece) in pairs().enumerate() {
+    for (index, (raw_key, raw_value)) in urlencoded::pairs(body).enumerate() {
         let field = index + 1;
-        let (raw_key, raw_value) = match piece.iter().position(|&b| b == b'=') {
-            Some(eq) => (&piece[..eq], &piece[eq + 1..]),
-            None => (piece, &[][..]),
-        };
         let key = decode_component(raw_key, encoding, field)?;
         let value = Value::String(decode_component(raw_value, encoding, field)?);
         match fields.get_mut(&key) {
@@ -92,8 +57,9 @@ pub(crate) fn parse_form(body: &[u8], encoding: &'static Encoding, max_fields: u
 
 #[cfg(test)]
 mod tests {
+    use super::super::limits::ParseLimits;
+    use super::super::records::parse_records;
     use super::super::records::tests::values;
-    use super::super::records::{parse_records, ParseLimits};
     use super::*;
     use proptest::prelude::*;
     use serde_json::json;

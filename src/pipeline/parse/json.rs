@@ -12,7 +12,9 @@
 use serde::de::{Deserializer as _, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
-use super::records::{ParseError, Record, JSON_DEPTH_CEILING, RECORD_DEPTH_LIMIT};
+use super::error::ParseError;
+use super::limits::{JSON_DEPTH_CEILING, RECORD_DEPTH_LIMIT};
+use super::record::Record;
 use crate::config::resource_path::ResourcePath;
 
 /// The records of a JSON body: its elements if it is an array, else the body itself; with a

@@ -1,7 +1,11 @@
 //! ParseActor: turns the raw body into records by content type.
 
+pub mod charset;
+pub mod error;
 pub mod form;
 pub mod json;
+pub mod limits;
+pub mod record;
 pub mod records;
 pub mod xml;
 
@@ -11,7 +15,10 @@ use actix_web::http::header::CONTENT_TYPE;
 use crate::pipeline::ingest_error::IngestError;
 use crate::pipeline::page::{PageActor, Paginate};
 use crate::pipeline::{Accepted, Admitted, Ingest, Outcome, Stage};
-use records::{detect_format, parse_records, ParseError, ParseLimits, Record};
+use error::ParseError;
+use limits::ParseLimits;
+use record::Record;
+use records::{detect_format, parse_records};
 
 /// Third stage of the chain.
 pub struct ParseActor {

@@ -1,8 +1,9 @@
-//! Turns a raw webhook body into records (JSON values).
+//! Turns a raw webhook body into records (JSON values): detection and dispatch.
 //!
 //! Entry point: [`parse_records`]. The Content-Type header picks the format
-//! ([`detect_format`]); its `charset` parameter picks the text encoding. JSON
-//! is parsed here, XML in [`super::xml`], form bodies in [`super::form`].
+//! ([`detect_format`]); its `charset` parameter picks the text encoding ([`super::charset`]).
+//! JSON is parsed in [`super::json`], XML in [`super::xml`], form bodies in [`super::form`];
+//! what they produce is a [`Record`], what they refuse a [`ParseError`].
 //!
 //! Charset rules:
 //! - `utf-8` (and `us-ascii`, which is a subset) is validated, never repaired.
@@ -20,156 +21,19 @@
 //! (without its `unbounded_depth` feature) refuses a 128th nested container.
 //! XML element nesting honours `max_depth` up to [`XML_DEPTH_CEILING`].
 
-use crate::config::body_format::BodyFormat;
-use crate::config::resource_path::ResourcePath;
-use std::borrow::Cow;
-
-use encoding_rs::{Encoding, REPLACEMENT, UTF_16BE, UTF_16LE, UTF_8};
+use encoding_rs::{UTF_16BE, UTF_16LE, UTF_8};
 use serde_json::Value;
 
-/// The deepest JSON nesting serde_json accepts with its default recursion limit.
-pub const JSON_DEPTH_CEILING: usize = 127;
+use super::charset::{decode_text, resolve_charset, xml_encoding};
+use super::error::echo;
+use super::limits::XML_DEPTH_CEILING;
+use crate::config::body_format::BodyFormat;
+use crate::config::resource_path::ResourcePath;
 
-/// The deepest a record's JSON may nest. A page nests each record's `data` three levels down
-/// (page object, `records` array, record object), and a page must stay readable by JSON parsers
-/// with a nesting limit — serde_json, which the import worker uses, refuses a 128th level.
-pub const RECORD_DEPTH_LIMIT: usize = 124;
-
-/// Upper bound on XML element nesting, whatever `max_depth` says: keeps the
-/// recursive drop of the resulting `Value` far away from the stack limit.
-pub const XML_DEPTH_CEILING: usize = 1024;
-
-/// Longest client-supplied string (media type, charset label, tag name) echoed in an error.
-const MAX_ECHO_CHARS: usize = 64;
-
-/// Longest `Malformed` reason.
-const MAX_REASON_CHARS: usize = 200;
-
-const ACCEPTED_MEDIA_TYPES: &str = "accepted: application/json (and any */*+json), \
-     application/xml or text/xml (and any */*+xml), application/x-www-form-urlencoded";
-
-/// Limits applied while parsing a body.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ParseLimits {
-    /// Maximum nesting of JSON arrays/objects or XML elements (the outermost counts as 1).
-    pub max_depth: usize,
-    /// Maximum number of `key=value` pairs in a form body.
-    pub max_form_fields: usize,
-}
-
-impl Default for ParseLimits {
-    fn default() -> Self {
-        ParseLimits {
-            max_depth: 128,
-            max_form_fields: 1000,
-        }
-    }
-}
-
-/// Why a body could not be turned into records.
-#[derive(Debug, thiserror::Error, PartialEq)]
-pub enum ParseError {
-    /// 415: the Content-Type is missing or not one we parse.
-    #[error("{}", media_type_message(.found))]
-    UnsupportedMediaType { found: Option<String> },
-    /// 415: the charset label is unknown (or unusable for this format).
-    #[error("unsupported charset \"{0}\"")]
-    UnsupportedCharset(String),
-    /// 400: the body is not valid in its declared format or charset.
-    #[error("{}: {reason}", malformed_prefix(.kind))]
-    Malformed { kind: &'static str, reason: String },
-    /// 400: the body nests deeper than allowed.
-    #[error("body nests deeper than the limit of {limit} levels")]
-    TooDeep { limit: usize },
-    /// 400: XML DOCTYPE declarations (and so entity declarations) are refused, never resolved.
-    #[error("XML DOCTYPE declarations are not allowed")]
-    Doctype,
-    /// 400: the listener's resource path does not select records in this body.
-    #[error("resource path \"{path}\" does not select records: {reason}")]
-    ResourcePath { path: String, reason: String },
-    /// 413: the form body has too many fields.
-    #[error("form body has more than {limit} fields")]
-    TooManyFields { limit: usize },
-}
-
-impl ParseError {
-    /// The HTTP status this error maps to.
-    pub fn status(&self) -> u16 {
-        match self {
-            ParseError::UnsupportedMediaType { .. } | ParseError::UnsupportedCharset(_) => 415,
-            ParseError::TooManyFields { .. } => 413,
-            ParseError::Malformed { .. }
-            | ParseError::TooDeep { .. }
-            | ParseError::Doctype
-            | ParseError::ResourcePath { .. } => 400,
-        }
-    }
-
-    /// A label from a small fixed set, safe for metrics.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            ParseError::UnsupportedMediaType { .. } => "media_type",
-            ParseError::UnsupportedCharset(_) => "charset",
-            ParseError::Malformed { kind, .. } => kind,
-            ParseError::TooDeep { .. } => "depth",
-            ParseError::Doctype => "doctype",
-            ParseError::ResourcePath { .. } => "resource_path",
-            ParseError::TooManyFields { .. } => "fields",
-        }
-    }
-
-    /// A `Malformed` error with its reason cut to a log- and response-friendly length.
-    pub(crate) fn malformed(kind: &'static str, reason: impl Into<String>) -> ParseError {
-        ParseError::Malformed {
-            kind,
-            reason: truncate(reason.into(), MAX_REASON_CHARS),
-        }
-    }
-}
-
-fn media_type_message(found: &Option<String>) -> String {
-    match found {
-        None => format!("missing Content-Type header; {ACCEPTED_MEDIA_TYPES}"),
-        Some(found) => format!("unsupported media type \"{found}\"; {ACCEPTED_MEDIA_TYPES}"),
-    }
-}
-
-fn malformed_prefix(kind: &str) -> &'static str {
-    match kind {
-        "json" => "malformed JSON body",
-        "xml" => "malformed XML body",
-        "form" => "malformed form body",
-        "charset" => "body is not valid in its charset",
-        _ => "malformed body",
-    }
-}
-
-/// Makes client-supplied text safe to echo: control characters become `?`
-/// and the result is cut to `max` characters.
-pub(crate) fn sanitize(s: &str, max: usize) -> String {
-    let mut out: String = s
-        .chars()
-        .take(max)
-        .map(|c| if c.is_control() { '?' } else { c })
-        .collect();
-    if s.chars().nth(max).is_some() {
-        out.push('…');
-    }
-    out
-}
-
-/// Shorthand for [`sanitize`] with the usual echo length.
-pub(crate) fn echo(s: &str) -> String {
-    sanitize(s, MAX_ECHO_CHARS)
-}
-
-fn truncate(s: String, max: usize) -> String {
-    if s.chars().nth(max).is_none() && !s.chars().any(char::is_control) {
-        s
-    } else {
-        sanitize(&s, max)
-    }
-}
+// Re-exported: callers of `parse_records` name what it takes and answers through it.
+pub use super::error::ParseError;
+pub use super::limits::ParseLimits;
+pub use super::record::Record;
 
 /// Decide the format from a Content-Type header value (None = header missing => UnsupportedMediaType).
 ///
@@ -255,139 +119,6 @@ fn charset_param(params: &str) -> Option<String> {
     }
 }
 
-/// Maps a charset label to an encoding; UTF-8 (and its subset US-ASCII) is `UTF_8`.
-pub(crate) fn resolve_charset(label: &str) -> Result<&'static Encoding, ParseError> {
-    let trimmed = label.trim();
-    // encoding_rs follows WHATWG, which maps "us-ascii" to windows-1252; we
-    // validate ASCII as UTF-8 instead so stray high bytes are errors, not "é".
-    if trimmed.eq_ignore_ascii_case("us-ascii") || trimmed.eq_ignore_ascii_case("ascii") {
-        return Ok(UTF_8);
-    }
-    match Encoding::for_label(trimmed.as_bytes()) {
-        // "replacement" stands for encodings that are unsafe to decode (ISO-2022-KR...).
-        Some(enc) if enc != REPLACEMENT => Ok(enc),
-        _ => Err(ParseError::UnsupportedCharset(echo(label))),
-    }
-}
-
-/// Decodes `bytes` exactly: UTF-8 is validated in place, anything else is
-/// transcoded without replacement characters. No BOM handling.
-pub(crate) fn decode_exact<'a>(bytes: &'a [u8], encoding: &'static Encoding) -> Result<Cow<'a, str>, ParseError> {
-    if encoding == UTF_8 {
-        return std::str::from_utf8(bytes)
-            .map(Cow::Borrowed)
-            .map_err(|e| ParseError::malformed("charset", format!("invalid UTF-8 at byte {}", e.valid_up_to())));
-    }
-    encoding
-        .decode_without_bom_handling_and_without_replacement(bytes)
-        .ok_or_else(|| ParseError::malformed("charset", format!("invalid {} byte sequence", encoding.name())))
-}
-
-/// Decodes a JSON or XML body; a leading byte-order mark overrides `encoding`.
-fn decode_text<'a>(body: &'a [u8], encoding: &'static Encoding) -> Result<Cow<'a, str>, ParseError> {
-    match Encoding::for_bom(body) {
-        Some((bom_encoding, bom_len)) => decode_exact(body.get(bom_len..).unwrap_or(&[]), bom_encoding),
-        None => decode_exact(body, encoding),
-    }
-}
-
-/// Reads the `encoding` pseudo-attribute of a leading `<?xml ...?>` declaration.
-fn xml_declared_encoding(body: &[u8]) -> Option<&str> {
-    let rest = body.strip_prefix(b"<?xml")?;
-    // The declaration is short; bounding the search keeps a hostile body from costing a full scan.
-    let window = &rest[..rest.len().min(512)];
-    let decl = &window[..window.windows(2).position(|w| w == b"?>")?];
-    let decl = std::str::from_utf8(decl).ok()?;
-    let after = &decl[decl.find("encoding")? + "encoding".len()..];
-    let after = after.trim_start().strip_prefix('=')?.trim_start();
-    let quote = after.chars().next().filter(|&c| c == '"' || c == '\'')?;
-    let value = &after[1..];
-    value.find(quote).map(|end| &value[..end])
-}
-
-fn xml_encoding(body: &[u8], declared: Option<&'static Encoding>) -> Result<&'static Encoding, ParseError> {
-    if let Some(encoding) = declared {
-        return Ok(encoding);
-    }
-    match xml_declared_encoding(body) {
-        None => Ok(UTF_8),
-        Some(label) => {
-            let encoding = resolve_charset(label)?;
-            // The declaration was readable as ASCII bytes, so the body cannot
-            // really be UTF-16 whatever it claims.
-            if encoding == UTF_16LE || encoding == UTF_16BE {
-                Ok(UTF_8)
-            } else {
-                Ok(encoding)
-            }
-        }
-    }
-}
-
-/// One record: compact JSON text, exactly as it goes into a page's `data`.
-///
-/// JSON bodies keep the sender's text (see [`super::json`]); XML and form bodies are converted
-/// to JSON values first. The value tree is built only where something needs one (templates,
-/// samples), by parsing the text.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Record(Box<str>);
-
-impl Record {
-    /// A record from JSON text that is valid and has no whitespace between tokens.
-    pub(crate) fn from_compact_json(json: String) -> Record {
-        Record(json.into_boxed_str())
-    }
-
-    /// A record from a value; refused if it nests deeper than [`RECORD_DEPTH_LIMIT`].
-    pub fn from_value(value: &Value) -> Result<Record, ParseError> {
-        if depth(value) > RECORD_DEPTH_LIMIT {
-            return Err(ParseError::TooDeep {
-                limit: RECORD_DEPTH_LIMIT,
-            });
-        }
-        Ok(Record(value.to_string().into_boxed_str()))
-    }
-
-    /// The record's JSON text.
-    pub fn json(&self) -> &str {
-        &self.0
-    }
-
-    /// The record as a value tree (parses the text).
-    pub fn to_value(&self) -> Value {
-        serde_json::from_str(&self.0).expect("a record is valid JSON")
-    }
-
-    /// The record's text as a `RawValue` (validates it again: for the rare paths that need it).
-    fn raw(&self) -> &serde_json::value::RawValue {
-        serde_json::from_str(&self.0).expect("a record is valid JSON")
-    }
-}
-
-/// Nesting depth of a value (a scalar is 0, `[]` is 1), without recursion.
-fn depth(value: &Value) -> usize {
-    let mut deepest = 0;
-    let mut stack = vec![(value, 0usize)];
-    while let Some((value, level)) = stack.pop() {
-        let children: Box<dyn Iterator<Item = &Value>> = match value {
-            Value::Array(items) => Box::new(items.iter()),
-            Value::Object(map) => Box::new(map.values()),
-            _ => continue,
-        };
-        deepest = deepest.max(level + 1);
-        stack.extend(children.map(|child| (child, level + 1)));
-    }
-    deepest
-}
-
-/// Serializes as the JSON the record is: templates and samples see the record itself.
-impl serde::Serialize for Record {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.raw().serialize(serializer)
-    }
-}
-
-/// Parse the raw body into records.
 ///
 /// See the module docs for charset handling and [`super::xml`] / [`super::form`]
 /// for how those formats map to JSON.
@@ -495,6 +226,8 @@ pub(crate) fn select_json(value: Value, path: &ResourcePath) -> Result<Vec<Value
 
 #[cfg(test)]
 pub(crate) mod tests {
+    use super::super::error::MAX_REASON_CHARS;
+    use super::super::limits::RECORD_DEPTH_LIMIT;
     use super::*;
     use proptest::prelude::*;
     use serde_json::json;
@@ -604,14 +337,6 @@ pub(crate) mod tests {
         assert_eq!(path.segments().collect::<Vec<_>>(), ["soap:Envelope", "soap:Body"]);
         assert_eq!(path.prefix(0), "soap:Envelope");
         assert_eq!(path.prefix(1), "soap:Envelope.soap:Body");
-    }
-
-    #[test]
-    fn serde_json_recursion_ceiling_is_what_we_assume() {
-        let ok = nested_arrays(JSON_DEPTH_CEILING);
-        assert!(serde_json::from_str::<Value>(&ok).is_ok());
-        let too_deep = nested_arrays(JSON_DEPTH_CEILING + 1);
-        assert!(serde_json::from_str::<Value>(&too_deep).is_err());
     }
 
     #[test]
@@ -813,29 +538,6 @@ pub(crate) mod tests {
         let (bytes, _, _) = encoding_rs::SHIFT_JIS.encode("{\"k\":\"日本\"}");
         let records = parse(&bytes, Some("application/json; charset=shift_jis"), None).unwrap();
         assert_eq!(records, vec![json!({"k": "日本"})]);
-    }
-
-    #[test]
-    fn status_and_kind_mapping() {
-        let cases = [
-            (ParseError::UnsupportedMediaType { found: None }, 415, "media_type"),
-            (ParseError::UnsupportedCharset("x".into()), 415, "charset"),
-            (ParseError::malformed("xml", "x"), 400, "xml"),
-            (ParseError::TooDeep { limit: 1 }, 400, "depth"),
-            (ParseError::Doctype, 400, "doctype"),
-            (
-                ParseError::ResourcePath {
-                    path: "a".into(),
-                    reason: "b".into(),
-                },
-                400,
-                "resource_path",
-            ),
-            (ParseError::TooManyFields { limit: 1 }, 413, "fields"),
-        ];
-        for (err, status, kind) in cases {
-            assert_eq!((err.status(), err.kind()), (status, kind), "{err}");
-        }
     }
 
     #[test]

@@ -40,7 +40,7 @@ use quick_xml::reader::Reader;
 use quick_xml::XmlVersion;
 use serde_json::{Map, Value};
 
-use super::records::{echo, ParseError};
+use super::error::{echo, ParseError};
 use crate::config::resource_path::ResourcePath;
 
 /// How an open element relates to the resource path.
@@ -383,8 +383,9 @@ pub(crate) fn parse_xml(text: &str, path: Option<&ResourcePath>, max_depth: usiz
 
 #[cfg(test)]
 mod tests {
+    use super::super::limits::ParseLimits;
+    use super::super::records::parse_records;
     use super::super::records::tests::values;
-    use super::super::records::{parse_records, ParseLimits};
     use super::*;
     use crate::config::resource_path::ResourcePath;
     use proptest::prelude::*;
@@ -617,7 +618,7 @@ mod tests {
         assert_eq!(
             parse(&body, None).unwrap_err(),
             ParseError::TooDeep {
-                limit: super::super::records::RECORD_DEPTH_LIMIT
+                limit: super::super::limits::RECORD_DEPTH_LIMIT
             }
         );
         let body = format!("{}x{}", "<a>".repeat(120), "</a>".repeat(120));

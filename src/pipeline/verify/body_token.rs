@@ -8,6 +8,8 @@
 
 use serde_json::value::RawValue;
 
+use crate::dotted_path;
+
 /// What a token value is replaced with.
 pub const REDACTED: &str = "\"[redacted]\"";
 
@@ -38,7 +40,7 @@ fn token_span(body: &[u8], path: &[String]) -> Option<(usize, usize)> {
             }
             b'[' => {
                 let items: Vec<&RawValue> = serde_json::from_str(inner).ok()?;
-                items.get(segment.parse::<usize>().ok()?).copied()?
+                items.get(dotted_path::array_index(segment)?).copied()?
             }
             _ => return None,
         };

@@ -3,6 +3,7 @@
 pub mod body_token;
 pub mod presets;
 pub mod recipe;
+pub mod request;
 pub mod scheme;
 
 use actix::prelude::*;
@@ -11,7 +12,7 @@ use actix_web::http::header::HeaderMap;
 use crate::pipeline::ingest_error::IngestError;
 use crate::pipeline::rate_limit::RateLimitActor;
 use crate::pipeline::{Accepted, Admitted, Ingest, Outcome, Stage};
-use scheme::{HeaderSource, VerifyRequest};
+use request::{HeaderSource, VerifyRequest};
 
 /// First stage of the chain.
 pub struct VerifyActor {
