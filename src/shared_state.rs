@@ -307,7 +307,7 @@ impl SharedState {
     pub fn offer_sample(&self, listener_id: &str, sample: &serde_json::Value) {
         let bytes = serde_json::to_vec(sample).unwrap_or_default();
         if self.state.try_put(&sample_key(listener_id), &bytes).is_err() {
-            METRICS.samples_dropped.inc();
+            crate::telemetry::events::SampleDropped.emit();
         }
     }
 }

@@ -20,7 +20,10 @@ use crate::pipeline::listener::Listener;
 use crate::pipeline::{rfc3339_millis, unix_millis_now, Accepted, Chain, Ingest, Webhook};
 use crate::redact::{redacted_body, redacted_headers, redacted_query, SENSITIVE_HEADERS};
 use crate::shared_state::{DEBUG_BODY_LIMIT, SAMPLE_BODY_LIMIT, SAMPLE_RECORDS_LIMIT};
-use crate::telemetry::{status_class, METRICS, UNKNOWN_LISTENER};
+use crate::telemetry::events::{
+    BodyReceived, DebugCaptureDropped, RefusalCause, RequestFinished, RequestRefused, TemplateFailed,
+};
+use crate::telemetry::{METRICS, UNKNOWN_LISTENER};
 
 /// Response header carrying the request id.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -111,7 +114,6 @@ pub async fn ingest(
     }
     let status = response.status().as_u16();
     let latency_ms = started.elapsed().as_millis() as u64;
-    observe(&result, listener.as_deref(), status);
     // Requests to an unknown listener or with a wrong URL token belong to no debug window.
     // Those refused before their body was read (413, 408, 503) are captured without it.
     let reached_listener = listener
@@ -129,40 +131,43 @@ pub async fn ingest(
             latency_ms,
         );
     }
-    let listener_id = listener.as_ref().map_or("-", |l| l.id());
-    // The access log names the listener, never the path: a secret-URL token must not be logged.
-    match &result {
-        Ok(accepted) => {
-            tracing::debug!(request_id = %request_id, listener = listener_id, status, latency_ms, records = accepted.record_count, "webhook accepted")
-        }
-        Err(error) if status >= 500 && !matches!(error, IngestError::Overloaded) => {
-            tracing::warn!(request_id = %request_id, listener = listener_id, status, latency_ms, outcome = error.outcome(), "webhook not accepted")
-        }
-        Err(error) => {
-            // Rejections are the sender's problem and can come by the million (attacks, floods):
-            // metrics count them; the line is there at debug level.
-            tracing::debug!(request_id = %request_id, listener = listener_id, status, latency_ms, outcome = error.outcome(), reason = %error, "webhook rejected")
-        }
-    }
+    request_finished(&request_id, listener.as_deref(), &result, status, latency_ms).emit();
     response
 }
 
-/// Counts the request in the metrics, with labels from fixed sets only.
-fn observe(result: &Result<Accepted, IngestError>, listener: Option<&Listener>, status: u16) {
+/// The request's telemetry event, with labels from fixed sets only.
+fn request_finished<'a>(
+    request_id: &'a str,
+    listener: Option<&'a Listener>,
+    result: &'a Result<Accepted, IngestError>,
+    status: u16,
+    latency_ms: u64,
+) -> RequestFinished<'a> {
     // A wrong URL token must look like an unknown listener in metrics too.
-    let label = match (listener, result) {
-        (Some(listener), result) if !matches!(result, Err(IngestError::NotFound)) => listener.id(),
+    let metrics_listener = match listener {
+        Some(listener) if !matches!(result, Err(IngestError::NotFound)) => listener.id(),
         _ => UNKNOWN_LISTENER,
     };
-    METRICS.requests.with_label_values(&[label, status_class(status)]).inc();
-    match result {
-        Err(IngestError::Unauthorized(reason)) => METRICS
-            .verification_failures
-            .with_label_values(&[label, reason.reason()])
-            .inc(),
-        Err(IngestError::RateLimited { scope, .. }) => METRICS.rate_limited.with_label_values(&[label, scope]).inc(),
-        Err(IngestError::Parse(error)) => METRICS.parse_errors.with_label_values(&[label, error.kind()]).inc(),
-        _ => {}
+    RequestFinished {
+        request_id,
+        listener: listener.map(Listener::id),
+        metrics_listener,
+        status,
+        latency_ms,
+        result: match result {
+            Ok(accepted) => Ok(accepted.record_count),
+            Err(error) => Err(RequestRefused {
+                outcome: error.outcome(),
+                reason: error,
+                cause: match error {
+                    IngestError::Unauthorized(reason) => RefusalCause::Verification(reason.reason()),
+                    IngestError::RateLimited { scope, .. } => RefusalCause::RateLimited(scope),
+                    IngestError::Parse(error) => RefusalCause::Parse(error.kind()),
+                    _ => RefusalCause::Other,
+                },
+                load_shed: matches!(error, IngestError::Overloaded),
+            }),
+        },
     }
 }
 
@@ -203,7 +208,7 @@ fn after_response(
             &shared.instance,
         );
         if state.debug.try_send(Capture(capture)).is_err() {
-            METRICS.debug_captures_dropped.inc();
+            DebugCaptureDropped.emit();
         }
     }
 }
@@ -365,10 +370,11 @@ async fn handle(
     // compression is a transport detail applied after signing.
     let body =
         decode::decode(body, encoding, listener.max_body_bytes).map_err(decode_error(listener.max_body_bytes))?;
-    METRICS
-        .bytes_in
-        .with_label_values(&[listener.id()])
-        .inc_by(body.len() as u64);
+    BodyReceived {
+        listener: listener.id(),
+        bytes: body.len(),
+    }
+    .emit();
     *body_out = Some(body.clone());
     refuse_if_bucket_empty(state, &listener)?;
     let keep_records = !state.shared.sample_recently_written(listener.id(), unix_millis_now());
@@ -501,7 +507,7 @@ fn success_response(
         Err(reason) => {
             // The records are already acknowledged: answer success, without the body (strict or
             // not: refusing now would tell the sender to resend data that is stored).
-            crate::telemetry::TemplateFailed {
+            TemplateFailed {
                 listener: listener.id(),
                 template: "response_body",
                 reason: &reason,

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use actix::prelude::*;
 
 use crate::kafka::state::LogTopic;
-use crate::telemetry::METRICS;
+use crate::telemetry::events::DebugCaptureDropped;
 
 /// Mailbox capacity of the recorder.
 const MAILBOX: usize = 1024;
@@ -46,7 +46,7 @@ impl Handler<Capture> for DebugRecorder {
         let listener_id = capture["listener_id"].as_str().unwrap_or_default().to_string();
         let bytes = serde_json::to_vec(&capture).unwrap_or_default();
         if self.log.try_append(&listener_id, &bytes).is_err() {
-            METRICS.debug_captures_dropped.inc();
+            DebugCaptureDropped.emit();
         }
     }
 }

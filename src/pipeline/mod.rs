@@ -27,7 +27,7 @@ use crate::kafka::producer::PageProducer;
 use crate::pipeline::ingest_error::IngestError;
 use crate::pipeline::listener::Listener;
 use crate::pipeline::rate_limit::bucket::SharedClock;
-use crate::telemetry::METRICS;
+use crate::telemetry::events::MailboxBlocked;
 
 /// A webhook: the HTTP request as the Receiver hands it to the chain.
 #[derive(Debug)]
@@ -175,6 +175,7 @@ impl<M: Message> Message for Admitted<M> {
 impl<A: Actor<Context = Context<A>>> Stage<A> {
     /// Starts `actor` on the current arbiter with room for `capacity` queued messages.
     pub fn start(name: &'static str, capacity: usize, actor: A) -> Stage<A> {
+        MailboxBlocked::declare(name);
         let addr = A::create(move |ctx| {
             // The semaphore is the bound; actix's own capacity only has to be no smaller.
             ctx.set_mailbox_capacity(capacity.max(1));
@@ -205,10 +206,11 @@ impl<A: Actor<Context = Context<A>>> Stage<A> {
                     .acquire_owned()
                     .await
                     .map_err(|_| IngestError::Internal("stage closed".into()))?;
-                METRICS
-                    .mailbox_blocked
-                    .with_label_values(&[self.name])
-                    .inc_by(started.elapsed().as_secs_f64());
+                MailboxBlocked {
+                    stage: self.name,
+                    waited: started.elapsed(),
+                }
+                .emit();
                 permit
             }
         };

@@ -15,7 +15,7 @@ use futures_util::future::join;
 use crate::kafka::producer::{OutgoingMessage, PageProducer, PublishError};
 use crate::pipeline::listener::Listener;
 use crate::pipeline::Admitted;
-use crate::telemetry::METRICS;
+use crate::telemetry::events::{PageFailed, PagePublished, RetryDataStored};
 
 /// Header carrying the listener id.
 pub const HEADER_LISTENER_ID: &str = "hookpipe-listener-id";
@@ -123,37 +123,34 @@ impl Handler<Admitted<PublishPage>> for RetryStoreActor {
                 }
             };
             let (page_result, retry_result) = join(page_delivery, retry_delivery).await;
+            let listener = page.listener.id();
             if store_retry_data && retry_result.is_ok() {
-                METRICS
-                    .retry_data_stored
-                    .with_label_values(&[page.listener.id()])
-                    .inc_by(page.record_count as u64);
+                RetryDataStored {
+                    listener,
+                    records: page.record_count,
+                }
+                .emit();
             }
             let result = page_result.and(retry_result);
-            METRICS.produce_latency.observe(started.elapsed().as_secs_f64());
-            METRICS.producer_queue_depth.set(i64::from(producer.queue_depth()));
-            let listener_id = page.listener.id();
+            let produce_latency = started.elapsed();
+            let producer_queue_depth = producer.queue_depth();
             match &result {
-                Ok(()) => {
-                    METRICS.pages_published.with_label_values(&[listener_id]).inc();
-                    METRICS
-                        .records_published
-                        .with_label_values(&[listener_id])
-                        .inc_by(page.record_count as u64);
-                    METRICS
-                        .page_records
-                        .with_label_values(&[listener_id])
-                        .observe(page.record_count as f64);
+                Ok(()) => PagePublished {
+                    listener,
+                    page_id: &page.page_id,
+                    records: page.record_count,
+                    produce_latency,
+                    producer_queue_depth,
                 }
-                Err(_) => METRICS.pages_failed.with_label_values(&[listener_id]).inc(),
-            }
-            match &result {
-                Ok(()) => {
-                    tracing::debug!(listener = page.listener.id(), page_id = %page.page_id, records = page.record_count, "page published")
+                .emit(),
+                Err(error) => PageFailed {
+                    listener,
+                    page_id: &page.page_id,
+                    error,
+                    produce_latency,
+                    producer_queue_depth,
                 }
-                Err(error) => {
-                    tracing::warn!(listener = page.listener.id(), page_id = %page.page_id, %error, "page not acknowledged")
-                }
+                .emit(),
             }
             result
         })

@@ -18,6 +18,7 @@ use crate::pipeline::listener::Listener;
 use crate::pipeline::parse::records::Record;
 use crate::pipeline::retry_store::{PublishPage, RetryStoreActor};
 use crate::pipeline::{rfc3339_millis, Admitted, Stage};
+use crate::telemetry::events::TemplateFailed;
 use pager::{write_json_string, ClosedPage, Pager};
 
 /// The records of one request, to be paged.
@@ -344,7 +345,7 @@ fn template_failed(
     what: &'static str,
     reason: String,
 ) -> Result<Option<String>, IngestError> {
-    crate::telemetry::TemplateFailed {
+    TemplateFailed {
         listener: listener.id(),
         template,
         reason: &reason,
