@@ -17,6 +17,8 @@ use crate::http::state::AppState;
 use crate::pipeline::debug::Capture;
 use crate::pipeline::ingest_error::IngestError;
 use crate::pipeline::listener::Listener;
+use crate::pipeline::reply::Reply;
+use crate::pipeline::stage::TryForwardError;
 use crate::pipeline::{rfc3339_millis, unix_millis_now, Accepted, Chain, Ingest, Webhook};
 use crate::redact::{redacted_body, redacted_headers, redacted_query, SENSITIVE_HEADERS};
 use crate::shared_state::{DEBUG_BODY_LIMIT, SAMPLE_BODY_LIMIT, SAMPLE_RECORDS_LIMIT};
@@ -376,36 +378,25 @@ async fn handle(
     }
     .emit();
     *body_out = Some(body.clone());
-    refuse_if_bucket_empty(state, &listener)?;
+    chain.rate_limiter.refuse_while_empty(&listener)?;
     let keep_records = !state.shared.sample_recently_written(listener.id(), unix_millis_now());
+    let (reply, awaited) = Reply::new();
     let message = Ingest {
         webhook: webhook(request, state, listener, request_id, body, false),
         delivery_id: None,
         keep_records,
+        reply,
     };
-    match tokio::time::timeout(state.request_timeout, chain.entry.try_forward(message)).await {
-        Err(_elapsed) => Err(IngestError::Deadline),
-        Ok(Err(error)) => Err(error),
-        Ok(Ok(outcome)) => outcome,
-    }
-}
-
-/// While a listener's bucket (or the instance's) is empty, every request to it is refused,
-/// signed or not: answer 429 here, before verification and the chain cost anything. Nothing is
-/// taken from the bucket — only the RateLimitActor takes tokens, after verification, so
-/// unsigned requests never drain it. (An unsigned request gets 429 rather than 401 while the
-/// bucket is empty.)
-fn refuse_if_bucket_empty(state: &AppState, listener: &Listener) -> Result<(), IngestError> {
-    let now = state.clock.now_nanos();
-    let refused = |retry_after_secs, scope| IngestError::RateLimited {
-        retry_after_secs,
-        scope,
+    // Whichever stage decides the request answers its reply; a full first mailbox sheds load.
+    let answer = async {
+        if let Err(TryForwardError::Full(message)) = chain.entry.try_forward(message).await {
+            message.reply.refuse(IngestError::Overloaded);
+        }
+        awaited.outcome().await
     };
-    listener.bucket.peek(now).map_err(|retry| refused(retry, "listener"))?;
-    if let Some(global) = &state.global_bucket {
-        global.peek(now).map_err(|retry| refused(retry, "global"))?;
-    }
-    Ok(())
+    tokio::time::timeout(state.request_timeout, answer)
+        .await
+        .unwrap_or(Err(IngestError::Deadline))
 }
 
 fn decode_error(limit: usize) -> impl Fn(decode::DecodeError) -> IngestError {
