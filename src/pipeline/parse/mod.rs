@@ -11,7 +11,7 @@ use actix_web::http::header::CONTENT_TYPE;
 use crate::pipeline::ingest_error::IngestError;
 use crate::pipeline::page::Paginate;
 use crate::pipeline::{Accepted, Admitted, Ingest, Stage};
-use records::{detect_format, parse_records, ParseError, ParseLimits, Record};
+use records::{detect_format, parse_detected, ParseError, ParseLimits, Record};
 
 /// The parse stage: refuses bodies that do not parse, answers requests without records, forwards
 /// the records of the others to be paged.
@@ -79,6 +79,7 @@ impl Handler<Admitted<Ingest>> for ParseActor {
 }
 
 /// The body's records, refusing a `Content-Type` the listener does not accept before parsing.
+/// The format is detected once, here, and handed to the parser.
 fn parse(message: &Ingest, limits: &ParseLimits) -> Result<Vec<Record>, ParseError> {
     let webhook = &message.webhook;
     let content_type = webhook
@@ -90,15 +91,16 @@ fn parse(message: &Ingest, limits: &ParseLimits) -> Result<Vec<Record>, ParseErr
                 .map_err(|_| ParseError::UnsupportedMediaType { found: None })
         })
         .transpose()?;
-    let (format, _charset) = detect_format(content_type)?;
+    let (format, charset) = detect_format(content_type)?;
     if !webhook.listener.accept.contains(&format) {
         return Err(ParseError::UnsupportedMediaType {
             found: content_type.map(str::to_string),
         });
     }
-    parse_records(
+    parse_detected(
         &webhook.body,
-        content_type,
+        format,
+        charset.as_deref(),
         webhook.listener.resource_path.as_ref(),
         limits,
     )
