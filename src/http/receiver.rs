@@ -21,7 +21,7 @@ use crate::pipeline::reply::Reply;
 use crate::pipeline::stage::TryForwardError;
 use crate::pipeline::{rfc3339_millis, unix_millis_now, Accepted, Chain, Ingest, Webhook};
 use crate::redact::{redacted_body, redacted_headers, redacted_query, SENSITIVE_HEADERS};
-use crate::shared_state::{DEBUG_BODY_LIMIT, SAMPLE_BODY_LIMIT, SAMPLE_RECORDS_LIMIT};
+use crate::shared_state::{SampleClaim, DEBUG_BODY_LIMIT, SAMPLE_BODY_LIMIT, SAMPLE_RECORDS_LIMIT};
 use crate::telemetry::events::{
     BodyReceived, DebugCaptureDropped, RefusalCause, RequestFinished, RequestRefused, TemplateFailed,
 };
@@ -72,7 +72,7 @@ pub async fn ingest(
     let mut payload = payload;
     let (public_id, url_token) = hook_segments(request.path()).unwrap_or(("", None));
     let listener = state.registry.get(public_id);
-    let mut body = None;
+    let mut read = ReadSoFar::default();
 
     let result = match &listener {
         None => Err(IngestError::NotFound),
@@ -85,7 +85,7 @@ pub async fn ingest(
                 // names its request_id explicitly; at debug, library lines get the id too.
                 let span = tracing::debug_span!("request", request_id = %request_id, listener = listener.id());
                 let id = request_id.clone();
-                handle(&request, &mut payload, &state, &chain, listener, id, &mut body)
+                handle(&request, &mut payload, &state, &chain, listener, id, &mut read)
                     .instrument(span)
                     .await
             }
@@ -101,7 +101,7 @@ pub async fn ingest(
             .headers_mut()
             .insert(header::HeaderName::from_static(REQUEST_ID_HEADER), value);
     }
-    if result.is_err() && body.is_none() {
+    if result.is_err() && read.body.is_none() {
         // A refused request's body may not have been read to its end (413, 408, 503, 404...).
         // Dropped unread, a chunked body is drained by actix to keep the connection: a sender
         // could stream one forever. Still held while the response is sent, it makes actix
@@ -127,7 +127,7 @@ pub async fn ingest(
             &request,
             listener,
             &request_id,
-            &body.unwrap_or_default(),
+            read,
             &result,
             status,
             latency_ms,
@@ -135,6 +135,15 @@ pub async fn ingest(
     }
     request_finished(&request_id, listener.as_deref(), &result, status, latency_ms).emit();
     response
+}
+
+/// What the Receiver got from a request before handing it to the chain.
+#[derive(Default)]
+struct ReadSoFar<'a> {
+    /// The decoded body, once read to its end.
+    body: Option<Bytes>,
+    /// This instance's turn to write the listener's sample, if the request claimed it.
+    sample_claim: Option<SampleClaim<'a>>,
 }
 
 /// The request's telemetry event, with labels from fixed sets only.
@@ -180,22 +189,18 @@ fn after_response(
     request: &HttpRequest,
     listener: &Listener,
     request_id: &str,
-    body: &Bytes,
+    read: ReadSoFar<'_>,
     result: &Result<Accepted, IngestError>,
     status: u16,
     latency_ms: u64,
 ) {
-    let shared = &state.shared;
     let now_ms = unix_millis_now();
-    if let Ok(accepted) = result {
-        if let Some(records) = &accepted.records {
-            if accepted.challenge.is_none() && shared.sample_due(listener.id(), now_ms) {
-                shared.offer_sample(
-                    listener.id(),
-                    &sample(request, listener, request_id, body, records, now_ms),
-                );
-            }
+    let body = &read.body.unwrap_or_default();
+    if let (Some(claim), Ok(accepted)) = (read.sample_claim, result) {
+        if let (Some(records), None) = (&accepted.records, &accepted.challenge) {
+            claim.write(&sample(request, listener, request_id, body, records, now_ms));
         }
+        // Otherwise the claim is dropped here, unused, and the turn is given back.
     }
     if state.registry.debug_window(listener.id(), now_ms).is_some() {
         let capture = capture(
@@ -207,7 +212,7 @@ fn after_response(
             status,
             latency_ms,
             now_ms,
-            &shared.instance,
+            &state.shared.instance,
         );
         if state.debug.try_send(Capture(capture)).is_err() {
             DebugCaptureDropped.emit();
@@ -340,14 +345,14 @@ impl Drop for InFlight<'_> {
     }
 }
 
-async fn handle(
+async fn handle<'a>(
     request: &HttpRequest,
     payload: &mut web::Payload,
-    state: &AppState,
+    state: &'a AppState,
     chain: &Chain,
     listener: Arc<Listener>,
     request_id: Arc<str>,
-    body_out: &mut Option<Bytes>,
+    read: &mut ReadSoFar<'a>,
 ) -> Result<Accepted, IngestError> {
     if state.in_flight.fetch_add(1, Ordering::Relaxed) >= state.max_in_flight {
         state.in_flight.fetch_sub(1, Ordering::Relaxed);
@@ -377,14 +382,15 @@ async fn handle(
         bytes: body.len(),
     }
     .emit();
-    *body_out = Some(body.clone());
+    read.body = Some(body.clone());
     chain.rate_limiter.refuse_while_empty(&listener)?;
-    let keep_records = !state.shared.sample_recently_written(listener.id(), unix_millis_now());
+    // One claim, before the chain: records are kept only when they will become the sample.
+    read.sample_claim = state.shared.claim_sample(listener.id(), unix_millis_now());
     let (reply, awaited) = Reply::new();
     let message = Ingest {
         webhook: webhook(request, state, listener, request_id, body, false),
         delivery_id: None,
-        keep_records,
+        keep_records: read.sample_claim.is_some(),
         reply,
     };
     // Whichever stage decides the request answers its reply; a full first mailbox sheds load.
