@@ -86,8 +86,6 @@ impl App {
             settings: settings_arc,
             producer: producer.clone(),
             bootstrap: bootstrap.to_string(),
-            clock: clock.clone(),
-            global_bucket: global_bucket.clone(),
         });
         let chain_settings = ChainSettings {
             mailbox_capacity: settings.pipeline.mailbox_capacity,

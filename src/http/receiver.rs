@@ -17,10 +17,15 @@ use crate::http::state::AppState;
 use crate::pipeline::debug::Capture;
 use crate::pipeline::ingest_error::IngestError;
 use crate::pipeline::listener::Listener;
+use crate::pipeline::reply::Reply;
+use crate::pipeline::stage::TryForwardError;
 use crate::pipeline::{rfc3339_millis, unix_millis_now, Accepted, Chain, Ingest, Webhook};
 use crate::redact::{redacted_body, redacted_headers, redacted_query, SENSITIVE_HEADERS};
-use crate::shared_state::{DEBUG_BODY_LIMIT, SAMPLE_BODY_LIMIT, SAMPLE_RECORDS_LIMIT};
-use crate::telemetry::{status_class, METRICS, UNKNOWN_LISTENER};
+use crate::shared_state::{SampleClaim, DEBUG_BODY_LIMIT, SAMPLE_BODY_LIMIT, SAMPLE_RECORDS_LIMIT};
+use crate::telemetry::events::{
+    BodyReceived, DebugCaptureDropped, RefusalCause, RequestFinished, RequestRefused, TemplateFailed,
+};
+use crate::telemetry::{METRICS, UNKNOWN_LISTENER};
 
 /// Response header carrying the request id.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -67,7 +72,7 @@ pub async fn ingest(
     let mut payload = payload;
     let (public_id, url_token) = hook_segments(request.path()).unwrap_or(("", None));
     let listener = state.registry.get(public_id);
-    let mut body = None;
+    let mut read = ReadSoFar::default();
 
     let result = match &listener {
         None => Err(IngestError::NotFound),
@@ -80,7 +85,7 @@ pub async fn ingest(
                 // names its request_id explicitly; at debug, library lines get the id too.
                 let span = tracing::debug_span!("request", request_id = %request_id, listener = listener.id());
                 let id = request_id.clone();
-                handle(&request, &mut payload, &state, &chain, listener, id, &mut body)
+                handle(&request, &mut payload, &state, &chain, listener, id, &mut read)
                     .instrument(span)
                     .await
             }
@@ -96,7 +101,7 @@ pub async fn ingest(
             .headers_mut()
             .insert(header::HeaderName::from_static(REQUEST_ID_HEADER), value);
     }
-    if result.is_err() && body.is_none() {
+    if result.is_err() && read.body.is_none() {
         // A refused request's body may not have been read to its end (413, 408, 503, 404...).
         // Dropped unread, a chunked body is drained by actix to keep the connection: a sender
         // could stream one forever. Still held while the response is sent, it makes actix
@@ -111,7 +116,6 @@ pub async fn ingest(
     }
     let status = response.status().as_u16();
     let latency_ms = started.elapsed().as_millis() as u64;
-    observe(&result, listener.as_deref(), status);
     // Requests to an unknown listener or with a wrong URL token belong to no debug window.
     // Those refused before their body was read (413, 408, 503) are captured without it.
     let reached_listener = listener
@@ -123,46 +127,58 @@ pub async fn ingest(
             &request,
             listener,
             &request_id,
-            &body.unwrap_or_default(),
+            read,
             &result,
             status,
             latency_ms,
         );
     }
-    let listener_id = listener.as_ref().map_or("-", |l| l.id());
-    // The access log names the listener, never the path: a secret-URL token must not be logged.
-    match &result {
-        Ok(accepted) => {
-            tracing::debug!(request_id = %request_id, listener = listener_id, status, latency_ms, records = accepted.record_count, "webhook accepted")
-        }
-        Err(error) if status >= 500 && !matches!(error, IngestError::Overloaded) => {
-            tracing::warn!(request_id = %request_id, listener = listener_id, status, latency_ms, outcome = error.outcome(), "webhook not accepted")
-        }
-        Err(error) => {
-            // Rejections are the sender's problem and can come by the million (attacks, floods):
-            // metrics count them; the line is there at debug level.
-            tracing::debug!(request_id = %request_id, listener = listener_id, status, latency_ms, outcome = error.outcome(), reason = %error, "webhook rejected")
-        }
-    }
+    request_finished(&request_id, listener.as_deref(), &result, status, latency_ms).emit();
     response
 }
 
-/// Counts the request in the metrics, with labels from fixed sets only.
-fn observe(result: &Result<Accepted, IngestError>, listener: Option<&Listener>, status: u16) {
+/// What the Receiver got from a request before handing it to the chain.
+#[derive(Default)]
+struct ReadSoFar<'a> {
+    /// The decoded body, once read to its end.
+    body: Option<Bytes>,
+    /// This instance's turn to write the listener's sample, if the request claimed it.
+    sample_claim: Option<SampleClaim<'a>>,
+}
+
+/// The request's telemetry event, with labels from fixed sets only.
+fn request_finished<'a>(
+    request_id: &'a str,
+    listener: Option<&'a Listener>,
+    result: &'a Result<Accepted, IngestError>,
+    status: u16,
+    latency_ms: u64,
+) -> RequestFinished<'a> {
     // A wrong URL token must look like an unknown listener in metrics too.
-    let label = match (listener, result) {
-        (Some(listener), result) if !matches!(result, Err(IngestError::NotFound)) => listener.id(),
+    let metrics_listener = match listener {
+        Some(listener) if !matches!(result, Err(IngestError::NotFound)) => listener.id(),
         _ => UNKNOWN_LISTENER,
     };
-    METRICS.requests.with_label_values(&[label, status_class(status)]).inc();
-    match result {
-        Err(IngestError::Unauthorized(reason)) => METRICS
-            .verification_failures
-            .with_label_values(&[label, reason.reason()])
-            .inc(),
-        Err(IngestError::RateLimited { scope, .. }) => METRICS.rate_limited.with_label_values(&[label, scope]).inc(),
-        Err(IngestError::Parse(error)) => METRICS.parse_errors.with_label_values(&[label, error.kind()]).inc(),
-        _ => {}
+    RequestFinished {
+        request_id,
+        listener: listener.map(Listener::id),
+        metrics_listener,
+        status,
+        latency_ms,
+        result: match result {
+            Ok(accepted) => Ok(accepted.record_count),
+            Err(error) => Err(RequestRefused {
+                outcome: error.outcome(),
+                reason: error,
+                cause: match error {
+                    IngestError::Unauthorized(reason) => RefusalCause::Verification(reason.reason()),
+                    IngestError::RateLimited { scope, .. } => RefusalCause::RateLimited(scope),
+                    IngestError::Parse(error) => RefusalCause::Parse(error.kind()),
+                    _ => RefusalCause::Other,
+                },
+                load_shed: matches!(error, IngestError::Overloaded),
+            }),
+        },
     }
 }
 
@@ -173,22 +189,18 @@ fn after_response(
     request: &HttpRequest,
     listener: &Listener,
     request_id: &str,
-    body: &Bytes,
+    read: ReadSoFar<'_>,
     result: &Result<Accepted, IngestError>,
     status: u16,
     latency_ms: u64,
 ) {
-    let shared = &state.shared;
     let now_ms = unix_millis_now();
-    if let Ok(accepted) = result {
-        if let Some(records) = &accepted.records {
-            if accepted.challenge.is_none() && shared.sample_due(listener.id(), now_ms) {
-                shared.offer_sample(
-                    listener.id(),
-                    &sample(request, listener, request_id, body, records, now_ms),
-                );
-            }
+    let body = &read.body.unwrap_or_default();
+    if let (Some(claim), Ok(accepted)) = (read.sample_claim, result) {
+        if let (Some(records), None) = (&accepted.records, &accepted.challenge) {
+            claim.write(&sample(request, listener, request_id, body, records, now_ms));
         }
+        // Otherwise the claim is dropped here, unused, and the turn is given back.
     }
     if state.registry.debug_window(listener.id(), now_ms).is_some() {
         let capture = capture(
@@ -200,10 +212,10 @@ fn after_response(
             status,
             latency_ms,
             now_ms,
-            &shared.instance,
+            &state.shared.instance,
         );
         if state.debug.try_send(Capture(capture)).is_err() {
-            METRICS.debug_captures_dropped.inc();
+            DebugCaptureDropped.emit();
         }
     }
 }
@@ -333,14 +345,14 @@ impl Drop for InFlight<'_> {
     }
 }
 
-async fn handle(
+async fn handle<'a>(
     request: &HttpRequest,
     payload: &mut web::Payload,
-    state: &AppState,
+    state: &'a AppState,
     chain: &Chain,
     listener: Arc<Listener>,
     request_id: Arc<str>,
-    body_out: &mut Option<Bytes>,
+    read: &mut ReadSoFar<'a>,
 ) -> Result<Accepted, IngestError> {
     if state.in_flight.fetch_add(1, Ordering::Relaxed) >= state.max_in_flight {
         state.in_flight.fetch_sub(1, Ordering::Relaxed);
@@ -365,41 +377,32 @@ async fn handle(
     // compression is a transport detail applied after signing.
     let body =
         decode::decode(body, encoding, listener.max_body_bytes).map_err(decode_error(listener.max_body_bytes))?;
-    METRICS
-        .bytes_in
-        .with_label_values(&[listener.id()])
-        .inc_by(body.len() as u64);
-    *body_out = Some(body.clone());
-    refuse_if_bucket_empty(state, &listener)?;
-    let keep_records = !state.shared.sample_recently_written(listener.id(), unix_millis_now());
+    BodyReceived {
+        listener: listener.id(),
+        bytes: body.len(),
+    }
+    .emit();
+    read.body = Some(body.clone());
+    chain.rate_limiter.refuse_while_empty(&listener)?;
+    // One claim, before the chain: records are kept only when they will become the sample.
+    read.sample_claim = state.shared.claim_sample(listener.id(), unix_millis_now());
+    let (reply, awaited) = Reply::new();
     let message = Ingest {
         webhook: webhook(request, state, listener, request_id, body, false),
         delivery_id: None,
-        keep_records,
+        keep_records: read.sample_claim.is_some(),
+        reply,
     };
-    match tokio::time::timeout(state.request_timeout, chain.entry.try_forward(message)).await {
-        Err(_elapsed) => Err(IngestError::Deadline),
-        Ok(Err(error)) => Err(error),
-        Ok(Ok(outcome)) => outcome,
-    }
-}
-
-/// While a listener's bucket (or the instance's) is empty, every request to it is refused,
-/// signed or not: answer 429 here, before verification and the chain cost anything. Nothing is
-/// taken from the bucket — only the RateLimitActor takes tokens, after verification, so
-/// unsigned requests never drain it. (An unsigned request gets 429 rather than 401 while the
-/// bucket is empty.)
-fn refuse_if_bucket_empty(state: &AppState, listener: &Listener) -> Result<(), IngestError> {
-    let now = state.clock.now_nanos();
-    let refused = |retry_after_secs, scope| IngestError::RateLimited {
-        retry_after_secs,
-        scope,
+    // Whichever stage decides the request answers its reply; a full first mailbox sheds load.
+    let answer = async {
+        if let Err(TryForwardError::Full(message)) = chain.entry.try_forward(message).await {
+            message.reply.refuse(IngestError::Overloaded);
+        }
+        awaited.outcome().await
     };
-    listener.bucket.peek(now).map_err(|retry| refused(retry, "listener"))?;
-    if let Some(global) = &state.global_bucket {
-        global.peek(now).map_err(|retry| refused(retry, "global"))?;
-    }
-    Ok(())
+    tokio::time::timeout(state.request_timeout, answer)
+        .await
+        .unwrap_or(Err(IngestError::Deadline))
 }
 
 fn decode_error(limit: usize) -> impl Fn(decode::DecodeError) -> IngestError {
@@ -501,7 +504,7 @@ fn success_response(
         Err(reason) => {
             // The records are already acknowledged: answer success, without the body (strict or
             // not: refusing now would tell the sender to resend data that is stored).
-            crate::telemetry::TemplateFailed {
+            TemplateFailed {
                 listener: listener.id(),
                 template: "response_body",
                 reason: &reason,

@@ -9,7 +9,6 @@ use crate::config::Settings;
 use crate::kafka::producer::PageProducer;
 use crate::pipeline::debug::DebugRecorder;
 use crate::pipeline::listener::Registry;
-use crate::pipeline::rate_limit::bucket::{LeakyBucket, SharedClock};
 use crate::shared_state::SharedState;
 
 /// State shared by every HTTP thread.
@@ -38,8 +37,4 @@ pub struct AppState {
     pub producer: PageProducer,
     /// Kafka bootstrap servers (to create topics of listeners added through the API).
     pub bootstrap: String,
-    /// Clock of the rate limiter.
-    pub clock: SharedClock,
-    /// The instance's bucket, if `server.global_rate_limit` is set.
-    pub global_bucket: Option<Arc<LeakyBucket>>,
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use actix::prelude::*;
 
 use crate::kafka::state::LogTopic;
-use crate::telemetry::METRICS;
+use crate::telemetry::events::DebugCaptureDropped;
 
 /// Mailbox capacity of the recorder.
 const MAILBOX: usize = 1024;
@@ -46,7 +46,44 @@ impl Handler<Capture> for DebugRecorder {
         let listener_id = capture["listener_id"].as_str().unwrap_or_default().to_string();
         let bytes = serde_json::to_vec(&capture).unwrap_or_default();
         if self.log.try_append(&listener_id, &bytes).is_err() {
-            METRICS.debug_captures_dropped.inc();
+            DebugCaptureDropped.emit();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::kafka::embedded::EmbeddedCluster;
+    use crate::pipeline::testing;
+
+    /// A capture sent to the recorder lands in the debug topic, under its listener, as written.
+    #[actix::test]
+    async fn captures_are_appended_to_the_debug_topic_by_listener() {
+        let cluster = EmbeddedCluster::start().unwrap();
+        let settings = testing::settings("");
+        let topic = &settings.kafka.debug_topic;
+        cluster.create_topic(topic, 1).unwrap();
+        let bootstrap = cluster.bootstrap_servers();
+        let log = LogTopic::open(&settings.kafka, &bootstrap, topic, Duration::from_secs(3600), 10, false)
+            .await
+            .unwrap();
+        let recorder = DebugRecorder::new(log.clone()).start();
+        let capture = serde_json::json!({"listener_id": "t", "request_id": "r1", "status": 204});
+        recorder.send(Capture(capture.clone())).await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let entries = loop {
+            let entries = log.entries("t");
+            if !entries.is_empty() || Instant::now() > deadline {
+                break entries;
+            }
+            actix::clock::sleep(Duration::from_millis(50)).await;
+        };
+        assert_eq!(entries.len(), 1, "one capture under its listener");
+        let stored: serde_json::Value = serde_json::from_slice(&entries[0].1).unwrap();
+        assert_eq!(stored, capture);
+        assert!(log.entries("other").is_empty());
     }
 }

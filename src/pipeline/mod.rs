@@ -5,6 +5,12 @@
 //! registry, rate-limit buckets, open pages, the Kafka producer — is built for concurrent use. Every
 //! mailbox has a fixed capacity; stages forward with `send().await`, and the Receiver's
 //! in-flight cap sheds load with 503 before any queue can grow without bound.
+//!
+//! Each request carries its [`reply::Reply`]: the stage that decides the request (one that
+//! refuses it, or the page stage once Kafka acknowledged its records) answers it directly, so
+//! stages forward and return instead of waiting for the stages after them. A stage knows only
+//! the message its next stage takes (`next: Stage<Ingest>`); [`Chain::start`] alone knows the
+//! order.
 
 pub mod debug;
 pub mod ingest_error;
@@ -12,22 +18,27 @@ pub mod listener;
 pub mod page;
 pub mod parse;
 pub mod rate_limit;
+pub mod reply;
 pub mod retry_store;
+pub mod stage;
+#[cfg(test)]
+pub mod testing;
 pub mod verify;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix::prelude::*;
 use actix_web::http::header::HeaderMap;
 use actix_web::web::Bytes;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::kafka::producer::PageProducer;
 use crate::pipeline::ingest_error::IngestError;
 use crate::pipeline::listener::Listener;
 use crate::pipeline::rate_limit::bucket::SharedClock;
-use crate::telemetry::METRICS;
+use rate_limit::limiter::RateLimiter;
+use reply::Reply;
+pub use stage::{Admitted, Stage};
 
 /// A webhook: the HTTP request as the Receiver hands it to the chain.
 #[derive(Debug)]
@@ -48,7 +59,7 @@ pub struct Webhook {
     pub body: Bytes,
     /// Receive time, milliseconds since the Unix epoch.
     pub received_at_ms: i64,
-    /// Mock output sent through the API: not verified or rate-limited, records marked mock.
+    /// Mock output sent through the API (it enters at [`Chain::mock_entry`]): records marked mock.
     pub mock: bool,
 }
 
@@ -66,9 +77,10 @@ pub struct Accepted {
 /// The answer of the chain to one request.
 pub type Outcome = Result<Accepted, IngestError>;
 
-/// Message entering the chain (handled by Verify, then RateLimit, then Parse).
+/// A request travelling the chain (through verification, rate limiting and parsing), with the
+/// reply that whichever stage decides it answers.
 #[derive(Debug, Message)]
-#[rtype(result = "Outcome")]
+#[rtype(result = "()")]
 pub struct Ingest {
     /// The request.
     pub webhook: Webhook,
@@ -76,6 +88,8 @@ pub struct Ingest {
     pub delivery_id: Option<String>,
     /// Return the parsed records in `Accepted` (for sample data).
     pub keep_records: bool,
+    /// The request's answer.
+    pub reply: Reply,
 }
 
 /// Settings every chain is built from.
@@ -89,7 +103,7 @@ pub struct ChainSettings {
     pub max_page_bytes: usize,
     /// Parser limits.
     pub parse_limits: parse::records::ParseLimits,
-    /// Clock of the rate limiter and of timestamped signatures.
+    /// Clock of the rate limiter.
     pub clock: SharedClock,
     /// An optional bucket for the whole instance.
     pub global_bucket: Option<Arc<rate_limit::bucket::LeakyBucket>>,
@@ -99,17 +113,25 @@ pub struct ChainSettings {
     pub open_pages: Arc<page::OpenPages>,
 }
 
-/// The entry of one HTTP thread's chain.
+/// One HTTP thread's chain: its entries and the rate limiter its Receiver checks first.
 #[derive(Clone)]
 pub struct Chain {
-    /// First stage.
-    pub entry: Stage<verify::VerifyActor>,
+    /// Where webhooks enter: the first stage.
+    pub entry: Stage<Ingest>,
+    /// The parse stage: where mock output sent through the API enters, skipping verification
+    /// and rate limiting.
+    pub mock_entry: Stage<Ingest>,
+    /// The buckets the rate-limit stage takes from, which the Receiver checks (without taking)
+    /// before verification.
+    pub rate_limiter: RateLimiter,
 }
 
 impl Chain {
-    /// Wires the chain back to front on the current arbiter, each stage given the next one's address.
+    /// Wires the chain back to front on the current arbiter, each stage given the next one's
+    /// inbox. This is the only place that knows the order of the stages.
     pub fn start(settings: &ChainSettings, producer: PageProducer) -> Chain {
         let capacity = settings.mailbox_capacity;
+        let rate_limiter = RateLimiter::new(settings.clock.clone(), settings.global_bucket.clone());
         let retry_store = Stage::start(
             "retry_store",
             capacity,
@@ -133,115 +155,14 @@ impl Chain {
         let rate_limit = Stage::start(
             "rate_limit",
             capacity,
-            rate_limit::RateLimitActor::new(parse, settings.clock.clone(), settings.global_bucket.clone()),
+            rate_limit::RateLimitActor::new(parse.clone(), rate_limiter.clone()),
         );
-        let entry = Stage::start("verify", capacity, verify::VerifyActor::new(rate_limit));
-        Chain { entry }
-    }
-}
-
-/// A stage's address with an explicit, measurable mailbox bound: a message holds a permit
-/// from the moment it is queued until the stage starts handling it, so waiting for a permit
-/// is exactly waiting on a full mailbox (and is counted in
-/// `hookpipe_mailbox_blocked_seconds_total`).
-pub struct Stage<A: Actor> {
-    addr: Addr<A>,
-    permits: Arc<Semaphore>,
-    name: &'static str,
-}
-
-impl<A: Actor> Clone for Stage<A> {
-    fn clone(&self) -> Self {
-        Stage {
-            addr: self.addr.clone(),
-            permits: self.permits.clone(),
-            name: self.name,
+        let verify = Stage::start("verify", capacity, verify::VerifyActor::new(rate_limit));
+        Chain {
+            entry: verify,
+            mock_entry: parse,
+            rate_limiter,
         }
-    }
-}
-
-/// A message admitted into a stage's mailbox; the handler drops the permit when it starts.
-pub struct Admitted<M> {
-    /// The message.
-    pub message: M,
-    /// Room in the mailbox, released when handling starts.
-    pub permit: OwnedSemaphorePermit,
-}
-
-impl<M: Message> Message for Admitted<M> {
-    type Result = M::Result;
-}
-
-impl<A: Actor<Context = Context<A>>> Stage<A> {
-    /// Starts `actor` on the current arbiter with room for `capacity` queued messages.
-    pub fn start(name: &'static str, capacity: usize, actor: A) -> Stage<A> {
-        let addr = A::create(move |ctx| {
-            // The semaphore is the bound; actix's own capacity only has to be no smaller.
-            ctx.set_mailbox_capacity(capacity.max(1));
-            actor
-        });
-        Stage {
-            addr,
-            permits: Arc::new(Semaphore::new(capacity.max(1))),
-            name,
-        }
-    }
-
-    /// Sends and awaits the answer, waiting (measured) while the mailbox is full.
-    pub async fn forward<M>(&self, message: M) -> Result<M::Result, IngestError>
-    where
-        A: Handler<Admitted<M>>,
-        A::Context: actix::dev::ToEnvelope<A, Admitted<M>>,
-        M: Message + Send + 'static,
-        M::Result: Send,
-    {
-        let permit = match self.permits.clone().try_acquire_owned() {
-            Ok(permit) => permit,
-            Err(_) => {
-                let started = Instant::now();
-                let permit = self
-                    .permits
-                    .clone()
-                    .acquire_owned()
-                    .await
-                    .map_err(|_| IngestError::Internal("stage closed".into()))?;
-                METRICS
-                    .mailbox_blocked
-                    .with_label_values(&[self.name])
-                    .inc_by(started.elapsed().as_secs_f64());
-                permit
-            }
-        };
-        self.send(message, permit).await
-    }
-
-    /// Sends only if the mailbox has room: the Receiver sheds load instead of queueing.
-    pub async fn try_forward<M>(&self, message: M) -> Result<M::Result, IngestError>
-    where
-        A: Handler<Admitted<M>>,
-        A::Context: actix::dev::ToEnvelope<A, Admitted<M>>,
-        M: Message + Send + 'static,
-        M::Result: Send,
-    {
-        let permit = self
-            .permits
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| IngestError::Overloaded)?;
-        self.send(message, permit).await
-    }
-
-    async fn send<M>(&self, message: M, permit: OwnedSemaphorePermit) -> Result<M::Result, IngestError>
-    where
-        A: Handler<Admitted<M>>,
-        A::Context: actix::dev::ToEnvelope<A, Admitted<M>>,
-        M: Message + Send + 'static,
-        M::Result: Send,
-    {
-        self.addr
-            .send(Admitted { message, permit })
-            .await
-            .map_err(|error| IngestError::Internal(format!("next stage unavailable: {error}")))
     }
 }
 

@@ -15,7 +15,7 @@ use futures_util::future::join;
 use crate::kafka::producer::{OutgoingMessage, PageProducer, PublishError};
 use crate::pipeline::listener::Listener;
 use crate::pipeline::Admitted;
-use crate::telemetry::METRICS;
+use crate::telemetry::events::{PageFailed, PagePublished, RetryDataStored};
 use crate::wire;
 
 /// A serialized page for one listener.
@@ -36,7 +36,7 @@ pub struct PublishPage {
     pub record_count: usize,
 }
 
-/// Last stage of the chain.
+/// The retry-store stage: makes pages (and their retry data) durable in Kafka.
 pub struct RetryStoreActor {
     producer: PageProducer,
     retry_topic: Arc<str>,
@@ -60,8 +60,7 @@ impl Handler<Admitted<PublishPage>> for RetryStoreActor {
     type Result = ResponseFuture<Result<(), PublishError>>;
 
     fn handle(&mut self, admitted: Admitted<PublishPage>, _ctx: &mut Context<Self>) -> Self::Result {
-        let Admitted { message: page, permit } = admitted;
-        drop(permit);
+        let page = admitted.into_message();
         let producer = self.producer.clone();
         let retry_topic = self.retry_topic.clone();
         Box::pin(async move {
@@ -99,39 +98,169 @@ impl Handler<Admitted<PublishPage>> for RetryStoreActor {
                 }
             };
             let (page_result, retry_result) = join(page_delivery, retry_delivery).await;
+            let listener = page.listener.id();
             if store_retry_data && retry_result.is_ok() {
-                METRICS
-                    .retry_data_stored
-                    .with_label_values(&[page.listener.id()])
-                    .inc_by(page.record_count as u64);
+                RetryDataStored {
+                    listener,
+                    records: page.record_count,
+                }
+                .emit();
             }
             let result = page_result.and(retry_result);
-            METRICS.produce_latency.observe(started.elapsed().as_secs_f64());
-            METRICS.producer_queue_depth.set(i64::from(producer.queue_depth()));
-            let listener_id = page.listener.id();
+            let produce_latency = started.elapsed();
+            let producer_queue_depth = producer.queue_depth();
             match &result {
-                Ok(()) => {
-                    METRICS.pages_published.with_label_values(&[listener_id]).inc();
-                    METRICS
-                        .records_published
-                        .with_label_values(&[listener_id])
-                        .inc_by(page.record_count as u64);
-                    METRICS
-                        .page_records
-                        .with_label_values(&[listener_id])
-                        .observe(page.record_count as f64);
+                Ok(()) => PagePublished {
+                    listener,
+                    page_id: &page.page_id,
+                    records: page.record_count,
+                    produce_latency,
+                    producer_queue_depth,
                 }
-                Err(_) => METRICS.pages_failed.with_label_values(&[listener_id]).inc(),
-            }
-            match &result {
-                Ok(()) => {
-                    tracing::debug!(listener = page.listener.id(), page_id = %page.page_id, records = page.record_count, "page published")
+                .emit(),
+                Err(error) => PageFailed {
+                    listener,
+                    page_id: &page.page_id,
+                    error,
+                    produce_latency,
+                    producer_queue_depth,
                 }
-                Err(error) => {
-                    tracing::warn!(listener = page.listener.id(), page_id = %page.page_id, %error, "page not acknowledged")
-                }
+                .emit(),
             }
             result
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::{Headers, Message as _};
+    use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+    use super::*;
+    use crate::config::Settings;
+    use crate::kafka::embedded::EmbeddedCluster;
+    use crate::pipeline::stage::Stage;
+    use crate::pipeline::testing;
+    use crate::telemetry::METRICS;
+    use crate::wire::{
+        HEADER_LISTENER_ID, HEADER_PAGE_ID, HEADER_REQUEST_ID, HEADER_RETRY_DATA, PAGE_CONTENT_TYPE, RETRY_DATA_NONE,
+        RETRY_DATA_STORED,
+    };
+
+    /// librdkafka's in-process mock cluster with the listener's topic and the retry topic, and a
+    /// retry-store stage producing to it.
+    fn start(listener_toml: &str) -> (EmbeddedCluster, Settings, Arc<Listener>, Stage<PublishPage>) {
+        let cluster = EmbeddedCluster::start().unwrap();
+        let settings = testing::settings(&format!(
+            "[kafka]\nmessage_timeout_ms = 1000\n[[listeners]]\nid = \"t\"\n{listener_toml}"
+        ));
+        let listener = testing::listener_of(&settings);
+        cluster.create_topic(&listener.topic, 1).unwrap();
+        cluster.create_topic(&settings.kafka.retry_topic, 1).unwrap();
+        let producer = PageProducer::new(&settings.kafka, &cluster.bootstrap_servers()).unwrap();
+        let actor = RetryStoreActor::new(producer, settings.kafka.retry_topic.clone());
+        let stage = Stage::start("retry_store", 4, actor);
+        (cluster, settings, listener, stage)
+    }
+
+    fn page(listener: &Arc<Listener>, retry_data: bool) -> PublishPage {
+        PublishPage {
+            listener: listener.clone(),
+            page_id: "p1".into(),
+            payload: br#"{"type":"page"}"#.to_vec(),
+            retry_data: retry_data.then(|| br#"{"type":"retry_data"}"#.to_vec()),
+            request_ids: vec![Arc::from("r1"), Arc::from("r2")],
+            record_count: 3,
+        }
+    }
+
+    /// The first message of partition 0 of `topic`: key, payload and headers.
+    fn read_first(cluster: &EmbeddedCluster, topic: &str) -> (String, Vec<u8>, Vec<(String, String)>) {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", cluster.bootstrap_servers())
+            .set("group.id", "retry-store-test")
+            .create()
+            .unwrap();
+        let mut assignment = TopicPartitionList::new();
+        assignment.add_partition_offset(topic, 0, Offset::Beginning).unwrap();
+        consumer.assign(&assignment).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            let Some(Ok(message)) = consumer.poll(Duration::from_millis(200)) else {
+                continue;
+            };
+            let text = |bytes: Option<&[u8]>| String::from_utf8_lossy(bytes.unwrap_or_default()).into_owned();
+            let headers = message
+                .headers()
+                .map(|headers| headers.iter().map(|h| (h.key.to_string(), text(h.value))).collect())
+                .unwrap_or_default();
+            return (
+                text(message.key()),
+                message.payload().unwrap_or_default().to_vec(),
+                headers,
+            );
+        }
+        panic!("nothing on {topic}");
+    }
+
+    fn published(listener: &str) -> (u64, u64, u64, u64) {
+        (
+            METRICS.pages_published.with_label_values(&[listener]).get(),
+            METRICS.records_published.with_label_values(&[listener]).get(),
+            METRICS.retry_data_stored.with_label_values(&[listener]).get(),
+            METRICS.pages_failed.with_label_values(&[listener]).get(),
+        )
+    }
+
+    #[actix::test]
+    async fn a_page_and_its_retry_data_are_acknowledged_then_answered() {
+        let (cluster, settings, listener, stage) = start("");
+        let before = published("t");
+        stage.forward(page(&listener, true)).await.unwrap().unwrap();
+        let after = published("t");
+        // Tests share the process-wide metrics: they grew, by at least this page.
+        assert!(after.0 > before.0 && after.1 >= before.1 + 3 && after.2 >= before.2 + 3);
+
+        let (key, payload, headers) = read_first(&cluster, &listener.topic);
+        assert_eq!(key, "t", "pages are keyed by listener");
+        assert_eq!(payload, br#"{"type":"page"}"#);
+        let header = |name: &str| -> Vec<&str> {
+            headers
+                .iter()
+                .filter(|(key, _)| key == name)
+                .map(|(_, value)| value.as_str())
+                .collect()
+        };
+        assert_eq!(header(HEADER_LISTENER_ID), ["t"]);
+        assert_eq!(header(HEADER_PAGE_ID), ["p1"]);
+        assert_eq!(header(HEADER_RETRY_DATA), [RETRY_DATA_STORED]);
+        assert_eq!(header(HEADER_REQUEST_ID), ["r1", "r2"]);
+        assert_eq!(header("content-type"), [PAGE_CONTENT_TYPE]);
+
+        let (key, payload, _) = read_first(&cluster, &settings.kafka.retry_topic);
+        assert_eq!(key, "p1", "retry data is keyed by page");
+        assert_eq!(payload, br#"{"type":"retry_data"}"#);
+    }
+
+    #[actix::test]
+    async fn without_retry_data_the_page_says_so() {
+        let (cluster, _settings, listener, stage) = start("do_not_store_retry_data = true");
+        stage.forward(page(&listener, false)).await.unwrap().unwrap();
+        let (_, _, headers) = read_first(&cluster, &listener.topic);
+        assert!(headers.contains(&(HEADER_RETRY_DATA.to_string(), RETRY_DATA_NONE.to_string())));
+    }
+
+    #[actix::test]
+    async fn a_page_kafka_does_not_acknowledge_is_answered_as_failed() {
+        let (cluster, _settings, listener, stage) = start("");
+        cluster.broker_down(1).unwrap();
+        let failed_before = published("t").3;
+        let result = stage.forward(page(&listener, true)).await.unwrap();
+        assert!(matches!(result, Err(PublishError::Delivery(_))), "{result:?}");
+        assert!(published("t").3 > failed_before);
     }
 }

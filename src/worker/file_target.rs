@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::config::worker::ImportMode;
-use crate::telemetry::METRICS;
+use crate::telemetry::events::TargetAnswered;
 use crate::worker::backoff::RetryPolicy;
 use crate::worker::import::{Answer, Target};
 use crate::worker::page::IncomingPage;
@@ -90,10 +90,11 @@ impl Target for JsonLinesTarget {
             }
         };
         let class = if result.is_ok() { "2xx" } else { "error" };
-        METRICS
-            .worker_target_responses
-            .with_label_values(&[&page.listener_id, class])
-            .inc();
+        TargetAnswered {
+            listener: &page.listener_id,
+            status_class: class,
+        }
+        .emit();
         match result {
             Ok(()) => Answer::Accepted,
             Err(error) => Answer::Retryable {

@@ -8,7 +8,8 @@ use base64::Engine;
 use serde_json::Value;
 
 use crate::config::worker::{HttpTargetConfig, ImportMode, TargetAuth};
-use crate::telemetry::{status_class, METRICS};
+use crate::telemetry::events::TargetAnswered;
+use crate::telemetry::status_class;
 use crate::worker::backoff::{parse_retry_after, RetryPolicy};
 use crate::worker::import::{Answer, RecordResult, Target};
 use crate::worker::page::{record_id, IncomingPage};
@@ -109,10 +110,11 @@ impl Target for HttpTarget {
         let mut response = match request.send(&body[..]) {
             Ok(response) => response,
             Err(error) => {
-                METRICS
-                    .worker_target_responses
-                    .with_label_values(&[listener, "error"])
-                    .inc();
+                TargetAnswered {
+                    listener,
+                    status_class: "error",
+                }
+                .emit();
                 return Answer::Retryable {
                     status: None,
                     error: format!("cannot reach the target: {error}"),
@@ -121,10 +123,11 @@ impl Target for HttpTarget {
             }
         };
         let status = response.status().as_u16();
-        METRICS
-            .worker_target_responses
-            .with_label_values(&[listener, status_class(status)])
-            .inc();
+        TargetAnswered {
+            listener,
+            status_class: status_class(status),
+        }
+        .emit();
         let retry_after = response
             .headers()
             .get("retry-after")

@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::Duration;
 
-use crate::telemetry::METRICS;
+use crate::telemetry::WORKER_METRICS;
 
 /// A request head larger than this is refused.
 const MAX_HEAD_BYTES: usize = 8 * 1024;
@@ -54,7 +54,7 @@ fn serve(mut stream: TcpStream) -> std::io::Result<()> {
     let mut parts = line.split_whitespace();
     match (parts.next(), parts.next()) {
         (Some("GET"), Some("/metrics")) => {
-            let body = METRICS.render();
+            let body = WORKER_METRICS.render();
             respond(
                 &mut stream,
                 "200 OK",

@@ -30,7 +30,7 @@ use rdkafka::statistics::Statistics;
 use crate::config::{worker::TargetConfig, Settings};
 use crate::import_errors::{ErrorEntry, ErrorsStore};
 use crate::pipeline::{rfc3339_millis, unix_millis_now};
-use crate::telemetry::METRICS;
+use crate::telemetry::events::{ConsumerLag, PageImportTimed, PageImported, PageMalformed};
 use crate::wire::{HEADER_RETRY_DATA, RETRY_DATA_STORED};
 use file_target::JsonLinesTarget;
 use http_target::HttpTarget;
@@ -155,7 +155,7 @@ impl ClientContext for WorkerContext {
                 .filter(|p| p.partition >= 0 && p.consumer_lag >= 0)
                 .map(|p| p.consumer_lag)
                 .sum();
-            METRICS.worker_consumer_lag.with_label_values(&[topic]).set(lag);
+            ConsumerLag { topic, lag }.emit();
         }
     }
 }
@@ -335,7 +335,7 @@ impl Worker {
             .map_err(|e| format!("cannot create the Kafka consumer: {e}"))?;
         for topic in topics.iter().filter(|t| !t.starts_with('^')) {
             // Exported from the start; librdkafka's first statistics replace it.
-            METRICS.worker_consumer_lag.with_label_values(&[topic]).set(0);
+            ConsumerLag { topic, lag: 0 }.emit();
         }
         let subscription: Vec<&str> = topics.iter().map(String::as_str).collect();
         consumer
@@ -414,9 +414,13 @@ impl Worker {
         let page = match IncomingPage::parse(message.payload().unwrap_or_default()) {
             Ok(page) => page,
             Err(reason) => {
-                METRICS.worker_pages_malformed.with_label_values(&[topic]).inc();
-                tracing::warn!(topic, partition = message.partition(), offset = message.offset(), %reason,
-                    "not a hookpipe page; skipped");
+                PageMalformed {
+                    topic,
+                    partition: message.partition(),
+                    offset: message.offset(),
+                    reason: &reason,
+                }
+                .emit();
                 return Step::Done;
             }
         };
@@ -449,10 +453,11 @@ impl Worker {
             ],
         };
         let listener = page.listener_id.as_str();
-        METRICS
-            .worker_import_latency
-            .with_label_values(&[listener])
-            .observe(started.elapsed().as_secs_f64());
+        PageImportTimed {
+            listener,
+            elapsed: started.elapsed(),
+        }
+        .emit();
         let (imported, failed, retried) = outcomes.iter().fold((0, 0, 0), |(i, f, r), outcome| match outcome {
             RecordOutcome::Imported { tries } => (i + 1, f, r + u64::from(tries.saturating_sub(1))),
             RecordOutcome::Failed { tries, .. } => (i, f + 1, r + u64::from(tries.saturating_sub(1))),
@@ -474,23 +479,15 @@ impl Worker {
                 }
             }
         };
-        METRICS
-            .worker_records_imported
-            .with_label_values(&[listener])
-            .inc_by(imported);
-        METRICS
-            .worker_records_failed
-            .with_label_values(&[listener])
-            .inc_by(failed);
-        METRICS
-            .worker_records_retried
-            .with_label_values(&[listener])
-            .inc_by(retried);
-        METRICS
-            .worker_errors_resolved
-            .with_label_values(&[listener])
-            .inc_by(resolved);
-        tracing::debug!(listener, page_id = %page.page_id, imported, failed, resolved, "page done");
+        PageImported {
+            listener,
+            page_id: &page.page_id,
+            imported,
+            failed,
+            retried,
+            resolved,
+        }
+        .emit();
         Step::Done
     }
 }

@@ -11,6 +11,8 @@ use serde_json::{json, Value};
 use super::auth::{authorize, parse_json, ApiError, ApiResult};
 use super::listeners::listener_of;
 use crate::http::state::AppState;
+use crate::pipeline::ingest_error::IngestError;
+use crate::pipeline::reply::Reply;
 use crate::pipeline::{rfc3339_millis, unix_millis_now, Chain, Ingest, Webhook};
 
 fn records_of(body: &Value) -> Result<Vec<Value>, ApiError> {
@@ -83,7 +85,8 @@ pub(super) async fn put_mock(
     Ok(HttpResponse::Ok().json(mock))
 }
 
-/// Sends the saved mock output through the pipeline as if received (records marked mock).
+/// Sends the saved mock output through the pipeline as if received (records marked mock). It
+/// enters at the parse stage: there is nothing to verify and it takes no rate-limit token.
 pub(super) async fn send_mock(
     request: HttpRequest,
     state: web::Data<AppState>,
@@ -103,6 +106,7 @@ pub(super) async fn send_mock(
         header::CONTENT_TYPE,
         header::HeaderValue::from_static("application/json"),
     );
+    let (reply, awaited) = Reply::new();
     let message = Ingest {
         webhook: Webhook {
             request_id: request_id.clone(),
@@ -117,12 +121,16 @@ pub(super) async fn send_mock(
         },
         delivery_id: None,
         keep_records: false,
+        reply,
     };
-    let outcome = match tokio::time::timeout(state.request_timeout, chain.entry.forward(message)).await {
-        Ok(Ok(outcome)) => outcome,
-        Ok(Err(error)) => Err(error),
-        Err(_) => Err(crate::pipeline::ingest_error::IngestError::Deadline),
+    let answer = async {
+        // A stopped stage drops the message, and its reply answers 503.
+        let _ = chain.mock_entry.forward(message).await;
+        awaited.outcome().await
     };
+    let outcome = tokio::time::timeout(state.request_timeout, answer)
+        .await
+        .unwrap_or(Err(IngestError::Deadline));
     match outcome {
         Ok(accepted) => Ok(HttpResponse::Ok().json(json!({
             "request_id": request_id.as_ref(),

@@ -1,5 +1,6 @@
 //! PageActor: renders each record's trace key and data URI, groups records into pages and
-//! answers each request once every page holding its records is acknowledged.
+//! answers each request once every page holding its records is acknowledged (or at once, when
+//! a record cannot be serialized).
 
 pub mod pager;
 
@@ -8,22 +9,22 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix::prelude::*;
-use futures_util::future::join_all;
 use sha2::{Digest, Sha256};
-use tokio::sync::oneshot;
 
 use crate::kafka::producer::PublishError;
 use crate::pipeline::ingest_error::IngestError;
 use crate::pipeline::listener::Listener;
 use crate::pipeline::parse::records::Record;
-use crate::pipeline::retry_store::{PublishPage, RetryStoreActor};
-use crate::pipeline::{rfc3339_millis, Admitted, Stage};
+use crate::pipeline::reply::{PageShare, Reply};
+use crate::pipeline::retry_store::PublishPage;
+use crate::pipeline::{rfc3339_millis, Accepted, Admitted, Stage};
+use crate::telemetry::events::TemplateFailed;
 use crate::wire;
 use pager::{ClosedPage, Pager};
 
-/// The records of one request, to be paged.
+/// The records of one request, to be paged, with the request's reply.
 #[derive(Debug, Message)]
-#[rtype(result = "Result<(), IngestError>")]
+#[rtype(result = "()")]
 pub struct Paginate {
     /// Their listener.
     pub listener: Arc<Listener>,
@@ -37,10 +38,14 @@ pub struct Paginate {
     pub mock: bool,
     /// The parsed records.
     pub records: Vec<Record>,
+    /// What the reply says once every page holding the records is acknowledged.
+    pub accepted: Accepted,
+    /// The request's answer.
+    pub reply: Reply,
 }
 
-/// A request waiting for one of its pages.
-type Waiter = (Arc<str>, oneshot::Sender<Result<(), PublishError>>);
+/// A request waiting for one of its pages: its id (a page header) and its share of the reply.
+type Waiter = (Arc<str>, PageShare);
 
 /// The open pages of the whole process, shared by the PageActor of every worker.
 ///
@@ -107,9 +112,9 @@ impl OpenPagesState {
     }
 }
 
-/// Fourth stage of the chain.
+/// The page stage: pages records and answers their requests when Kafka has acknowledged them.
 pub struct PageActor {
-    next: Stage<RetryStoreActor>,
+    next: Stage<PublishPage>,
     linger: Duration,
     max_page_bytes: usize,
     pages: Arc<OpenPages>,
@@ -129,12 +134,7 @@ const MAX_PUBLISHING: usize = 1;
 
 impl PageActor {
     /// A page stage forwarding to `next`, sharing `pages` with the other HTTP threads' page stages.
-    pub fn new(
-        next: Stage<RetryStoreActor>,
-        linger: Duration,
-        max_page_bytes: usize,
-        pages: Arc<OpenPages>,
-    ) -> PageActor {
+    pub fn new(next: Stage<PublishPage>, linger: Duration, max_page_bytes: usize, pages: Arc<OpenPages>) -> PageActor {
         PageActor {
             next,
             linger,
@@ -167,9 +167,9 @@ impl PageActor {
         ctx.spawn(
             async move {
                 let result = next.forward(message).await.unwrap_or(Err(PublishError::Closed));
-                for (_, waiter) in waiters {
-                    // A dropped receiver means the request already gave up (deadline): fine.
-                    let _ = waiter.send(result.clone());
+                for (_, share) in waiters {
+                    // A request whose deadline passed is answered into the void: fine.
+                    share.settle(result.clone());
                 }
             }
             .into_actor(self)
@@ -208,18 +208,18 @@ impl Actor for PageActor {
 }
 
 impl Handler<Admitted<Paginate>> for PageActor {
-    type Result = ResponseFuture<Result<(), IngestError>>;
+    type Result = ();
 
-    fn handle(&mut self, admitted: Admitted<Paginate>, ctx: &mut Context<Self>) -> Self::Result {
-        let Admitted { message, permit } = admitted;
-        drop(permit);
+    fn handle(&mut self, admitted: Admitted<Paginate>, ctx: &mut Context<Self>) {
+        let message = admitted.into_message();
         let serialized = match serialize_records(&message, self.max_page_bytes) {
             Ok(serialized) => serialized,
-            Err(error) => return Box::pin(async move { Err(error) }),
+            Err(error) => return message.reply.refuse(error),
         };
         let listener = message.listener;
         let listener_id = listener.id().to_string();
-        let mut receivers = Vec::new();
+        // Answered when the last page holding one of its records settles.
+        let shares = message.reply.share_among_pages(message.accepted);
         let request_id = message.request_id;
         let (to_publish, linger) = {
             let mut pages = self.pages.lock();
@@ -229,11 +229,7 @@ impl Handler<Admitted<Paginate>> for PageActor {
                 serialized,
                 listener.config.page_size,
                 self.max_page_bytes,
-                || {
-                    let (sender, receiver) = oneshot::channel();
-                    receivers.push(receiver);
-                    (request_id.clone(), sender)
-                },
+                || (request_id.clone(), shares.share()),
             );
             let mut to_publish: Vec<_> = closed
                 .into_iter()
@@ -269,16 +265,6 @@ impl Handler<Admitted<Paginate>> for PageActor {
                 }
             });
         }
-        Box::pin(async move {
-            for result in join_all(receivers).await {
-                match result {
-                    Ok(Ok(())) => {}
-                    Ok(Err(error)) => return Err(IngestError::Unavailable(error)),
-                    Err(_) => return Err(IngestError::Unavailable(PublishError::Closed)),
-                }
-            }
-            Ok(())
-        })
     }
 }
 
@@ -330,7 +316,7 @@ fn template_failed(
     what: &'static str,
     reason: String,
 ) -> Result<Option<String>, IngestError> {
-    crate::telemetry::TemplateFailed {
+    TemplateFailed {
         listener: listener.id(),
         template,
         reason: &reason,
@@ -382,18 +368,15 @@ mod tests {
 
     /// The records of one request to a listener configured by `listener_toml`, serialized.
     fn serialize_for(listener_toml: &str, record: serde_json::Value) -> Result<serde_json::Value, IngestError> {
-        let text = format!(
-            "[server]\npublic_id_secret = \"0123456789abcdef0123\"\n[[listeners]]\nid = \"t\"\n{listener_toml}\n"
-        );
-        let settings = crate::config::Settings::from_toml_and_env(&text, Vec::new()).unwrap();
-        let listener = settings.listeners[0].compile(&settings).unwrap();
         let message = Paginate {
-            listener: Arc::new(listener),
+            listener: crate::pipeline::testing::listener(listener_toml),
             request_id: Arc::from("r1"),
             received_at_ms: 0,
             delivery_id: None,
             mock: false,
             records: vec![Record::from_value(&record).unwrap()],
+            accepted: Accepted::default(),
+            reply: Reply::new().0,
         };
         let serialized = serialize_records(&message, 1 << 20)?;
         Ok(serde_json::from_slice(&serialized[0]).unwrap())
@@ -481,6 +464,107 @@ mod tests {
             json!("A1"),
         ] {
             assert_eq!(key(value.clone()).len(), 32, "{value}");
+        }
+    }
+
+    mod stage {
+        use super::*;
+        use crate::pipeline::reply::AwaitedReply;
+        use crate::pipeline::stage::probe::{probe_answering, Probe};
+        use crate::pipeline::testing::listener;
+
+        /// A page stage publishing at once (no linger) into a probe answering with `kafka`.
+        fn page_stage(
+            max_page_bytes: usize,
+            kafka: impl Fn(&PublishPage) -> Result<(), PublishError> + 'static,
+        ) -> (Stage<Paginate>, Probe<PublishPage>) {
+            let (next, probe) = probe_answering(kafka);
+            let actor = PageActor::new(next, Duration::ZERO, max_page_bytes, Arc::default());
+            (Stage::start("page", 4, actor), probe)
+        }
+
+        fn paginate(listener: &Arc<Listener>, records: &[serde_json::Value]) -> (Paginate, AwaitedReply) {
+            let (reply, awaited) = Reply::new();
+            let message = Paginate {
+                listener: listener.clone(),
+                request_id: Arc::from("r1"),
+                received_at_ms: 0,
+                delivery_id: None,
+                mock: true,
+                records: records.iter().map(|value| Record::from_value(value).unwrap()).collect(),
+                accepted: Accepted {
+                    record_count: records.len(),
+                    ..Accepted::default()
+                },
+                reply,
+            };
+            (message, awaited)
+        }
+
+        #[actix::test]
+        async fn answers_the_request_once_its_page_is_acknowledged() {
+            let (stage, probe) = page_stage(1 << 20, |_| Ok(()));
+            let (message, awaited) = paginate(&listener(""), &[json!({"id": "a"}), json!({"id": "b"})]);
+            stage.forward(message).await.unwrap();
+            assert_eq!(awaited.outcome().await.unwrap().record_count, 2);
+            let pages = probe.drain();
+            assert_eq!(pages.len(), 1);
+            assert_eq!(pages[0].record_count, 2);
+            assert_eq!(pages[0].request_ids, vec![Arc::<str>::from("r1")]);
+            assert!(
+                pages[0].retry_data.is_some(),
+                "retry data unless the listener says not to"
+            );
+            let page: serde_json::Value = serde_json::from_slice(&pages[0].payload).unwrap();
+            assert_eq!(page["records"][1]["trace_key"], "b");
+            assert_eq!(page["records"][0]["mock"], true);
+        }
+
+        #[actix::test]
+        async fn a_page_kafka_refused_refuses_its_requests() {
+            let (stage, _probe) = page_stage(1 << 20, |_| Err(PublishError::QueueFull));
+            let (message, awaited) = paginate(&listener(""), &[json!({"id": "a"})]);
+            stage.forward(message).await.unwrap();
+            assert!(matches!(
+                awaited.outcome().await,
+                Err(IngestError::Unavailable(PublishError::QueueFull))
+            ));
+        }
+
+        #[actix::test]
+        async fn a_request_over_several_pages_waits_for_all_and_fails_with_any() {
+            let three = [json!({"id": "a"}), json!({"id": "b"}), json!({"id": "c"})];
+            let pages_of_two = listener("page_size = 2");
+            let (stage, probe) = page_stage(1 << 20, |_| Ok(()));
+            let (message, awaited) = paginate(&pages_of_two, &three);
+            stage.forward(message).await.unwrap();
+            assert_eq!(awaited.outcome().await.unwrap().record_count, 3);
+            let sizes: Vec<usize> = probe.drain().iter().map(|page| page.record_count).collect();
+            assert_eq!(sizes, vec![2, 1]);
+
+            // The second page fails: the request is refused although the first was stored.
+            let (stage, _probe) = page_stage(1 << 20, |page| match page.record_count {
+                1 => Err(PublishError::Delivery("broker said no".into())),
+                _ => Ok(()),
+            });
+            let (message, awaited) = paginate(&pages_of_two, &three);
+            stage.forward(message).await.unwrap();
+            assert!(matches!(
+                awaited.outcome().await,
+                Err(IngestError::Unavailable(PublishError::Delivery(_)))
+            ));
+        }
+
+        #[actix::test]
+        async fn a_record_over_the_page_limit_is_refused_before_any_page() {
+            let (stage, probe) = page_stage(64, |_| Ok(()));
+            let (message, awaited) = paginate(&listener(""), &[json!({"id": "a", "padding": "x".repeat(100)})]);
+            stage.forward(message).await.unwrap();
+            assert!(matches!(
+                awaited.outcome().await,
+                Err(IngestError::RecordTooLarge { limit: 64 })
+            ));
+            assert!(probe.drain().is_empty());
         }
     }
 }

@@ -13,22 +13,23 @@ use actix::prelude::*;
 use actix_web::http::header::CONTENT_TYPE;
 
 use crate::pipeline::ingest_error::IngestError;
-use crate::pipeline::page::{PageActor, Paginate};
-use crate::pipeline::{Accepted, Admitted, Ingest, Outcome, Stage};
+use crate::pipeline::page::Paginate;
+use crate::pipeline::{Accepted, Admitted, Ingest, Stage};
 use error::ParseError;
 use limits::ParseLimits;
 use record::Record;
-use records::{detect_format, parse_records};
+use records::{detect_format, parse_detected};
 
-/// Third stage of the chain.
+/// The parse stage: refuses bodies that do not parse, answers requests without records, forwards
+/// the records of the others to be paged.
 pub struct ParseActor {
-    next: Stage<PageActor>,
+    next: Stage<Paginate>,
     limits: ParseLimits,
 }
 
 impl ParseActor {
     /// A parse stage forwarding to `next`.
-    pub fn new(next: Stage<PageActor>, limits: ParseLimits) -> ParseActor {
+    pub fn new(next: Stage<Paginate>, limits: ParseLimits) -> ParseActor {
         ParseActor { next, limits }
     }
 }
@@ -38,38 +39,54 @@ impl Actor for ParseActor {
 }
 
 impl Handler<Admitted<Ingest>> for ParseActor {
-    type Result = ResponseFuture<Outcome>;
+    type Result = ResponseFuture<()>;
 
     fn handle(&mut self, admitted: Admitted<Ingest>, _ctx: &mut Context<Self>) -> Self::Result {
-        let Admitted { message, permit } = admitted;
-        drop(permit);
-        let parsed = parse(&message, &self.limits);
-        let next = self.next.clone();
-        Box::pin(async move {
-            let records = parsed.map_err(IngestError::Parse)?;
-            let webhook = message.webhook;
-            let record_count = records.len();
-            let kept = (message.keep_records || webhook.listener.has_response_body()).then(|| records.clone());
-            if record_count > 0 {
-                next.forward(Paginate {
-                    listener: webhook.listener,
-                    request_id: webhook.request_id,
-                    received_at_ms: webhook.received_at_ms,
-                    delivery_id: message.delivery_id,
-                    mock: webhook.mock,
-                    records,
-                })
-                .await??;
+        let message = admitted.into_message();
+        let records = match parse(&message, &self.limits) {
+            Ok(records) => records,
+            Err(error) => {
+                message.reply.refuse(IngestError::Parse(error));
+                return Box::pin(async {});
             }
-            Ok(Accepted {
-                record_count,
-                records: kept,
-                challenge: None,
-            })
+        };
+        let Ingest {
+            webhook,
+            delivery_id,
+            keep_records,
+            reply,
+        } = message;
+        let record_count = records.len();
+        let accepted = Accepted {
+            record_count,
+            records: (keep_records || webhook.listener.has_response_body()).then(|| records.clone()),
+            challenge: None,
+        };
+        if record_count == 0 {
+            // Nothing to make durable: accepted as it is.
+            reply.accept(accepted);
+            return Box::pin(async {});
+        }
+        let next = self.next.clone();
+        let paginate = Paginate {
+            listener: webhook.listener,
+            request_id: webhook.request_id,
+            received_at_ms: webhook.received_at_ms,
+            delivery_id,
+            mock: webhook.mock,
+            records,
+            accepted,
+            reply,
+        };
+        // A stopped next stage drops the message, and its reply answers 503.
+        Box::pin(async move {
+            let _ = next.forward(paginate).await;
         })
     }
 }
 
+/// The body's records, refusing a `Content-Type` the listener does not accept before parsing.
+/// The format is detected once, here, and handed to the parser.
 fn parse(message: &Ingest, limits: &ParseLimits) -> Result<Vec<Record>, ParseError> {
     let webhook = &message.webhook;
     let content_type = webhook
@@ -81,16 +98,88 @@ fn parse(message: &Ingest, limits: &ParseLimits) -> Result<Vec<Record>, ParseErr
                 .map_err(|_| ParseError::UnsupportedMediaType { found: None })
         })
         .transpose()?;
-    let (format, _charset) = detect_format(content_type)?;
+    let (format, charset) = detect_format(content_type)?;
     if !webhook.listener.accept.contains(&format) {
         return Err(ParseError::UnsupportedMediaType {
             found: content_type.map(str::to_string),
         });
     }
-    parse_records(
+    parse_detected(
         &webhook.body,
-        content_type,
+        format,
+        charset.as_deref(),
         webhook.listener.resource_path.as_ref(),
         limits,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::stage::probe::{probe, Probe};
+    use crate::pipeline::testing::{ingest, ingest_typed, listener};
+
+    fn stage() -> (Stage<Ingest>, Probe<Paginate>) {
+        let (next, probe) = probe();
+        (
+            Stage::start("parse", 4, ParseActor::new(next, ParseLimits::default())),
+            probe,
+        )
+    }
+
+    #[actix::test]
+    async fn records_go_to_the_page_stage_with_the_reply() {
+        let (stage, probe) = stage();
+        let listener = listener("");
+        let (mut message, mut awaited) = ingest(&listener, &[], br#"[{"a":1},{"a":2}]"#);
+        message.keep_records = true;
+        message.delivery_id = Some("d-1".into());
+        stage.forward(message).await.unwrap();
+        let mut arrived = probe.drain();
+        assert_eq!(arrived.len(), 1);
+        let paginate = arrived.remove(0);
+        assert_eq!(paginate.records.len(), 2);
+        assert_eq!(paginate.records[1].json(), r#"{"a":2}"#);
+        assert_eq!(paginate.delivery_id.as_deref(), Some("d-1"));
+        assert_eq!(paginate.accepted.record_count, 2);
+        assert_eq!(
+            paginate.accepted.records.as_ref().map(Vec::len),
+            Some(2),
+            "kept for the sample"
+        );
+        assert!(awaited.try_outcome().is_none(), "the page stage answers");
+        paginate.reply.accept(paginate.accepted);
+        assert_eq!(awaited.outcome().await.unwrap().record_count, 2);
+    }
+
+    #[actix::test]
+    async fn a_body_without_records_is_answered_here() {
+        let (stage, probe) = stage();
+        let (message, awaited) = ingest(&listener(""), &[], b"[]");
+        stage.forward(message).await.unwrap();
+        let accepted = awaited.outcome().await.unwrap();
+        assert_eq!(accepted.record_count, 0);
+        assert!(probe.drain().is_empty());
+    }
+
+    #[actix::test]
+    async fn bad_bodies_and_unaccepted_types_are_refused_here() {
+        let (stage, probe) = stage();
+        let json_only = listener("[listeners.content]\naccept = [\"json\"]\n");
+        let cases: [(Option<&str>, &[u8], u16); 4] = [
+            (Some("application/json"), b"{oops", 400),
+            (Some("text/plain"), b"x", 415),
+            (None, b"{}", 415),
+            (Some("application/xml"), b"<a/>", 415),
+        ];
+        for (content_type, body, status) in cases {
+            let (message, awaited) = ingest_typed(&json_only, content_type, &[], body);
+            stage.forward(message).await.unwrap();
+            match awaited.outcome().await {
+                Err(IngestError::Parse(error)) => assert_eq!(error.status(), status, "{content_type:?}: {error}"),
+                other => panic!("{content_type:?}: {other:?}"),
+            }
+        }
+        assert!(probe.drain().is_empty());
+    }
 }

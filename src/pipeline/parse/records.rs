@@ -129,7 +129,18 @@ pub fn parse_records(
     limits: &ParseLimits,
 ) -> Result<Vec<Record>, ParseError> {
     let (format, charset) = detect_format(content_type)?;
-    let declared = charset.as_deref().map(resolve_charset).transpose()?;
+    parse_detected(body, format, charset.as_deref(), resource_path, limits)
+}
+
+/// [`parse_records`] for a body whose format and charset [`detect_format`] already gave.
+pub fn parse_detected(
+    body: &[u8],
+    format: BodyFormat,
+    charset: Option<&str>,
+    resource_path: Option<&ResourcePath>,
+    limits: &ParseLimits,
+) -> Result<Vec<Record>, ParseError> {
+    let declared = charset.map(resolve_charset).transpose()?;
     match format {
         BodyFormat::Json => {
             let text = decode_text(body, declared.unwrap_or(UTF_8))?;
@@ -145,7 +156,7 @@ pub fn parse_records(
             let encoding = declared.unwrap_or(UTF_8);
             if encoding == UTF_16LE || encoding == UTF_16BE {
                 // `&`, `=` and `%` must be single bytes for the form syntax to mean anything.
-                return Err(ParseError::UnsupportedCharset(charset.unwrap_or_default()));
+                return Err(ParseError::UnsupportedCharset(charset.unwrap_or_default().to_string()));
             }
             let body = if encoding == UTF_8 {
                 body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body)

@@ -10,18 +10,17 @@ use actix::prelude::*;
 use actix_web::http::header::HeaderMap;
 
 use crate::pipeline::ingest_error::IngestError;
-use crate::pipeline::rate_limit::RateLimitActor;
-use crate::pipeline::{Accepted, Admitted, Ingest, Outcome, Stage};
+use crate::pipeline::{Accepted, Admitted, Ingest, Stage};
 use request::{HeaderSource, VerifyRequest};
 
-/// First stage of the chain.
+/// The verification stage: refuses what does not verify, answers handshakes, forwards the rest.
 pub struct VerifyActor {
-    next: Stage<RateLimitActor>,
+    next: Stage<Ingest>,
 }
 
 impl VerifyActor {
     /// A verify stage forwarding to `next`.
-    pub fn new(next: Stage<RateLimitActor>) -> VerifyActor {
+    pub fn new(next: Stage<Ingest>) -> VerifyActor {
         VerifyActor { next }
     }
 }
@@ -40,15 +39,12 @@ impl HeaderSource for ActixHeaders<'_> {
 }
 
 impl Handler<Admitted<Ingest>> for VerifyActor {
-    type Result = ResponseFuture<Outcome>;
+    type Result = ResponseFuture<()>;
 
     fn handle(&mut self, admitted: Admitted<Ingest>, _ctx: &mut Context<Self>) -> Self::Result {
-        let Admitted { mut message, permit } = admitted;
-        drop(permit);
-        let next = self.next.clone();
-        if message.webhook.mock {
-            return Box::pin(async move { next.forward(message).await? });
-        }
+        let mut message = admitted.into_message();
+        // Mock output enters after this stage (`Chain::mock_entry`): it has nothing to verify.
+        debug_assert!(!message.webhook.mock, "mock output is not verified");
         let webhook = &message.webhook;
         let verdict = webhook.listener.verifier.verify(&VerifyRequest {
             method: &webhook.method,
@@ -58,23 +54,120 @@ impl Handler<Admitted<Ingest>> for VerifyActor {
             body: &webhook.body,
             now_unix: super::unix_millis_now() / 1000,
         });
+        let verified = match verdict {
+            Ok(verified) => verified,
+            Err(error) => {
+                message.reply.refuse(IngestError::Unauthorized(error));
+                return Box::pin(async {});
+            }
+        };
+        if let Some(challenge) = verified.challenge {
+            // A verified handshake (Slack's url_verification) is answered, not published.
+            message.reply.accept(Accepted {
+                challenge: Some(challenge),
+                ..Accepted::default()
+            });
+            return Box::pin(async {});
+        }
+        message.delivery_id = verified.delivery_id;
+        // The token has done its job: no record, page or sample may carry it.
+        if let Some(path) = message.webhook.listener.verifier.secret_json_path() {
+            if let Some(redacted) = body_token::redact(&message.webhook.body, path) {
+                message.webhook.body = redacted.into();
+            }
+        }
+        let next = self.next.clone();
+        // A stopped next stage drops the message, and its reply answers 503.
         Box::pin(async move {
-            let verified = verdict.map_err(IngestError::Unauthorized)?;
-            if let Some(challenge) = verified.challenge {
-                // A verified handshake (Slack's url_verification) is answered, not published.
-                return Ok(Accepted {
-                    challenge: Some(challenge),
-                    ..Accepted::default()
-                });
-            }
-            message.delivery_id = verified.delivery_id;
-            // The token has done its job: no record, page or sample may carry it.
-            if let Some(path) = message.webhook.listener.verifier.secret_json_path() {
-                if let Some(redacted) = body_token::redact(&message.webhook.body, path) {
-                    message.webhook.body = redacted.into();
-                }
-            }
-            next.forward(message).await?
+            let _ = next.forward(message).await;
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::stage::probe::probe;
+    use crate::pipeline::testing::{ingest, listener, signed_hmac_sha256};
+
+    const HMAC_LISTENER: &str = r#"
+[listeners.verification]
+type = "hmac"
+algorithm = "sha256"
+encoding = "hex"
+header = "X-Sig"
+secrets = ["verify-secret"]
+"#;
+
+    #[actix::test]
+    async fn a_verified_request_goes_on_unanswered() {
+        let (next, probe) = probe();
+        let stage = Stage::start("verify", 4, VerifyActor::new(next));
+        let listener = listener(HMAC_LISTENER);
+        let body = br#"{"a":1}"#;
+        let signature = signed_hmac_sha256(b"verify-secret", body);
+        let (message, mut awaited) = ingest(&listener, &[("x-sig", &signature)], body);
+        stage.forward(message).await.unwrap();
+        let arrived = probe.drain();
+        assert_eq!(arrived.len(), 1);
+        assert_eq!(&arrived[0].webhook.body[..], body);
+        assert!(awaited.try_outcome().is_none(), "the next stage answers, not verify");
+    }
+
+    #[actix::test]
+    async fn a_forged_request_is_refused_here_and_goes_nowhere() {
+        let (next, probe) = probe();
+        let stage = Stage::start("verify", 4, VerifyActor::new(next));
+        let listener = listener(HMAC_LISTENER);
+        let forged = signed_hmac_sha256(b"not-the-secret", b"{}");
+        let (message, awaited) = ingest(&listener, &[("x-sig", &forged)], b"{}");
+        stage.forward(message).await.unwrap();
+        match awaited.outcome().await {
+            Err(IngestError::Unauthorized(reason)) => assert_eq!(reason.reason(), "mismatch"),
+            other => panic!("{other:?}"),
+        }
+        assert!(probe.drain().is_empty());
+    }
+
+    #[actix::test]
+    async fn a_body_token_is_redacted_before_the_next_stage() {
+        let (next, probe) = probe();
+        let stage = Stage::start("verify", 4, VerifyActor::new(next));
+        let listener = listener(
+            r#"
+[listeners.verification]
+type = "token"
+json_path = "auth.token"
+tokens = ["tok-abcdef-123456"]
+"#,
+        );
+        let body = br#"{"auth":{"token":"tok-abcdef-123456"},"n":1}"#;
+        let (message, _awaited) = ingest(&listener, &[], body);
+        stage.forward(message).await.unwrap();
+        let arrived = probe.drain();
+        let forwarded = String::from_utf8_lossy(&arrived[0].webhook.body).into_owned();
+        assert!(!forwarded.contains("tok-abcdef-123456"), "{forwarded}");
+        assert!(forwarded.contains("[redacted]"), "{forwarded}");
+    }
+
+    #[actix::test]
+    async fn a_verified_handshake_is_answered_here_with_its_challenge() {
+        let (next, probe) = probe();
+        let stage = Stage::start("verify", 4, VerifyActor::new(next));
+        let listener = listener("[listeners.verification]\ntype = \"slack\"\nsecrets = [\"slack-secret\"]\n");
+        let body = br#"{"token":"x","challenge":"c-123","type":"url_verification"}"#;
+        let timestamp = (crate::pipeline::unix_millis_now() / 1000).to_string();
+        let signed = [format!("v0:{timestamp}:").as_bytes(), body].concat();
+        let signature = format!("v0={}", signed_hmac_sha256(b"slack-secret", &signed));
+        let headers = [
+            ("x-slack-request-timestamp", timestamp.as_str()),
+            ("x-slack-signature", signature.as_str()),
+        ];
+        let (message, awaited) = ingest(&listener, &headers, body);
+        stage.forward(message).await.unwrap();
+        let accepted = awaited.outcome().await.unwrap();
+        assert_eq!(accepted.challenge.as_deref(), Some("c-123"));
+        assert_eq!(accepted.record_count, 0);
+        assert!(probe.drain().is_empty(), "a handshake is not published");
     }
 }

@@ -1,0 +1,391 @@
+//! Typed telemetry events: each fact hookpipe reports is one struct whose `emit()` updates its
+//! metrics and writes its log line together (Vector's `internal_events`), so the two never
+//! disagree and a call site is one statement.
+//!
+//! Fields are plain values (ids, counts, fixed labels) rather than pipeline types, so this module
+//! depends on nothing but the registries: any module may emit. Log lines keep the target of the
+//! module that used to write them, so `HOOKPIPE_LOG` filters keep selecting the same lines.
+
+use std::fmt::Display;
+use std::time::Duration;
+
+use super::{status_class, METRICS, WORKER_METRICS};
+
+// ---------------------------------------------------------------------------------------------
+// Serve tier: the receiver and the chain.
+
+/// An ingest request was answered: counts it by listener and status class (and by reason when
+/// verification, a bucket or the parser refused it) and writes the access-log line.
+///
+/// The access log names the listener, never the path: a secret-URL token must not be logged.
+pub struct RequestFinished<'a> {
+    /// The request's id.
+    pub request_id: &'a str,
+    /// The listener the path named, for the log line (`-` when none matched). A wrong URL token
+    /// still names its listener here, where only operators look.
+    pub listener: Option<&'a str>,
+    /// The metrics' listener label: the listener's id, or [`super::UNKNOWN_LISTENER`] for an
+    /// unknown listener or a wrong URL token (which must look the same in metrics).
+    pub metrics_listener: &'a str,
+    /// The response's status code.
+    pub status: u16,
+    /// Time from the request's arrival to its answer.
+    pub latency_ms: u64,
+    /// Records published, or why the request was refused.
+    pub result: Result<usize, RequestRefused<'a>>,
+}
+
+/// Why a request was refused, as telemetry sees it.
+pub struct RequestRefused<'a> {
+    /// The outcome label (`unauthorized`, `rate_limited`, …).
+    pub outcome: &'static str,
+    /// The reason, for the debug line (never secret: it is the response's own error text).
+    pub reason: &'a dyn Display,
+    /// The failure counter that also counts it, if any.
+    pub cause: RefusalCause,
+    /// Refused by load shedding (in-flight cap, full mailbox): expected under load, so not a
+    /// warning even though it is a 503.
+    pub load_shed: bool,
+}
+
+/// Refusals with a counter of their own, with that counter's label.
+pub enum RefusalCause {
+    /// `hookpipe_verification_failures_total`, by reason.
+    Verification(&'static str),
+    /// `hookpipe_rate_limited_total`, by scope.
+    RateLimited(&'static str),
+    /// `hookpipe_parse_errors_total`, by kind.
+    Parse(&'static str),
+    /// Counted by status class only.
+    Other,
+}
+
+impl RequestFinished<'_> {
+    /// Counts the request and writes its access-log line.
+    pub fn emit(&self) {
+        let label = self.metrics_listener;
+        METRICS
+            .requests
+            .with_label_values(&[label, status_class(self.status)])
+            .inc();
+        let request_id = self.request_id;
+        let listener = self.listener.unwrap_or("-");
+        let (status, latency_ms) = (self.status, self.latency_ms);
+        let refused = match &self.result {
+            Ok(records) => {
+                tracing::debug!(target: "hookpipe::http::receiver", request_id = %request_id, listener, status,
+                    latency_ms, records, "webhook accepted");
+                return;
+            }
+            Err(refused) => refused,
+        };
+        match refused.cause {
+            RefusalCause::Verification(reason) => {
+                METRICS.verification_failures.with_label_values(&[label, reason]).inc()
+            }
+            RefusalCause::RateLimited(scope) => METRICS.rate_limited.with_label_values(&[label, scope]).inc(),
+            RefusalCause::Parse(kind) => METRICS.parse_errors.with_label_values(&[label, kind]).inc(),
+            RefusalCause::Other => {}
+        }
+        let outcome = refused.outcome;
+        if status >= 500 && !refused.load_shed {
+            tracing::warn!(target: "hookpipe::http::receiver", request_id = %request_id, listener, status,
+                latency_ms, outcome, "webhook not accepted");
+        } else {
+            // Rejections are the sender's problem and can come by the million (attacks, floods):
+            // metrics count them; the line is there at debug level.
+            tracing::debug!(target: "hookpipe::http::receiver", request_id = %request_id, listener, status,
+                latency_ms, outcome, reason = %refused.reason, "webhook rejected");
+        }
+    }
+}
+
+/// A request's body was read and decoded: counts its bytes.
+pub struct BodyReceived<'a> {
+    /// The listener's id.
+    pub listener: &'a str,
+    /// Decoded body length.
+    pub bytes: usize,
+}
+
+impl BodyReceived<'_> {
+    /// Adds to `hookpipe_request_body_bytes_total`.
+    pub fn emit(&self) {
+        METRICS
+            .bytes_in
+            .with_label_values(&[self.listener])
+            .inc_by(self.bytes as u64);
+    }
+}
+
+/// A template (`trace_key`, `data_uri`, `response_body`) failed to render: counts it and logs
+/// it at debug level (once per record would flood warn), with the reason — which names
+/// helpers, argument positions and field names, never record content.
+pub struct TemplateFailed<'a> {
+    /// The listener's id.
+    pub listener: &'a str,
+    /// Which template: `trace_key`, `data_uri` or `response_body`.
+    pub template: &'static str,
+    /// Why, from the renderer.
+    pub reason: &'a str,
+}
+
+impl TemplateFailed<'_> {
+    /// Increments `hookpipe_template_failures_total` and writes the log line.
+    pub fn emit(&self) {
+        METRICS
+            .template_failures
+            .with_label_values(&[self.listener, self.template])
+            .inc();
+        tracing::debug!(
+            target: "hookpipe::telemetry",
+            listener = self.listener,
+            template = self.template,
+            reason = self.reason,
+            "template failed to render"
+        );
+    }
+}
+
+/// A stage waited for room in the next stage's mailbox.
+pub struct MailboxBlocked {
+    /// The next stage's name.
+    pub stage: &'static str,
+    /// How long.
+    pub waited: Duration,
+}
+
+impl MailboxBlocked {
+    /// Exports the stage's series at 0, so "never blocked" reads as 0, not as absent.
+    pub fn declare(stage: &'static str) {
+        METRICS.mailbox_blocked.with_label_values(&[stage]);
+    }
+
+    /// Adds to `hookpipe_mailbox_blocked_seconds_total`.
+    pub fn emit(&self) {
+        METRICS
+            .mailbox_blocked
+            .with_label_values(&[self.stage])
+            .inc_by(self.waited.as_secs_f64());
+    }
+}
+
+/// Kafka acknowledged a page (and its retry data, if the listener stores it).
+pub struct PagePublished<'a> {
+    /// The listener's id.
+    pub listener: &'a str,
+    /// The page's id.
+    pub page_id: &'a str,
+    /// Records in the page.
+    pub records: usize,
+    /// Time from enqueueing to the last acknowledgement.
+    pub produce_latency: Duration,
+    /// The producer's queue right after.
+    pub producer_queue_depth: i32,
+}
+
+impl PagePublished<'_> {
+    /// Counts the page and its records, observes the latency and writes the debug line.
+    pub fn emit(&self) {
+        let listener = self.listener;
+        observe_produce(self.produce_latency, self.producer_queue_depth);
+        METRICS.pages_published.with_label_values(&[listener]).inc();
+        METRICS
+            .records_published
+            .with_label_values(&[listener])
+            .inc_by(self.records as u64);
+        METRICS
+            .page_records
+            .with_label_values(&[listener])
+            .observe(self.records as f64);
+        tracing::debug!(target: "hookpipe::pipeline::retry_store", listener, page_id = %self.page_id,
+            records = self.records, "page published");
+    }
+}
+
+/// Kafka did not acknowledge a page or its retry data: its requests get 503.
+pub struct PageFailed<'a> {
+    /// The listener's id.
+    pub listener: &'a str,
+    /// The page's id.
+    pub page_id: &'a str,
+    /// Why.
+    pub error: &'a dyn Display,
+    /// Time from enqueueing to the failure.
+    pub produce_latency: Duration,
+    /// The producer's queue right after.
+    pub producer_queue_depth: i32,
+}
+
+impl PageFailed<'_> {
+    /// Counts the page as failed, observes the latency and writes the warning.
+    pub fn emit(&self) {
+        observe_produce(self.produce_latency, self.producer_queue_depth);
+        METRICS.pages_failed.with_label_values(&[self.listener]).inc();
+        tracing::warn!(target: "hookpipe::pipeline::retry_store", listener = self.listener,
+            page_id = %self.page_id, error = %self.error, "page not acknowledged");
+    }
+}
+
+fn observe_produce(latency: Duration, queue_depth: i32) {
+    METRICS.produce_latency.observe(latency.as_secs_f64());
+    METRICS.producer_queue_depth.set(i64::from(queue_depth));
+}
+
+/// Kafka acknowledged a page's retry data (whether or not the page itself was).
+pub struct RetryDataStored<'a> {
+    /// The listener's id.
+    pub listener: &'a str,
+    /// Records the retry data covers.
+    pub records: usize,
+}
+
+impl RetryDataStored<'_> {
+    /// Adds to `hookpipe_retry_data_records_total`.
+    pub fn emit(&self) {
+        METRICS
+            .retry_data_stored
+            .with_label_values(&[self.listener])
+            .inc_by(self.records as u64);
+    }
+}
+
+/// A debug capture was dropped: the recorder's mailbox or its producer queue was full.
+pub struct DebugCaptureDropped;
+
+impl DebugCaptureDropped {
+    /// Increments `hookpipe_debug_captures_dropped_total`.
+    pub fn emit(&self) {
+        METRICS.debug_captures_dropped.inc();
+    }
+}
+
+/// A sample data update was dropped: the producer queue was full.
+pub struct SampleDropped;
+
+impl SampleDropped {
+    /// Increments `hookpipe_samples_dropped_total`.
+    pub fn emit(&self) {
+        METRICS.samples_dropped.inc();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Worker.
+
+/// A message on a pages topic is not a hookpipe page: skipped.
+pub struct PageMalformed<'a> {
+    /// Its topic.
+    pub topic: &'a str,
+    /// Its partition.
+    pub partition: i32,
+    /// Its offset.
+    pub offset: i64,
+    /// Why it is not a page.
+    pub reason: &'a dyn Display,
+}
+
+impl PageMalformed<'_> {
+    /// Counts it and writes the warning.
+    pub fn emit(&self) {
+        WORKER_METRICS.pages_malformed.with_label_values(&[self.topic]).inc();
+        tracing::warn!(target: "hookpipe::worker", topic = self.topic, partition = self.partition,
+            offset = self.offset, reason = %self.reason, "not a hookpipe page; skipped");
+    }
+}
+
+/// The worker went through every record of a page (before settling its errors).
+pub struct PageImportTimed<'a> {
+    /// The page's listener.
+    pub listener: &'a str,
+    /// Time for all its records, retries included.
+    pub elapsed: Duration,
+}
+
+impl PageImportTimed<'_> {
+    /// Observes `hookpipe_worker_import_latency_seconds`.
+    pub fn emit(&self) {
+        WORKER_METRICS
+            .import_latency
+            .with_label_values(&[self.listener])
+            .observe(self.elapsed.as_secs_f64());
+    }
+}
+
+/// A page is done: its records imported or recorded as errors, its resolutions recorded.
+pub struct PageImported<'a> {
+    /// The page's listener.
+    pub listener: &'a str,
+    /// The page's id.
+    pub page_id: &'a str,
+    /// Records the target accepted.
+    pub imported: u64,
+    /// Records recorded as errors.
+    pub failed: u64,
+    /// Extra tries, summed over the records.
+    pub retried: u64,
+    /// Open errors the page resolved.
+    pub resolved: u64,
+}
+
+impl PageImported<'_> {
+    /// Adds to the worker's record counters and writes the debug line.
+    pub fn emit(&self) {
+        let listener = self.listener;
+        WORKER_METRICS
+            .records_imported
+            .with_label_values(&[listener])
+            .inc_by(self.imported);
+        WORKER_METRICS
+            .records_failed
+            .with_label_values(&[listener])
+            .inc_by(self.failed);
+        WORKER_METRICS
+            .records_retried
+            .with_label_values(&[listener])
+            .inc_by(self.retried);
+        WORKER_METRICS
+            .errors_resolved
+            .with_label_values(&[listener])
+            .inc_by(self.resolved);
+        let (imported, failed, resolved) = (self.imported, self.failed, self.resolved);
+        tracing::debug!(target: "hookpipe::worker", listener, page_id = %self.page_id, imported, failed, resolved,
+            "page done");
+    }
+}
+
+/// A target answered an import (or could not be reached: class `error`).
+pub struct TargetAnswered<'a> {
+    /// The page's listener.
+    pub listener: &'a str,
+    /// `2xx`…`5xx`, or `error` without a response.
+    pub status_class: &'a str,
+}
+
+impl TargetAnswered<'_> {
+    /// Increments `hookpipe_worker_target_responses_total`.
+    pub fn emit(&self) {
+        WORKER_METRICS
+            .target_responses
+            .with_label_values(&[self.listener, self.status_class])
+            .inc();
+    }
+}
+
+/// librdkafka's statistics (or the subscription) gave a topic's consumer lag.
+pub struct ConsumerLag<'a> {
+    /// The topic.
+    pub topic: &'a str,
+    /// Messages not yet consumed, summed over the worker's partitions.
+    pub lag: i64,
+}
+
+impl ConsumerLag<'_> {
+    /// Sets `hookpipe_worker_consumer_lag`.
+    pub fn emit(&self) {
+        WORKER_METRICS
+            .consumer_lag
+            .with_label_values(&[self.topic])
+            .set(self.lag);
+    }
+}

@@ -1,0 +1,372 @@
+//! Logging setup and every metric hookpipe exports, in one place: one registry per tier, so the
+//! serve tier's `/metrics` shows only what `hookpipe serve` measures and the worker's only what
+//! `hookpipe worker` measures (neither exports the other's series as zeros).
+//!
+//! Metric names are `hookpipe_<thing>_<unit>[_total]`. Labels come from small fixed sets: a
+//! listener id (only ids of configured listeners, `unknown` otherwise), a status class, an
+//! outcome or reason from a fixed list — never a path, token, address or error text.
+//!
+//! Call sites do not touch metrics directly: they emit a typed event ([`events`]) that updates
+//! the metric and writes the log line of the same fact together.
+//!
+//! This module imports nothing from the rest of the crate, so every module may emit events.
+
+pub mod events;
+
+use std::sync::LazyLock;
+
+use prometheus::{
+    CounterVec, Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry, TextEncoder,
+};
+use tracing_subscriber::EnvFilter;
+
+/// Installs the global subscriber: human-readable by default, JSON lines with `json`.
+/// The level comes from `HOOKPIPE_LOG` (e.g. `info`, `hookpipe=debug`), default `info`.
+pub fn init(json: bool) {
+    let filter = EnvFilter::try_from_env("HOOKPIPE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let result = if json {
+        builder.json().flatten_event(true).with_current_span(true).try_init()
+    } else {
+        builder.try_init()
+    };
+    // A second init (tests) keeps the first subscriber.
+    let _ = result;
+}
+
+/// Label value for requests that matched no listener.
+pub const UNKNOWN_LISTENER: &str = "unknown";
+
+/// The status class label of a status code.
+pub fn status_class(status: u16) -> &'static str {
+    match status {
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    }
+}
+
+/// The serve tier's metrics (`hookpipe serve`: receiver, chain, management API).
+pub struct ServeMetrics {
+    registry: Registry,
+    /// Ingest requests by listener and status class (`2xx`, `4xx`, `5xx`).
+    pub requests: IntCounterVec,
+    /// Verification failures by listener and reason (`missing`, `malformed`, `mismatch`, `expired`).
+    pub verification_failures: IntCounterVec,
+    /// Requests refused by a bucket, by listener and scope (`listener`, `global`).
+    pub rate_limited: IntCounterVec,
+    /// Bodies that did not parse, by listener and kind.
+    pub parse_errors: IntCounterVec,
+    /// Template renders that failed, by listener and template (`trace_key`, `data_uri`,
+    /// `response_body`).
+    pub template_failures: IntCounterVec,
+    /// Records acknowledged by Kafka, by listener.
+    pub records_published: IntCounterVec,
+    /// Pages acknowledged by Kafka, by listener.
+    pub pages_published: IntCounterVec,
+    /// Pages Kafka did not acknowledge, by listener.
+    pub pages_failed: IntCounterVec,
+    /// Request body bytes received (after decoding), by listener.
+    pub bytes_in: IntCounterVec,
+    /// Records per published page.
+    pub page_records: HistogramVec,
+    /// Time from enqueue to Kafka's delivery report.
+    pub produce_latency: Histogram,
+    /// Messages in the producer's local queue or in flight.
+    pub producer_queue_depth: IntGauge,
+    /// Ingest requests being processed.
+    pub in_flight: IntGauge,
+    /// Time stages spent waiting on a full next-stage mailbox, by stage.
+    pub mailbox_blocked: CounterVec,
+    /// Debug windows open on this instance's view.
+    pub debug_windows_open: IntGauge,
+    /// Debug captures dropped because the recorder or its producer queue was full.
+    pub debug_captures_dropped: IntCounter,
+    /// Sample data updates dropped because the producer queue was full.
+    pub samples_dropped: IntCounter,
+    /// Records whose retry data was acknowledged by Kafka, by listener.
+    pub retry_data_stored: IntCounterVec,
+    /// Records republished for another attempt through the errors API, by listener.
+    pub errors_republished: IntCounterVec,
+}
+
+/// The import worker's metrics (`hookpipe worker`).
+pub struct WorkerMetrics {
+    registry: Registry,
+    /// Records imported into their target, by listener.
+    pub records_imported: IntCounterVec,
+    /// Records that failed permanently or exhausted their tries (recorded as errors), by listener.
+    pub records_failed: IntCounterVec,
+    /// Records sent to their target again after a retryable failure, by listener.
+    pub records_retried: IntCounterVec,
+    /// Open errors resolved by a later successful import, by listener.
+    pub errors_resolved: IntCounterVec,
+    /// Pages that are not hookpipe pages (skipped), by topic.
+    pub pages_malformed: IntCounterVec,
+    /// Time to import one page (all of its records, retries included), by listener.
+    pub import_latency: HistogramVec,
+    /// Responses of targets by listener and status class (`2xx`…`5xx`, `error` without a response).
+    pub target_responses: IntCounterVec,
+    /// Messages not yet consumed by this worker, summed over its partitions, by topic.
+    pub consumer_lag: IntGaugeVec,
+}
+
+/// Registers metrics in one registry; every constructor panics only on a programming error
+/// (an invalid or duplicate name), which the first test run would show.
+struct Declare<'a>(&'a Registry);
+
+impl Declare<'_> {
+    fn register<M: prometheus::core::Collector + Clone + 'static>(&self, metric: M) -> M {
+        self.0.register(Box::new(metric.clone())).expect("unique metric");
+        metric
+    }
+
+    fn counter_vec(&self, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+        self.register(IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric"))
+    }
+
+    fn counter(&self, name: &str, help: &str) -> IntCounter {
+        self.register(IntCounter::new(name, help).expect("valid metric"))
+    }
+
+    fn gauge(&self, name: &str, help: &str) -> IntGauge {
+        self.register(IntGauge::new(name, help).expect("valid metric"))
+    }
+
+    fn histogram_vec(&self, name: &str, help: &str, buckets: Vec<f64>, labels: &[&str]) -> HistogramVec {
+        let opts = HistogramOpts::new(name, help).buckets(buckets);
+        self.register(HistogramVec::new(opts, labels).expect("valid metric"))
+    }
+}
+
+/// The Prometheus text exposition of every metric of `registry`.
+fn render(registry: &Registry) -> String {
+    let mut buffer = Vec::new();
+    TextEncoder::new()
+        .encode(&registry.gather(), &mut buffer)
+        .expect("encoding metrics to a Vec cannot fail");
+    String::from_utf8(buffer).unwrap_or_default()
+}
+
+impl ServeMetrics {
+    fn new() -> ServeMetrics {
+        let registry = Registry::new();
+        let declare = Declare(&registry);
+        let produce_latency = declare.register(
+            Histogram::with_opts(
+                HistogramOpts::new(
+                    "hookpipe_kafka_produce_latency_seconds",
+                    "Time from enqueueing a page to Kafka's delivery report.",
+                )
+                .buckets(vec![
+                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                ]),
+            )
+            .expect("valid metric"),
+        );
+        // Each stage's series is declared when the stage starts (`events::MailboxBlocked::declare`),
+        // so "never blocked" reads as 0, not as absent.
+        let mailbox_blocked = declare.register(
+            CounterVec::new(
+                Opts::new(
+                    "hookpipe_mailbox_blocked_seconds_total",
+                    "Time stages spent waiting for room in the next stage's mailbox.",
+                ),
+                &["stage"],
+            )
+            .expect("valid metric"),
+        );
+        ServeMetrics {
+            requests: declare.counter_vec(
+                "hookpipe_http_requests_total",
+                "Ingest requests by listener and status class.",
+                &["listener", "status_class"],
+            ),
+            verification_failures: declare.counter_vec(
+                "hookpipe_verification_failures_total",
+                "Requests that failed verification, by reason.",
+                &["listener", "reason"],
+            ),
+            rate_limited: declare.counter_vec(
+                "hookpipe_rate_limited_total",
+                "Requests refused by a rate-limit bucket.",
+                &["listener", "scope"],
+            ),
+            parse_errors: declare.counter_vec(
+                "hookpipe_parse_errors_total",
+                "Bodies that did not parse, by kind.",
+                &["listener", "kind"],
+            ),
+            template_failures: declare.counter_vec(
+                "hookpipe_template_failures_total",
+                "Template renders that failed on a record or request (a fallback was used unless the listener has strict_templates).",
+                &["listener", "template"],
+            ),
+            records_published: declare.counter_vec(
+                "hookpipe_records_published_total",
+                "Records acknowledged by Kafka.",
+                &["listener"],
+            ),
+            pages_published: declare.counter_vec(
+                "hookpipe_pages_published_total",
+                "Pages acknowledged by Kafka.",
+                &["listener"],
+            ),
+            pages_failed: declare.counter_vec(
+                "hookpipe_pages_failed_total",
+                "Pages Kafka did not acknowledge.",
+                &["listener"],
+            ),
+            bytes_in: declare.counter_vec(
+                "hookpipe_request_body_bytes_total",
+                "Request body bytes received, after decoding.",
+                &["listener"],
+            ),
+            page_records: declare.histogram_vec(
+                "hookpipe_page_records",
+                "Records per published page.",
+                vec![1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 500.0, 1000.0],
+                &["listener"],
+            ),
+            produce_latency,
+            producer_queue_depth: declare.gauge(
+                "hookpipe_producer_queue_depth",
+                "Messages in the producer's local queue or in flight to Kafka.",
+            ),
+            in_flight: declare.gauge("hookpipe_in_flight_requests", "Ingest requests being processed."),
+            mailbox_blocked,
+            debug_windows_open: declare.gauge("hookpipe_debug_windows_open", "Debug windows currently open."),
+            debug_captures_dropped: declare.counter(
+                "hookpipe_debug_captures_dropped_total",
+                "Debug captures dropped because the recorder was overwhelmed.",
+            ),
+            samples_dropped: declare.counter(
+                "hookpipe_samples_dropped_total",
+                "Sample data updates dropped because the producer queue was full.",
+            ),
+            retry_data_stored: declare.counter_vec(
+                "hookpipe_retry_data_records_total",
+                "Records whose retry data Kafka acknowledged.",
+                &["listener"],
+            ),
+            errors_republished: declare.counter_vec(
+                "hookpipe_errors_republished_total",
+                "Failed records republished for another attempt through the errors API.",
+                &["listener"],
+            ),
+            registry,
+        }
+    }
+
+    /// The Prometheus text exposition of the serve tier's metrics.
+    pub fn render(&self) -> String {
+        render(&self.registry)
+    }
+}
+
+impl WorkerMetrics {
+    fn new() -> WorkerMetrics {
+        let registry = Registry::new();
+        let declare = Declare(&registry);
+        let consumer_lag = declare.register(
+            IntGaugeVec::new(
+                Opts::new(
+                    "hookpipe_worker_consumer_lag",
+                    "Messages of the worker's assigned partitions not yet consumed (from librdkafka statistics).",
+                ),
+                &["topic"],
+            )
+            .expect("valid metric"),
+        );
+        WorkerMetrics {
+            records_imported: declare.counter_vec(
+                "hookpipe_worker_records_imported_total",
+                "Records imported into their target.",
+                &["listener"],
+            ),
+            records_failed: declare.counter_vec(
+                "hookpipe_worker_records_failed_total",
+                "Records that failed permanently or exhausted their tries, recorded as errors.",
+                &["listener"],
+            ),
+            records_retried: declare.counter_vec(
+                "hookpipe_worker_records_retried_total",
+                "Records sent to their target again after a retryable failure.",
+                &["listener"],
+            ),
+            errors_resolved: declare.counter_vec(
+                "hookpipe_worker_errors_resolved_total",
+                "Open errors resolved by a later successful import of the same trace key.",
+                &["listener"],
+            ),
+            pages_malformed: declare.counter_vec(
+                "hookpipe_worker_pages_malformed_total",
+                "Messages on a pages topic that are not hookpipe pages (skipped).",
+                &["topic"],
+            ),
+            import_latency: declare.histogram_vec(
+                "hookpipe_worker_import_latency_seconds",
+                "Time to import one page into its target, retries included.",
+                vec![
+                    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
+                ],
+                &["listener"],
+            ),
+            target_responses: declare.counter_vec(
+                "hookpipe_worker_target_responses_total",
+                "Target responses by status class; `error` when no response arrived.",
+                &["listener", "status_class"],
+            ),
+            consumer_lag,
+            registry,
+        }
+    }
+
+    /// The Prometheus text exposition of the worker's metrics.
+    pub fn render(&self) -> String {
+        render(&self.registry)
+    }
+}
+
+/// The serve tier's metrics, exported by its `GET /metrics`.
+pub static METRICS: LazyLock<ServeMetrics> = LazyLock::new(ServeMetrics::new);
+
+/// The import worker's metrics, exported by `worker.metrics_listen`'s `GET /metrics`.
+pub static WORKER_METRICS: LazyLock<WorkerMetrics> = LazyLock::new(WorkerMetrics::new);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_tier_exports_only_its_own_metrics() {
+        METRICS.requests.with_label_values(&["t", "2xx"]).inc();
+        WORKER_METRICS.records_imported.with_label_values(&["t"]).inc();
+        WORKER_METRICS.consumer_lag.with_label_values(&["topic"]).set(0);
+        let serve = METRICS.render();
+        let worker = WORKER_METRICS.render();
+        assert!(serve.contains("hookpipe_http_requests_total"), "{serve}");
+        assert!(
+            !serve.contains("hookpipe_worker_"),
+            "no worker series on serve:\n{serve}"
+        );
+        assert!(worker.contains("hookpipe_worker_records_imported_total"), "{worker}");
+        assert!(worker.contains("hookpipe_worker_consumer_lag"), "{worker}");
+        for serve_only in [
+            "hookpipe_http_requests_total",
+            "hookpipe_in_flight_requests",
+            "hookpipe_producer_queue_depth",
+            "hookpipe_kafka_produce_latency_seconds",
+            "hookpipe_debug_captures_dropped_total",
+        ] {
+            assert!(
+                !worker.contains(serve_only),
+                "{serve_only} not on the worker:\n{worker}"
+            );
+        }
+    }
+}
