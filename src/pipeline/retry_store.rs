@@ -154,9 +154,19 @@ mod tests {
     /// librdkafka's in-process mock cluster with the listener's topic and the retry topic, and a
     /// retry-store stage producing to it.
     fn start(listener_toml: &str) -> (EmbeddedCluster, Settings, Arc<Listener>, Stage<PublishPage>) {
+        // Generous: the suite runs many tests at once on two cores, and the mock cluster's first
+        // produce (the idempotent producer's id) can take a while then.
+        start_with_timeout(listener_toml, 8000)
+    }
+
+    /// `start` with the producer's `message.timeout.ms` (short for the broker-down case).
+    fn start_with_timeout(
+        listener_toml: &str,
+        message_timeout_ms: u64,
+    ) -> (EmbeddedCluster, Settings, Arc<Listener>, Stage<PublishPage>) {
         let cluster = EmbeddedCluster::start().unwrap();
         let settings = testing::settings(&format!(
-            "[kafka]\nmessage_timeout_ms = 1000\n[[listeners]]\nid = \"t\"\n{listener_toml}"
+            "[kafka]\nmessage_timeout_ms = {message_timeout_ms}\n[[listeners]]\nid = \"t\"\n{listener_toml}"
         ));
         let listener = testing::listener_of(&settings);
         cluster.create_topic(&listener.topic, 1).unwrap();
@@ -256,7 +266,7 @@ mod tests {
 
     #[actix::test]
     async fn a_page_kafka_does_not_acknowledge_is_answered_as_failed() {
-        let (cluster, _settings, listener, stage) = start("");
+        let (cluster, _settings, listener, stage) = start_with_timeout("", 1000);
         cluster.broker_down(1).unwrap();
         let failed_before = published("t").3;
         let result = stage.forward(page(&listener, true)).await.unwrap();
