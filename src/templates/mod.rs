@@ -3,7 +3,7 @@
 //! helper — or calling one with the wrong number of arguments — a configuration error
 //! instead of a failure on every request.
 //!
-//! Pure: no actix types. `config.rs` validates with [`validate`]; `listener.rs` compiles and
+//! Pure: no actix types. `config/listener.rs` validates with [`validate`]; `pipeline/listener.rs` compiles and
 //! renders with [`TemplateSet`]. By job: the registry and rendering here, the helper table in
 //! `helpers` (their arguments in `args`; text, arithmetic and dates in `text`,
 //! `arithmetic` and `date`), and the compile-time check of helper calls in `check`.
