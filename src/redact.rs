@@ -226,7 +226,8 @@ pub fn redacted_query(query: &str, secret_param: Option<&str>) -> String {
         .filter(|pair| !pair.is_empty())
         .map(|pair| {
             let key = pair.split('=').next().unwrap_or_default();
-            if secret_param.is_some_and(|secret| secret == key) {
+            // Compared decoded, as the verifier reads it: `%74oken=` is the `token` parameter.
+            if secret_param.is_some_and(|secret| secret == crate::urlencoded::decode_lossy(key)) {
                 format!("{key}=[redacted]")
             } else {
                 pair.to_string()
@@ -238,6 +239,15 @@ pub fn redacted_query(query: &str, secret_param: Option<&str>) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_token_parameter_is_redacted_however_its_name_is_encoded() {
+        assert_eq!(
+            super::redacted_query("a=1&token=s3cr3t&%74oken=s3cr3t&tokens=x", Some("token")),
+            "a=1&token=[redacted]&%74oken=[redacted]&tokens=x"
+        );
+        assert_eq!(super::redacted_query("token=x", None), "token=x");
+    }
+
     use super::*;
     use serde_json::json;
 

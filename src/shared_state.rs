@@ -4,7 +4,7 @@
 //! latency.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -26,8 +26,6 @@ pub const DEBUG_BODY_LIMIT: usize = 16 * 1024;
 pub const SAMPLE_BODY_LIMIT: usize = 64 * 1024;
 /// Records kept in a sample.
 pub const SAMPLE_RECORDS_LIMIT: usize = 100;
-/// An instance writes a listener's sample at most this often.
-pub const SAMPLE_INTERVAL_MS: i64 = 1000;
 
 /// Key of a listener definition.
 fn listener_key(id: &str) -> String {
@@ -93,7 +91,6 @@ pub struct SharedState {
     pub instance: String,
     /// Keys sealing listener secrets in `state`.
     keyring: Keyring,
-    sample_turns: SampleTurns,
 }
 
 impl SharedState {
@@ -125,7 +122,6 @@ impl SharedState {
             debug_log,
             instance,
             keyring,
-            sample_turns: SampleTurns::default(),
         }))
     }
 
@@ -227,21 +223,6 @@ impl SharedState {
             .collect()
     }
 
-    /// This instance's turn to write the listener's sample, if it is due (at most one per second
-    /// per listener per instance, so samples cost nothing at high rates). Claimed once, before
-    /// the chain, so a request keeps its parsed records only when they will become the sample;
-    /// a claim dropped unused (the request was refused) gives the turn back.
-    pub fn claim_sample(&self, listener_id: &str, now_ms: i64) -> Option<SampleClaim<'_>> {
-        let previous = self.sample_turns.claim(listener_id, now_ms)?;
-        Some(SampleClaim {
-            shared: self,
-            listener_id: listener_id.to_string(),
-            claimed_at_ms: now_ms,
-            previous,
-            used: false,
-        })
-    }
-
     /// The listener's latest sample data.
     pub fn sample(&self, listener_id: &str) -> Option<serde_json::Value> {
         serde_json::from_slice(&self.state.get(&sample_key(listener_id))?).ok()
@@ -298,73 +279,11 @@ impl SharedState {
     }
 
     /// Writes a sample without waiting; a full producer queue drops it (counted).
-    fn offer_sample(&self, listener_id: &str, sample: &serde_json::Value) {
+    pub fn offer_sample(&self, listener_id: &str, sample: &serde_json::Value) {
         let bytes = serde_json::to_vec(sample).unwrap_or_default();
         if self.state.try_put(&sample_key(listener_id), &bytes).is_err() {
             crate::telemetry::events::SampleDropped.emit();
         }
-    }
-}
-
-/// A claimed turn to write one listener's sample ([`SharedState::claim_sample`]).
-pub struct SampleClaim<'a> {
-    shared: &'a SharedState,
-    listener_id: String,
-    claimed_at_ms: i64,
-    previous: Option<i64>,
-    used: bool,
-}
-
-impl SampleClaim<'_> {
-    /// Writes the sample without waiting; a full producer queue drops it (counted).
-    pub fn write(mut self, sample: &serde_json::Value) {
-        self.used = true;
-        self.shared.offer_sample(&self.listener_id, sample);
-    }
-}
-
-impl Drop for SampleClaim<'_> {
-    fn drop(&mut self) {
-        if !self.used {
-            self.shared
-                .sample_turns
-                .give_back(&self.listener_id, self.claimed_at_ms, self.previous);
-        }
-    }
-}
-
-/// When this instance last took each listener's turn to write a sample.
-#[derive(Default)]
-struct SampleTurns {
-    written: Mutex<HashMap<String, i64>>,
-}
-
-impl SampleTurns {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, i64>> {
-        self.written.lock().unwrap_or_else(|poison| poison.into_inner())
-    }
-
-    /// Takes the listener's turn at `now_ms` if it is due; `Some(previous turn)` when taken.
-    fn claim(&self, listener_id: &str, now_ms: i64) -> Option<Option<i64>> {
-        let mut written = self.lock();
-        let previous = written.get(listener_id).copied();
-        if previous.is_some_and(|last| now_ms - last < SAMPLE_INTERVAL_MS) {
-            return None;
-        }
-        written.insert(listener_id.to_string(), now_ms);
-        Some(previous)
-    }
-
-    /// Undoes an unused claim, unless a later one replaced it meanwhile.
-    fn give_back(&self, listener_id: &str, claimed_at_ms: i64, previous: Option<i64>) {
-        let mut written = self.lock();
-        if written.get(listener_id) != Some(&claimed_at_ms) {
-            return;
-        }
-        match previous {
-            Some(previous) => written.insert(listener_id.to_string(), previous),
-            None => written.remove(listener_id),
-        };
     }
 }
 
@@ -393,6 +312,12 @@ pub fn open_listener(keyring: &Keyring, key: &str, value: &[u8]) -> Option<(Stor
             return None;
         }
     };
+    if stored.config.id != id {
+        // The key is what the secrets are bound to: a definition copied under another key
+        // would otherwise be resealed for, and served as, the listener it names.
+        tracing::error!(%key, "stored listener skipped: its id does not match its key");
+        return None;
+    }
     match keyring.open_all(stored.config.verification.secrets_mut(), id) {
         Ok(sealing) => Some((stored, sealing)),
         Err(error) => {
@@ -443,22 +368,6 @@ pub fn apply_debug_windows(shared: &SharedState, registry: &Registry) {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_sample_turn_is_claimed_once_a_second_and_given_back_unused() {
-        let turns = SampleTurns::default();
-        assert_eq!(turns.claim("a", 10_000), Some(None), "first turn");
-        assert_eq!(turns.claim("a", 10_500), None, "less than a second later");
-        assert_eq!(turns.claim("b", 10_500), Some(None), "per listener");
-        assert_eq!(turns.claim("a", 11_000), Some(Some(10_000)), "a second later");
-        // The request that claimed at 11 000 was refused: the turn is due again at once.
-        turns.give_back("a", 11_000, Some(10_000));
-        assert_eq!(turns.claim("a", 11_001), Some(Some(10_000)));
-        // A stale give-back does not undo a newer claim.
-        turns.give_back("a", 11_000, Some(10_000));
-        assert_eq!(turns.claim("a", 11_002), None);
-        turns.give_back("b", 10_500, None);
-        assert_eq!(turns.claim("b", 10_600), Some(None), "never written again");
-    }
     use crate::secret::Secret;
     use serde_json::json;
 
@@ -531,6 +440,13 @@ mod tests {
         // Under a key this instance does not have.
         assert!(open_listener(&keyring(Some(KEY_B), &[]), &listener_key("l1"), &bytes).is_none());
         assert!(open_listener(&keyring(None, &[]), &listener_key("l1"), &bytes).is_none());
+        // A definition with nothing sealed (type none), copied under another key, names a
+        // listener it is not stored for: skipped too, never served or resealed as that one.
+        let mut open = listeners_of_every_type().remove(0);
+        open.config.verification = Default::default();
+        let clear = serde_json::to_vec(&open).unwrap();
+        assert!(open_listener(&keyring(Some(KEY_A), &[]), &listener_key(&open.config.id), &clear).is_some());
+        assert!(open_listener(&keyring(Some(KEY_A), &[]), &listener_key("elsewhere"), &clear).is_none());
     }
 
     #[test]

@@ -21,7 +21,7 @@ use crate::pipeline::reply::Reply;
 use crate::pipeline::stage::TryForwardError;
 use crate::pipeline::{rfc3339_millis, unix_millis_now, Accepted, Chain, Ingest, Webhook};
 use crate::redact::{redacted_body, redacted_headers, redacted_query, SENSITIVE_HEADERS};
-use crate::shared_state::{SampleClaim, DEBUG_BODY_LIMIT, SAMPLE_BODY_LIMIT, SAMPLE_RECORDS_LIMIT};
+use crate::shared_state::{DEBUG_BODY_LIMIT, SAMPLE_BODY_LIMIT, SAMPLE_RECORDS_LIMIT};
 use crate::telemetry::events::{
     BodyReceived, DebugCaptureDropped, RefusalCause, RequestFinished, RequestRefused, TemplateFailed,
 };
@@ -142,8 +142,10 @@ pub async fn ingest(
 struct ReadSoFar<'a> {
     /// The decoded body, once read to its end.
     body: Option<Bytes>,
-    /// This instance's turn to write the listener's sample, if the request claimed it.
-    sample_claim: Option<SampleClaim<'a>>,
+    /// Whether a sample was due when the request entered the chain (its records are kept).
+    sample_due: bool,
+    /// Ties the borrow of the shared state to the request.
+    _state: std::marker::PhantomData<&'a ()>,
 }
 
 /// The request's telemetry event, with labels from fixed sets only.
@@ -196,11 +198,17 @@ fn after_response(
 ) {
     let now_ms = unix_millis_now();
     let body = &read.body.unwrap_or_default();
-    if let (Some(claim), Ok(accepted)) = (read.sample_claim, result) {
+    if let (true, Ok(accepted)) = (read.sample_due, result) {
+        // The turn is taken only by an accepted request with records: refused requests, forged
+        // floods among them, never hold it.
         if let (Some(records), None) = (&accepted.records, &accepted.challenge) {
-            claim.write(&sample(request, listener, request_id, body, records, now_ms));
+            if listener.sample_clock.try_claim(now_ms) {
+                state.shared.offer_sample(
+                    listener.id(),
+                    &sample(request, listener, request_id, body, records, now_ms),
+                );
+            }
         }
-        // Otherwise the claim is dropped here, unused, and the turn is given back.
     }
     if state.registry.debug_window(listener.id(), now_ms).is_some() {
         let capture = capture(
@@ -384,13 +392,13 @@ async fn handle<'a>(
     .emit();
     read.body = Some(body.clone());
     chain.rate_limiter.refuse_while_empty(&listener)?;
-    // One claim, before the chain: records are kept only when they will become the sample.
-    read.sample_claim = state.shared.claim_sample(listener.id(), unix_millis_now());
+    // A load, not a claim: records are kept only while a sample is due.
+    read.sample_due = listener.sample_clock.is_due(unix_millis_now());
     let (reply, awaited) = Reply::new();
     let message = Ingest {
         webhook: webhook(request, state, listener, request_id, body, false),
         delivery_id: None,
-        keep_records: read.sample_claim.is_some(),
+        keep_records: read.sample_due,
         reply,
     };
     // Whichever stage decides the request answers its reply; a full first mailbox sheds load.
@@ -494,8 +502,8 @@ fn success_response(
         "request_id": request_id,
         "record_count": accepted.record_count,
         "records": accepted.records,
-        "headers": template_headers(request.headers()),
-        "query": template_query(request.query_string()),
+        "headers": template_headers(request.headers(), listener.verifier.secret_header()),
+        "query": template_query(request.query_string(), listener.verifier.secret_query()),
     });
     match listener.render_response_body(&context) {
         Ok(body) => response
@@ -515,15 +523,20 @@ fn success_response(
     }
 }
 
-fn template_headers(headers: &HeaderMap) -> serde_json::Map<String, serde_json::Value> {
+/// The request headers a response template may echo: none that carries a credential, the
+/// listener's own token header included.
+fn template_headers(headers: &HeaderMap, secret_header: Option<&str>) -> serde_json::Map<String, serde_json::Value> {
     headers
         .iter()
         .filter(|(name, _)| !SENSITIVE_HEADERS.contains(&name.as_str()))
+        .filter(|(name, _)| secret_header.is_none_or(|secret| !secret.eq_ignore_ascii_case(name.as_str())))
         .filter_map(|(name, value)| Some((name.as_str().to_string(), value.to_str().ok()?.into())))
         .collect()
 }
 
-fn template_query(query: &str) -> serde_json::Map<String, serde_json::Value> {
+/// The decoded query parameters a response template may echo: all but the listener's token
+/// parameter.
+fn template_query(query: &str, secret_param: Option<&str>) -> serde_json::Map<String, serde_json::Value> {
     let decode = |s: &str| percent_decode_lossy(s);
     query
         .split('&')
@@ -532,6 +545,7 @@ fn template_query(query: &str) -> serde_json::Map<String, serde_json::Value> {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
             (decode(key), serde_json::Value::String(decode(value)))
         })
+        .filter(|(key, _)| secret_param.is_none_or(|secret| secret != key))
         .collect()
 }
 
@@ -549,7 +563,29 @@ fn percent_decode_lossy(input: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::hook_segments;
+    use super::{hook_segments, template_headers, template_query};
+
+    #[test]
+    fn response_templates_never_see_the_listener_token() {
+        let query = template_query("a=1&token=s3cr3t&%74oken=s3cr3t&b=x%20y", Some("token"));
+        assert_eq!(
+            serde_json::Value::Object(query),
+            serde_json::json!({"a": "1", "b": "x y"})
+        );
+        let mut headers = actix_web::http::header::HeaderMap::new();
+        for (name, value) in [
+            ("x-token", "s3cr3t"),
+            ("authorization", "Bearer s3cr3t"),
+            ("x-shop", "s1"),
+        ] {
+            headers.insert(
+                actix_web::http::header::HeaderName::from_static(name),
+                actix_web::http::header::HeaderValue::from_static(value),
+            );
+        }
+        let headers = template_headers(&headers, Some("X-Token"));
+        assert_eq!(serde_json::Value::Object(headers), serde_json::json!({"x-shop": "s1"}));
+    }
 
     #[test]
     fn hook_paths_split_into_public_id_and_token() {

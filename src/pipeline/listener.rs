@@ -3,6 +3,7 @@
 //! listener's configuration becomes a [`Listener`]: at startup, in the registry and on an API write.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use hmac::{Hmac, Mac};
@@ -41,6 +42,8 @@ pub struct Listener {
     /// This listener's leaky bucket, shared by all HTTP threads (and kept across updates
     /// that do not change its settings).
     pub bucket: Arc<LeakyBucket>,
+    /// When this instance last wrote the listener's sample (kept across updates, as the bucket).
+    pub sample_clock: Arc<SampleClock>,
     /// Where it is defined.
     pub source: Source,
     /// `Content-Type` of the success body.
@@ -108,6 +111,7 @@ impl ListenerConfig {
             accept: self.content.accept.clone(),
             max_body_bytes: self.content.max_body_bytes.unwrap_or(settings.server.max_body_bytes),
             verifier,
+            sample_clock: Arc::default(),
             bucket: Arc::new(LeakyBucket::new(
                 self.rate_limit.capacity,
                 self.rate_limit.refill_per_sec,
@@ -286,10 +290,40 @@ impl Snapshot {
             if unchanged {
                 listener.bucket = old.bucket.clone();
             }
+            listener.sample_clock = old.sample_clock.clone();
         }
         let listener = Arc::new(listener);
         self.by_public_id.insert(listener.public_id.clone(), listener.clone());
         self.by_id.insert(listener.id().to_string(), listener);
+    }
+}
+
+/// An instance writes a listener's sample at most this often.
+pub const SAMPLE_INTERVAL_MS: i64 = 1000;
+
+/// When this instance last took a listener's turn to write its sample: one atomic per
+/// listener, so deciding whether a request's records are worth keeping costs a load, and
+/// taking the turn (only once a request was accepted with records) a compare-and-swap.
+#[derive(Debug, Default)]
+pub struct SampleClock {
+    last_written_ms: AtomicI64,
+}
+
+impl SampleClock {
+    /// Whether a sample is due at `now_ms`: a request keeps its records only then.
+    pub fn is_due(&self, now_ms: i64) -> bool {
+        let last = self.last_written_ms.load(Ordering::Relaxed);
+        last == 0 || now_ms - last >= SAMPLE_INTERVAL_MS
+    }
+
+    /// Takes the turn at `now_ms` if it is due and no other request took it first.
+    pub fn try_claim(&self, now_ms: i64) -> bool {
+        let last = self.last_written_ms.load(Ordering::Relaxed);
+        (last == 0 || now_ms - last >= SAMPLE_INTERVAL_MS)
+            && self
+                .last_written_ms
+                .compare_exchange(last, now_ms, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
     }
 }
 

@@ -239,6 +239,46 @@ fn listeners_crud_with_validation_and_write_only_secrets() {
     assert_eq!(post(&new_path, "super-secret-two"), 404);
 }
 
+/// Secrets are write-only across type changes too: switching a `token` listener to
+/// `secret_url` must not turn its token into the secret URL the url endpoint shows.
+#[test]
+fn a_new_verification_type_never_inherits_the_old_secrets() {
+    const SECRET: &str = "tok-canary-0a1b2c3d4e5f";
+    let broker = Broker::start();
+    let app = spawn_app(settings(&config(""), &broker.bootstrap), &broker.bootstrap);
+    let created = api(
+        &app,
+        "POST",
+        "/listeners",
+        Some(json!({"id": "t", "verification": {"type": "token", "tokens": [SECRET], "header": "X-Token"}})),
+    );
+    assert_eq!(created.status, 201, "{}", created.text());
+    let switched = api(
+        &app,
+        "PATCH",
+        "/listeners/t",
+        Some(json!({"verification": {"type": "secret_url", "header": null}})),
+    );
+    assert_eq!(
+        switched.status,
+        400,
+        "the new type needs its own tokens: {}",
+        switched.text()
+    );
+    let url = api(&app, "GET", "/listeners/t/url", None);
+    assert!(!url.text().contains(SECRET), "{}", url.text());
+    // With its own token the change is accepted, and only that token is served.
+    let switched = api(
+        &app,
+        "PATCH",
+        "/listeners/t",
+        Some(json!({"verification": {"type": "secret_url", "tokens": ["url-token-9f8e7d6c5b4a"]}})),
+    );
+    assert_eq!(switched.status, 200, "{}", switched.text());
+    let url = api(&app, "GET", "/listeners/t/url", None).text();
+    assert!(url.contains("url-token-9f8e7d6c5b4a") && !url.contains(SECRET), "{url}");
+}
+
 #[test]
 fn secret_url_listener_gets_a_generated_token() {
     let broker = Broker::start();

@@ -175,6 +175,15 @@ pub(super) async fn update(
         }
     }
     let mut value = serde_json::to_value(&stored.config).map_err(|e| ApiError::storage(e.to_string()))?;
+    let changes_type = patch
+        .pointer("/verification/type")
+        .is_some_and(|new_type| Some(new_type) != value.pointer("/verification/type"));
+    if changes_type {
+        // A new verification type starts from what the patch says, never from the old type's
+        // secrets: merged, a token of one type could reappear as another's (a secret URL's
+        // token is shown by the url endpoint), turning a write-only secret into a readable one.
+        value["verification"] = serde_json::Value::Null;
+    }
     merge_patch(&mut value, &patch);
     stored.config = validated(value, &state)?;
     stored.updated_at = rfc3339_millis(unix_millis_now());
