@@ -1,12 +1,15 @@
 //! The management API over the real server and broker: listeners, URLs, secrets, samples,
 //! mock output, debug windows — and two instances sharing all of it through Kafka.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use hookpipe::pipeline::rate_limit::bucket::ManualClock;
 
 use hookpipe::secret::Secret;
 use serde_json::{json, Value};
 
-use crate::helpers::app::{settings, spawn_app, TestApp, TEST_SECRETS_KEY};
+use crate::helpers::app::{settings, spawn_app, spawn_app_with_clock, TestApp, TEST_SECRETS_KEY};
 use crate::helpers::broker::Broker;
 use crate::helpers::http::{request, Response};
 use crate::helpers::signing::hmac_sha256_hex;
@@ -518,7 +521,10 @@ secrets = ["metrics-secret"]
 capacity = 4
 refill_per_sec = 1
 "#;
-    let app = spawn_app(settings(&config(extra), &broker.bootstrap), &broker.bootstrap);
+    // A stopped clock: the bucket refills 1/s, and a loaded machine may take longer than that
+    // to send these requests, which must meet an empty bucket at the fifth signed one.
+    let clock = Arc::new(ManualClock::default());
+    let app = spawn_app_with_clock(settings(&config(extra), &broker.bootstrap), &broker.bootstrap, clock);
     let sign = |body: &[u8]| hmac_sha256_hex(b"metrics-secret", body);
     let path = app.hook_path("m");
     let send = |body: &[u8], signature: &str| {
