@@ -97,7 +97,6 @@ impl App {
             },
             clock,
             global_bucket,
-            retry_topic: settings.kafka.retry_topic.clone(),
             open_pages: Default::default(),
         };
         let http_threads = match settings.server.workers {

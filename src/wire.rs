@@ -3,14 +3,16 @@
 //!
 //! - A **page** (a pages topic; key = listener id; headers from [`page_headers`]):
 //!   `{"type":"page","version":1,"listener_id","page_id","created_at","records":[…]}`.
-//! - Its **retry data** (the retry topic; key = page id; headers from [`retry_data_headers`]):
+//! - **Legacy retry data** (the retry topic; key = page id; headers from [`retry_data_headers`]):
 //!   `{"type":"retry_data","version":2,"listener_id","topic","page_id","created_at","records":[…]}`,
-//!   the page's records byte for byte plus the topic they were published to.
+//!   the page's records byte for byte plus the topic they were published to. Earlier versions
+//!   wrote one for every page at ingest; hookpipe now only reads them, for the errors those
+//!   versions recorded (retry data is kept with each error instead: `import_errors`).
 //! - A **record**: `{"id","request_id","trace_key","data_uri","received_at"[,"delivery_id"]
 //!   [,"mock"],"data"}`; a record republished through the errors API also carries `"attempt"`.
 //!
 //! The writers put bytes together by hand: a record is serialized once, at ingest, and its bytes
-//! are copied unchanged into both the page and its retry data, so neither is built as a tree.
+//! are copied unchanged into the page, which is not built as a tree.
 //! The readers are serde structs that leave records as the caller asks (`serde_json::Value`, or
 //! a borrowed `&RawValue` to skip building them).
 
@@ -43,9 +45,10 @@ pub const HEADER_REQUEST_ID: &str = "hookpipe-request-id";
 pub const HEADER_CONTENT_TYPE: &str = "content-type";
 /// Content type of a page message.
 pub const PAGE_CONTENT_TYPE: &str = "application/json";
-/// Header saying whether the page's records have retry data: `stored` or `none`.
+/// Header saying whether the listener keeps retry data of its failed records: `stored` or `none`.
 pub const HEADER_RETRY_DATA: &str = "hookpipe-retry-data";
-/// `HEADER_RETRY_DATA` value: every record of the page has retry data in the retry topic.
+/// `HEADER_RETRY_DATA` value: a record of the page that fails is recorded with its retry data
+/// (earlier versions: every record of the page has retry data in the retry topic).
 pub const RETRY_DATA_STORED: &str = "stored";
 /// `HEADER_RETRY_DATA` value: the listener does not store retry data.
 pub const RETRY_DATA_NONE: &str = "none";
@@ -117,8 +120,9 @@ pub fn serialize_page(listener_id: &str, page_id: &str, created_at: &str, record
     records_message(PAGE_TYPE, PAGE_VERSION, listener_id, None, page_id, created_at, records)
 }
 
-/// Serializes the retry data of a page: the page's records exactly as published, plus the
-/// topic they were published to —
+/// Serializes the legacy retry data of a page, as earlier versions wrote it at ingest (the
+/// format `RetryDataMessage` reads back; no longer written by hookpipe, kept as its
+/// specification): the page's records exactly as published, plus the topic they were published to —
 /// `{"type":"retry_data","version":2,"listener_id","topic","page_id","created_at","records":[…]}`.
 pub fn serialize_retry_data(
     listener_id: &str,
@@ -185,7 +189,7 @@ pub struct PageHeaders<'a> {
     pub listener_id: &'a str,
     /// Its id.
     pub page_id: &'a str,
-    /// Whether every record of the page has retry data in the retry topic.
+    /// Whether the listener keeps retry data of the page's records that fail.
     pub retry_data_stored: bool,
     /// Whether the page was republished through the errors API.
     pub republished: bool,
@@ -219,7 +223,7 @@ pub fn page_headers<'a>(
     headers
 }
 
-/// The headers of a retry data message: listener id, content type, page id.
+/// The headers of a legacy retry data message: listener id, content type, page id.
 pub fn retry_data_headers<'a>(listener_id: &'a str, page_id: &'a str) -> [(&'a str, &'a str); 3] {
     [
         (HEADER_LISTENER_ID, listener_id),

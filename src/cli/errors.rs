@@ -245,7 +245,10 @@ fn error_details(error: &Value) -> String {
             let record = data.get("record").cloned().unwrap_or(Value::Null);
             out.push_str(&pretty_json(&record));
         }
-        _ => out.push_str("retry data: none\n"),
+        _ => match error.get("retry_unavailable").and_then(Value::as_str) {
+            Some(reason) => out.push_str(&format!("retry data: none — {reason}\n")),
+            None => out.push_str("retry data: none\n"),
+        },
     }
     out
 }
@@ -306,6 +309,19 @@ mod tests {
         assert_eq!(
             errors_table(&typed(json!({"total": 3, "offset": 5, "errors": []}))),
             "no errors at this offset (3 in all)\n"
+        );
+    }
+
+    #[test]
+    fn details_show_the_retry_data_or_why_there_is_none() {
+        let with = error_details(&json!({"record_id": "r-1", "can_retry": true,
+            "retry_data": {"topic": "t", "page_id": "p", "record": {"id": "r-1", "data": {"sku": "S-1"}}}}));
+        assert!(with.contains("retry data:\n") && with.contains("\"sku\": \"S-1\""), "{with}");
+        let without = error_details(&json!({"record_id": "r-1", "can_retry": false, "retry_data": null,
+            "retry_unavailable": "listener `p` does not store retry data"}));
+        assert!(
+            without.ends_with("retry data: none — listener `p` does not store retry data\n"),
+            "{without}"
         );
     }
 

@@ -38,13 +38,16 @@ pub struct KafkaSettings {
     /// Topic of debug captures (kept 24 hours).
     #[serde(default = "default_debug_topic")]
     pub debug_topic: String,
-    /// Compacted topic of failed records (open import errors), keyed by listener and record id.
+    /// Compacted topic of failed records (open import errors, each with its record's retry data),
+    /// keyed by listener and record id.
     #[serde(default = "default_errors_topic")]
     pub errors_topic: String,
-    /// Topic of retry data (each record's content, keyed by record id), kept `retry_retention_hours`.
+    /// Retry topic of earlier versions, which wrote every page's retry data there at ingest: no
+    /// longer written nor created, only read (while it exists) for the errors they recorded.
     #[serde(default = "default_retry_topic")]
     pub retry_topic: String,
-    /// How long retry data is kept (`retention.ms` of the retry topic when hookpipe creates it).
+    /// How long the retry topic of earlier versions keeps retry data (its `retention.ms` when they
+    /// created it): named when an error recorded by them has outlived its retry data.
     #[serde(default = "default_retry_retention_hours")]
     pub retry_retention_hours: u64,
     /// Create the topics hookpipe needs at start (brokers here do not auto-create them).

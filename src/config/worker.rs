@@ -44,6 +44,11 @@ pub struct WorkerSettings {
     /// uncommitted (imported again by the next owner of its partition).
     #[serde(default = "default_worker_shutdown_timeout_secs")]
     pub shutdown_timeout_secs: u64,
+    /// Largest record (serialized, in bytes) whose retry data is kept with its error; a bigger
+    /// record's error is recorded without it (and says so). Bounds the errors topic's messages
+    /// (brokers refuse messages over ~1 MB by default) and every instance's errors mirror.
+    #[serde(default = "default_worker_retry_data_max_bytes")]
+    pub retry_data_max_bytes: usize,
     /// Target of listeners without an entry in `targets`; none: their records are recorded as errors.
     #[serde(default)]
     pub default_target: Option<TargetConfig>,
@@ -62,6 +67,7 @@ impl Default for WorkerSettings {
             page_timeout_ms: default_worker_page_timeout_ms(),
             session_timeout_ms: default_worker_session_timeout_ms(),
             shutdown_timeout_secs: default_worker_shutdown_timeout_secs(),
+            retry_data_max_bytes: default_worker_retry_data_max_bytes(),
             default_target: None,
             targets: BTreeMap::new(),
         }
@@ -91,6 +97,15 @@ fn default_worker_session_timeout_ms() -> u64 {
 fn default_worker_shutdown_timeout_secs() -> u64 {
     30
 }
+
+/// 256 KiB: webhook records are far smaller; an error with its retry data stays well under
+/// Kafka's default 1 MB message limit.
+fn default_worker_retry_data_max_bytes() -> usize {
+    256 * 1024
+}
+/// Highest `retry_data_max_bytes`: the entry around the record must fit Kafka's default
+/// `message.max.bytes` (1,000,000) too.
+pub const MAX_RETRY_DATA_BYTES: usize = 900_000;
 
 /// Parses `worker.metrics_listen`: empty (off) or `host:port` with an IP address.
 pub fn parse_metrics_listen(text: &str) -> Result<Option<SocketAddr>, String> {
@@ -129,6 +144,12 @@ impl WorkerSettings {
         }
         if !(1_000..=3_600_000).contains(&self.session_timeout_ms) {
             push("session_timeout_ms".into(), "must be between 1000 and 3600000".into());
+        }
+        if !(1_024..=MAX_RETRY_DATA_BYTES).contains(&self.retry_data_max_bytes) {
+            push(
+                "retry_data_max_bytes".into(),
+                format!("must be between 1024 and {MAX_RETRY_DATA_BYTES}"),
+            );
         }
         if let Some(target) = &self.default_target {
             for (key, message) in target.problems() {
@@ -328,6 +349,7 @@ mod tests {
         assert!(!format!("{http:?}").contains("t0ken"), "secrets stay out of Debug");
         assert_eq!(settings.kafka.errors_topic, "hookpipe.errors");
         assert_eq!(settings.kafka.retry_retention_hours, 168);
+        assert_eq!(settings.worker.retry_data_max_bytes, 256 * 1024);
     }
 
     #[test]
@@ -357,7 +379,7 @@ mod tests {
     #[test]
     fn worker_errors_name_the_key() {
         let text = format!(
-            "{BASE}\n[worker]\nmetrics_listen = \"nowhere\"\ntopics = [\"bad topic\", \"^hookpipe\\\\..*\"]\n\
+            "{BASE}\n[worker]\nretry_data_max_bytes = 1000000\nmetrics_listen = \"nowhere\"\ntopics = [\"bad topic\", \"^hookpipe\\\\..*\"]\n\
              [worker.default_target]\ntype = \"http\"\nurl = \"ftp://crm.example.com\"\nmax_attempts = 0\n\
              [worker.targets.orders]\ntype = \"http\"\nurl = \"http://h\"\nheaders = {{ Authorization = \"x\" }}\n"
         );
@@ -369,10 +391,11 @@ mod tests {
             "worker.default_target.url",
             "worker.default_target.max_attempts",
             "worker.targets.orders.headers.Authorization",
+            "worker.retry_data_max_bytes",
         ] {
             assert!(keys.contains(&expected), "{expected} in {keys:?}");
         }
-        assert_eq!(keys.len(), 5, "{keys:?}");
+        assert_eq!(keys.len(), 6, "{keys:?}");
         let errors =
             Settings::from_toml_and_env(&format!("{BASE}\n[worker.default_target]\ntype = \"ftp\"\n"), env(&[]))
                 .unwrap_err()

@@ -1,5 +1,6 @@
-//! What the errors topic holds: one `ErrorEntry` per open error, under `error_key`; and
-//! `RetryData`, one record's content as found in the retry topic.
+//! What the errors topic holds: one `ErrorEntry` per open error, under `error_key`, with the
+//! failed record's retry data inside it; and `RetryData`, one record's content as a retry
+//! republishes it (from the entry, or from the legacy retry topic for errors recorded before).
 
 use serde::{Deserialize, Serialize};
 
@@ -38,8 +39,17 @@ pub struct ErrorEntry {
     pub page_id: String,
     /// The pages topic it was read from.
     pub topic: String,
-    /// Whether retry data was stored for the record (false: the listener has `do_not_store_retry_data`).
+    /// Whether the record can be sent again: its retry data is in `retry_data` or (errors recorded
+    /// by versions that wrote retry data at ingest) in the legacy retry topic. False: see
+    /// `retry_data_missing` (absent in old entries: the listener has `do_not_store_retry_data`).
     pub retry_data_stored: bool,
+    /// The record exactly as it was in its page (`id`, `trace_key`, `data`, …), kept with the
+    /// error by the worker that recorded it; `None` with `retry_data_stored` = legacy retry topic.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_data: Option<serde_json::Value>,
+    /// Why the error has no retry data, when the worker knew (do not store, over the size cap).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_data_missing: Option<String>,
     /// When a retry through the API last republished the record; the error stays open until the
     /// retried record imports (or fails again, replacing this entry).
     #[serde(default)]
@@ -54,6 +64,51 @@ impl ErrorEntry {
         let since = time.duration_since(std::time::UNIX_EPOCH).ok()?;
         i64::try_from(since.as_millis()).ok()
     }
+
+    /// Why the record cannot be sent again (it has no retry data), when it cannot.
+    pub fn retry_refusal(&self) -> Option<String> {
+        if self.retry_data_stored {
+            return None;
+        }
+        Some(
+            self.retry_data_missing
+                .clone()
+                .unwrap_or_else(|| do_not_store_reason(&self.listener_id)),
+        )
+    }
+
+    /// Whether the record's retry data must be read from the legacy retry topic (an error
+    /// recorded by a version that wrote retry data at ingest).
+    pub fn retry_data_in_legacy_topic(&self) -> bool {
+        self.retry_data_stored && self.retry_data.is_none()
+    }
+
+    /// The retry data kept with the error, when it is.
+    pub fn inline_retry_data(&self) -> Option<RetryData> {
+        let record = self.retry_data.clone()?;
+        Some(RetryData {
+            listener_id: self.listener_id.clone(),
+            topic: self.topic.clone(),
+            page_id: self.page_id.clone(),
+            record,
+        })
+    }
+}
+
+/// Why the errors of a listener with `do_not_store_retry_data` have no retry data.
+pub fn do_not_store_reason(listener_id: &str) -> String {
+    format!(
+        "listener `{listener_id}` does not store retry data (do_not_store_retry_data), so hookpipe has no copy of \
+         this record to send again: have the source resend it, then resolve this error"
+    )
+}
+
+/// Why a record bigger than `worker.retry_data_max_bytes` has no retry data.
+pub fn too_large_reason(record_bytes: usize, max_bytes: usize) -> String {
+    format!(
+        "the record is {record_bytes} bytes, over worker.retry_data_max_bytes ({max_bytes}), so its retry data \
+         was not kept with the error: have the source resend it, then resolve this error"
+    )
 }
 
 /// Key of an error in the errors topic.
@@ -61,7 +116,7 @@ pub fn error_key(listener_id: &str, record_id: &str) -> String {
     format!("{listener_id}/{record_id}")
 }
 
-/// One record's retry data, as read from its page's retry data message.
+/// One record's retry data: from its error entry, or from its page's message in the legacy retry topic.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RetryData {
     /// Its listener.
@@ -97,6 +152,8 @@ mod tests {
             page_id: "p".into(),
             topic: "t".into(),
             retry_data_stored: true,
+            retry_data: None,
+            retry_data_missing: None,
             retry_requested_at: None,
         };
         assert_eq!(entry.received_at_ms(), Some(1_700_000_000_123));
@@ -105,5 +162,44 @@ mod tests {
             ..entry
         };
         assert_eq!(entry.received_at_ms(), None);
+    }
+
+    /// An entry as the version that wrote retry data at ingest recorded it: no `retry_data`.
+    #[test]
+    fn old_entries_read_as_retry_data_in_the_legacy_topic() {
+        let old = r#"{"listener_id":"l","record_id":"r-0","request_id":"r","trace_key":"T","data_uri":null,
+            "error":"HTTP 400","target_status":400,"attempt":1,"tries":1,"failed_at":"2026-01-01T00:00:00.000Z",
+            "failed_at_ms":1,"received_at":"2026-01-01T00:00:00.000Z","page_id":"p","topic":"hookpipe.pages",
+            "retry_data_stored":true,"retry_requested_at":null}"#;
+        let entry: ErrorEntry = serde_json::from_str(old).unwrap();
+        assert!(entry.retry_data_in_legacy_topic());
+        assert!(entry.inline_retry_data().is_none());
+        let new = ErrorEntry {
+            retry_data: Some(serde_json::json!({"id": "r-0", "data": {"a": 1}})),
+            ..entry
+        };
+        assert!(!new.retry_data_in_legacy_topic());
+        let data = new.inline_retry_data().unwrap();
+        assert_eq!((data.topic.as_str(), data.page_id.as_str()), ("hookpipe.pages", "p"));
+        assert_eq!(data.record["data"]["a"], 1);
+        let written = serde_json::to_value(&new).unwrap();
+        assert_eq!(written["retry_data"]["id"], "r-0");
+        assert!(written.get("retry_data_missing").is_none(), "absent, not null");
+        assert_eq!(new.retry_refusal(), None);
+    }
+
+    #[test]
+    fn errors_without_retry_data_say_why() {
+        let old: ErrorEntry = serde_json::from_str(
+            r#"{"listener_id":"l","record_id":"r","trace_key":"T","error":"e","attempt":1,"tries":1,
+            "failed_at":"x","failed_at_ms":1,"page_id":"p","topic":"t","retry_data_stored":false}"#,
+        )
+        .unwrap();
+        assert!(old.retry_refusal().unwrap().contains("`l` does not store retry data"));
+        let too_large = ErrorEntry {
+            retry_data_missing: Some(too_large_reason(300_000, 262_144)),
+            ..old
+        };
+        assert!(too_large.retry_refusal().unwrap().contains("300000 bytes, over"));
     }
 }

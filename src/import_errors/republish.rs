@@ -123,6 +123,8 @@ mod tests {
                 page_id: "p".into(),
                 topic: "pages".into(),
                 retry_data_stored: true,
+                retry_data: None,
+                retry_data_missing: None,
                 retry_requested_at: None,
             },
             data: RetryData {

@@ -1,6 +1,7 @@
-//! Reading retry data back on demand (see the module comment of `import_errors`): the wanted
-//! records are grouped into time windows, each window is read from every partition of the retry
-//! topic, and only the wanted records are kept.
+//! Reading retry data of errors recorded by earlier versions back from their retry topic, on
+//! demand (see the module comment of `import_errors`): the wanted records are grouped into time
+//! windows, each window is read from every partition of the retry topic, and only the wanted
+//! records are kept.
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};

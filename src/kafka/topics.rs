@@ -32,10 +32,8 @@ pub enum TopicRole {
     State,
     /// `kafka.debug_topic`: debug captures.
     DebugLog,
-    /// `kafka.errors_topic`: open import errors.
+    /// `kafka.errors_topic`: open import errors, each with its record's retry data.
     Errors,
-    /// `kafka.retry_topic`: each page's retry data.
-    RetryData,
 }
 
 impl TopicRole {
@@ -119,8 +117,12 @@ pub struct OwnedTopic {
 }
 
 /// The topics `hookpipe serve` owns, from `kafka.*` and the listeners' topics: every pages topic,
-/// then the state, debug, errors and retry topics. A name given twice is listed once, with the
-/// first role that names it (the order in which they were created before this table existed).
+/// then the state, debug and errors topics. A name given twice is listed once, with the first
+/// role that names it (the order in which they were created before this table existed).
+///
+/// `kafka.retry_topic` is not among them: retry data is kept with each error (in the errors
+/// topic) since ingest stopped writing it; the retry topic of earlier versions is only read,
+/// while it exists, for the errors they recorded (`import_errors::find_retry_data`).
 pub fn owned_topics(settings: &Settings) -> Vec<OwnedTopic> {
     let kafka = &settings.kafka;
     let mut rows: Vec<OwnedTopic> = settings
@@ -142,10 +144,6 @@ pub fn owned_topics(settings: &Settings) -> Vec<OwnedTopic> {
     rows.push(OwnedTopic {
         role: TopicRole::Errors,
         spec: TopicSpec::compacted(&kafka.errors_topic),
-    });
-    rows.push(OwnedTopic {
-        role: TopicRole::RetryData,
-        spec: retry_topic(kafka),
     });
     let mut seen = std::collections::HashSet::new();
     rows.retain(|row| seen.insert(row.spec.name.clone()));
@@ -176,11 +174,6 @@ pub fn worker_topics(settings: &Settings) -> Vec<OwnedTopic> {
 /// The debug topic: captures are kept `DEBUG_RETENTION`.
 pub fn debug_topic(kafka: &KafkaSettings) -> TopicSpec {
     TopicSpec::retained(&kafka.debug_topic, DEBUG_RETENTION.as_millis() as u64)
-}
-
-/// The retry topic: retry data is kept `kafka.retry_retention_hours`.
-pub fn retry_topic(kafka: &KafkaSettings) -> TopicSpec {
-    TopicSpec::retained(&kafka.retry_topic, kafka.retry_retention_hours * 3_600_000)
 }
 
 /// Creates the topics of `owned_topics` that are missing: with the embedded cluster through its
@@ -392,7 +385,7 @@ mod tests {
     #[test]
     fn the_table_lists_every_topic_serve_owns() {
         let settings = parse_settings(
-            "[kafka]\nretry_retention_hours = 2\n[[listeners]]\nid = \"a\"\ntopic = \"shipments\"\n\
+            "[kafka]\nretry_topic = \"legacy\"\n[[listeners]]\nid = \"a\"\ntopic = \"shipments\"\n\
              [[listeners]]\nid = \"b\"\n[[listeners]]\nid = \"c\"\ntopic = \"shipments\"\n",
         );
         let table = owned_topics(&settings);
@@ -414,13 +407,6 @@ mod tests {
                     }
                 ),
                 (TopicRole::Errors, "hookpipe.errors".to_string(), Cleanup::Compact),
-                (
-                    TopicRole::RetryData,
-                    "hookpipe.retry".to_string(),
-                    Cleanup::Delete {
-                        retention_ms: 7_200_000
-                    }
-                ),
             ]
         );
         assert_eq!(
@@ -437,7 +423,7 @@ mod tests {
     fn a_name_given_twice_is_listed_once() {
         let settings = parse_settings("[kafka]\nstate_topic = \"shared\"\nerrors_topic = \"shared\"\n");
         let names: Vec<String> = owned_topics(&settings).into_iter().map(|row| row.spec.name).collect();
-        assert_eq!(names, ["hookpipe.pages", "shared", "hookpipe.debug", "hookpipe.retry"]);
+        assert_eq!(names, ["hookpipe.pages", "shared", "hookpipe.debug"]);
     }
 
     #[test]
@@ -461,12 +447,7 @@ mod tests {
 
     #[test]
     fn only_the_errors_topic_is_optional_at_start() {
-        for role in [
-            TopicRole::Pages,
-            TopicRole::State,
-            TopicRole::DebugLog,
-            TopicRole::RetryData,
-        ] {
+        for role in [TopicRole::Pages, TopicRole::State, TopicRole::DebugLog] {
             assert!(role.required_at_start(), "{role:?}");
         }
         assert!(!TopicRole::Errors.required_at_start());

@@ -107,8 +107,6 @@ pub struct ChainSettings {
     pub clock: SharedClock,
     /// An optional bucket for the whole instance.
     pub global_bucket: Option<Arc<rate_limit::bucket::LeakyBucket>>,
-    /// Topic of records' retry data.
-    pub retry_topic: String,
     /// The instance's open pages, shared by every HTTP thread's page stage.
     pub open_pages: Arc<page::OpenPages>,
 }
@@ -135,7 +133,7 @@ impl Chain {
         let retry_store = Stage::start(
             "retry_store",
             capacity,
-            retry_store::RetryStoreActor::new(producer, settings.retry_topic.clone()),
+            retry_store::RetryStoreActor::new(producer),
         );
         let page = Stage::start(
             "page",

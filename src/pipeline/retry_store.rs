@@ -1,21 +1,20 @@
-//! RetryStoreActor: publishes each page to its listener's topic and, unless the listener says
-//! "do not store retry data", the page's retry data to the retry topic (one message per page,
-//! key = page id: its records exactly as published, plus their topic); answers with Kafka's
-//! delivery reports.
+//! RetryStoreActor: the last stage — publishes each page, as one message, to its listener's
+//! topic and answers with Kafka's delivery report.
 //!
-//! The page and its retry data are produced concurrently and the request is answered once all
-//! are acknowledged: retry data is part of what a 2xx promises is durable (a failed record must
-//! be retryable), and producing both at once keeps the sender's latency at one round trip.
+//! The page is the durable copy of its records: workers import from it, and a record that
+//! fails gets its retry data stored with its error by the worker (README, "Retry data"), so
+//! nothing but the page is written at ingest. Its `hookpipe-retry-data` header tells the worker
+//! whether the listener keeps retry data for failed records (`stored`) or not (`none`,
+//! `do_not_store_retry_data`).
 
 use std::sync::Arc;
 
 use actix::prelude::*;
-use futures_util::future::join;
 
 use crate::kafka::producer::{OutgoingMessage, PageProducer, PublishError};
 use crate::pipeline::listener::Listener;
 use crate::pipeline::Admitted;
-use crate::telemetry::events::{PageFailed, PagePublished, RetryDataStored};
+use crate::telemetry::events::{PageFailed, PagePublished};
 use crate::wire;
 
 /// A serialized page for one listener.
@@ -28,27 +27,21 @@ pub struct PublishPage {
     pub page_id: String,
     /// The page message.
     pub payload: Vec<u8>,
-    /// The retry data message of the page; `None` when the listener stores no retry data.
-    pub retry_data: Option<Vec<u8>>,
     /// Requests with records in it.
     pub request_ids: Vec<Arc<str>>,
     /// Records in it.
     pub record_count: usize,
 }
 
-/// The retry-store stage: makes pages (and their retry data) durable in Kafka.
+/// The retry-store stage: makes pages durable in Kafka.
 pub struct RetryStoreActor {
     producer: PageProducer,
-    retry_topic: Arc<str>,
 }
 
 impl RetryStoreActor {
-    /// A stage publishing through `producer`, retry data to `retry_topic`.
-    pub fn new(producer: PageProducer, retry_topic: String) -> RetryStoreActor {
-        RetryStoreActor {
-            producer,
-            retry_topic: retry_topic.into(),
-        }
+    /// A stage publishing through `producer`.
+    pub fn new(producer: PageProducer) -> RetryStoreActor {
+        RetryStoreActor { producer }
     }
 }
 
@@ -62,51 +55,26 @@ impl Handler<Admitted<PublishPage>> for RetryStoreActor {
     fn handle(&mut self, admitted: Admitted<PublishPage>, _ctx: &mut Context<Self>) -> Self::Result {
         let page = admitted.into_message();
         let producer = self.producer.clone();
-        let retry_topic = self.retry_topic.clone();
         Box::pin(async move {
-            let store_retry_data = page.retry_data.is_some();
             let headers = wire::page_headers(
                 &wire::PageHeaders {
                     listener_id: page.listener.id(),
                     page_id: &page.page_id,
-                    retry_data_stored: store_retry_data,
+                    retry_data_stored: !page.listener.config.do_not_store_retry_data,
                     republished: false,
                 },
                 page.request_ids.iter().map(|request_id| &**request_id),
             );
             let started = std::time::Instant::now();
-            let page_delivery = producer.publish(OutgoingMessage {
-                topic: &page.listener.topic,
-                key: page.listener.id(),
-                payload: &page.payload,
-                headers: &headers,
-            });
-            let retry_headers = wire::retry_data_headers(page.listener.id(), &page.page_id);
-            let retry_delivery = async {
-                match &page.retry_data {
-                    Some(payload) => {
-                        producer
-                            .publish(OutgoingMessage {
-                                topic: &retry_topic,
-                                key: &page.page_id,
-                                payload,
-                                headers: &retry_headers,
-                            })
-                            .await
-                    }
-                    None => Ok(()),
-                }
-            };
-            let (page_result, retry_result) = join(page_delivery, retry_delivery).await;
+            let result = producer
+                .publish(OutgoingMessage {
+                    topic: &page.listener.topic,
+                    key: page.listener.id(),
+                    payload: &page.payload,
+                    headers: &headers,
+                })
+                .await;
             let listener = page.listener.id();
-            if store_retry_data && retry_result.is_ok() {
-                RetryDataStored {
-                    listener,
-                    records: page.record_count,
-                }
-                .emit();
-            }
-            let result = page_result.and(retry_result);
             let produce_latency = started.elapsed();
             let producer_queue_depth = producer.queue_depth();
             match &result {
@@ -137,6 +105,7 @@ mod tests {
     use std::time::{Duration, Instant};
 
     use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::error::KafkaError;
     use rdkafka::message::{Headers, Message as _};
     use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
@@ -151,8 +120,8 @@ mod tests {
         RETRY_DATA_STORED,
     };
 
-    /// librdkafka's in-process mock cluster with the listener's topic and the retry topic, and a
-    /// retry-store stage producing to it.
+    /// librdkafka's in-process mock cluster with the listener's topic and the (legacy) retry
+    /// topic, and a retry-store stage producing to it.
     fn start(listener_toml: &str) -> (EmbeddedCluster, Settings, Arc<Listener>, Stage<PublishPage>) {
         // Generous: the suite runs many tests at once on two cores, and the mock cluster's first
         // produce (the idempotent producer's id) can take a while then.
@@ -172,70 +141,75 @@ mod tests {
         cluster.create_topic(&listener.topic, 1).unwrap();
         cluster.create_topic(&settings.kafka.retry_topic, 1).unwrap();
         let producer = PageProducer::new(&settings.kafka, &cluster.bootstrap_servers()).unwrap();
-        let actor = RetryStoreActor::new(producer, settings.kafka.retry_topic.clone());
+        let actor = RetryStoreActor::new(producer);
         let stage = Stage::start("retry_store", 4, actor);
         (cluster, settings, listener, stage)
     }
 
-    fn page(listener: &Arc<Listener>, retry_data: bool) -> PublishPage {
+    fn page(listener: &Arc<Listener>) -> PublishPage {
         PublishPage {
             listener: listener.clone(),
             page_id: "p1".into(),
             payload: br#"{"type":"page"}"#.to_vec(),
-            retry_data: retry_data.then(|| br#"{"type":"retry_data"}"#.to_vec()),
             request_ids: vec![Arc::from("r1"), Arc::from("r2")],
             record_count: 3,
         }
     }
 
-    /// The first message of partition 0 of `topic`: key, payload and headers.
-    fn read_first(cluster: &EmbeddedCluster, topic: &str) -> (String, Vec<u8>, Vec<(String, String)>) {
+    /// Every message of partition 0 of `topic` up to its end: key, payload and headers. Called
+    /// once the stage answered, so everything it produced is there.
+    fn read_all(cluster: &EmbeddedCluster, topic: &str) -> Vec<(String, Vec<u8>, Vec<(String, String)>)> {
         let consumer: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", cluster.bootstrap_servers())
             .set("group.id", "retry-store-test")
+            .set("enable.partition.eof", "true")
             .create()
             .unwrap();
         let mut assignment = TopicPartitionList::new();
         assignment.add_partition_offset(topic, 0, Offset::Beginning).unwrap();
         consumer.assign(&assignment).unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
+        let mut messages = Vec::new();
         while Instant::now() < deadline {
-            let Some(Ok(message)) = consumer.poll(Duration::from_millis(200)) else {
-                continue;
+            let message = match consumer.poll(Duration::from_millis(200)) {
+                Some(Ok(message)) => message,
+                Some(Err(KafkaError::PartitionEOF(_))) => return messages,
+                _ => continue,
             };
             let text = |bytes: Option<&[u8]>| String::from_utf8_lossy(bytes.unwrap_or_default()).into_owned();
             let headers = message
                 .headers()
                 .map(|headers| headers.iter().map(|h| (h.key.to_string(), text(h.value))).collect())
                 .unwrap_or_default();
-            return (
+            messages.push((
                 text(message.key()),
                 message.payload().unwrap_or_default().to_vec(),
                 headers,
-            );
+            ));
         }
-        panic!("nothing on {topic}");
+        panic!("no end of {topic} within 10 s");
     }
 
-    fn published(listener: &str) -> (u64, u64, u64, u64) {
+    fn published(listener: &str) -> (u64, u64, u64) {
         (
             METRICS.pages_published.with_label_values(&[listener]).get(),
             METRICS.records_published.with_label_values(&[listener]).get(),
-            METRICS.retry_data_stored.with_label_values(&[listener]).get(),
             METRICS.pages_failed.with_label_values(&[listener]).get(),
         )
     }
 
     #[actix::test]
-    async fn a_page_and_its_retry_data_are_acknowledged_then_answered() {
+    async fn a_page_is_one_message_acknowledged_then_answered() {
         let (cluster, settings, listener, stage) = start("");
         let before = published("t");
-        stage.forward(page(&listener, true)).await.unwrap().unwrap();
+        stage.forward(page(&listener)).await.unwrap().unwrap();
         let after = published("t");
         // Tests share the process-wide metrics: they grew, by at least this page.
-        assert!(after.0 > before.0 && after.1 >= before.1 + 3 && after.2 >= before.2 + 3);
+        assert!(after.0 > before.0 && after.1 >= before.1 + 3);
 
-        let (key, payload, headers) = read_first(&cluster, &listener.topic);
+        let messages = read_all(&cluster, &listener.topic);
+        assert_eq!(messages.len(), 1, "one message per page");
+        let (key, payload, headers) = &messages[0];
         assert_eq!(key, "t", "pages are keyed by listener");
         assert_eq!(payload, br#"{"type":"page"}"#);
         let header = |name: &str| -> Vec<&str> {
@@ -250,27 +224,29 @@ mod tests {
         assert_eq!(header(HEADER_RETRY_DATA), [RETRY_DATA_STORED]);
         assert_eq!(header(HEADER_REQUEST_ID), ["r1", "r2"]);
         assert_eq!(header("content-type"), [PAGE_CONTENT_TYPE]);
-
-        let (key, payload, _) = read_first(&cluster, &settings.kafka.retry_topic);
-        assert_eq!(key, "p1", "retry data is keyed by page");
-        assert_eq!(payload, br#"{"type":"retry_data"}"#);
+        assert!(
+            read_all(&cluster, &settings.kafka.retry_topic).is_empty(),
+            "nothing is written to the retry topic at ingest"
+        );
     }
 
     #[actix::test]
     async fn without_retry_data_the_page_says_so() {
         let (cluster, _settings, listener, stage) = start("do_not_store_retry_data = true");
-        stage.forward(page(&listener, false)).await.unwrap().unwrap();
-        let (_, _, headers) = read_first(&cluster, &listener.topic);
-        assert!(headers.contains(&(HEADER_RETRY_DATA.to_string(), RETRY_DATA_NONE.to_string())));
+        stage.forward(page(&listener)).await.unwrap().unwrap();
+        let messages = read_all(&cluster, &listener.topic);
+        assert!(messages[0]
+            .2
+            .contains(&(HEADER_RETRY_DATA.to_string(), RETRY_DATA_NONE.to_string())));
     }
 
     #[actix::test]
     async fn a_page_kafka_does_not_acknowledge_is_answered_as_failed() {
         let (cluster, _settings, listener, stage) = start_with_timeout("", 1000);
         cluster.broker_down(1).unwrap();
-        let failed_before = published("t").3;
-        let result = stage.forward(page(&listener, true)).await.unwrap();
+        let failed_before = published("t").2;
+        let result = stage.forward(page(&listener)).await.unwrap();
         assert!(matches!(result, Err(PublishError::Delivery(_))), "{result:?}");
-        assert!(published("t").3 > failed_before);
+        assert!(published("t").2 > failed_before);
     }
 }

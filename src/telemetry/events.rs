@@ -232,24 +232,6 @@ fn observe_produce(latency: Duration, queue_depth: i32) {
     METRICS.producer_queue_depth.set(i64::from(queue_depth));
 }
 
-/// Kafka acknowledged a page's retry data (whether or not the page itself was).
-pub struct RetryDataStored<'a> {
-    /// The listener's id.
-    pub listener: &'a str,
-    /// Records the retry data covers.
-    pub records: usize,
-}
-
-impl RetryDataStored<'_> {
-    /// Adds to `hookpipe_retry_data_records_total`.
-    pub fn emit(&self) {
-        METRICS
-            .retry_data_stored
-            .with_label_values(&[self.listener])
-            .inc_by(self.records as u64);
-    }
-}
-
 /// A debug capture was dropped: the recorder's mailbox or its producer queue was full.
 pub struct DebugCaptureDropped;
 
@@ -322,6 +304,8 @@ pub struct PageImported<'a> {
     pub imported: u64,
     /// Records recorded as errors.
     pub failed: u64,
+    /// Of those, records whose retry data was kept with their error.
+    pub with_retry_data: u64,
     /// Extra tries, summed over the records.
     pub retried: u64,
     /// Open errors the page resolved.
@@ -348,6 +332,10 @@ impl PageImported<'_> {
             .errors_resolved
             .with_label_values(&[listener])
             .inc_by(self.resolved);
+        WORKER_METRICS
+            .retry_data_stored
+            .with_label_values(&[listener])
+            .inc_by(self.with_retry_data);
         let (imported, failed, resolved) = (self.imported, self.failed, self.resolved);
         tracing::debug!(target: "hookpipe::worker", listener, page_id = %self.page_id, imported, failed, resolved,
             "page done");

@@ -88,8 +88,6 @@ pub struct ServeMetrics {
     pub debug_captures_dropped: IntCounter,
     /// Sample data updates dropped because the producer queue was full.
     pub samples_dropped: IntCounter,
-    /// Records whose retry data was acknowledged by Kafka, by listener.
-    pub retry_data_stored: IntCounterVec,
     /// Records republished for another attempt through the errors API, by listener.
     pub errors_republished: IntCounterVec,
 }
@@ -105,6 +103,8 @@ pub struct WorkerMetrics {
     pub records_retried: IntCounterVec,
     /// Open errors resolved by a later successful import, by listener.
     pub errors_resolved: IntCounterVec,
+    /// Failed records recorded as errors with their retry data, by listener.
+    pub retry_data_stored: IntCounterVec,
     /// Pages that are not hookpipe pages (skipped), by topic.
     pub pages_malformed: IntCounterVec,
     /// Time to import one page (all of its records, retries included), by listener.
@@ -248,11 +248,6 @@ impl ServeMetrics {
                 "hookpipe_samples_dropped_total",
                 "Sample data updates dropped because the producer queue was full.",
             ),
-            retry_data_stored: declare.counter_vec(
-                "hookpipe_retry_data_records_total",
-                "Records whose retry data Kafka acknowledged.",
-                &["listener"],
-            ),
             errors_republished: declare.counter_vec(
                 "hookpipe_errors_republished_total",
                 "Failed records republished for another attempt through the errors API.",
@@ -301,6 +296,11 @@ impl WorkerMetrics {
             errors_resolved: declare.counter_vec(
                 "hookpipe_worker_errors_resolved_total",
                 "Open errors resolved by a later successful import of the same trace key.",
+                &["listener"],
+            ),
+            retry_data_stored: declare.counter_vec(
+                "hookpipe_worker_retry_data_records_total",
+                "Failed records recorded as errors with their retry data (kept in the error).",
                 &["listener"],
             ),
             pages_malformed: declare.counter_vec(

@@ -1,6 +1,7 @@
 //! The import worker (`hookpipe worker`): consumes pages in a consumer group, imports each into
-//! its listener's target, records failed records in the errors topic, resolves open errors a
-//! success makes obsolete, and only then stores the page's offset for commit.
+//! its listener's target, records failed records in the errors topic (each with its retry data,
+//! unless the listener stores none), resolves open errors a success makes obsolete, and only then
+//! stores the page's offset for commit.
 //!
 //! At least once: an offset is stored (and later committed, every `worker.commit_interval_ms`,
 //! on rebalance and at shutdown) only after every record of its page is imported or recorded
@@ -26,12 +27,13 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Reb
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::statistics::Statistics;
+use serde_json::Value;
 
 use crate::config::{worker::TargetConfig, Settings};
-use crate::import_errors::{ErrorEntry, ErrorsStore};
+use crate::import_errors::{do_not_store_reason, too_large_reason, ErrorEntry, ErrorsStore};
 use crate::pipeline::{rfc3339_millis, unix_millis_now};
 use crate::telemetry::events::{ConsumerLag, PageImportTimed, PageImported, PageMalformed};
-use crate::wire::{HEADER_RETRY_DATA, RETRY_DATA_STORED};
+use crate::wire::{HEADER_RETRY_DATA, RETRY_DATA_NONE};
 use file_target::JsonLinesTarget;
 use http_target::HttpTarget;
 use import::{import_page, Abandoned, Pacer, RecordOutcome, Target};
@@ -266,6 +268,7 @@ pub struct Worker {
     topics: Vec<String>,
     metrics_addr: Option<SocketAddr>,
     page_timeout: Duration,
+    retry_data_max_bytes: usize,
 }
 
 impl Worker {
@@ -350,6 +353,7 @@ impl Worker {
             topics,
             metrics_addr,
             page_timeout: Duration::from_millis(worker.page_timeout_ms),
+            retry_data_max_bytes: worker.retry_data_max_bytes,
         })
     }
 
@@ -424,16 +428,19 @@ impl Worker {
                 return Step::Done;
             }
         };
-        let retry_data = message
+        // `none`: the listener has `do_not_store_retry_data`. Pages without the header are not
+        // hookpipe's own; their records are kept like any others.
+        let stores_retry_data = message
             .headers()
             .and_then(|headers| {
                 headers
                     .iter()
                     .find(|h| h.key == HEADER_RETRY_DATA)
                     .and_then(|h| h.value)
-                    .map(|v| v == RETRY_DATA_STORED.as_bytes())
+                    .map(|v| v != RETRY_DATA_NONE.as_bytes())
             })
-            .unwrap_or(false);
+            .unwrap_or(true);
+        let keep = stores_retry_data.then_some(self.retry_data_max_bytes);
         let pacer = LivePacer { shutdown };
         let started = Instant::now();
         let outcomes = match self.targets.get(&page.listener_id) {
@@ -462,7 +469,7 @@ impl Worker {
             RecordOutcome::Imported { tries } => (i + 1, f, r + u64::from(tries.saturating_sub(1))),
             RecordOutcome::Failed { tries, .. } => (i, f + 1, r + u64::from(tries.saturating_sub(1))),
         });
-        let settled = settle(&page, topic, retry_data, &outcomes, unix_millis_now(), &|trace_key| {
+        let settled = settle(&page, topic, keep, &outcomes, unix_millis_now(), &|trace_key| {
             self.errors.open_with_trace_key(listener, trace_key)
         });
         let mut wait = Duration::from_millis(250);
@@ -479,11 +486,13 @@ impl Worker {
                 }
             }
         };
+        let with_retry_data = settled.errors.values().filter(|e| e.retry_data.is_some()).count() as u64;
         PageImported {
             listener,
             page_id: &page.page_id,
             imported,
             failed,
+            with_retry_data,
             retried,
             resolved,
         }
@@ -502,12 +511,14 @@ struct Settled {
 }
 
 /// Decides, in record order, which errors to write and which to resolve: a failure opens (or
-/// replaces) its record's error; a success resolves its own record's error and every open error
-/// of the listener with the same trace key, including failures earlier in this very page.
+/// replaces) its record's error, with the record as its retry data when `keep` (the largest
+/// record kept; `None`: the listener stores no retry data) allows; a success resolves its own
+/// record's error and every open error of the listener with the same trace key, including
+/// failures earlier in this very page.
 fn settle(
     page: &IncomingPage,
     topic: &str,
-    retry_data: bool,
+    keep: Option<usize>,
     outcomes: &[RecordOutcome],
     now_ms: i64,
     open_with_trace_key: &dyn Fn(&str) -> Vec<String>,
@@ -528,6 +539,7 @@ fn settle(
             }
             RecordOutcome::Failed { error, status, tries } => {
                 settled.resolve.remove(record_id);
+                let (retry_data, retry_data_missing) = retry_data_of(record, &page.listener_id, keep);
                 let entry = ErrorEntry {
                     listener_id: page.listener_id.clone(),
                     record_id: record_id.to_string(),
@@ -543,7 +555,9 @@ fn settle(
                     received_at: page::text_field(record, "received_at").map(str::to_string),
                     page_id: page.page_id.clone(),
                     topic: topic.to_string(),
-                    retry_data_stored: retry_data,
+                    retry_data_stored: retry_data.is_some(),
+                    retry_data,
+                    retry_data_missing,
                     retry_requested_at: None,
                 };
                 settled.errors.insert(record_id.to_string(), entry);
@@ -551,6 +565,20 @@ fn settle(
         }
     }
     settled
+}
+
+/// A failed record's retry data (the record as it was in its page), or why it has none.
+fn retry_data_of(record: &Value, listener_id: &str, keep: Option<usize>) -> (Option<Value>, Option<String>) {
+    let Some(max_bytes) = keep else {
+        return (None, Some(do_not_store_reason(listener_id)));
+    };
+    let size = serde_json::to_vec(record).map_or(usize::MAX, |bytes| bytes.len());
+    if size > max_bytes {
+        tracing::warn!(listener = listener_id, record_id = page::record_id(record), size, max_bytes,
+            "failed record over worker.retry_data_max_bytes: recorded without retry data");
+        return (None, Some(too_large_reason(size, max_bytes)));
+    }
+    (Some(record.clone()), None)
 }
 
 /// Writes a page's errors and resolutions, concurrently; returns how many errors were resolved.
@@ -594,7 +622,7 @@ mod tests {
         let settled = settle(
             &page,
             "hookpipe.pages",
-            true,
+            Some(1 << 20),
             &[RecordOutcome::Imported { tries: 2 }, failed("HTTP 400: no")],
             42,
             &|_| Vec::new(),
@@ -608,7 +636,26 @@ mod tests {
         assert_eq!(entry.failed_at_ms, 42);
         assert_eq!(entry.request_id.as_deref(), Some("q"));
         assert!(entry.retry_data_stored);
+        assert_eq!(entry.retry_data.as_ref(), Some(&page.records[1]), "the record, as in its page");
+        assert_eq!(entry.retry_data_missing, None);
         assert_eq!(entry.topic, "hookpipe.pages");
+        assert!(settled.errors.get("r-0").is_none(), "imported records keep nothing");
+    }
+
+    #[test]
+    fn errors_keep_no_retry_data_when_the_listener_stores_none_or_the_record_is_too_big() {
+        let page = page(&[("r-0", "A")]);
+        let none = settle(&page, "t", None, &[failed("x")], 1, &|_| Vec::new());
+        let entry = &none.errors["r-0"];
+        assert!(!entry.retry_data_stored && entry.retry_data.is_none());
+        assert!(entry.retry_refusal().unwrap().contains("do_not_store_retry_data"));
+        let size = serde_json::to_vec(&page.records[0]).unwrap().len();
+        let fits = settle(&page, "t", Some(size), &[failed("x")], 1, &|_| Vec::new());
+        assert!(fits.errors["r-0"].retry_data.is_some(), "a record of exactly the cap is kept");
+        let over = settle(&page, "t", Some(size - 1), &[failed("x")], 1, &|_| Vec::new());
+        let entry = &over.errors["r-0"];
+        assert!(!entry.retry_data_stored && entry.retry_data.is_none());
+        assert!(entry.retry_refusal().unwrap().contains("over worker.retry_data_max_bytes"));
     }
 
     #[test]
@@ -623,7 +670,7 @@ mod tests {
         let settled = settle(
             &page,
             "t",
-            false,
+            None,
             &[
                 failed("x"),
                 RecordOutcome::Imported { tries: 1 },

@@ -14,6 +14,7 @@ mod cli_listeners;
 mod hostile;
 mod ingest;
 mod rate_limit;
+mod retry_data;
 mod state_topic;
 mod verification;
 mod worker;

@@ -1,7 +1,8 @@
 //! `/api/v1/listeners/{id}/errors…`: open import errors of a listener, newest first; one error
 //! with its retry data; retry (one, selected, all) by republishing to the pages topic with the
 //! attempt incremented; resolve by hand. Served from this instance's mirror of the errors
-//! topic, so any instance answers.
+//! topic, so any instance answers; retry data is in the error itself, or — for errors recorded
+//! by earlier versions — read from their retry topic.
 
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
@@ -86,20 +87,15 @@ pub fn routes(config: &mut web::ServiceConfig) {
         .route("/listeners/{id}/errors/{record_id}/resolve", web::post().to(resolve));
 }
 
-/// Why an error cannot be retried, when it cannot.
-fn retry_refusal(entry: &ErrorEntry) -> Option<String> {
-    (!entry.retry_data_stored).then(|| {
-        format!(
-            "listener `{}` does not store retry data (do_not_store_retry_data), so hookpipe has no copy of this \
-             record to send again: have the source resend it, then resolve this error",
-            entry.listener_id
-        )
-    })
-}
-
+/// An error as the API shows it: its fields without the record (`show` adds it as
+/// `retry_data`), with `can_retry` and, when false, `retry_unavailable`.
 fn view(entry: &ErrorEntry) -> Value {
     let mut value = serde_json::to_value(entry).unwrap_or_default();
-    let refusal = retry_refusal(entry);
+    if let Some(fields) = value.as_object_mut() {
+        fields.remove("retry_data");
+        fields.remove("retry_data_missing");
+    }
+    let refusal = entry.retry_refusal();
     value["can_retry"] = json!(refusal.is_none());
     if let Some(reason) = refusal {
         value["retry_unavailable"] = json!(reason);
@@ -164,29 +160,46 @@ async fn list(
     })))
 }
 
+/// The retry data of `entries` (all with `retry_data_stored`), by record id: from the entries
+/// themselves, and from the legacy retry topic for errors recorded by earlier versions (read
+/// only when there are such errors). Absent from the map: legacy retry data that expired.
 async fn lookup(
     state: &AppState,
     entries: &[ErrorEntry],
 ) -> Result<std::collections::HashMap<String, RetryData>, ApiError> {
+    let mut found: std::collections::HashMap<String, RetryData> = entries
+        .iter()
+        .filter_map(|entry| Some((entry.record_id.clone(), entry.inline_retry_data()?)))
+        .collect();
     let wanted: Vec<RetryLookup> = entries
         .iter()
+        .filter(|entry| entry.retry_data_in_legacy_topic())
         .map(|entry| RetryLookup {
             record_id: entry.record_id.clone(),
             received_at_ms: entry.received_at_ms(),
         })
         .collect();
+    if wanted.is_empty() {
+        return Ok(found);
+    }
     let kafka = state.settings.kafka.clone();
     let bootstrap = state.bootstrap.clone();
     let produce_deadline = Duration::from_millis(state.settings.server.request_timeout_ms);
-    web::block(move || find_retry_data(&kafka, &bootstrap, &wanted, produce_deadline, LOOKUP_TIMEOUT))
-        .await
-        .map_err(|e| ApiError::storage(e.to_string()))?
-        .map_err(ApiError::storage)
+    let legacy =
+        web::block(move || find_retry_data(&kafka, &bootstrap, &wanted, produce_deadline, LOOKUP_TIMEOUT))
+            .await
+            .map_err(|e| ApiError::storage(e.to_string()))?
+            .map_err(ApiError::storage)?;
+    found.extend(legacy);
+    Ok(found)
 }
 
+/// Why an error recorded by an earlier version cannot be retried: its retry data, in the retry
+/// topic those versions wrote, is gone.
 fn expired_reason(state: &AppState) -> String {
     format!(
-        "the retry data of this record is no longer in {} (kept {} hours)",
+        "this error was recorded by an earlier hookpipe version, which kept retry data in {}, and the \
+         record's retry data is no longer there (kept {} hours)",
         state.settings.kafka.retry_topic, state.settings.kafka.retry_retention_hours
     )
 }
@@ -251,7 +264,7 @@ async fn retry_entries(
 ) -> Result<(), ApiError> {
     let mut candidates = Vec::new();
     for entry in entries {
-        match retry_refusal(&entry) {
+        match entry.retry_refusal() {
             Some(reason) => report.refused.push((entry.record_id, reason)),
             None => candidates.push(entry),
         }

@@ -51,7 +51,7 @@ type Waiter = (Arc<str>, PageShare);
 ///
 /// One open page per listener for the instance, not per HTTP thread: concurrent requests that
 /// land on different HTTP threads share a page, so pages are fuller and each Kafka message (and
-/// its acknowledgement, wake-ups and retry-data copy) carries more records. Every HTTP thread
+/// its acknowledgement and wake-ups) carries more records. Every HTTP thread
 /// adds to it and publishes the pages it closes on its own thread; the lock is held only to
 /// add serialized records or take a page, never across I/O.
 #[derive(Default)]
@@ -149,15 +149,12 @@ impl PageActor {
         let page_id = crate::pipeline::new_id();
         let created_at = rfc3339_millis(crate::pipeline::unix_millis_now());
         let payload = wire::serialize_page(listener.id(), &page_id, &created_at, &page.records);
-        let retry_data = (!listener.config.do_not_store_retry_data)
-            .then(|| wire::serialize_retry_data(listener.id(), &listener.topic, &page_id, &created_at, &page.records));
         let mut request_ids: Vec<Arc<str>> = page.waiters.iter().map(|(id, _)| id.clone()).collect();
         request_ids.dedup();
         let message = PublishPage {
             listener,
             page_id,
             payload,
-            retry_data,
             request_ids,
             record_count: page.records.len(),
         };
@@ -511,10 +508,6 @@ mod tests {
             assert_eq!(pages.len(), 1);
             assert_eq!(pages[0].record_count, 2);
             assert_eq!(pages[0].request_ids, vec![Arc::<str>::from("r1")]);
-            assert!(
-                pages[0].retry_data.is_some(),
-                "retry data unless the listener says not to"
-            );
             let page: serde_json::Value = serde_json::from_slice(&pages[0].payload).unwrap();
             assert_eq!(page["records"][1]["trace_key"], "b");
             assert_eq!(page["records"][0]["mock"], true);
