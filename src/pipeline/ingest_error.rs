@@ -127,20 +127,47 @@ impl ResponseError for IngestError {
     fn error_response(&self) -> HttpResponse {
         let mut response = HttpResponse::build(self.status_code());
         if let Some(seconds) = self.retry_after() {
-            response.insert_header((header::RETRY_AFTER, seconds.to_string()));
+            response.insert_header((header::RETRY_AFTER, header::HeaderValue::from(seconds)));
         }
         if matches!(self, IngestError::BodyTimeout | IngestError::BodyTooLarge { .. }) {
             // A slow sender, or one whose body is over the limit, loses its connection: the
             // rest of its body is never read.
             response.force_close();
         }
-        #[derive(serde::Serialize)]
-        struct Body {
-            error: String,
+        if let Some(body) = self.fixed_body() {
+            // The answer floods get (429, 503): no formatting, no allocation.
+            return response
+                .insert_header((
+                    header::CONTENT_TYPE,
+                    header::HeaderValue::from_static("application/json"),
+                ))
+                .body(body);
         }
-        response.json(Body {
+        response.json(ErrorBody {
             error: self.to_string(),
         })
+    }
+}
+
+/// The body of every error answer: `{"error": "..."}`.
+#[derive(serde::Serialize)]
+struct ErrorBody {
+    error: String,
+}
+
+impl IngestError {
+    /// The body of an error whose text never varies, written out: what `ErrorBody` serializes to
+    /// (a test holds them equal).
+    fn fixed_body(&self) -> Option<&'static str> {
+        match self {
+            IngestError::NotFound => Some(r#"{"error":"not found"}"#),
+            IngestError::RateLimited { .. } => Some(r#"{"error":"rate limit exceeded; retry later"}"#),
+            IngestError::Overloaded => Some(r#"{"error":"server busy; retry later"}"#),
+            IngestError::Unavailable(_) | IngestError::Deadline => {
+                Some(r#"{"error":"storage unavailable; retry later"}"#)
+            }
+            _ => None,
+        }
     }
 }
 
@@ -165,5 +192,30 @@ mod tests {
             IngestError::Internal("secret detail".into()).to_string(),
             "internal error"
         );
+    }
+
+    #[test]
+    fn fixed_bodies_are_what_the_error_text_serializes_to() {
+        for error in [
+            IngestError::NotFound,
+            IngestError::RateLimited {
+                retry_after_secs: 1,
+                scope: "global",
+            },
+            IngestError::Overloaded,
+            IngestError::Unavailable(PublishError::QueueFull),
+            IngestError::Deadline,
+        ] {
+            let serialized = serde_json::to_string(&ErrorBody {
+                error: error.to_string(),
+            })
+            .unwrap();
+            assert_eq!(error.fixed_body(), Some(serialized.as_str()));
+            let response = error.error_response();
+            assert_eq!(
+                response.headers().get(header::CONTENT_TYPE).unwrap(),
+                "application/json"
+            );
+        }
     }
 }

@@ -332,7 +332,9 @@ pub fn default_trace_key(record: &Record) -> String {
     let json = record.json();
     if json.starts_with('{') {
         // The last `id` member, as in a parsed object.
-        let id = crate::pipeline::parse::json::member_of_valid_object(json, "id");
+        let id = record
+            .noted_id()
+            .unwrap_or_else(|| crate::pipeline::parse::json::member_of_valid_object(json, "id"));
         match id.and_then(|id| id.as_bytes().first().map(|first| (id, *first))) {
             Some((id, b'"')) => {
                 if let Ok(id) = serde_json::from_str::<String>(id) {

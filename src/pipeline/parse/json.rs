@@ -1,6 +1,10 @@
 //! JSON bodies into records without building a tree.
 //!
-//! The body is checked for nesting depth (a byte scan), validated and split by serde_json into
+//! A body without a resource path is read in one pass by [`super::json_scan`], which accepts
+//! only what the general path below accepts, with the same records, and leaves every other body
+//! (and every error message) to it.
+//!
+//! The general path: the body is checked for nesting depth (a byte scan), validated and split by serde_json into
 //! borrowed slices of the body (`&RawValue`: one per array element, or the value at the
 //! resource path), and each record is copied out once, with the whitespace between tokens
 //! removed. Nothing is re-encoded: keys keep their order, numbers their spelling, strings their
@@ -13,6 +17,7 @@ use serde::de::{Deserializer as _, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
 use super::error::ParseError;
+use super::json_scan::check_number;
 use super::limits::{JSON_DEPTH_CEILING, RECORD_DEPTH_LIMIT};
 use super::record::Record;
 use crate::config::resource_path::ResourcePath;
@@ -28,6 +33,22 @@ pub fn parse_json(
         return Err(ParseError::malformed("json", "empty body"));
     }
     let limit = max_depth.min(JSON_DEPTH_CEILING);
+    if resource_path.is_none() {
+        // Most bodies: one pass. Anything it does not accept is decided (and named) below.
+        if let Some(records) = super::json_scan::records(text, limit) {
+            return Ok(records);
+        }
+    }
+    parse_json_general(text, resource_path, limit)
+}
+
+/// [`parse_json`] without the one-pass scan, for a non-blank body and a `limit` already capped at
+/// [`JSON_DEPTH_CEILING`]: serde_json validates, then each record is copied by [`compact`].
+pub(super) fn parse_json_general(
+    text: &str,
+    resource_path: Option<&ResourcePath>,
+    limit: usize,
+) -> Result<Vec<Record>, ParseError> {
     if resource_path.is_some() {
         // Only the selected part is copied (and depth-checked on the way): check the whole body.
         check_json_depth(text.as_bytes(), limit)?;
@@ -379,18 +400,6 @@ fn compact(json: &str, max_depth: usize, body_limit: usize) -> Result<Record, Pa
     // Only ASCII whitespace was removed, between tokens: still UTF-8.
     let text = String::from_utf8(out).map_err(|_| ParseError::malformed("json", "invalid UTF-8"))?;
     Ok(Record::from_compact_json(text))
-}
-
-/// Refuses a number that overflows a double (`1e400`, 400 digits): serde_json's skipping parser
-/// accepts its syntax, but a JSON parser building values — the worker's, and hookpipe's own for
-/// samples and templates — refuses it, which would poison the whole page. Only a number with an
-/// exponent or more than 300 characters can overflow; those are parsed to check.
-fn check_number(number: &str) -> Result<(), ParseError> {
-    let may_overflow = number.len() > 300 || number.bytes().any(|b| b == b'e' || b == b'E');
-    if may_overflow && serde_json::from_str::<serde_json::Number>(number).is_err() {
-        return Err(ParseError::malformed("json", "number out of range"));
-    }
-    Ok(())
 }
 
 /// Checks the `\uXXXX` escape at `at` (the backslash); a high surrogate must be followed by a

@@ -4,6 +4,7 @@ pub mod charset;
 pub mod error;
 pub mod form;
 pub mod json;
+mod json_scan;
 pub mod limits;
 pub mod record;
 pub mod records;

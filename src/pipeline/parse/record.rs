@@ -10,13 +10,49 @@ use super::limits::RECORD_DEPTH_LIMIT;
 /// JSON bodies keep the sender's text (see [`super::json`]); XML and form bodies are converted
 /// to JSON values first. The value tree is built only where something needs one (templates,
 /// samples), by parsing the text.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Record(Box<str>);
+#[derive(Debug, Clone)]
+pub struct Record {
+    json: Box<str>,
+    /// Where the text of its top-level `id` member is, when the parser noted it on the way.
+    id: IdAt,
+}
+
+/// Where a record's top-level `id` member (the last one, as in a parsed object) is in its text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum IdAt {
+    /// Not noted: look for it.
+    Unknown,
+    /// The record has no top-level `id` member (or is not an object).
+    Absent,
+    /// The value's text is `json[start..end]`.
+    At(u32, u32),
+}
+
+/// Records are their text: where the parser noted the `id` is not part of what they are.
+impl PartialEq for Record {
+    fn eq(&self, other: &Record) -> bool {
+        self.json == other.json
+    }
+}
+
+impl Eq for Record {}
 
 impl Record {
     /// A record from JSON text that is valid and has no whitespace between tokens.
     pub(crate) fn from_compact_json(json: String) -> Record {
-        Record(json.into_boxed_str())
+        Record::from_compact_json_noting_id(json, IdAt::Unknown)
+    }
+
+    /// [`Record::from_compact_json`], with where its top-level `id` is (`id` must be right).
+    pub(crate) fn from_compact_json_noting_id(json: String, id: IdAt) -> Record {
+        debug_assert!(match id {
+            IdAt::At(start, end) => json.get(start as usize..end as usize).is_some(),
+            _ => true,
+        });
+        Record {
+            json: json.into_boxed_str(),
+            id,
+        }
     }
 
     /// A record from a value; refused if it nests deeper than [`RECORD_DEPTH_LIMIT`].
@@ -26,22 +62,35 @@ impl Record {
                 limit: RECORD_DEPTH_LIMIT,
             });
         }
-        Ok(Record(value.to_string().into_boxed_str()))
+        // `to_string`, not `Display`: the value written straight into a buffer, not through a
+        // formatter (a third of an XML body's parsing time).
+        let json = serde_json::to_string(value).expect("a Value always serializes");
+        Ok(Record::from_compact_json(json))
     }
 
     /// The record's JSON text.
     pub fn json(&self) -> &str {
-        &self.0
+        &self.json
+    }
+
+    /// The text of the record's top-level `id` member (the last one), if the parser noted where
+    /// it is: `Some(None)` when there is none, `None` when not noted.
+    pub fn noted_id(&self) -> Option<Option<&str>> {
+        match self.id {
+            IdAt::Unknown => None,
+            IdAt::Absent => Some(None),
+            IdAt::At(start, end) => Some(self.json.get(start as usize..end as usize)),
+        }
     }
 
     /// The record as a value tree (parses the text).
     pub fn to_value(&self) -> Value {
-        serde_json::from_str(&self.0).expect("a record is valid JSON")
+        serde_json::from_str(&self.json).expect("a record is valid JSON")
     }
 
     /// The record's text as a `RawValue` (validates it again: for the rare paths that need it).
     fn raw(&self) -> &serde_json::value::RawValue {
-        serde_json::from_str(&self.0).expect("a record is valid JSON")
+        serde_json::from_str(&self.json).expect("a record is valid JSON")
     }
 }
 
@@ -50,13 +99,14 @@ fn depth(value: &Value) -> usize {
     let mut deepest = 0;
     let mut stack = vec![(value, 0usize)];
     while let Some((value, level)) = stack.pop() {
-        let children: Box<dyn Iterator<Item = &Value>> = match value {
-            Value::Array(items) => Box::new(items.iter()),
-            Value::Object(map) => Box::new(map.values()),
+        // Only containers go on the stack: scalars add no depth.
+        let is_container = |child: &&Value| matches!(child, Value::Array(_) | Value::Object(_));
+        match value {
+            Value::Array(items) => stack.extend(items.iter().filter(is_container).map(|child| (child, level + 1))),
+            Value::Object(map) => stack.extend(map.values().filter(is_container).map(|child| (child, level + 1))),
             _ => continue,
-        };
+        }
         deepest = deepest.max(level + 1);
-        stack.extend(children.map(|child| (child, level + 1)));
     }
     deepest
 }
