@@ -537,8 +537,8 @@ pub(crate) mod tests {
         for ct in [
             None,
             Some("text/plain"),
-            Some("text/csv"),
-            Some("multipart/form-data; boundary=x"),
+            Some("application/octet-stream"),
+            Some("multipart/mixed; boundary=x"),
             Some("json"),
             Some("application/+json"),
             Some(""),
