@@ -4,7 +4,7 @@
 use serde::de::IntoDeserializer;
 use serde::{Deserialize, Deserializer, Serialize};
 
-use super::body_format::BodyFormat;
+use super::body_format::{default_methods, method_problems, BodyFormat, CsvOptions, MultipartOptions, NdjsonOptions};
 use super::kafka::validate_topic_name;
 use super::resource_path::ResourcePath;
 use super::verification::VerificationConfig;
@@ -69,12 +69,25 @@ fn default_page_size() -> usize {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ContentOptions {
-    /// Accepted formats among `json`, `xml`, `form`; others get 415.
+    /// Accepted formats among `json`, `xml`, `form`, `multipart`, `csv`, `ndjson`, `query`;
+    /// others get 415.
     #[serde(default = "default_accept", deserialize_with = "deserialize_accept")]
     pub accept: Vec<BodyFormat>,
     /// Body size limit in bytes; default `server.max_body_bytes`.
     #[serde(default)]
     pub max_body_bytes: Option<usize>,
+    /// HTTP methods accepted (`GET`, `POST`, `PUT`, `PATCH`, `DELETE`); others get 405.
+    #[serde(default = "default_methods")]
+    pub methods: Vec<String>,
+    /// Limits of `multipart/form-data` bodies.
+    #[serde(default)]
+    pub multipart: MultipartOptions,
+    /// Dialect of `text/csv` bodies.
+    #[serde(default)]
+    pub csv: CsvOptions,
+    /// Limits of NDJSON bodies.
+    #[serde(default)]
+    pub ndjson: NdjsonOptions,
 }
 
 impl Default for ContentOptions {
@@ -82,19 +95,25 @@ impl Default for ContentOptions {
         ContentOptions {
             accept: default_accept(),
             max_body_bytes: None,
+            methods: default_methods(),
+            multipart: MultipartOptions::default(),
+            csv: CsvOptions::default(),
+            ndjson: NdjsonOptions::default(),
         }
     }
 }
 
-/// Every format: a listener takes what its senders send unless told otherwise.
+/// The three formats every listener took before formats were opt-in: a listener takes what its
+/// senders send unless told otherwise; multipart, CSV, NDJSON and query records are opted into.
 fn default_accept() -> Vec<BodyFormat> {
     vec![BodyFormat::Json, BodyFormat::Xml, BodyFormat::Form]
 }
 
 /// Parses one entry of `content.accept`.
 pub fn parse_body_format(name: &str) -> Result<BodyFormat, String> {
-    BodyFormat::deserialize(name.into_deserializer())
-        .map_err(|_: serde::de::value::Error| format!("unknown format `{name}`; use json, xml or form"))
+    BodyFormat::deserialize(name.into_deserializer()).map_err(|_: serde::de::value::Error| {
+        format!("unknown format `{name}`; use json, xml, form, multipart, csv, ndjson or query")
+    })
 }
 
 /// `content.accept` as a list of names; an unknown name is reported at `content.accept`, the
@@ -105,6 +124,29 @@ fn deserialize_accept<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<
         .iter()
         .map(|name| parse_body_format(name).map_err(serde::de::Error::custom))
         .collect()
+}
+
+impl ContentOptions {
+    /// Problems with the methods and the format options, keyed relative to the listener.
+    fn format_problems(&self) -> Vec<(String, String)> {
+        let mut problems = method_problems(&self.methods, self.accept.contains(&BodyFormat::Query));
+        for (table, found) in [("multipart", self.multipart.problems()), ("csv", self.csv.problems())] {
+            problems.extend(
+                found
+                    .into_iter()
+                    .map(|(key, message)| (format!("content.{table}.{key}"), message)),
+            );
+        }
+        if self.ndjson.max_lines == 0 {
+            problems.push(("content.ndjson.max_lines".into(), "must be at least 1".into()));
+        }
+        problems
+    }
+
+    /// Whether `method` (as actix spells it, upper case) is one of `methods`.
+    pub fn accepts_method(&self, method: &str) -> bool {
+        self.methods.iter().any(|accepted| accepted == method)
+    }
 }
 
 /// Success response of a listener.
@@ -216,7 +258,14 @@ impl ListenerConfig {
             if let Err(message) = ResourcePath::parse(path) {
                 problems.push(("resource_path".into(), message));
             }
+            if self.content.accept.contains(&BodyFormat::Csv) {
+                problems.push((
+                    "resource_path".into(),
+                    "a CSV row is a flat record: a listener accepting csv takes no resource path".into(),
+                ));
+            }
         }
+        problems.extend(self.content.format_problems());
         if self.page_size == 0 || self.page_size > 10_000 {
             problems.push(("page_size".into(), "must be between 1 and 10000".into()));
         }
@@ -351,7 +400,7 @@ mod tests {
         assert_eq!(
             found,
             [
-                "listeners[orders].content.accept: unknown format `yaml`; use json, xml or form",
+                "listeners[orders].content.accept: unknown format `yaml`; use json, xml, form, multipart, csv, ndjson or query",
                 "listeners[orders].page_size: must be between 1 and 10000",
             ]
         );
@@ -378,7 +427,7 @@ mod tests {
         assert_eq!(error.path().to_string(), "content.accept");
         assert_eq!(
             error.into_inner().to_string(),
-            "unknown format `yaml`; use json, xml or form"
+            "unknown format `yaml`; use json, xml, form, multipart, csv, ndjson or query"
         );
     }
 }

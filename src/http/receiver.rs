@@ -30,7 +30,8 @@ use crate::telemetry::{METRICS, UNKNOWN_LISTENER};
 /// Response header carrying the request id.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
-/// Everything under `/hooks`: POST and PUT ingest, other methods get 405.
+/// Everything under `/hooks`: POST and PUT ingest, other methods get 405 unless the listener
+/// reached accepts them (`content.methods`).
 ///
 /// Routed by hand rather than with path patterns: actix-router matches dynamic segments with a
 /// regex engine, which showed up at ~5 % of the CPU of an accepted request.
@@ -41,10 +42,24 @@ pub async fn route(
     chain: web::Data<Chain>,
 ) -> HttpResponse {
     let method = request.method();
-    if method != actix_web::http::Method::POST && method != actix_web::http::Method::PUT {
+    if method != actix_web::http::Method::POST && method != actix_web::http::Method::PUT && !opted_in(&request, &state)
+    {
         return method_not_allowed().await;
     }
     ingest(request, payload, state, chain).await
+}
+
+/// Whether a method other than POST and PUT reaches a listener that accepts it, with the right
+/// URL token. Anything else answers 405 as before methods were configurable, so such a request
+/// cannot tell a listener's URL from an unknown one.
+fn opted_in(request: &HttpRequest, state: &AppState) -> bool {
+    let Some((public_id, url_token)) = hook_segments(request.path()) else {
+        return false;
+    };
+    state.registry.get(public_id).is_some_and(|listener| {
+        listener.config.content.accepts_method(request.method().as_str())
+            && check_url_token(&listener, url_token).is_ok()
+    })
 }
 
 /// `(public_id, url_token)` of `/hooks/{public_id}` or `/hooks/{public_id}/{url_token}`; an
@@ -78,6 +93,11 @@ pub async fn ingest(
         None => Err(IngestError::NotFound),
         Some(listener) => match check_url_token(listener, url_token) {
             Err(error) => Err(error),
+            Ok(()) if !listener.config.content.accepts_method(request.method().as_str()) => {
+                Err(IngestError::MethodNotAllowed {
+                    allow: listener.config.content.methods.join(", "),
+                })
+            }
             Ok(()) => {
                 let listener = listener.clone();
                 // Every log line emitted while handling the request carries its id.

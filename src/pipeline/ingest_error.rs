@@ -13,6 +13,12 @@ pub enum IngestError {
     /// Unknown listener or wrong URL token: the same answer, so URLs cannot be probed.
     #[error("not found")]
     NotFound,
+    /// The listener does not accept this method (`content.methods`).
+    #[error("method not allowed; use {}", .allow.replace(", ", " or "))]
+    MethodNotAllowed {
+        /// The listener's methods, for the `Allow` header (`GET, POST`).
+        allow: String,
+    },
     /// Verification failed.
     #[error("verification failed: {0}")]
     Unauthorized(#[source] VerifyError),
@@ -81,6 +87,7 @@ impl IngestError {
     pub fn outcome(&self) -> &'static str {
         match self {
             IngestError::NotFound => "not_found",
+            IngestError::MethodNotAllowed { .. } => "method_not_allowed",
             IngestError::Unauthorized(_) => "unauthorized",
             IngestError::RateLimited { .. } => "rate_limited",
             IngestError::Parse(_) => "parse_error",
@@ -108,6 +115,7 @@ impl ResponseError for IngestError {
     fn status_code(&self) -> StatusCode {
         match self {
             IngestError::NotFound => StatusCode::NOT_FOUND,
+            IngestError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             IngestError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             IngestError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             IngestError::Parse(error) => StatusCode::from_u16(error.status()).unwrap_or(StatusCode::BAD_REQUEST),
@@ -128,6 +136,9 @@ impl ResponseError for IngestError {
         let mut response = HttpResponse::build(self.status_code());
         if let Some(seconds) = self.retry_after() {
             response.insert_header((header::RETRY_AFTER, header::HeaderValue::from(seconds)));
+        }
+        if let IngestError::MethodNotAllowed { allow } = self {
+            response.insert_header((header::ALLOW, allow.as_str()));
         }
         if matches!(self, IngestError::BodyTimeout | IngestError::BodyTooLarge { .. }) {
             // A slow sender, or one whose body is over the limit, loses its connection: the

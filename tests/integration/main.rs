@@ -11,6 +11,7 @@ mod bad_input;
 mod broker_down;
 mod cli;
 mod cli_listeners;
+mod formats;
 mod hostile;
 mod ingest;
 mod rate_limit;

@@ -8,7 +8,9 @@ const MAX_ECHO_CHARS: usize = 64;
 pub(crate) const MAX_REASON_CHARS: usize = 200;
 
 const ACCEPTED_MEDIA_TYPES: &str = "accepted: application/json (and any */*+json), \
-     application/xml or text/xml (and any */*+xml), application/x-www-form-urlencoded";
+     application/xml or text/xml (and any */*+xml), application/x-www-form-urlencoded; \
+     where the listener enables them: multipart/form-data, text/csv, application/x-ndjson, \
+     application/jsonl";
 
 /// Why a body could not be turned into records.
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -34,6 +36,14 @@ pub enum ParseError {
     /// 413: the form body has too many fields.
     #[error("form body has more than {limit} fields")]
     TooManyFields { limit: usize },
+    /// 413: a multipart, CSV or NDJSON body is over one of its listener's limits (parts, part
+    /// headers, file size, rows, lines).
+    #[error("{}: {reason}", over_limit_prefix(.kind))]
+    OverLimit { kind: &'static str, reason: String },
+    /// The error of one line of a body made of lines (NDJSON): its status and kind, named by
+    /// its line number.
+    #[error("line {line}: {error}")]
+    InLine { line: usize, error: Box<ParseError> },
 }
 
 impl ParseError {
@@ -41,7 +51,8 @@ impl ParseError {
     pub fn status(&self) -> u16 {
         match self {
             ParseError::UnsupportedMediaType { .. } | ParseError::UnsupportedCharset(_) => 415,
-            ParseError::TooManyFields { .. } => 413,
+            ParseError::TooManyFields { .. } | ParseError::OverLimit { .. } => 413,
+            ParseError::InLine { error, .. } => error.status(),
             ParseError::Malformed { .. }
             | ParseError::TooDeep { .. }
             | ParseError::Doctype
@@ -59,6 +70,8 @@ impl ParseError {
             ParseError::Doctype => "doctype",
             ParseError::ResourcePath { .. } => "resource_path",
             ParseError::TooManyFields { .. } => "fields",
+            ParseError::OverLimit { kind, .. } => kind,
+            ParseError::InLine { error, .. } => error.kind(),
         }
     }
 
@@ -83,8 +96,21 @@ fn malformed_prefix(kind: &str) -> &'static str {
         "json" => "malformed JSON body",
         "xml" => "malformed XML body",
         "form" => "malformed form body",
+        "multipart" => "malformed multipart body",
+        "csv" => "malformed CSV body",
+        "ndjson" => "malformed NDJSON body",
+        "query" => "malformed query string",
         "charset" => "body is not valid in its charset",
         _ => "malformed body",
+    }
+}
+
+fn over_limit_prefix(kind: &str) -> &'static str {
+    match kind {
+        "multipart" => "multipart body over a limit",
+        "csv" => "CSV body over a limit",
+        "ndjson" => "NDJSON body over a limit",
+        _ => "body over a limit",
     }
 }
 
@@ -136,6 +162,22 @@ mod tests {
                 "resource_path",
             ),
             (ParseError::TooManyFields { limit: 1 }, 413, "fields"),
+            (
+                ParseError::OverLimit {
+                    kind: "csv",
+                    reason: "x".into(),
+                },
+                413,
+                "csv",
+            ),
+            (
+                ParseError::InLine {
+                    line: 3,
+                    error: Box::new(ParseError::TooDeep { limit: 2 }),
+                },
+                400,
+                "depth",
+            ),
         ];
         for (err, status, kind) in cases {
             assert_eq!((err.status(), err.kind()), (status, kind), "{err}");

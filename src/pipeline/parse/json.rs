@@ -71,6 +71,14 @@ pub(super) fn parse_json_general(
     }
 }
 
+/// One record from a JSON text, whatever its type (an NDJSON line: an array is one record, not
+/// its elements), validated and copied as [`parse_json`] copies records.
+pub(crate) fn parse_json_value(text: &str, max_depth: usize) -> Result<Record, ParseError> {
+    let limit = max_depth.min(JSON_DEPTH_CEILING);
+    let whole: &RawValue = serde_json::from_str(text).map_err(|e| malformed(e, limit))?;
+    compact(whole.get(), limit, limit)
+}
+
 fn malformed(error: serde_json::Error, limit: usize) -> ParseError {
     // Backstop in case serde_json's limit and ours ever drift apart.
     if error.to_string().starts_with("recursion limit exceeded") {

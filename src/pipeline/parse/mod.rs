@@ -1,11 +1,15 @@
 //! ParseActor: turns the raw body into records by content type.
 
 pub mod charset;
+pub mod csv;
 pub mod error;
 pub mod form;
 pub mod json;
 mod json_scan;
 pub mod limits;
+pub mod multipart;
+pub mod ndjson;
+pub mod query;
 pub mod record;
 pub mod records;
 pub mod xml;
@@ -13,13 +17,14 @@ pub mod xml;
 use actix::prelude::*;
 use actix_web::http::header::CONTENT_TYPE;
 
+use crate::config::body_format::BodyFormat;
 use crate::pipeline::ingest_error::IngestError;
 use crate::pipeline::page::Paginate;
 use crate::pipeline::{Accepted, Admitted, Ingest, Stage};
 use error::ParseError;
 use limits::ParseLimits;
 use record::Record;
-use records::{detect_format, parse_detected};
+use records::{detect_media_type, parse_detected};
 
 /// The parse stage: refuses bodies that do not parse, answers requests without records, forwards
 /// the records of the others to be paged.
@@ -87,9 +92,19 @@ impl Handler<Admitted<Ingest>> for ParseActor {
 }
 
 /// The body's records, refusing a `Content-Type` the listener does not accept before parsing.
-/// The format is detected once, here, and handed to the parser.
+/// The format is detected once, here, and handed to the parser. A request without a body, to a
+/// listener that accepts `query`, has its query string as its record.
 fn parse(message: &Ingest, limits: &ParseLimits) -> Result<Vec<Record>, ParseError> {
     let webhook = &message.webhook;
+    let listener = &webhook.listener;
+    if webhook.body.is_empty() && listener.accept.contains(&BodyFormat::Query) {
+        return query::parse_query(
+            &webhook.query,
+            listener.verifier.secret_query(),
+            listener.resource_path.as_ref(),
+            limits,
+        );
+    }
     let content_type = webhook
         .headers
         .get(CONTENT_TYPE)
@@ -99,18 +114,18 @@ fn parse(message: &Ingest, limits: &ParseLimits) -> Result<Vec<Record>, ParseErr
                 .map_err(|_| ParseError::UnsupportedMediaType { found: None })
         })
         .transpose()?;
-    let (format, charset) = detect_format(content_type)?;
-    if !webhook.listener.accept.contains(&format) {
+    let media = detect_media_type(content_type)?;
+    if !listener.accept.contains(&media.format) {
         return Err(ParseError::UnsupportedMediaType {
             found: content_type.map(str::to_string),
         });
     }
     parse_detected(
         &webhook.body,
-        format,
-        charset.as_deref(),
-        webhook.listener.resource_path.as_ref(),
+        &media,
+        listener.resource_path.as_ref(),
         limits,
+        &listener.config.content,
     )
 }
 

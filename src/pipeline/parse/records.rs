@@ -1,9 +1,11 @@
 //! Turns a raw webhook body into records (JSON values): detection and dispatch.
 //!
 //! Entry point: [`parse_records`]. The Content-Type header picks the format
-//! ([`detect_format`]); its `charset` parameter picks the text encoding ([`super::charset`]).
-//! JSON is parsed in [`super::json`], XML in [`super::xml`], form bodies in [`super::form`];
-//! what they produce is a [`Record`], what they refuse a [`ParseError`].
+//! ([`detect_media_type`]); its `charset` parameter picks the text encoding ([`super::charset`]).
+//! JSON is parsed in [`super::json`], XML in [`super::xml`], form bodies in [`super::form`],
+//! `multipart/form-data` in [`super::multipart`], CSV in [`super::csv`], NDJSON in
+//! [`super::ndjson`] (and a body-less request's query string in [`super::query`]); what they
+//! produce is a [`Record`], what they refuse a [`ParseError`].
 //!
 //! Charset rules:
 //! - `utf-8` (and `us-ascii`, which is a subset) is validated, never repaired.
@@ -11,23 +13,24 @@
 //!   `utf-16le`, `shift_jis`, ...) is decoded without replacement characters:
 //!   a malformed byte sequence is a 400, not a silent U+FFFD.
 //! - An unknown label is a 415.
-//! - For JSON and XML a byte-order mark at the start of the body wins over the
+//! - For JSON, NDJSON, CSV and XML a byte-order mark at the start of the body wins over the
 //!   label (the WHATWG rule); a UTF-8 BOM is always skipped.
 //! - XML without a `charset` parameter honours `<?xml ... encoding="..."?>`
-//!   (RFC 7303), defaulting to UTF-8.
-//! - Form bodies must use an ASCII-compatible charset (UTF-16 is a 415).
+//!   (RFC 7303), defaulting to UTF-8; CSV without one uses the listener's `content.csv.charset`.
+//! - Form and multipart bodies must use an ASCII-compatible charset (UTF-16 is a 415).
 //!
 //! Depth: JSON nesting is limited to `min(max_depth, 127)` because serde_json
 //! (without its `unbounded_depth` feature) refuses a 128th nested container.
 //! XML element nesting honours `max_depth` up to [`XML_DEPTH_CEILING`].
 
-use encoding_rs::{UTF_16BE, UTF_16LE, UTF_8};
+use encoding_rs::{Encoding, UTF_16BE, UTF_16LE, UTF_8};
 use serde_json::Value;
 
 use super::charset::{decode_text, resolve_charset, xml_encoding};
 use super::error::echo;
 use super::limits::XML_DEPTH_CEILING;
 use crate::config::body_format::BodyFormat;
+use crate::config::listener::ContentOptions;
 use crate::config::resource_path::ResourcePath;
 
 // Re-exported: callers of `parse_records` name what it takes and answers through it.
@@ -35,20 +38,45 @@ pub use super::error::ParseError;
 pub use super::limits::ParseLimits;
 pub use super::record::Record;
 
+/// A `Content-Type` as the parsers need it: the format, and the parameters they read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaType {
+    /// The body format its essence names.
+    pub format: BodyFormat,
+    /// The `charset` parameter, as written (echo-safe).
+    pub charset: Option<String>,
+    /// The `boundary` parameter of a multipart type, as written (not cut: it must match).
+    pub boundary: Option<String>,
+}
+
 /// Decide the format from a Content-Type header value (None = header missing => UnsupportedMediaType).
 ///
 /// Matching is case-insensitive; the `charset` parameter (quoted or not) is
 /// returned as written, other parameters are ignored.
 pub fn detect_format(content_type: Option<&str>) -> Result<(BodyFormat, Option<String>), ParseError> {
+    let media = detect_media_type(content_type)?;
+    Ok((media.format, media.charset))
+}
+
+/// [`detect_format`] with the parameters a format needs besides the charset (a multipart
+/// body's `boundary`).
+pub fn detect_media_type(content_type: Option<&str>) -> Result<MediaType, ParseError> {
     let raw = content_type.ok_or(ParseError::UnsupportedMediaType { found: None })?;
     let (essence, params) = raw.split_once(';').unwrap_or((raw, ""));
     let essence = essence.trim().to_ascii_lowercase();
     let format = classify_media_type(&essence).ok_or_else(|| ParseError::UnsupportedMediaType {
         found: Some(echo(&essence)),
     })?;
-    Ok((format, charset_param(params).map(|c| echo(&c))))
+    let boundary = match format {
+        BodyFormat::Multipart => media_param(params, "boundary"),
+        _ => None,
+    };
+    Ok(MediaType {
+        format,
+        charset: media_param(params, "charset").map(|c| echo(&c)),
+        boundary,
+    })
 }
-
 fn classify_media_type(essence: &str) -> Option<BodyFormat> {
     let (ty, subtype) = essence.split_once('/')?;
     let is_token = |s: &str| {
@@ -63,6 +91,9 @@ fn classify_media_type(essence: &str) -> Option<BodyFormat> {
         ("application", "json") => Some(BodyFormat::Json),
         ("application", "xml") | ("text", "xml") => Some(BodyFormat::Xml),
         ("application", "x-www-form-urlencoded") => Some(BodyFormat::Form),
+        ("multipart", "form-data") => Some(BodyFormat::Multipart),
+        ("text", "csv") => Some(BodyFormat::Csv),
+        ("application", "x-ndjson" | "jsonl" | "x-jsonlines") => Some(BodyFormat::Ndjson),
         // A bare "+json" has no base subtype, so it is not a structured-syntax suffix.
         (_, s) if s.len() > 5 && s.ends_with("+json") => Some(BodyFormat::Json),
         (_, s) if s.len() > 4 && s.ends_with("+xml") => Some(BodyFormat::Xml),
@@ -70,14 +101,23 @@ fn classify_media_type(essence: &str) -> Option<BodyFormat> {
     }
 }
 
-/// Finds the first `charset` parameter in `; a=b; charset="x"` (RFC 9110 syntax,
-/// quoted strings may contain `;` and backslash escapes).
-fn charset_param(params: &str) -> Option<String> {
+/// The first parameter `wanted` (case-insensitive) in `; a=b; charset="x"`.
+fn media_param(params: &str, wanted: &str) -> Option<String> {
+    header_params(params)
+        .into_iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case(wanted))
+        .map(|(_, value)| value)
+}
+
+/// The parameters of `; a=b; charset="x"` in order (RFC 9110 syntax, quoted strings may contain
+/// `;` and backslash escapes): a media type's, or a part's `Content-Disposition`.
+pub(crate) fn header_params(params: &str) -> Vec<(&str, String)> {
+    let mut found = Vec::new();
     let mut rest = params;
     loop {
         rest = rest.trim_start_matches(|c: char| c == ';' || c.is_ascii_whitespace());
         if rest.is_empty() {
-            return None;
+            return found;
         }
         let name_end = rest.find(['=', ';']).unwrap_or(rest.len());
         let name = rest[..name_end].trim();
@@ -113,12 +153,11 @@ fn charset_param(params: &str) -> Option<String> {
                 }
             }
         };
-        if name.eq_ignore_ascii_case("charset") {
-            return Some(value);
-        }
+        found.push((name, value));
     }
 }
 
+/// The records of a body, by its Content-Type, with the default format options.
 ///
 /// See the module docs for charset handling and [`super::xml`] / [`super::form`]
 /// for how those formats map to JSON.
@@ -128,20 +167,22 @@ pub fn parse_records(
     resource_path: Option<&ResourcePath>,
     limits: &ParseLimits,
 ) -> Result<Vec<Record>, ParseError> {
-    let (format, charset) = detect_format(content_type)?;
-    parse_detected(body, format, charset.as_deref(), resource_path, limits)
+    let media = detect_media_type(content_type)?;
+    parse_detected(body, &media, resource_path, limits, &ContentOptions::default())
 }
 
-/// [`parse_records`] for a body whose format and charset [`detect_format`] already gave.
+/// [`parse_records`] for a body whose media type [`detect_media_type`] already gave, with a
+/// listener's format options.
 pub fn parse_detected(
     body: &[u8],
-    format: BodyFormat,
-    charset: Option<&str>,
+    media: &MediaType,
     resource_path: Option<&ResourcePath>,
     limits: &ParseLimits,
+    options: &ContentOptions,
 ) -> Result<Vec<Record>, ParseError> {
+    let charset = media.charset.as_deref();
     let declared = charset.map(resolve_charset).transpose()?;
-    match format {
+    match media.format {
         BodyFormat::Json => {
             let text = decode_text(body, declared.unwrap_or(UTF_8))?;
             super::json::parse_json(&text, resource_path, limits.max_depth)
@@ -153,24 +194,63 @@ pub fn parse_detected(
             values.iter().map(Record::from_value).collect()
         }
         BodyFormat::Form => {
-            let encoding = declared.unwrap_or(UTF_8);
-            if encoding == UTF_16LE || encoding == UTF_16BE {
-                // `&`, `=` and `%` must be single bytes for the form syntax to mean anything.
-                return Err(ParseError::UnsupportedCharset(charset.unwrap_or_default().to_string()));
-            }
+            let encoding = ascii_compatible(declared, charset)?;
             let body = if encoding == UTF_8 {
                 body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body)
             } else {
                 body
             };
             let record = super::form::parse_form(body, encoding, limits.max_form_fields)?;
-            let values = match resource_path {
-                None => vec![record],
-                Some(path) => select_json(record, path)?,
-            };
-            values.iter().map(Record::from_value).collect()
+            one_object(record, resource_path)
         }
+        BodyFormat::Multipart => {
+            let default_charset = declared.map(|_| ascii_compatible(declared, charset)).transpose()?;
+            let record = super::multipart::parse_multipart(
+                body,
+                media.boundary.as_deref(),
+                default_charset,
+                &options.multipart,
+            )?;
+            one_object(record, resource_path)
+        }
+        BodyFormat::Csv => {
+            let encoding = match declared {
+                Some(encoding) => encoding,
+                None => resolve_charset(&options.csv.charset)?,
+            };
+            let text = decode_text(body, encoding)?;
+            super::csv::parse_csv(&text, &options.csv)
+        }
+        BodyFormat::Ndjson => {
+            let text = decode_text(body, declared.unwrap_or(UTF_8))?;
+            super::ndjson::parse_ndjson(&text, resource_path, limits.max_depth, options.ndjson.max_lines)
+        }
+        // Not a Content-Type: a body-less request's query string (`super::query`), never here.
+        BodyFormat::Query => Err(ParseError::UnsupportedMediaType { found: None }),
     }
+}
+
+/// The declared encoding (UTF-8 if none) of a format whose syntax is ASCII (`&`, `=`, `%`,
+/// boundaries): UTF-16 is refused.
+fn ascii_compatible(
+    declared: Option<&'static Encoding>,
+    charset: Option<&str>,
+) -> Result<&'static Encoding, ParseError> {
+    let encoding = declared.unwrap_or(UTF_8);
+    if encoding == UTF_16LE || encoding == UTF_16BE {
+        return Err(ParseError::UnsupportedCharset(charset.unwrap_or_default().to_string()));
+    }
+    Ok(encoding)
+}
+
+/// The records of a format that gives one object (form, multipart, query): the object, or what
+/// the resource path selects in it.
+pub(crate) fn one_object(record: Value, resource_path: Option<&ResourcePath>) -> Result<Vec<Record>, ParseError> {
+    let values = match resource_path {
+        None => vec![record],
+        Some(path) => select_json(record, path)?,
+    };
+    values.iter().map(Record::from_value).collect()
 }
 
 fn json_type_name(value: &Value) -> &'static str {
@@ -457,8 +537,8 @@ pub(crate) mod tests {
         for ct in [
             None,
             Some("text/plain"),
-            Some("text/csv"),
-            Some("multipart/form-data; boundary=x"),
+            Some("application/octet-stream"),
+            Some("multipart/mixed; boundary=x"),
             Some("json"),
             Some("application/+json"),
             Some(""),
