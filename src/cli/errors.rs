@@ -316,7 +316,10 @@ mod tests {
     fn details_show_the_retry_data_or_why_there_is_none() {
         let with = error_details(&json!({"record_id": "r-1", "can_retry": true,
             "retry_data": {"topic": "t", "page_id": "p", "record": {"id": "r-1", "data": {"sku": "S-1"}}}}));
-        assert!(with.contains("retry data:\n") && with.contains("\"sku\": \"S-1\""), "{with}");
+        assert!(
+            with.contains("retry data:\n") && with.contains("\"sku\": \"S-1\""),
+            "{with}"
+        );
         let without = error_details(&json!({"record_id": "r-1", "can_retry": false, "retry_data": null,
             "retry_unavailable": "listener `p` does not store retry data"}));
         assert!(

@@ -130,11 +130,7 @@ impl Chain {
     pub fn start(settings: &ChainSettings, producer: PageProducer) -> Chain {
         let capacity = settings.mailbox_capacity;
         let rate_limiter = RateLimiter::new(settings.clock.clone(), settings.global_bucket.clone());
-        let retry_store = Stage::start(
-            "retry_store",
-            capacity,
-            retry_store::RetryStoreActor::new(producer),
-        );
+        let retry_store = Stage::start("retry_store", capacity, retry_store::RetryStoreActor::new(producer));
         let page = Stage::start(
             "page",
             capacity,

@@ -574,8 +574,13 @@ fn retry_data_of(record: &Value, listener_id: &str, keep: Option<usize>) -> (Opt
     };
     let size = serde_json::to_vec(record).map_or(usize::MAX, |bytes| bytes.len());
     if size > max_bytes {
-        tracing::warn!(listener = listener_id, record_id = page::record_id(record), size, max_bytes,
-            "failed record over worker.retry_data_max_bytes: recorded without retry data");
+        tracing::warn!(
+            listener = listener_id,
+            record_id = page::record_id(record),
+            size,
+            max_bytes,
+            "failed record over worker.retry_data_max_bytes: recorded without retry data"
+        );
         return (None, Some(too_large_reason(size, max_bytes)));
     }
     (Some(record.clone()), None)
@@ -636,7 +641,11 @@ mod tests {
         assert_eq!(entry.failed_at_ms, 42);
         assert_eq!(entry.request_id.as_deref(), Some("q"));
         assert!(entry.retry_data_stored);
-        assert_eq!(entry.retry_data.as_ref(), Some(&page.records[1]), "the record, as in its page");
+        assert_eq!(
+            entry.retry_data.as_ref(),
+            Some(&page.records[1]),
+            "the record, as in its page"
+        );
         assert_eq!(entry.retry_data_missing, None);
         assert_eq!(entry.topic, "hookpipe.pages");
         assert!(settled.errors.get("r-0").is_none(), "imported records keep nothing");
@@ -651,11 +660,17 @@ mod tests {
         assert!(entry.retry_refusal().unwrap().contains("do_not_store_retry_data"));
         let size = serde_json::to_vec(&page.records[0]).unwrap().len();
         let fits = settle(&page, "t", Some(size), &[failed("x")], 1, &|_| Vec::new());
-        assert!(fits.errors["r-0"].retry_data.is_some(), "a record of exactly the cap is kept");
+        assert!(
+            fits.errors["r-0"].retry_data.is_some(),
+            "a record of exactly the cap is kept"
+        );
         let over = settle(&page, "t", Some(size - 1), &[failed("x")], 1, &|_| Vec::new());
         let entry = &over.errors["r-0"];
         assert!(!entry.retry_data_stored && entry.retry_data.is_none());
-        assert!(entry.retry_refusal().unwrap().contains("over worker.retry_data_max_bytes"));
+        assert!(entry
+            .retry_refusal()
+            .unwrap()
+            .contains("over worker.retry_data_max_bytes"));
     }
 
     #[test]

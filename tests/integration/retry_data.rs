@@ -147,7 +147,9 @@ fn ingest_writes_one_message_per_page_and_nothing_to_the_retry_topic_while_nothi
 
     let mut records = 0;
     for request in 0..12 {
-        let items: Vec<Value> = (0..=request % 4).map(|i| json!({"order_id": format!("N-{request}-{i}")})).collect();
+        let items: Vec<Value> = (0..=request % 4)
+            .map(|i| json!({"order_id": format!("N-{request}-{i}")}))
+            .collect();
         records += items.len();
         post_items(&app, "orders", Value::Array(items));
     }
@@ -168,7 +170,11 @@ fn ingest_writes_one_message_per_page_and_nothing_to_the_retry_topic_while_nothi
         metric(&metrics, r#"hookpipe_records_published_total{listener="orders"}"#),
         Some(records as f64)
     );
-    assert_eq!(messages_of(&app, &settings.kafka.retry_topic), 0, "the retry topic got nothing");
+    assert_eq!(
+        messages_of(&app, &settings.kafka.retry_topic),
+        0,
+        "the retry topic got nothing"
+    );
     assert_eq!(messages_of(&app, &settings.kafka.errors_topic), 0, "no errors");
 }
 
@@ -192,7 +198,10 @@ fn a_failed_record_is_retried_after_its_page_is_gone_from_the_pages_topic() {
     );
     let id = format!("{request_id}-1");
     let errors = errors_when(&app, "orders", 1);
-    assert_eq!((errors[0]["record_id"].as_str(), errors[0]["can_retry"].as_bool()), (Some(id.as_str()), Some(true)));
+    assert_eq!(
+        (errors[0]["record_id"].as_str(), errors[0]["can_retry"].as_bool()),
+        (Some(id.as_str()), Some(true))
+    );
     assert!(errors[0].get("retry_data").is_none(), "lists carry no record content");
     let (_, text) = http_get(worker.metrics_addr.unwrap(), "/metrics");
     assert_eq!(
@@ -203,17 +212,27 @@ fn a_failed_record_is_retried_after_its_page_is_gone_from_the_pages_topic() {
 
     // The pages topic loses every page (as retention would): deleted, then made again, empty.
     let admin: AdminClient<DefaultClientContext> =
-        hookpipe::kafka::base_client_config(&settings.kafka, &broker.bootstrap).create().unwrap();
+        hookpipe::kafka::base_client_config(&settings.kafka, &broker.bootstrap)
+            .create()
+            .unwrap();
     let deleted = block_on(admin.delete_topics(&["orders.pages"], &AdminOptions::new())).unwrap();
     assert!(deleted.iter().all(Result::is_ok), "{deleted:?}");
     eventually("the pages topic recreated", WAIT, || {
-        block_on(hookpipe::kafka::topics::provision_topic(&settings, &broker.bootstrap, "orders.pages")).ok()
+        block_on(hookpipe::kafka::topics::provision_topic(
+            &settings,
+            &broker.bootstrap,
+            "orders.pages",
+        ))
+        .ok()
     });
     assert_eq!(messages_of(&app, "orders.pages"), 0, "the page is gone");
 
     // The error still has its retry data, and the retry imports the record.
     let shown = api(&app, "GET", &format!("/listeners/orders/errors/{id}"), None).json();
-    assert_eq!(shown["retry_data"]["record"]["data"], json!({"order_id": "G-2", "sku": "S-404"}));
+    assert_eq!(
+        shown["retry_data"]["record"]["data"],
+        json!({"order_id": "G-2", "sku": "S-404"})
+    );
     assert_eq!(shown["retry_data"]["topic"], "orders.pages");
     target.set_behavior(|_, _| Reply::status(201));
     // A new group: the old one's committed offsets point past the recreated topic's start.
@@ -240,28 +259,40 @@ fn a_failed_record_is_retried_after_its_page_is_gone_from_the_pages_topic() {
 fn errors_without_retry_data_say_why_in_the_api_and_the_cli() {
     let broker = Broker::start();
     let target = TargetServer::start(|_, _| Reply::json(400, json!({"error": "rejected"})));
-    let settings = settings(
-        &config(&target.url(), "retry_data_max_bytes = 1024"),
-        &broker.bootstrap,
-    );
+    let settings = settings(&config(&target.url(), "retry_data_max_bytes = 1024"), &broker.bootstrap);
     let app = spawn_app(settings.clone(), &broker.bootstrap);
     let _worker = InProcessWorker::start(&settings, &broker.bootstrap);
 
-    let private = post_items(&app, "private", json!([{"order_id": "P-1", "secret": "s3cr3t-content"}]));
+    let private = post_items(
+        &app,
+        "private",
+        json!([{"order_id": "P-1", "secret": "s3cr3t-content"}]),
+    );
     let big = post_items(&app, "orders", json!([{"order_id": "B-1", "blob": "x".repeat(2000)}]));
     errors_when(&app, "private", 1);
     errors_when(&app, "orders", 1);
     for (listener, id, why) in [
-        ("private", format!("{private}-0"), "does not store retry data (do_not_store_retry_data)"),
+        (
+            "private",
+            format!("{private}-0"),
+            "does not store retry data (do_not_store_retry_data)",
+        ),
         ("orders", format!("{big}-0"), "over worker.retry_data_max_bytes (1024)"),
     ] {
         let shown = api(&app, "GET", &format!("/listeners/{listener}/errors/{id}"), None).json();
-        assert_eq!((shown["retry_data"].clone(), shown["can_retry"].clone()), (Value::Null, json!(false)));
+        assert_eq!(
+            (shown["retry_data"].clone(), shown["can_retry"].clone()),
+            (Value::Null, json!(false))
+        );
         assert_eq!(shown["retry_data_stored"], false);
         assert!(shown["retry_unavailable"].as_str().unwrap().contains(why), "{shown}");
         let refused = api(&app, "POST", &format!("/listeners/{listener}/errors/{id}/retry"), None);
         assert_eq!(refused.status, 409);
-        assert!(refused.json()["error"].as_str().unwrap().contains(why), "{}", refused.text());
+        assert!(
+            refused.json()["error"].as_str().unwrap().contains(why),
+            "{}",
+            refused.text()
+        );
 
         let (code, out, err) = cli(&app, &["show", listener, &id]);
         assert_eq!(code, 0, "{err}");
@@ -280,7 +311,10 @@ fn errors_without_retry_data_say_why_in_the_api_and_the_cli() {
     assert_eq!(entries.len(), 2);
     for entry in entries {
         let text = String::from_utf8_lossy(&entry.payload).into_owned();
-        assert!(!text.contains("s3cr3t-content") && !text.contains(&"x".repeat(2000)), "{text}");
+        assert!(
+            !text.contains("s3cr3t-content") && !text.contains(&"x".repeat(2000)),
+            "{text}"
+        );
     }
 }
 
@@ -301,18 +335,22 @@ fn an_error_recorded_by_an_earlier_version_still_retries_from_the_retry_topic() 
     let other = json!({"id": "old-req-1", "request_id": "old-req", "trace_key": "L-2", "data_uri": null,
         "received_at": received_at, "data": {"order_id": "L-2"}});
     let records = [record.to_string().into_bytes(), other.to_string().into_bytes()];
-    let retry_data =
-        hookpipe::wire::serialize_retry_data("orders", "orders.pages", "old-page", &received_at, &records);
+    let retry_data = hookpipe::wire::serialize_retry_data("orders", "orders.pages", "old-page", &received_at, &records);
     let entry = json!({"listener_id": "orders", "record_id": "old-req-0", "request_id": "old-req",
         "trace_key": "L-1", "data_uri": null, "error": "HTTP 404: no such product", "target_status": 404,
         "attempt": 1, "tries": 1, "failed_at": hookpipe::pipeline::rfc3339_millis(now - 1_000),
         "failed_at_ms": now - 1_000, "received_at": received_at, "page_id": "old-page", "topic": "orders.pages",
         "retry_data_stored": true, "retry_requested_at": null});
     block_on(async {
-        let producer: FutureProducer = hookpipe::kafka::base_client_config(kafka, &broker.bootstrap).create().unwrap();
+        let producer: FutureProducer = hookpipe::kafka::base_client_config(kafka, &broker.bootstrap)
+            .create()
+            .unwrap();
         let mut headers = OwnedHeaders::new();
         for (key, value) in hookpipe::wire::retry_data_headers("orders", "old-page") {
-            headers = headers.insert(rdkafka::message::Header { key, value: Some(value) });
+            headers = headers.insert(rdkafka::message::Header {
+                key,
+                value: Some(value),
+            });
         }
         producer
             .send(
@@ -345,7 +383,10 @@ fn an_error_recorded_by_an_earlier_version_still_retries_from_the_retry_topic() 
     assert_eq!(retried.json(), json!({"republished": ["old-req-0"], "attempt": 2}));
     errors_when(&app, "orders", 0);
     let imported = eventually("the old record imported", WAIT, || {
-        target.received().into_iter().find(|r| r.body["id"] == "old-req-0" && r.status == 201)
+        target
+            .received()
+            .into_iter()
+            .find(|r| r.body["id"] == "old-req-0" && r.status == 201)
     });
     assert_eq!(imported.body["attempt"], 2);
     assert_eq!(imported.body["data"], json!({"order_id": "L-1", "sku": "S-9"}));

@@ -185,11 +185,10 @@ async fn lookup(
     let kafka = state.settings.kafka.clone();
     let bootstrap = state.bootstrap.clone();
     let produce_deadline = Duration::from_millis(state.settings.server.request_timeout_ms);
-    let legacy =
-        web::block(move || find_retry_data(&kafka, &bootstrap, &wanted, produce_deadline, LOOKUP_TIMEOUT))
-            .await
-            .map_err(|e| ApiError::storage(e.to_string()))?
-            .map_err(ApiError::storage)?;
+    let legacy = web::block(move || find_retry_data(&kafka, &bootstrap, &wanted, produce_deadline, LOOKUP_TIMEOUT))
+        .await
+        .map_err(|e| ApiError::storage(e.to_string()))?
+        .map_err(ApiError::storage)?;
     found.extend(legacy);
     Ok(found)
 }

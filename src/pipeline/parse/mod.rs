@@ -4,6 +4,7 @@ pub mod charset;
 pub mod csv;
 pub mod error;
 pub mod form;
+mod header_params;
 pub mod json;
 mod json_scan;
 pub mod limits;

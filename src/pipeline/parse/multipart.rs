@@ -27,7 +27,7 @@ use sha2::{Digest, Sha256};
 
 use super::charset::{decode_exact, resolve_charset};
 use super::error::{echo, ParseError};
-use super::records::header_params;
+use super::header_params::header_params;
 use crate::config::body_format::MultipartOptions;
 
 /// RFC 2046 §5.1.1: a boundary is 1 to 70 of these characters, not ending in a space.
