@@ -41,18 +41,24 @@ pub(crate) fn parse_form(body: &[u8], encoding: &'static Encoding, max_fields: u
         let field = index + 1;
         let key = decode_component(raw_key, encoding, field)?;
         let value = Value::String(decode_component(raw_value, encoding, field)?);
-        match fields.get_mut(&key) {
-            Some(Value::Array(values)) => values.push(value),
-            Some(existing) => {
-                let first = existing.take();
-                *existing = Value::Array(vec![first, value]);
-            }
-            None => {
-                fields.insert(key, value);
-            }
-        }
+        insert_repeated(&mut fields, key, value);
     }
     Ok(Value::Object(fields))
+}
+
+/// Adds a form field to its record: a name given again turns its value into an array, in order
+/// (urlencoded forms and multipart text fields alike).
+pub(crate) fn insert_repeated(fields: &mut serde_json::Map<String, Value>, key: String, value: Value) {
+    match fields.get_mut(&key) {
+        Some(Value::Array(values)) => values.push(value),
+        Some(existing) => {
+            let first = existing.take();
+            *existing = Value::Array(vec![first, value]);
+        }
+        None => {
+            fields.insert(key, value);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -160,16 +160,7 @@ pub(crate) fn parse_multipart(
             }
             Value::String(text)
         };
-        match fields.get_mut(&name) {
-            Some(Value::Array(values)) => values.push(value),
-            Some(existing) => {
-                let first = existing.take();
-                *existing = Value::Array(vec![first, value]);
-            }
-            None => {
-                fields.insert(name, value);
-            }
-        }
+        super::form::insert_repeated(&mut fields, name, value);
     }
     Ok(Value::Object(fields))
 }
