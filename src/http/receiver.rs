@@ -411,7 +411,9 @@ async fn handle<'a>(
     }
     .emit();
     read.body = Some(body.clone());
-    chain.rate_limiter.refuse_while_empty(&listener)?;
+    // A promise of the tokens, not a take: while a bucket's free tokens are all promised to
+    // requests being verified, this one is refused before verification costs anything.
+    let reservation = chain.rate_limiter.reserve(&listener)?;
     // A load, not a claim: records are kept only while a sample is due.
     read.sample_due = listener.sample_clock.is_due(unix_millis_now());
     let (reply, awaited) = Reply::new();
@@ -419,6 +421,7 @@ async fn handle<'a>(
         webhook: webhook(request, state, listener, request_id, body, false),
         delivery_id: None,
         keep_records: read.sample_due,
+        reservation: Some(reservation),
         reply,
     };
     // Whichever stage decides the request answers its reply; a full first mailbox sheds load.

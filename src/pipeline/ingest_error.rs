@@ -133,6 +133,16 @@ impl ResponseError for IngestError {
     }
 
     fn error_response(&self) -> HttpResponse {
+        if let Some(body) = self.fixed_body() {
+            // The answer floods get (429, 503, 404): no formatting, no allocation, no builder.
+            let mut response = HttpResponse::with_body(self.status_code(), body).map_into_boxed_body();
+            let headers = response.headers_mut();
+            headers.insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
+            if let Some(seconds) = self.retry_after() {
+                headers.insert(header::RETRY_AFTER, header::HeaderValue::from(seconds));
+            }
+            return response;
+        }
         let mut response = HttpResponse::build(self.status_code());
         if let Some(seconds) = self.retry_after() {
             response.insert_header((header::RETRY_AFTER, header::HeaderValue::from(seconds)));
@@ -144,15 +154,6 @@ impl ResponseError for IngestError {
             // A slow sender, or one whose body is over the limit, loses its connection: the
             // rest of its body is never read.
             response.force_close();
-        }
-        if let Some(body) = self.fixed_body() {
-            // The answer floods get (429, 503): no formatting, no allocation.
-            return response
-                .insert_header((
-                    header::CONTENT_TYPE,
-                    header::HeaderValue::from_static("application/json"),
-                ))
-                .body(body);
         }
         response.json(ErrorBody {
             error: self.to_string(),

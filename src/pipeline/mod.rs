@@ -88,6 +88,9 @@ pub struct Ingest {
     pub delivery_id: Option<String>,
     /// Return the parsed records in `Accepted` (for sample data).
     pub keep_records: bool,
+    /// The tokens the Receiver promised the request before verification, taken by the
+    /// rate-limit stage (`None`: the stage takes its tokens itself).
+    pub reservation: Option<rate_limit::limiter::Reservation>,
     /// The request's answer.
     pub reply: Reply,
 }

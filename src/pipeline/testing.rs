@@ -66,6 +66,7 @@ pub fn ingest_typed(
         },
         delivery_id: None,
         keep_records: false,
+        reservation: None,
         reply,
     };
     (message, awaited)

@@ -121,6 +121,7 @@ pub(super) async fn send_mock(
         },
         delivery_id: None,
         keep_records: false,
+        reservation: None,
         reply,
     };
     let answer = async {

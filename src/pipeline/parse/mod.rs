@@ -61,6 +61,7 @@ impl Handler<Admitted<Ingest>> for ParseActor {
             webhook,
             delivery_id,
             keep_records,
+            reservation: _,
             reply,
         } = message;
         let record_count = records.len();
