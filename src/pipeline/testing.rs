@@ -66,6 +66,7 @@ pub fn ingest_typed(
         },
         delivery_id: None,
         keep_records: false,
+        answer_once_verified: false,
         reply,
     };
     (message, awaited)

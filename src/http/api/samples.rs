@@ -121,6 +121,7 @@ pub(super) async fn send_mock(
         },
         delivery_id: None,
         keep_records: false,
+        answer_once_verified: false,
         reply,
     };
     let answer = async {
