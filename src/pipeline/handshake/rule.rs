@@ -626,6 +626,52 @@ mod tests {
         assert_eq!(refusal.reason, "handshake `r`: JSON field `data.id` is missing");
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// Whatever bytes a sender puts in a value (percent-encoded in the query, or any text in
+        /// a JSON string), the rule echoes it exactly or refuses with a 400 — never panics, never
+        /// lets a line break into a header, and a refusal never repeats the value.
+        #[test]
+        fn hostile_values_are_echoed_exactly_or_refused(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..1100),
+            text in ".{0,40}",
+        ) {
+            let encoded: String = bytes.iter().map(|byte| format!("%{byte:02X}")).collect();
+            let query = format!("mode=ping&key=tok-1&echo={encoded}");
+            let request = HandshakeRequest { method: "GET", query: &query, headers: &NO_HEADERS, body: b"" };
+            let rule = ping();
+            let decided = rule.decide(&request).expect("the rule applies");
+            let answered = decided.and_then(|captures| rule.answer(&captures));
+            let printable = bytes.iter().all(|byte| *byte == b'\t' || (0x20..0x7f).contains(byte));
+            match answered {
+                Ok(answer) => {
+                    proptest::prop_assert!(printable, "only visible ASCII reaches a header");
+                    proptest::prop_assert_eq!(answer.body, Some(format!("pong {}", String::from_utf8_lossy(&bytes))));
+                }
+                Err(refusal) => {
+                    proptest::prop_assert_eq!(refusal.status, 400);
+                    proptest::prop_assert!(!printable || bytes.len() > 1024);
+                    if bytes.len() > 8 {
+                        proptest::prop_assert!(!refusal.reason.contains(&*String::from_utf8_lossy(&bytes)));
+                    }
+                }
+            }
+
+            let by_json = compiled(serde_json::json!({
+                "type": "rule",
+                "match": [{"json": "kind", "equals": "ping"}, {"json": "id", "as": "id", "otherwise": 400}],
+                "response": {"headers": {"Content-Type": "application/json"}, "body": "{\"id\":{{jsonSerialize id}}}"},
+            }));
+            let body = serde_json::to_vec(&serde_json::json!({"kind": "ping", "id": text})).unwrap();
+            let request = HandshakeRequest { method: "POST", query: "", headers: &NO_HEADERS, body: &body };
+            let captures = by_json.decide(&request).expect("applies").expect("accepted");
+            let answer = by_json.answer(&captures).unwrap();
+            let echoed: serde_json::Value = serde_json::from_str(answer.body.as_deref().unwrap()).unwrap();
+            proptest::prop_assert_eq!(echoed, serde_json::json!({"id": text}), "a JSON answer stays JSON");
+        }
+    }
+
     #[test]
     fn every_mistake_is_named_by_its_key() {
         let bad = rule(serde_json::json!({
