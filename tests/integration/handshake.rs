@@ -386,10 +386,39 @@ fn handshakes_round_trip_through_the_api_and_the_state_topic() {
         .map(|(_, id)| format!("/hooks/{id}"))
         .unwrap();
 
+    let window = api(
+        &app,
+        "POST",
+        "/listeners/api-meta/debug",
+        Some(json!({"duration_minutes": 5})),
+    );
+    assert_eq!(window.status, 200, "{}", window.text());
+
     // Served from the definition stored (its verify token sealed) in the state topic.
     let query = "hub.mode=subscribe&hub.challenge=42&hub.verify_token=api-verify-token";
     let response = request(app.addr, "GET", &format!("{path}?{query}"), &[], b"");
     assert_eq!((response.status, response.text().as_str()), (200, "42"));
+
+    // Its debug capture names the rule and hides the verify token.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let capture = loop {
+        let list = api(&app, "GET", "/listeners/api-meta/debug/logs", None).json();
+        if let Some(capture) = list["captures"].as_array().and_then(|c| c.first()).cloned() {
+            break capture;
+        }
+        assert!(std::time::Instant::now() < deadline, "no capture: {list}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    assert!(!capture.to_string().contains("api-verify-token"), "{capture}");
+    assert_eq!(capture["handshake"], "meta");
+    assert_eq!(capture["verification"], "not configured");
+    assert!(
+        capture["query"]
+            .as_str()
+            .unwrap()
+            .contains("hub.verify_token=[redacted]"),
+        "{capture}"
+    );
     let shown = api(&app, "GET", "/listeners/api-meta", None).json();
     assert_eq!(shown["handshakes"], view["handshakes"]);
     // A second instance reads it from the state topic (and opens the sealed token).
