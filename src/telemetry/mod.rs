@@ -90,6 +90,8 @@ pub struct ServeMetrics {
     pub samples_dropped: IntCounter,
     /// Records republished for another attempt through the errors API, by listener.
     pub errors_republished: IntCounterVec,
+    /// Requests a handshake rule applied to, by listener and result (`answered`, `refused`).
+    pub handshakes: IntCounterVec,
 }
 
 /// The import worker's metrics (`hookpipe worker`).
@@ -252,6 +254,11 @@ impl ServeMetrics {
                 "hookpipe_errors_republished_total",
                 "Failed records republished for another attempt through the errors API.",
                 &["listener"],
+            ),
+            handshakes: declare.counter_vec(
+                "hookpipe_handshakes_total",
+                "Requests a handshake rule applied to: answered, or refused with a 4xx.",
+                &["listener", "result"],
             ),
             registry,
         }
