@@ -20,6 +20,7 @@ pub mod parse;
 pub mod rate_limit;
 pub mod reply;
 pub mod retry_store;
+pub mod schema;
 pub mod stage;
 #[cfg(test)]
 pub mod testing;
@@ -72,6 +73,8 @@ pub struct Accepted {
     pub records: Option<Vec<parse::records::Record>>,
     /// A challenge to echo (Slack `url_verification`).
     pub challenge: Option<String>,
+    /// Of a listener with a schema: how many records were valid and how many quarantined.
+    pub schema: Option<schema::SchemaCounts>,
 }
 
 /// The answer of the chain to one request.
