@@ -3,8 +3,10 @@
 //!
 //! Compiling refuses what would make the tier depend on the outside or on luck: a schema over
 //! [`MAX_SCHEMA_BYTES`] or nested deeper than [`MAX_SCHEMA_DEPTH`], a `$schema` other than
-//! draft 2020-12, and any `$ref` leaving the document (nothing is fetched, from the network or
-//! from disk: the crate is built without its resolvers and a retriever that refuses stands in).
+//! draft 2020-12, any `$ref` leaving the document (nothing is fetched, from the network or
+//! from disk: the crate is built without its resolvers and a retriever that refuses stands in),
+//! and recursive or fanned-out references, which make validation take exponential time
+//! (`check_references`).
 //! `pattern`s run on the linear-time `regex` engine (no look-around, no back-references) with a
 //! size cap, so no record can make a pattern backtrack for seconds.
 //!

@@ -329,6 +329,11 @@ fn a_schema_set_through_the_api_takes_effect_everywhere_and_bad_ones_are_refused
             "nests deeper than 32 levels",
         ),
         (
+            json!({"document": {"anyOf": [{"properties": {"a": {"$ref": "#"}}}, {"items": {"$ref": "#"}}]}}),
+            "schema.document",
+            "is recursive",
+        ),
+        (
             json!({"document": huge}),
             "schema.document",
             "a schema may have at most 65536",
