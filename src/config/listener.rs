@@ -8,6 +8,7 @@ use super::body_format::{default_methods, method_problems, BodyFormat, CsvOption
 use super::handshake::HandshakeConfig;
 use super::kafka::validate_topic_name;
 use super::resource_path::ResourcePath;
+use super::schema::SchemaOptions;
 use super::verification::VerificationConfig;
 use crate::secret::Secret;
 
@@ -35,6 +36,9 @@ pub struct ListenerConfig {
     /// Dot path to the records inside the body (`data.items`, `shipments.shipment`).
     #[serde(default)]
     pub resource_path: Option<String>,
+    /// A JSON Schema every record must satisfy, and what happens to those that do not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<SchemaOptions>,
     /// Records per page.
     #[serde(default = "default_page_size")]
     pub page_size: usize,
@@ -164,8 +168,9 @@ pub struct ResponseOptions {
     /// `json`, `xml`, `text`, or a full media type.
     #[serde(default = "default_media_type")]
     pub media_type: String,
-    /// Handlebars template of the body, over `body`, `json`, `records`, `headers`, `query`,
-    /// `request_id`.
+    /// Handlebars template of the body, over `request_id`, `record_count`, `records`,
+    /// `headers`, `query` and, for a listener with a schema, `records_valid` and
+    /// `records_quarantined`.
     #[serde(default)]
     pub body: Option<String>,
 }
@@ -231,8 +236,19 @@ impl RateLimitOptions {
 }
 
 impl ListenerConfig {
-    /// Problems with this listener, as `(key relative to the listener, message)`.
+    /// Problems with this listener, as `(key relative to the listener, message)`: every rule,
+    /// its schema (compiled to be checked) last.
     pub fn problems(&self) -> Vec<(String, String)> {
+        let mut problems = self.problems_besides_schema();
+        if let Some(schema) = &self.schema {
+            problems.extend(schema.problems());
+        }
+        problems
+    }
+
+    /// [`ListenerConfig::problems`] but the schema's, for `compile`, which compiles the schema
+    /// itself (once) and reports its problem after these.
+    pub fn problems_besides_schema(&self) -> Vec<(String, String)> {
         let mut problems = Vec::new();
         if self.id.is_empty()
             || self.id.len() > 64

@@ -314,7 +314,9 @@ fn capture(
         Ok(_) if handshake.is_some_and(|answer| !answer.verified) => "not reached".to_string(),
         Err(IngestError::Unauthorized(reason)) => format!("failed: {}", reason.reason()),
         Err(IngestError::NotFound) => "failed: url token".to_string(),
-        Ok(_) | Err(IngestError::RateLimited { .. } | IngestError::Parse(_)) => "passed".to_string(),
+        Ok(_) | Err(IngestError::RateLimited { .. } | IngestError::Parse(_) | IngestError::Schema(_)) => {
+            "passed".to_string()
+        }
         Err(_) => "not reached".to_string(),
     };
     // The secret-URL token is the last path segment: never stored.
@@ -595,6 +597,9 @@ fn success_response(
         "request_id": request_id,
         "record_count": accepted.record_count,
         "records": accepted.records,
+        // Listeners with a schema: how many records went to the pages and to the quarantine.
+        "records_valid": accepted.schema.map(|counts| counts.valid),
+        "records_quarantined": accepted.schema.map(|counts| counts.quarantined),
         "headers": template_headers(request.headers(), listener.verifier.secret_header()),
         "query": template_query(request.query_string(), listener.verifier.secret_query()),
     });

@@ -6,6 +6,7 @@ use actix_web::{HttpResponse, ResponseError};
 use crate::kafka::producer::PublishError;
 use crate::pipeline::handshake::HandshakeRefusal;
 use crate::pipeline::parse::records::ParseError;
+use crate::pipeline::schema::Rejection;
 use crate::pipeline::verify::scheme::VerifyError;
 
 /// Every way an ingest request can fail. Bodies reveal no secret and no internal detail.
@@ -38,6 +39,9 @@ pub enum IngestError {
     /// The body is not what its `Content-Type` says, or is not accepted.
     #[error("{0}")]
     Parse(#[source] ParseError),
+    /// A record does not satisfy the listener's schema (policy `reject`): nothing is published.
+    #[error("{0}")]
+    Schema(#[source] Rejection),
     /// The body is over the listener's limit.
     #[error("body larger than {limit} bytes")]
     BodyTooLarge {
@@ -97,6 +101,7 @@ impl IngestError {
             IngestError::Handshake(_) => "handshake_refused",
             IngestError::RateLimited { .. } => "rate_limited",
             IngestError::Parse(_) => "parse_error",
+            IngestError::Schema(_) => "schema_invalid",
             IngestError::BodyTooLarge { .. } | IngestError::RecordTooLarge { .. } => "too_large",
             IngestError::UnsupportedEncoding(_) | IngestError::CorruptEncoding => "bad_encoding",
             IngestError::BodyTimeout | IngestError::BodyIncomplete => "body_timeout",
@@ -129,6 +134,7 @@ impl ResponseError for IngestError {
                 .unwrap_or(StatusCode::BAD_REQUEST),
             IngestError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             IngestError::Parse(error) => StatusCode::from_u16(error.status()).unwrap_or(StatusCode::BAD_REQUEST),
+            IngestError::Schema(_) => StatusCode::UNPROCESSABLE_ENTITY,
             IngestError::BodyTooLarge { .. } | IngestError::RecordTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             IngestError::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             IngestError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
@@ -164,6 +170,17 @@ impl ResponseError for IngestError {
             // A slow sender, or one whose body is over the limit, loses its connection: the
             // rest of its body is never read.
             response.force_close();
+        }
+        if let IngestError::Schema(rejection) = self {
+            // Where and why, for the sender to fix the record: pointers and a message that
+            // name the schema's keywords, never the record's values.
+            return response.json(serde_json::json!({
+                "error": self.to_string(),
+                "record": rejection.record,
+                "instance_path": rejection.instance_path,
+                "schema_path": rejection.schema_path,
+                "message": rejection.message,
+            }));
         }
         response.json(ErrorBody {
             error: self.to_string(),
@@ -213,6 +230,31 @@ mod tests {
         assert_eq!(
             IngestError::Internal("secret detail".into()).to_string(),
             "internal error"
+        );
+    }
+
+    #[actix::test]
+    async fn a_schema_rejection_is_a_422_naming_the_place() {
+        let error = IngestError::Schema(Rejection {
+            record: 3,
+            instance_path: "/lines/0/qty".into(),
+            schema_path: "/properties/lines/items/properties/qty/minimum".into(),
+            message: "value is less than the minimum of 1".into(),
+        });
+        assert_eq!(error.outcome(), "schema_invalid");
+        let response = error.error_response();
+        assert_eq!(response.status(), 422);
+        let body = actix_web::body::to_bytes(response.into_body()).await.unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({
+                "error": "record 3 does not match the listener's schema at /lines/0/qty: value is less than the minimum of 1",
+                "record": 3,
+                "instance_path": "/lines/0/qty",
+                "schema_path": "/properties/lines/items/properties/qty/minimum",
+                "message": "value is less than the minimum of 1",
+            })
         );
     }
 

@@ -21,6 +21,7 @@ pub mod parse;
 pub mod rate_limit;
 pub mod reply;
 pub mod retry_store;
+pub mod schema;
 pub mod stage;
 #[cfg(test)]
 pub mod testing;
@@ -74,6 +75,8 @@ pub struct Accepted {
     /// The answer of the handshake the request was (`pipeline::handshake`), sent instead of the
     /// listener's success response.
     pub handshake: Option<handshake::HandshakeAnswer>,
+    /// Of a listener with a schema: how many records were valid and how many quarantined.
+    pub schema: Option<schema::SchemaCounts>,
 }
 
 /// The answer of the chain to one request.

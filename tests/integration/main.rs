@@ -17,6 +17,7 @@ mod hostile;
 mod ingest;
 mod rate_limit;
 mod retry_data;
+mod schema;
 mod state_topic;
 mod verification;
 mod worker;
