@@ -14,6 +14,7 @@ mod cli_listeners;
 mod formats;
 mod hostile;
 mod ingest;
+mod outage;
 mod rate_limit;
 mod retry_data;
 mod state_topic;
