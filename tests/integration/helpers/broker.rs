@@ -106,12 +106,15 @@ impl Broker {
             .spawn()
             .expect("starting tansu");
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(20);
+        // Generous: a restart on a loaded machine (SQLite storage reopened) can take a while.
+        let deadline = Instant::now() + Duration::from_secs(40);
         while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            let exited = self.child.as_mut().and_then(|child| child.try_wait().ok().flatten());
             assert!(
-                Instant::now() < deadline,
-                "tansu did not listen on {} in time",
-                self.port
+                Instant::now() < deadline && exited.is_none(),
+                "tansu did not listen on {} in time (exit: {exited:?}); its log ends with:\n{}",
+                self.port,
+                tail(&self.log(), 40)
             );
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -135,6 +138,12 @@ impl Broker {
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.workdir.join("tansu.log")).unwrap_or_default()
     }
+}
+
+/// The last `lines` lines of `text`.
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
 }
 
 impl Drop for Broker {
