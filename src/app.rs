@@ -77,7 +77,9 @@ impl App {
     pub fn listen(settings: &Settings) -> Result<Starting, String> {
         let listen = settings.server.listen;
         let listener = TcpListener::bind(listen).map_err(|e| format!("cannot bind {listen}: {e}"))?;
-        let addr = listener.local_addr().map_err(|e| format!("cannot bind {listen}: {e}"))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| format!("cannot bind {listen}: {e}"))?;
         let starting_socket = listener
             .try_clone()
             .map_err(|e| format!("cannot share the socket of {listen}: {e}"))?;

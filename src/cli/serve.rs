@@ -111,7 +111,10 @@ async fn serve(settings: &Settings, bootstrap: &str, embedded: Option<&EmbeddedC
     }
     let starting = App::listen(settings)?;
     let base = settings.external_base_url();
-    println!("hookpipe listening on http://{} (public base URL {base})", starting.addr());
+    println!(
+        "hookpipe listening on http://{} (public base URL {base})",
+        starting.addr()
+    );
     if embedded.is_none() {
         tracing::info!(
             target: LOG_TARGET,

@@ -21,7 +21,9 @@ pub async fn healthz() -> HttpResponse {
 /// deliveries fail, or while the producer is being replaced — not only "a broker answered".
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let readiness = state.producer.readiness();
-    crate::telemetry::METRICS.kafka_ready.set(i64::from(readiness.is_ready()));
+    crate::telemetry::METRICS
+        .kafka_ready
+        .set(i64::from(readiness.is_ready()));
     let body = serde_json::json!({
         "status": if readiness.is_ready() { "ready" } else { "not ready" },
         "kafka": readiness.as_str(),
@@ -45,7 +47,9 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     metrics
         .debug_windows_open
         .set(state.registry.open_debug_windows(crate::pipeline::unix_millis_now()) as i64);
-    metrics.kafka_ready.set(i64::from(state.producer.readiness().is_ready()));
+    metrics
+        .kafka_ready
+        .set(i64::from(state.producer.readiness().is_ready()));
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(metrics.render())

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use rdkafka::types::RDKafkaErrorCode;
 
 /// How long a producer may stay without a producer id while a broker answers before it is
-/// replaced (it normally gets one within milliseconds; a broker that cannot bump its epoch —
-/// Tansu 0.6, README "Broker outages" — never gives one).
+/// replaced (it normally gets one within milliseconds; one whose `InitProducerId` keeps failing
+/// would wait for ever).
 pub const NO_PRODUCER_ID_LIMIT: Duration = Duration::from_secs(5);
 /// Deliveries refused for the producer's id, epoch or sequence, in a row, that make it replaced.
 pub const PRODUCER_STATE_FAILURE_LIMIT: u32 = 3;
@@ -359,11 +359,23 @@ mod tests {
     #[test]
     fn errors_are_read_as_unreachable_producer_state_or_page() {
         assert_eq!(classify(RDKafkaErrorCode::MessageTimedOut), FailureKind::Unreachable);
-        assert_eq!(classify(RDKafkaErrorCode::BrokerTransportFailure), FailureKind::Unreachable);
+        assert_eq!(
+            classify(RDKafkaErrorCode::BrokerTransportFailure),
+            FailureKind::Unreachable
+        );
         assert_eq!(classify(RDKafkaErrorCode::PurgeInflight), FailureKind::Unreachable);
-        assert_eq!(classify(RDKafkaErrorCode::OutOfOrderSequenceNumber), FailureKind::ProducerState);
-        assert_eq!(classify(RDKafkaErrorCode::UnknownProducerId), FailureKind::ProducerState);
-        assert_eq!(classify(RDKafkaErrorCode::InvalidProducerEpoch), FailureKind::ProducerState);
+        assert_eq!(
+            classify(RDKafkaErrorCode::OutOfOrderSequenceNumber),
+            FailureKind::ProducerState
+        );
+        assert_eq!(
+            classify(RDKafkaErrorCode::UnknownProducerId),
+            FailureKind::ProducerState
+        );
+        assert_eq!(
+            classify(RDKafkaErrorCode::InvalidProducerEpoch),
+            FailureKind::ProducerState
+        );
         assert_eq!(classify(RDKafkaErrorCode::Fatal), FailureKind::ProducerState);
         assert_eq!(classify(RDKafkaErrorCode::MessageSizeTooLarge), FailureKind::Page);
     }
@@ -416,7 +428,11 @@ mod tests {
         availability.failed(1, FailureKind::Unreachable);
         assert_eq!(availability.readiness(), Readiness::NotAcknowledging);
         availability.delivered(0, now);
-        assert_eq!(availability.readiness(), Readiness::NotAcknowledging, "an old ack is no news");
+        assert_eq!(
+            availability.readiness(),
+            Readiness::NotAcknowledging,
+            "an old ack is no news"
+        );
     }
 
     #[test]
@@ -443,7 +459,10 @@ mod tests {
         for _ in 1..PRODUCER_STATE_FAILURE_LIMIT {
             availability.failed(0, FailureKind::ProducerState);
         }
-        assert_eq!(availability.replacement_due(now), Some(ReplaceReason::ProducerStateErrors));
+        assert_eq!(
+            availability.replacement_due(now),
+            Some(ReplaceReason::ProducerStateErrors)
+        );
     }
 
     #[test]
@@ -478,7 +497,10 @@ mod tests {
         assert!(backoff.may_replace(start + Duration::from_secs(3), None));
         backoff.replaced(start + Duration::from_secs(3));
         backoff.replaced(start + Duration::from_secs(7));
-        assert!(!backoff.may_replace(start + Duration::from_secs(10), None), "capped at 4 s");
+        assert!(
+            !backoff.may_replace(start + Duration::from_secs(10), None),
+            "capped at 4 s"
+        );
         assert!(backoff.may_replace(start + Duration::from_secs(11), None));
         // An acknowledgement after the last replacement: it worked, start over.
         assert!(backoff.may_replace(start + Duration::from_secs(8), Some(start + Duration::from_secs(8))));

@@ -92,7 +92,9 @@ impl PageProducer {
         drop(current);
         let delivery = match sent {
             Ok(delivery) => delivery,
-            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => return Err(PublishError::QueueFull),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                return Err(PublishError::QueueFull)
+            }
             Err((error, _)) => {
                 self.failed(generation, &error);
                 return Err(PublishError::Delivery(error.to_string()));
@@ -204,7 +206,10 @@ mod tests {
         let deadline = Instant::now() + Duration::from_secs(20);
         let mut refused = 0;
         loop {
-            assert!(Instant::now() < deadline, "no delivery after the fatal error ({refused} refused)");
+            assert!(
+                Instant::now() < deadline,
+                "no delivery after the fatal error ({refused} refused)"
+            );
             match producer.publish(message("t")).await {
                 Ok(()) if producer.replacements() > 0 => break,
                 Ok(()) => {}

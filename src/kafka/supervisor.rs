@@ -4,11 +4,11 @@
 //! one answers; and it replaces the handle with a fresh one — a new `InitProducerId`, not an
 //! epoch bump — when the availability says so, with a backoff.
 //!
-//! Why replace rather than wait: after an outage with pages in flight, librdkafka's idempotent
-//! producer bumps its epoch (KIP-360: an `InitProducerId` carrying its current id and epoch).
-//! A broker that cannot do that (Tansu 0.6 answers it with a panic or an unknown server error)
-//! leaves the handle without a producer id for good, and every later page times out. A fresh
-//! handle asks for a new id, which every broker grants.
+//! Why replace rather than wait: when pages time out with requests in flight (an outage),
+//! librdkafka's idempotent producer bumps its epoch locally and produces with it, sequence 0. Kafka
+//! accepts that; Tansu 0.6 panics on an epoch it never issued and answers every retry with an
+//! unknown server error, so the handle never delivers again (README, "Broker outages"). A fresh
+//! handle asks for a new producer id, which every broker grants.
 
 use std::sync::{Arc, Condvar, Mutex, PoisonError, RwLock, Weak};
 use std::time::{Duration, Instant};
@@ -205,8 +205,7 @@ impl ClientContext for ProducerEvents {
 
     fn stats_raw(&self, statistics: &[u8]) {
         if let Some(assigned) = producer_id_assigned(statistics) {
-            self.availability
-                .producer_id(self.generation, assigned, Instant::now());
+            self.availability.producer_id(self.generation, assigned, Instant::now());
         }
     }
 }

@@ -142,7 +142,10 @@ fn recovers_from_injected_produce_errors(errors: &[RDKafkaRespErr]) {
     let deadline = injected_at + Duration::from_secs(30);
     let mut in_a_row = 0;
     while in_a_row < 5 {
-        assert!(Instant::now() < deadline, "not accepting again after {errors:?}: {statuses:?}");
+        assert!(
+            Instant::now() < deadline,
+            "not accepting again after {errors:?}: {statuses:?}"
+        );
         let status = post(&app, seq);
         assert!(status == 204 || status == 503, "{status}");
         statuses.insert(seq, status);
@@ -152,7 +155,10 @@ fn recovers_from_injected_produce_errors(errors: &[RDKafkaRespErr]) {
     let seen = stored_seqs(&app, statuses.values().filter(|s| **s == 204).count());
     for (seq, status) in &statuses {
         if *status == 204 {
-            assert!(seen.get(seq).is_some_and(|n| *n >= 1), "record {seq} answered 204 is not in Kafka");
+            assert!(
+                seen.get(seq).is_some_and(|n| *n >= 1),
+                "record {seq} answered 204 is not in Kafka"
+            );
         }
     }
     let metrics = request(app.addr, "GET", "/metrics", &[], b"").text();

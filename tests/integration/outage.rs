@@ -83,7 +83,13 @@ impl Load {
                     let seq = NEXT_SEQ.fetch_add(1, Ordering::SeqCst);
                     let started = Instant::now();
                     let body = format!("{{\"seq\":{seq}}}");
-                    let response = request(addr, "POST", &path, &[("Content-Type", "application/json")], body.as_bytes());
+                    let response = request(
+                        addr,
+                        "POST",
+                        &path,
+                        &[("Content-Type", "application/json")],
+                        body.as_bytes(),
+                    );
                     let finished = Instant::now();
                     if response.status == 503 {
                         assert_eq!(response.json()["error"], "storage unavailable; retry later");
@@ -134,7 +140,10 @@ impl Load {
     fn wait_for_successes(&self, at: Instant, count: usize, limit: Duration, what: &str) {
         let deadline = Instant::now() + limit;
         while self.successes_started_after(at) < count {
-            assert!(Instant::now() < deadline, "{what}: fewer than {count} webhooks answered 204 in {limit:?}");
+            assert!(
+                Instant::now() < deadline,
+                "{what}: fewer than {count} webhooks answered 204 in {limit:?}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -229,8 +238,14 @@ fn outage_under_load(app: &TestApp, case: &str, fault: impl FnOnce(), repair: im
     );
     // Once recovered, it stays so.
     let settled = first_ok + Duration::from_millis(1500);
-    let late_refusals: Vec<&Sent> = sent.iter().filter(|s| s.started >= settled && s.status != 204).collect();
-    assert!(late_refusals.is_empty(), "{case}: refusals after recovery: {late_refusals:?}");
+    let late_refusals: Vec<&Sent> = sent
+        .iter()
+        .filter(|s| s.started >= settled && s.status != 204)
+        .collect();
+    assert!(
+        late_refusals.is_empty(),
+        "{case}: refusals after recovery: {late_refusals:?}"
+    );
 
     // /readyz: 200 before, 503 during, 200 after — in step with what webhooks got.
     let samples = |from: Instant, to: Instant| -> Vec<u16> {
@@ -241,7 +256,10 @@ fn outage_under_load(app: &TestApp, case: &str, fault: impl FnOnce(), repair: im
             .collect()
     };
     let before = samples(began + Duration::from_secs(1), fault_at);
-    assert!(before.iter().all(|s| *s == 200), "{case}: ready before the outage: {before:?}");
+    assert!(
+        before.iter().all(|s| *s == 200),
+        "{case}: ready before the outage: {before:?}"
+    );
     let outage = samples(fault_at + Duration::from_secs(1), back_at);
     assert!(
         !outage.is_empty() && outage.iter().all(|s| *s == 503),
@@ -305,7 +323,10 @@ fn outage_under_load(app: &TestApp, case: &str, fault: impl FnOnce(), repair: im
         refused,
     };
     eprintln!("OUTAGE FIGURES {case}: {figures:?}; acknowledged records stored twice: {duplicated}; lost: 0");
-    assert!(first_503 <= FAST, "{case}: first 503 {first_503:?} after the outage began");
+    assert!(
+        first_503 <= FAST,
+        "{case}: first 503 {first_503:?} after the outage began"
+    );
     assert!(
         slowest_during_outage <= FAST,
         "{case}: a request during the outage waited {slowest_during_outage:?}"
@@ -398,7 +419,13 @@ fn serve_started_without_a_broker_answers_at_once_and_serves_once_it_appears() {
     }
     let listening_after = started.elapsed();
     assert_eq!(get(listen, "/readyz"), Some(503));
-    let response = request(listen, "POST", "/hooks/anything", &[("Content-Type", "application/json")], b"{}");
+    let response = request(
+        listen,
+        "POST",
+        "/hooks/anything",
+        &[("Content-Type", "application/json")],
+        b"{}",
+    );
     assert_eq!(response.status, 503, "{}", response.text());
     assert!(response.header("retry-after").is_some());
     assert_eq!(response.json()["error"], "storage unavailable; retry later");
@@ -426,7 +453,13 @@ fn serve_started_without_a_broker_answers_at_once_and_serves_once_it_appears() {
     let path = url.trim_start_matches(&format!("http://{listen}")).to_string();
     let deadline = Instant::now() + Duration::from_secs(30);
     let request_id = loop {
-        let response = request(listen, "POST", &path, &[("Content-Type", "application/json")], br#"{"late":true}"#);
+        let response = request(
+            listen,
+            "POST",
+            &path,
+            &[("Content-Type", "application/json")],
+            br#"{"late":true}"#,
+        );
         if response.status == 204 {
             break response.header("x-request-id").unwrap().to_string();
         }
@@ -444,7 +477,9 @@ fn serve_started_without_a_broker_answers_at_once_and_serves_once_it_appears() {
         Duration::from_secs(20),
     )
     .unwrap();
-    let pages = reader.read(1, Duration::from_secs(20), Duration::from_millis(500)).unwrap();
+    let pages = reader
+        .read(1, Duration::from_secs(20), Duration::from_millis(500))
+        .unwrap();
     let page: serde_json::Value = serde_json::from_slice(&pages[0].payload).unwrap();
     assert_eq!(page["records"][0]["request_id"], request_id.as_str());
     assert_eq!(page["records"][0]["data"]["late"], true);
@@ -476,7 +511,10 @@ fn serve_stopped_while_waiting_for_kafka_exits_cleanly() {
         if let Some(status) = serve.try_wait().unwrap() {
             break status;
         }
-        assert!(Instant::now() < deadline, "serve did not stop on SIGTERM while waiting for Kafka");
+        assert!(
+            Instant::now() < deadline,
+            "serve did not stop on SIGTERM while waiting for Kafka"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(status.success(), "{status:?}");
@@ -489,12 +527,18 @@ struct KeepLogs(Arc<Mutex<Vec<String>>>, Instant);
 impl rdkafka::ClientContext for KeepLogs {
     fn log(&self, level: rdkafka::config::RDKafkaLogLevel, facility: &str, message: &str) {
         let at = self.1.elapsed().as_secs_f64();
-        self.0.lock().unwrap().push(format!("{at:8.3} {level:?} {facility} {message}"));
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("{at:8.3} {level:?} {facility} {message}"));
     }
 
     fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
         let at = self.1.elapsed().as_secs_f64();
-        self.0.lock().unwrap().push(format!("{at:8.3} ERROR-CB {error} {reason}"));
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("{at:8.3} ERROR-CB {error} {reason}"));
     }
 }
 
@@ -509,7 +553,10 @@ fn diagnostic_what_a_plain_idempotent_producer_sends_after_a_broker_kill() {
 
     let mut broker = Broker::start_durable();
     let settings = hookpipe::config::Settings::default();
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     runtime
         .block_on(hookpipe::kafka::topics::create_missing(
             &settings.kafka,
@@ -550,7 +597,7 @@ fn diagnostic_what_a_plain_idempotent_producer_sends_after_a_broker_kill() {
             outcome.push(format!("before: {:?}", send(i).await));
         }
         // Messages in flight while the broker dies: they time out, so librdkafka must bump the epoch.
-        let in_flight: Vec<_> = (5..25).map(|i| send(i)).collect();
+        let in_flight: Vec<_> = (5..25).map(&send).collect();
         broker.kill();
         for result in futures_util::future::join_all(in_flight).await {
             outcome.push(format!("in flight at the kill: {result:?}"));
@@ -569,7 +616,17 @@ fn diagnostic_what_a_plain_idempotent_producer_sends_after_a_broker_kill() {
         }
     });
     drop(producer);
-    let interesting = ["PID", "Pid", "pid", "epoch", "Epoch", "InitProducerId", "ERROR-CB", "idemp", "Idemp"];
+    let interesting = [
+        "PID",
+        "Pid",
+        "pid",
+        "epoch",
+        "Epoch",
+        "InitProducerId",
+        "ERROR-CB",
+        "idemp",
+        "Idemp",
+    ];
     for line in logs.lock().unwrap().iter() {
         if interesting.iter().any(|word| line.contains(word)) {
             eprintln!("librdkafka: {line}");
@@ -578,7 +635,11 @@ fn diagnostic_what_a_plain_idempotent_producer_sends_after_a_broker_kill() {
     for line in &outcome {
         eprintln!("outcome: {line}");
     }
-    for line in broker.log().lines().filter(|l| l.contains("panicked") || l.contains("ERROR") || l.contains("error")) {
+    for line in broker
+        .log()
+        .lines()
+        .filter(|l| l.contains("panicked") || l.contains("ERROR") || l.contains("error"))
+    {
         eprintln!("tansu: {line}");
     }
 }

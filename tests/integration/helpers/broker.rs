@@ -100,7 +100,10 @@ impl Broker {
                 "--storage-engine",
                 &self.storage,
             ])
-            .env("RUST_LOG", std::env::var("HOOKPIPE_TANSU_LOG").unwrap_or_else(|_| "warn".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("HOOKPIPE_TANSU_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
