@@ -118,3 +118,64 @@ pub fn form(size: usize) -> Vec<u8> {
     }
     out.into_bytes()
 }
+
+/// One JSON line item per line (NDJSON), about `size` bytes: one record per line.
+pub fn ndjson(size: usize) -> Vec<u8> {
+    let mut out = String::new();
+    let mut index = 0;
+    loop {
+        let item = json_item(index);
+        if index > 0 && out.len() + item.len() + 1 > size {
+            break;
+        }
+        out.push_str(&item);
+        out.push('\n');
+        index += 1;
+    }
+    out.into_bytes()
+}
+
+/// A CSV export of about `size` bytes: a header row, then one order line per row, with a quoted
+/// field holding the delimiter and a doubled quote, as spreadsheets write them.
+pub fn csv(size: usize) -> Vec<u8> {
+    let mut out = String::from("sku,title,qty,price,note\r\n");
+    let mut index = 0;
+    loop {
+        let row = format!(
+            "SKU-{index:06},\"Widget {index}, \"\"blue\"\"\",{},{}.{:02},order line {index}\r\n",
+            index % 7 + 1,
+            index % 90 + 10,
+            index % 100
+        );
+        if index > 0 && out.len() + row.len() > size {
+            break;
+        }
+        out.push_str(&row);
+        index += 1;
+    }
+    out.into_bytes()
+}
+
+/// The boundary of [`multipart`] bodies (as a browser picks one).
+pub const MULTIPART_BOUNDARY: &str = "----WebKitFormBoundary7MA4YWxkTrZu0gW";
+
+/// A `multipart/form-data` body of about `size` bytes as a browser builds it: three text fields
+/// and one binary file part that takes the rest.
+pub fn multipart(size: usize) -> Vec<u8> {
+    let boundary = MULTIPART_BOUNDARY;
+    let mut out = Vec::new();
+    for (name, value) in [("order_id", "1001"), ("customer", "Jane Doe"), ("note", "leave at the door")] {
+        out.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n").as_bytes(),
+        );
+    }
+    let file_head = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"invoice\"; filename=\"invoice.pdf\"\r\nContent-Type: application/pdf\r\n\r\n"
+    );
+    let tail = format!("\r\n--{boundary}--\r\n");
+    out.extend_from_slice(file_head.as_bytes());
+    let file_len = size.saturating_sub(out.len() + tail.len()).max(16);
+    out.extend((0..file_len).map(|i| (i.wrapping_mul(131) % 251) as u8));
+    out.extend_from_slice(tail.as_bytes());
+    out
+}

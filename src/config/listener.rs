@@ -5,9 +5,11 @@ use serde::de::IntoDeserializer;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::body_format::{default_methods, method_problems, BodyFormat, CsvOptions, MultipartOptions, NdjsonOptions};
+use super::handshake::HandshakeConfig;
 use super::kafka::validate_topic_name;
 use super::resource_path::ResourcePath;
 use super::verification::VerificationConfig;
+use crate::secret::Secret;
 
 /// One listener: an endpoint senders post to, and what happens to what they post.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -52,6 +54,9 @@ pub struct ListenerConfig {
     /// How senders prove who they are.
     #[serde(default)]
     pub verification: VerificationConfig,
+    /// Checks providers make of the endpoint, answered without (or besides) publishing.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub handshakes: Vec<HandshakeConfig>,
     /// Leaky bucket of this listener.
     #[serde(default)]
     pub rate_limit: RateLimitOptions,
@@ -301,7 +306,25 @@ impl ListenerConfig {
         for (key, message) in self.verification.validate() {
             problems.push((format!("verification.{key}"), message));
         }
+        // Defined beside the handshake compiler (`pipeline::handshake`), as `validate` is beside
+        // the verifier: what is checked and what is compiled cannot drift apart.
+        problems.extend(self.handshake_problems());
         problems
+    }
+
+    /// Every secret of the listener — its verification's and its handshakes' — to seal or open
+    /// them for storage.
+    pub fn secrets_mut(&mut self) -> Vec<&mut Secret> {
+        let mut secrets = self.verification.secrets_mut();
+        secrets.extend(self.handshakes.iter_mut().flat_map(HandshakeConfig::secrets_mut));
+        secrets
+    }
+
+    /// Every secret of the listener, read-only.
+    pub fn secrets(&self) -> Vec<&Secret> {
+        let mut secrets = self.verification.secrets();
+        secrets.extend(self.handshakes.iter().flat_map(HandshakeConfig::secrets));
+        secrets
     }
 }
 

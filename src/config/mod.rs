@@ -11,6 +11,7 @@ pub mod body_format;
 pub mod env;
 pub mod error;
 mod from_text;
+pub mod handshake;
 pub mod kafka;
 pub mod listener;
 pub mod pipeline;

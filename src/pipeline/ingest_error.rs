@@ -4,6 +4,7 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 
 use crate::kafka::producer::PublishError;
+use crate::pipeline::handshake::HandshakeRefusal;
 use crate::pipeline::parse::records::ParseError;
 use crate::pipeline::verify::scheme::VerifyError;
 
@@ -22,6 +23,10 @@ pub enum IngestError {
     /// Verification failed.
     #[error("verification failed: {0}")]
     Unauthorized(#[source] VerifyError),
+    /// A handshake rule applied and refused the request (its own 4xx); the reason names the
+    /// rule and the value's place, never a value.
+    #[error("{}", .0.reason)]
+    Handshake(HandshakeRefusal),
     /// The listener's (or the instance's) bucket is empty.
     #[error("rate limit exceeded; retry later")]
     RateLimited {
@@ -89,6 +94,7 @@ impl IngestError {
             IngestError::NotFound => "not_found",
             IngestError::MethodNotAllowed { .. } => "method_not_allowed",
             IngestError::Unauthorized(_) => "unauthorized",
+            IngestError::Handshake(_) => "handshake_refused",
             IngestError::RateLimited { .. } => "rate_limited",
             IngestError::Parse(_) => "parse_error",
             IngestError::BodyTooLarge { .. } | IngestError::RecordTooLarge { .. } => "too_large",
@@ -117,6 +123,10 @@ impl ResponseError for IngestError {
             IngestError::NotFound => StatusCode::NOT_FOUND,
             IngestError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             IngestError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            IngestError::Handshake(refusal) => StatusCode::from_u16(refusal.status)
+                .ok()
+                .filter(StatusCode::is_client_error)
+                .unwrap_or(StatusCode::BAD_REQUEST),
             IngestError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             IngestError::Parse(error) => StatusCode::from_u16(error.status()).unwrap_or(StatusCode::BAD_REQUEST),
             IngestError::BodyTooLarge { .. } | IngestError::RecordTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -133,6 +143,16 @@ impl ResponseError for IngestError {
     }
 
     fn error_response(&self) -> HttpResponse {
+        if let Some(body) = self.fixed_body() {
+            // The answer floods get (429, 503, 404): no formatting, no allocation, no builder.
+            let mut response = HttpResponse::with_body(self.status_code(), body).map_into_boxed_body();
+            let headers = response.headers_mut();
+            headers.insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
+            if let Some(seconds) = self.retry_after() {
+                headers.insert(header::RETRY_AFTER, header::HeaderValue::from(seconds));
+            }
+            return response;
+        }
         let mut response = HttpResponse::build(self.status_code());
         if let Some(seconds) = self.retry_after() {
             response.insert_header((header::RETRY_AFTER, header::HeaderValue::from(seconds)));
@@ -144,15 +164,6 @@ impl ResponseError for IngestError {
             // A slow sender, or one whose body is over the limit, loses its connection: the
             // rest of its body is never read.
             response.force_close();
-        }
-        if let Some(body) = self.fixed_body() {
-            // The answer floods get (429, 503): no formatting, no allocation.
-            return response
-                .insert_header((
-                    header::CONTENT_TYPE,
-                    header::HeaderValue::from_static("application/json"),
-                ))
-                .body(body);
         }
         response.json(ErrorBody {
             error: self.to_string(),

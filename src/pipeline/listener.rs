@@ -14,6 +14,7 @@ use crate::config::error::{single, ConfigErrors};
 use crate::config::listener::{response_content_type, ListenerConfig};
 use crate::config::resource_path::ResourcePath;
 use crate::config::Settings;
+use crate::pipeline::handshake::Handshakes;
 use crate::pipeline::parse::records::Record;
 use crate::pipeline::rate_limit::bucket::LeakyBucket;
 use crate::pipeline::verify::scheme::Verifier;
@@ -39,6 +40,8 @@ pub struct Listener {
     pub max_body_bytes: usize,
     /// Compiled verification.
     pub verifier: Verifier,
+    /// Compiled handshake rules.
+    pub handshakes: Handshakes,
     /// This listener's leaky bucket, shared by all HTTP threads (and kept across updates
     /// that do not change its settings).
     pub bucket: Arc<LeakyBucket>,
@@ -102,6 +105,7 @@ impl ListenerConfig {
             .verification
             .compile()
             .map_err(|message| single("verification", message))?;
+        let handshakes = Handshakes::compile(self).map_err(|(key, message)| single(key, message))?;
         let response_content_type = response_content_type(&self.response.media_type)
             .ok_or_else(|| single("response.media_type", "is not a media type"))?;
         Ok(Listener {
@@ -111,6 +115,7 @@ impl ListenerConfig {
             accept: self.content.accept.clone(),
             max_body_bytes: self.content.max_body_bytes.unwrap_or(settings.server.max_body_bytes),
             verifier,
+            handshakes,
             sample_clock: Arc::default(),
             bucket: Arc::new(LeakyBucket::new(
                 self.rate_limit.capacity,

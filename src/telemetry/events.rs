@@ -100,6 +100,21 @@ impl RequestFinished<'_> {
     }
 }
 
+/// A handshake rule applied to a request: answered it (`answered`) or refused it (`refused`).
+pub struct HandshakeDecided<'a> {
+    /// The listener's id.
+    pub listener: &'a str,
+    /// `answered` or `refused`.
+    pub result: &'static str,
+}
+
+impl HandshakeDecided<'_> {
+    /// Adds to `hookpipe_handshakes_total` (the request's own line is its access-log line).
+    pub fn emit(&self) {
+        METRICS.handshakes.with_label_values(&[self.listener, self.result]).inc();
+    }
+}
+
 /// A request's body was read and decoded: counts its bytes.
 pub struct BodyReceived<'a> {
     /// The listener's id.

@@ -95,6 +95,8 @@ pub struct ServeMetrics {
     pub producer_replacements: IntCounterVec,
     /// 1 while pages are being acknowledged (what `/readyz` says), 0 otherwise.
     pub kafka_ready: IntGauge,
+    /// Requests a handshake rule applied to, by listener and result (`answered`, `refused`).
+    pub handshakes: IntCounterVec,
 }
 
 /// The import worker's metrics (`hookpipe worker`).
@@ -266,6 +268,11 @@ impl ServeMetrics {
             kafka_ready: declare.gauge(
                 "hookpipe_kafka_ready",
                 "1 while pages are being acknowledged by Kafka (what /readyz says), 0 otherwise.",
+            ),
+            handshakes: declare.counter_vec(
+                "hookpipe_handshakes_total",
+                "Requests a handshake rule applied to: answered, or refused with a 4xx.",
+                &["listener", "result"],
             ),
             registry,
         }

@@ -12,6 +12,7 @@ mod broker_down;
 mod cli;
 mod cli_listeners;
 mod formats;
+mod handshake;
 mod hostile;
 mod ingest;
 mod outage;

@@ -72,7 +72,7 @@ fn validated(value: Value, state: &AppState) -> Result<ListenerConfig, ApiError>
 /// Stores a listener, waits until this instance applied it, and answers with its view.
 async fn save(state: &AppState, stored: StoredListener, status: StatusCode) -> ApiResult {
     let id = stored.config.id.clone();
-    if state.shared.secrets_key_id().is_none() && !stored.config.verification.clone().secrets_mut().is_empty() {
+    if state.shared.secrets_key_id().is_none() && !stored.config.secrets().is_empty() {
         // Refused before anything (the listener's topic) is created.
         return Err(ApiError::new(
             StatusCode::CONFLICT,

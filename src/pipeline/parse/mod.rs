@@ -61,13 +61,15 @@ impl Handler<Admitted<Ingest>> for ParseActor {
             webhook,
             delivery_id,
             keep_records,
+            reservation: _,
+            answer_once_verified: _,
             reply,
         } = message;
         let record_count = records.len();
         let accepted = Accepted {
             record_count,
             records: (keep_records || webhook.listener.has_response_body()).then(|| records.clone()),
-            challenge: None,
+            handshake: None,
         };
         if record_count == 0 {
             // Nothing to make durable: accepted as it is.
