@@ -1,16 +1,23 @@
-//! Startup: everything `hookpipe serve` builds before it answers its first request (topics,
-//! shared state, the listener registry, the producer, the HTTP threads with their chains), in
-//! one `App::build` that `main` and the integration tests' `spawn_app` both call, so the tests
-//! run the server exactly as production starts it (zero-to-production's `Application::build`).
+//! Startup: everything `hookpipe serve` builds before it serves webhooks (topics, shared state,
+//! the listener registry, the producer, the HTTP threads with their chains), in one `App::build`
+//! that `main` and the integration tests' `spawn_app` both call, so the tests run the server
+//! exactly as production starts it (zero-to-production's `Application::build`).
+//!
+//! The start has two phases, so that a tier started while Kafka is away still answers: phase one
+//! ([`App::listen`]) binds the listen address and serves a small "starting" server at once
+//! (`/healthz` 200, `/readyz` 503, everything else 503 with `Retry-After`); phase two
+//! ([`Starting::finish`]) provisions the topics and opens the shared state, retrying with a
+//! backoff until Kafka answers, then serves fully on the same socket.
 
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix::Actor;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{web, HttpServer};
+use futures_util::future::{select, Either};
 
 use crate::config::Settings;
 use crate::http::{api, state};
@@ -34,13 +41,24 @@ pub struct App {
     pub producer: PageProducer,
 }
 
+/// Phase one of the start: the listen address bound and the starting server answering on it.
+pub struct Starting {
+    listener: TcpListener,
+    addr: SocketAddr,
+    server: Server,
+}
+
 /// How long a connection is kept, discarding input, after answering a request whose body was
 /// not read to its end.
 const UNREAD_BODY_LINGER: Duration = Duration::from_secs(1);
+/// Waits between two attempts to reach Kafka at start: from this...
+const START_RETRY_INITIAL: Duration = Duration::from_secs(1);
+/// ...doubling up to this.
+const START_RETRY_MAX: Duration = Duration::from_secs(10);
 
 impl App {
-    /// Provisions the topics (`kafka::topics::provision`, unless `topics_exist`), opens the
-    /// shared state, builds the registry and producer, binds the listen address and starts the
+    /// Both phases: binds, then provisions the topics (`kafka::topics::provision`, unless
+    /// `topics_exist`), opens the shared state, builds the registry and producer and starts the
     /// HTTP threads. Must be called inside an actix system.
     pub async fn build(
         settings: &Settings,
@@ -48,88 +66,30 @@ impl App {
         clock: SharedClock,
         topics_exist: bool,
     ) -> Result<App, String> {
-        if !topics_exist {
-            crate::kafka::topics::provision(settings, bootstrap, None).await?;
-        }
-        let shared = SharedState::open(settings, bootstrap, false).await?;
-        // Before the registry is built: definitions in clear or under a previous key are resealed.
-        shared.seal_stored_listeners().await;
-        let errors_view = web::Data::new(api::import_errors::ErrorsView::opening());
-        api::import_errors::spawn_open(
-            errors_view.clone(),
-            settings.kafka.clone(),
-            bootstrap.to_string(),
-            false,
-        );
-        let registry = Arc::new(Registry::from_settings(settings)?);
-        let settings_arc = Arc::new(settings.clone());
-        crate::shared_state::spawn_sync(shared.clone(), registry.clone(), settings_arc.clone());
-        let producer =
-            PageProducer::new(&settings.kafka, bootstrap).map_err(|e| format!("cannot create Kafka producer: {e}"))?;
-        let kafka_reachable = Arc::new(AtomicBool::new(false));
-        spawn_reachability_probe(producer.clone(), kafka_reachable.clone());
-        let global_bucket = settings
-            .server
-            .global_rate_limit
-            .map(|limit| Arc::new(LeakyBucket::new(limit.capacity, limit.refill_per_sec)));
+        App::listen(settings)?
+            .finish(settings, bootstrap, clock, topics_exist)
+            .await?
+            .ok_or_else(|| "stopped before Kafka was available".to_string())
+    }
 
-        let state = web::Data::new(state::AppState {
-            registry: registry.clone(),
-            in_flight: AtomicUsize::new(0),
-            max_in_flight: settings.server.max_in_flight,
-            body_read_timeout: Duration::from_millis(settings.server.body_read_timeout_ms),
-            request_timeout: Duration::from_millis(settings.server.request_timeout_ms),
-            external_base_url: settings.external_base_url(),
-            kafka_reachable,
-            debug: DebugRecorder::new(shared.debug_log.clone()).start(),
-            shared,
-            settings: settings_arc,
-            producer: producer.clone(),
-            bootstrap: bootstrap.to_string(),
-        });
-        let chain_settings = ChainSettings {
-            mailbox_capacity: settings.pipeline.mailbox_capacity,
-            page_linger: Duration::from_millis(settings.pipeline.page_linger_ms),
-            max_page_bytes: settings.pipeline.max_page_bytes,
-            parse_limits: ParseLimits {
-                max_depth: settings.pipeline.max_depth,
-                max_form_fields: settings.pipeline.max_form_fields,
-            },
-            clock,
-            global_bucket,
-            open_pages: Default::default(),
-        };
-        let http_threads = match settings.server.workers {
-            0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
-            n => n,
-        };
-        let chain_producer = producer.clone();
-        let server = HttpServer::new(move || {
-            // Runs once per HTTP thread: each gets its own chain on its own arbiter.
-            let chain = Chain::start(&chain_settings, chain_producer.clone());
-            actix_web::App::new()
-                .app_data(state.clone())
-                .app_data(errors_view.clone())
-                .app_data(web::Data::new(chain))
-                .configure(crate::http::routes)
-        })
-        .workers(http_threads)
-        .max_connection_rate(1024)
-        .shutdown_timeout(settings.server.shutdown_timeout_secs)
-        .client_request_timeout(Duration::from_millis(settings.server.body_read_timeout_ms))
-        // After refusing a request whose body is still coming (413, 408, ...), actix closes the
-        // connection, reading and discarding for at most this long first so the sender can read
-        // the answer (a lingering close) — bounded, so an endless body cannot hold it.
-        .client_disconnect_timeout(UNREAD_BODY_LINGER)
-        .bind(settings.server.listen)
-        .map_err(|e| format!("cannot bind {}: {e}", settings.server.listen))?;
-        let addr = *server.addrs().first().ok_or("no bound address")?;
-        Ok(App {
-            addr,
-            server: server.run(),
-            registry,
-            producer,
-        })
+    /// Phase one: binds `server.listen` and answers on it at once (the starting server) while
+    /// [`Starting::finish`] waits for Kafka. Must be called inside an actix system.
+    pub fn listen(settings: &Settings) -> Result<Starting, String> {
+        let listen = settings.server.listen;
+        let listener = TcpListener::bind(listen).map_err(|e| format!("cannot bind {listen}: {e}"))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| format!("cannot bind {listen}: {e}"))?;
+        let starting_socket = listener
+            .try_clone()
+            .map_err(|e| format!("cannot share the socket of {listen}: {e}"))?;
+        let server = HttpServer::new(|| actix_web::App::new().configure(crate::http::health::starting_routes))
+            .workers(1)
+            .shutdown_timeout(1)
+            .listen(starting_socket)
+            .map_err(|e| format!("cannot listen on {listen}: {e}"))?
+            .run();
+        Ok(Starting { listener, addr, server })
     }
 
     /// A handle that stops the server from another task or thread.
@@ -148,20 +108,145 @@ impl App {
     }
 }
 
-/// Keeps `reachable` current by asking Kafka for metadata every two seconds, off the
-/// request path (the call blocks).
-fn spawn_reachability_probe(producer: PageProducer, reachable: Arc<AtomicBool>) {
-    let weak = Arc::downgrade(&reachable);
-    drop(reachable);
-    std::thread::Builder::new()
-        .name("kafka-probe".into())
-        .spawn(move || loop {
-            let ok = producer.reachable(Duration::from_secs(2));
-            match weak.upgrade() {
-                Some(flag) => flag.store(ok, Ordering::Relaxed),
-                None => return,
+impl Starting {
+    /// The bound address (port 0 resolved).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Phase two: provisions the topics (unless `topics_exist`) and opens the shared state,
+    /// retrying until Kafka answers, then builds the registry, the producer and the HTTP threads
+    /// and serves them on the socket of phase one, whose server then stops. `None` when the
+    /// starting server stopped first (SIGTERM or Ctrl-C while Kafka was away).
+    pub async fn finish(
+        self,
+        settings: &Settings,
+        bootstrap: &str,
+        clock: SharedClock,
+        topics_exist: bool,
+    ) -> Result<Option<App>, String> {
+        let Starting { listener, addr, server } = self;
+        let starting_handle = server.handle();
+        let mut starting = Box::pin(actix_web::rt::spawn(server));
+        let mut delay = START_RETRY_INITIAL;
+        let shared = loop {
+            let attempt = Box::pin(open_shared(settings, bootstrap, topics_exist));
+            match select(attempt, starting).await {
+                Either::Left((Ok(shared), rest)) => {
+                    starting = rest;
+                    break shared;
+                }
+                Either::Left((Err(error), rest)) => {
+                    tracing::warn!(%error, retry_in_ms = delay.as_millis() as u64,
+                        "Kafka not available yet: answering /healthz, and 503 to webhooks, meanwhile");
+                    match select(Box::pin(tokio::time::sleep(delay)), rest).await {
+                        Either::Left((_, rest)) => starting = rest,
+                        Either::Right(_) => return Ok(None),
+                    }
+                    delay = (delay * 2).min(START_RETRY_MAX);
+                }
+                Either::Right(_) => return Ok(None),
             }
-            std::thread::sleep(Duration::from_secs(2));
-        })
-        .expect("spawning a thread");
+        };
+        let app = serve_fully(settings, bootstrap, clock, shared, listener, addr)?;
+        // The full server accepts on the same socket already; the starting one lets go.
+        starting_handle.stop(true).await;
+        drop(starting);
+        Ok(Some(app))
+    }
+}
+
+/// What needs Kafka to answer: the topics (unless they exist) and the shared state.
+async fn open_shared(settings: &Settings, bootstrap: &str, topics_exist: bool) -> Result<Arc<SharedState>, String> {
+    if !topics_exist {
+        crate::kafka::topics::provision(settings, bootstrap, None).await?;
+    }
+    let shared = SharedState::open(settings, bootstrap, false).await?;
+    // Before the registry is built: definitions in clear or under a previous key are resealed.
+    shared.seal_stored_listeners().await;
+    Ok(shared)
+}
+
+/// The rest of the start, once the shared state is open: registry, producer, HTTP threads.
+fn serve_fully(
+    settings: &Settings,
+    bootstrap: &str,
+    clock: SharedClock,
+    shared: Arc<SharedState>,
+    listener: TcpListener,
+    addr: SocketAddr,
+) -> Result<App, String> {
+    let errors_view = web::Data::new(api::import_errors::ErrorsView::opening());
+    api::import_errors::spawn_open(
+        errors_view.clone(),
+        settings.kafka.clone(),
+        bootstrap.to_string(),
+        false,
+    );
+    let registry = Arc::new(Registry::from_settings(settings)?);
+    let settings_arc = Arc::new(settings.clone());
+    crate::shared_state::spawn_sync(shared.clone(), registry.clone(), settings_arc.clone());
+    let producer =
+        PageProducer::new(&settings.kafka, bootstrap).map_err(|e| format!("cannot create Kafka producer: {e}"))?;
+    let global_bucket = settings
+        .server
+        .global_rate_limit
+        .map(|limit| Arc::new(LeakyBucket::new(limit.capacity, limit.refill_per_sec)));
+
+    let state = web::Data::new(state::AppState {
+        registry: registry.clone(),
+        in_flight: AtomicUsize::new(0),
+        max_in_flight: settings.server.max_in_flight,
+        body_read_timeout: Duration::from_millis(settings.server.body_read_timeout_ms),
+        request_timeout: Duration::from_millis(settings.server.request_timeout_ms),
+        external_base_url: settings.external_base_url(),
+        debug: DebugRecorder::new(shared.debug_log.clone()).start(),
+        shared,
+        settings: settings_arc,
+        producer: producer.clone(),
+        bootstrap: bootstrap.to_string(),
+    });
+    let chain_settings = ChainSettings {
+        mailbox_capacity: settings.pipeline.mailbox_capacity,
+        page_linger: Duration::from_millis(settings.pipeline.page_linger_ms),
+        max_page_bytes: settings.pipeline.max_page_bytes,
+        parse_limits: ParseLimits {
+            max_depth: settings.pipeline.max_depth,
+            max_form_fields: settings.pipeline.max_form_fields,
+        },
+        clock,
+        global_bucket,
+        open_pages: Default::default(),
+    };
+    let http_threads = match settings.server.workers {
+        0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+        n => n,
+    };
+    let chain_producer = producer.clone();
+    let listen = settings.server.listen;
+    let server = HttpServer::new(move || {
+        // Runs once per HTTP thread: each gets its own chain on its own arbiter.
+        let chain = Chain::start(&chain_settings, chain_producer.clone());
+        actix_web::App::new()
+            .app_data(state.clone())
+            .app_data(errors_view.clone())
+            .app_data(web::Data::new(chain))
+            .configure(crate::http::routes)
+    })
+    .workers(http_threads)
+    .max_connection_rate(1024)
+    .shutdown_timeout(settings.server.shutdown_timeout_secs)
+    .client_request_timeout(Duration::from_millis(settings.server.body_read_timeout_ms))
+    // After refusing a request whose body is still coming (413, 408, ...), actix closes the
+    // connection, reading and discarding for at most this long first so the sender can read
+    // the answer (a lingering close) — bounded, so an endless body cannot hold it.
+    .client_disconnect_timeout(UNREAD_BODY_LINGER)
+    .listen(listener)
+    .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    Ok(App {
+        addr,
+        server: server.run(),
+        registry,
+        producer,
+    })
 }

@@ -1,6 +1,7 @@
 //! `hookpipe serve`: the listener tier. Starts an in-process Kafka cluster when no brokers are
 //! configured (and creates its topics, which its admin API cannot), decides the secrets key,
-//! starts the HTTP server, prints where it listens, and flushes the producer when it stops.
+//! listens at once (answering 503 until Kafka is available), prints where it listens, serves,
+//! and flushes the producer when it stops.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -101,27 +102,46 @@ fn decide_secrets_key(settings: &mut Settings, embedded: bool) -> Result<(), Str
 /// How long the producer may take to deliver what is queued when the server stops.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Inside the actix system: topics of the embedded cluster, the server, its URLs, the final flush.
+/// Inside the actix system: topics of the embedded cluster, the listen address at once, the
+/// server once Kafka is available, its URLs, the final flush.
 async fn serve(settings: &Settings, bootstrap: &str, embedded: Option<&EmbeddedCluster>) -> Result<(), String> {
     if let Some(cluster) = embedded {
         // The embedded cluster's admin API cannot create topics: they are created directly.
         crate::kafka::topics::provision(settings, bootstrap, Some(cluster)).await?;
     }
-    let app = App::build(
-        settings,
-        bootstrap,
-        Arc::new(MonotonicClock::default()),
-        embedded.is_some(),
-    )
-    .await?;
+    let starting = App::listen(settings)?;
+    let base = settings.external_base_url();
+    println!(
+        "hookpipe listening on http://{} (public base URL {base})",
+        starting.addr()
+    );
+    if embedded.is_none() {
+        tracing::info!(
+            target: LOG_TARGET,
+            brokers = %bootstrap,
+            "connecting to Kafka: until the topics and shared state are available, /healthz answers \
+             200, /readyz and webhooks 503 with Retry-After"
+        );
+    }
+    let Some(app) = starting
+        .finish(
+            settings,
+            bootstrap,
+            Arc::new(MonotonicClock::default()),
+            embedded.is_some(),
+        )
+        .await?
+    else {
+        tracing::info!(target: LOG_TARGET, "stopped before Kafka was available");
+        return Ok(());
+    };
+    tracing::info!(target: LOG_TARGET, "Kafka available: serving webhooks");
     if settings.server.admin_token.is_none() {
         tracing::warn!(
             target: LOG_TARGET,
             "management API is off: set server.admin_token (or HOOKPIPE_SERVER__ADMIN_TOKEN) to enable /api/v1"
         );
     }
-    let base = settings.external_base_url();
-    println!("hookpipe listening on http://{} (public base URL {base})", app.addr);
     for listener in app.registry.all() {
         let mut url = listener.public_url(&base);
         if listener.verifier.uses_url_token() {

@@ -89,9 +89,11 @@ fn default_worker_commit_interval_ms() -> u64 {
 fn default_worker_page_timeout_ms() -> u64 {
     240_000
 }
-/// librdkafka's default `session.timeout.ms`.
+/// 10 s (librdkafka's default before 2.0, and Kafka's `group.min.session.timeout.ms` allows it):
+/// a restarted worker rejoins its group only once its previous membership expired (Tansu 0.6
+/// rebalances only then), so librdkafka's 45 s default kept its partitions idle that long.
 fn default_worker_session_timeout_ms() -> u64 {
-    45_000
+    10_000
 }
 /// Kubernetes' default termination grace period.
 fn default_worker_shutdown_timeout_secs() -> u64 {

@@ -1,7 +1,7 @@
 //! The state every HTTP thread shares: what the receiver, the management API and the
 //! operations endpoints read.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,15 +25,13 @@ pub struct AppState {
     pub request_timeout: Duration,
     /// Base URL senders use.
     pub external_base_url: String,
-    /// Whether Kafka answered recently.
-    pub kafka_reachable: Arc<AtomicBool>,
     /// The debug recorder.
     pub debug: actix::Addr<DebugRecorder>,
     /// State shared with the other instances through Kafka.
     pub shared: Arc<SharedState>,
     /// The whole configuration.
     pub settings: Arc<Settings>,
-    /// The producer (for its queue depth).
+    /// The producer (for its queue depth and readiness).
     pub producer: PageProducer,
     /// Kafka bootstrap servers (to create topics of listeners added through the API).
     pub bootstrap: String,

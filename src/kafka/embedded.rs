@@ -31,6 +31,13 @@ impl EmbeddedCluster {
         self.cluster.broker_down(id)
     }
 
+    /// Fault injection for tests: the next Produce requests fail with `errors`, one each, in
+    /// order (`RD_KAFKA_RESP_ERR__TRANSPORT` disconnects instead).
+    pub fn fail_next_produce_requests(&self, errors: &[rdkafka::types::RDKafkaRespErr]) {
+        self.cluster
+            .request_errors(rdkafka::types::RDKafkaApiKey::Produce, errors);
+    }
+
     /// Fault injection for tests: brings broker `id` back.
     pub fn broker_up(&self, id: i32) -> Result<(), rdkafka::error::KafkaError> {
         self.cluster.broker_up(id)

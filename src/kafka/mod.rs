@@ -1,24 +1,34 @@
 //! Kafka: the client configuration every client starts from, the one durable producer
-//! configuration, the one page producer wrapper, the embedded cluster, the topics hookpipe owns
-//! and reading pages back.
+//! configuration, the one page producer wrapper (with what it knows of Kafka's availability and
+//! the supervisor of its handle), the embedded cluster, the topics hookpipe owns and reading
+//! pages back.
 
+pub mod availability;
 pub mod embedded;
 pub mod producer;
 pub mod state;
+pub mod supervisor;
 pub mod tail;
 pub mod topics;
 
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::metadata::Metadata;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::ClientConfig;
 
 use crate::config::kafka::KafkaSettings;
 
+/// Longest wait between two connection attempts to a broker that went away
+/// (`reconnect.backoff.max.ms`; librdkafka's default, 10 s, would keep hookpipe away from a broker
+/// that is back for up to that long). `kafka.properties` may change it.
+const RECONNECT_BACKOFF_MAX_MS: &str = "1000";
+
 /// Client properties shared by every client hookpipe creates (producer, admin, consumer).
 pub fn base_client_config(settings: &KafkaSettings, bootstrap: &str) -> ClientConfig {
     let mut config = ClientConfig::new();
     config.set("bootstrap.servers", bootstrap);
     config.set("client.id", "hookpipe");
+    config.set("reconnect.backoff.max.ms", RECONNECT_BACKOFF_MAX_MS);
     for (key, value) in &settings.properties {
         config.set(key, value);
     }
@@ -39,6 +49,19 @@ pub fn durable_producer_config(settings: &KafkaSettings, bootstrap: &str) -> Cli
         .set("queue.buffering.max.kbytes", settings.queue_max_kbytes.to_string())
         .set("linger.ms", settings.linger_ms.to_string());
     config
+}
+
+/// librdkafka's own log lines (broker connections, the idempotent producer's state, group
+/// membership) through `tracing`, under the `librdkafka` target.
+pub fn log_to_tracing(level: RDKafkaLogLevel, facility: &str, message: &str) {
+    match level {
+        RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical | RDKafkaLogLevel::Error => {
+            tracing::error!(target: "librdkafka", facility, "{message}")
+        }
+        RDKafkaLogLevel::Warning => tracing::warn!(target: "librdkafka", facility, "{message}"),
+        RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => tracing::info!(target: "librdkafka", facility, "{message}"),
+        RDKafkaLogLevel::Debug => tracing::debug!(target: "librdkafka", facility, "{message}"),
+    }
 }
 
 /// The partition ids of `topic` as the cluster reports them now (empty while it is unknown).

@@ -1,12 +1,22 @@
-//! The one producer wrapper: idempotent, acks=all, capped queue, delivery futures.
+//! The one producer wrapper: idempotent, acks=all, capped queue, delivery futures — and honest
+//! about outages: a page is refused at once (`PublishError::Unavailable`, answered 503) while the
+//! producer knows every broker is down, every delivery result feeds the readiness `/readyz`
+//! reports, and the librdkafka handle underneath is replaced when it can no longer deliver
+//! (`kafka::supervisor`).
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{FutureRecord, Producer};
 
+use super::availability::{classify, Availability, FailureKind, Readiness};
+use super::supervisor::Supervised;
 use crate::config::kafka::KafkaSettings;
+
+/// How often librdkafka reports its statistics (the idempotent producer's state among them).
+const STATISTICS_INTERVAL_MS: u32 = 1_000;
 
 /// Why a page was not acknowledged.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -14,10 +24,14 @@ pub enum PublishError {
     /// The local queue is at its cap: backpressure, answered with 503.
     #[error("producer queue full")]
     QueueFull,
+    /// Not even tried: the producer knows Kafka cannot take it now (every broker down, or the
+    /// producer failed and is being replaced). Answered with 503 at once.
+    #[error("Kafka unavailable: {}", .0.as_str())]
+    Unavailable(Readiness),
     /// Kafka did not acknowledge within `message.timeout.ms`, or refused the page.
     #[error("delivery failed: {0}")]
     Delivery(String),
-    /// The producer went away before answering (shutdown).
+    /// The producer went away before answering (shutdown, or a replaced producer).
     #[error("producer closed")]
     Closed,
 }
@@ -35,25 +49,31 @@ pub struct OutgoingMessage<'a> {
     pub headers: &'a [(&'a str, &'a str)],
 }
 
-/// Shared, thread-safe producer; clones share one librdkafka handle.
+/// Shared, thread-safe producer; clones share one supervised librdkafka handle.
 #[derive(Clone)]
 pub struct PageProducer {
-    inner: FutureProducer,
+    supervised: Arc<Supervised>,
 }
 
 impl PageProducer {
-    /// Creates the producer with hookpipe's durability settings.
+    /// Creates the producer with hookpipe's durability settings, and its supervisor.
     pub fn new(settings: &KafkaSettings, bootstrap: &str) -> Result<PageProducer, KafkaError> {
         let mut config = super::durable_producer_config(settings, bootstrap);
         // Pages can be up to 5 MB of records plus envelope.
         config.set("message.max.bytes", (6 * 1024 * 1024).to_string());
+        config.set("statistics.interval.ms", STATISTICS_INTERVAL_MS.to_string());
         Ok(PageProducer {
-            inner: config.create()?,
+            supervised: Supervised::start(config)?,
         })
     }
 
-    /// Enqueues a message and waits for its delivery report.
+    /// Enqueues a message and waits for its delivery report; refuses it at once while Kafka is
+    /// known to be unavailable.
     pub async fn publish(&self, message: OutgoingMessage<'_>) -> Result<(), PublishError> {
+        let availability = self.supervised.availability();
+        if let Some(refusal) = availability.refusal() {
+            return Err(PublishError::Unavailable(refusal));
+        }
         let mut headers = OwnedHeaders::new_with_capacity(message.headers.len());
         for (key, value) in message.headers {
             headers = headers.insert(Header {
@@ -65,32 +85,139 @@ impl PageProducer {
             .key(message.key)
             .payload(message.payload)
             .headers(headers);
-        let delivery = match self.inner.send_result(record) {
+        let current = self.supervised.current();
+        let generation = current.generation;
+        let sent = current.producer.send_result(record);
+        // Not held across the wait: a replaced handle is destroyed by the supervisor.
+        drop(current);
+        let delivery = match sent {
             Ok(delivery) => delivery,
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
                 return Err(PublishError::QueueFull)
             }
-            Err((error, _)) => return Err(PublishError::Delivery(error.to_string())),
+            Err((error, _)) => {
+                self.failed(generation, &error);
+                return Err(PublishError::Delivery(error.to_string()));
+            }
         };
         match delivery.await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err((error, _))) => Err(PublishError::Delivery(error.to_string())),
-            Err(_canceled) => Err(PublishError::Closed),
+            Ok(Ok(_)) => {
+                availability.delivered(generation, Instant::now());
+                Ok(())
+            }
+            Ok(Err((error, _))) => {
+                self.failed(generation, &error);
+                Err(PublishError::Delivery(error.to_string()))
+            }
+            Err(_canceled) => {
+                availability.failed(generation, FailureKind::Unreachable);
+                Err(PublishError::Closed)
+            }
         }
     }
 
-    /// Whether a broker answers a metadata request within `timeout` (blocks).
-    pub fn reachable(&self, timeout: Duration) -> bool {
-        self.inner.client().fetch_metadata(None, timeout).is_ok()
+    fn failed(&self, generation: u64, error: &KafkaError) {
+        let kind = error.rdkafka_error_code().map_or(FailureKind::Unreachable, classify);
+        let availability = self.supervised.availability();
+        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::Fatal) {
+            availability.fatal(generation);
+        }
+        availability.failed(generation, kind);
+        if kind == FailureKind::ProducerState {
+            self.supervised.nudge();
+        }
+    }
+
+    /// Whether pages are being acknowledged now (what `/readyz` reports).
+    pub fn readiness(&self) -> Readiness {
+        self.supervised.availability().readiness()
+    }
+
+    /// What the producer knows about Kafka.
+    pub fn availability(&self) -> &Availability {
+        self.supervised.availability()
+    }
+
+    /// How many times the librdkafka handle was replaced by a fresh one.
+    pub fn replacements(&self) -> u64 {
+        self.supervised.current().generation
     }
 
     /// Messages waiting in the local queue or in flight.
     pub fn queue_depth(&self) -> i32 {
-        self.inner.in_flight_count()
+        self.supervised.current().producer.in_flight_count()
     }
 
     /// Waits until every queued message is delivered or failed.
     pub fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
-        self.inner.flush(timeout)
+        self.supervised.current().producer.flush(timeout)
+    }
+
+    /// Raises a fatal error in the current librdkafka handle, as the broker's refusal of its
+    /// idempotence state would (librdkafka's own test hook): for the tests of the replacement.
+    #[doc(hidden)]
+    pub fn raise_fatal_error_for_tests(&self) {
+        let current = self.supervised.current();
+        let reason = c"hookpipe test: fatal error";
+        // SAFETY: the handle is alive (held by `current`) and `reason` is a NUL-terminated
+        // string that outlives the call, which copies it.
+        unsafe {
+            rdkafka::bindings::rd_kafka_test_fatal_error(
+                current.producer.client().native_ptr(),
+                rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
+                reason.as_ptr(),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::kafka::embedded::EmbeddedCluster;
+
+    fn message<'a>(topic: &'a str) -> OutgoingMessage<'a> {
+        OutgoingMessage {
+            topic,
+            key: "k",
+            payload: b"page",
+            headers: &[],
+        }
+    }
+
+    /// A fatal error (what librdkafka raises when a broker refuses the idempotent producer's
+    /// sequence) leaves a handle that can never produce again: the supervisor replaces it, and
+    /// pages are acknowledged again without restarting anything.
+    #[actix::test]
+    async fn a_producer_with_a_fatal_error_is_replaced_and_delivers_again() {
+        let cluster = EmbeddedCluster::start().unwrap();
+        cluster.create_topic("t", 1).unwrap();
+        let settings = KafkaSettings {
+            message_timeout_ms: 8000,
+            ..KafkaSettings::default()
+        };
+        let producer = PageProducer::new(&settings, &cluster.bootstrap_servers()).unwrap();
+        producer.publish(message("t")).await.unwrap();
+        assert_eq!(producer.replacements(), 0);
+
+        producer.raise_fatal_error_for_tests();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut refused = 0;
+        loop {
+            assert!(
+                Instant::now() < deadline,
+                "no delivery after the fatal error ({refused} refused)"
+            );
+            match producer.publish(message("t")).await {
+                Ok(()) if producer.replacements() > 0 => break,
+                Ok(()) => {}
+                Err(_) => refused += 1,
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(producer.replacements(), 1, "one fresh handle");
+        assert!(producer.readiness().is_ready());
     }
 }

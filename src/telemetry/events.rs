@@ -316,6 +316,53 @@ fn observe_produce(latency: Duration, queue_depth: i32) {
     METRICS.producer_queue_depth.set(i64::from(queue_depth));
 }
 
+/// librdkafka reported every broker down: pages are refused at once (503) until one answers.
+pub struct KafkaDown<'a> {
+    /// librdkafka's text.
+    pub reason: &'a str,
+}
+
+impl KafkaDown<'_> {
+    /// Writes the warning.
+    pub fn emit(&self) {
+        tracing::warn!(target: "hookpipe::kafka", reason = self.reason,
+            "every Kafka broker is down: webhooks are answered 503 at once until one answers");
+    }
+}
+
+/// A broker answers again after every one was down.
+pub struct KafkaBack {
+    /// How long they were down.
+    pub outage: Duration,
+}
+
+impl KafkaBack {
+    /// Writes the notice.
+    pub fn emit(&self) {
+        tracing::info!(target: "hookpipe::kafka", outage_ms = self.outage.as_millis() as u64,
+            "a Kafka broker answers again: accepting webhooks");
+    }
+}
+
+/// The page producer's librdkafka handle was replaced by a fresh one.
+pub struct ProducerReplaced {
+    /// Why, from a fixed set (`fatal`, `brokers_down`, `producer_state_errors`, `no_producer_id`).
+    pub reason: &'static str,
+    /// The same, in words.
+    pub detail: &'static str,
+    /// The new handle's generation (how many replacements so far).
+    pub generation: u64,
+}
+
+impl ProducerReplaced {
+    /// Counts the replacement and writes the warning.
+    pub fn emit(&self) {
+        METRICS.producer_replacements.with_label_values(&[self.reason]).inc();
+        tracing::warn!(target: "hookpipe::kafka", reason = self.detail, generation = self.generation,
+            "replaced the Kafka producer by a fresh one (a new producer id)");
+    }
+}
+
 /// A debug capture was dropped: the recorder's mailbox or its producer queue was full.
 pub struct DebugCaptureDropped;
 

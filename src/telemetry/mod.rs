@@ -90,6 +90,11 @@ pub struct ServeMetrics {
     pub samples_dropped: IntCounter,
     /// Records republished for another attempt through the errors API, by listener.
     pub errors_republished: IntCounterVec,
+    /// Page producer handles replaced by a fresh one, by reason (`fatal`, `brokers_down`,
+    /// `producer_state_errors`, `no_producer_id`).
+    pub producer_replacements: IntCounterVec,
+    /// 1 while pages are being acknowledged (what `/readyz` says), 0 otherwise.
+    pub kafka_ready: IntGauge,
     /// Requests a handshake rule applied to, by listener and result (`answered`, `refused`).
     pub handshakes: IntCounterVec,
     /// Records checked against their listener's schema, by listener and outcome (`valid`,
@@ -259,6 +264,15 @@ impl ServeMetrics {
                 "hookpipe_errors_republished_total",
                 "Failed records republished for another attempt through the errors API.",
                 &["listener"],
+            ),
+            producer_replacements: declare.counter_vec(
+                "hookpipe_kafka_producer_replacements_total",
+                "Page producer handles replaced by a fresh one (a new producer id), by reason.",
+                &["reason"],
+            ),
+            kafka_ready: declare.gauge(
+                "hookpipe_kafka_ready",
+                "1 while pages are being acknowledged by Kafka (what /readyz says), 0 otherwise.",
             ),
             handshakes: declare.counter_vec(
                 "hookpipe_handshakes_total",

@@ -136,17 +136,7 @@ struct WorkerContext;
 impl ClientContext for WorkerContext {
     /// librdkafka's own log lines (group membership, broker connections) go through `tracing`.
     fn log(&self, level: rdkafka::config::RDKafkaLogLevel, facility: &str, message: &str) {
-        use rdkafka::config::RDKafkaLogLevel;
-        match level {
-            RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical | RDKafkaLogLevel::Error => {
-                tracing::error!(target: "librdkafka", facility, "{message}")
-            }
-            RDKafkaLogLevel::Warning => tracing::warn!(target: "librdkafka", facility, "{message}"),
-            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
-                tracing::info!(target: "librdkafka", facility, "{message}")
-            }
-            RDKafkaLogLevel::Debug => tracing::debug!(target: "librdkafka", facility, "{message}"),
-        }
+        crate::kafka::log_to_tracing(level, facility, message);
     }
 
     fn stats(&self, statistics: Statistics) {
@@ -300,9 +290,17 @@ impl Worker {
         })?;
         let targets = Targets::build(settings)?;
         if targets.default.is_none() {
+            // Name the listeners this applies to, not those that have a target.
+            let without_target: Vec<&str> = settings
+                .listeners
+                .iter()
+                .map(|listener| listener.id.as_str())
+                .filter(|id| !settings.worker.targets.contains_key(*id))
+                .collect();
             tracing::warn!(
-                listeners = ?settings.worker.targets.keys().collect::<Vec<_>>(),
-                "no worker.default_target: records of listeners without a target are recorded as errors"
+                ?without_target,
+                "no worker.default_target: records of listeners without a target (those listed, and \
+                 any created through the API) are recorded as errors"
             );
         }
         let worker = &settings.worker;

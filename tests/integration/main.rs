@@ -15,6 +15,7 @@ mod formats;
 mod handshake;
 mod hostile;
 mod ingest;
+mod outage;
 mod rate_limit;
 mod retry_data;
 mod schema;

@@ -25,6 +25,8 @@ pub struct Broker {
     /// `127.0.0.1:PORT`.
     pub bootstrap: String,
     port: u16,
+    /// The port it tells clients to connect to (its own, or a proxy's in front of it).
+    advertised_port: u16,
     storage: String,
     workdir: PathBuf,
 }
@@ -34,21 +36,37 @@ impl Broker {
     pub fn start() -> Broker {
         let workdir = std::env::temp_dir().join(format!("hookpipe-tansu-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&workdir).unwrap();
-        Broker::start_with(free_port(), "memory://tansu/".into(), workdir)
+        let port = free_port();
+        Broker::start_with(port, port, "memory://tansu/".into(), workdir)
     }
 
     /// A broker storing in SQLite under its own directory: survives kill and restart.
     pub fn start_durable() -> Broker {
-        let workdir = std::env::temp_dir().join(format!("hookpipe-tansu-{}", uuid::Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&workdir).unwrap();
-        Broker::start_with(free_port(), "sqlite://tansu.db".into(), workdir)
+        Broker::start_durable_on(free_port())
     }
 
-    fn start_with(port: u16, storage: String, workdir: PathBuf) -> Broker {
+    /// A durable broker on `port` (a port a server under test was told about before any broker
+    /// listened there).
+    pub fn start_durable_on(port: u16) -> Broker {
+        let workdir = std::env::temp_dir().join(format!("hookpipe-tansu-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&workdir).unwrap();
+        Broker::start_with(port, port, "sqlite://tansu.db".into(), workdir)
+    }
+
+    /// A durable broker on a free port that advertises `proxy_port` (a proxy in front of it), so
+    /// that every connection of its clients goes through the proxy.
+    pub fn start_durable_behind(proxy_port: u16) -> Broker {
+        let workdir = std::env::temp_dir().join(format!("hookpipe-tansu-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&workdir).unwrap();
+        Broker::start_with(free_port(), proxy_port, "sqlite://tansu.db".into(), workdir)
+    }
+
+    fn start_with(port: u16, advertised_port: u16, storage: String, workdir: PathBuf) -> Broker {
         let mut broker = Broker {
             child: None,
             bootstrap: format!("127.0.0.1:{port}"),
             port,
+            advertised_port,
             storage,
             workdir,
         };
@@ -64,7 +82,13 @@ impl Broker {
             binary.display()
         );
         let url = format!("tcp://127.0.0.1:{}", self.port);
-        let log = std::fs::File::create(self.workdir.join("tansu.log")).unwrap();
+        let advertised = format!("tcp://127.0.0.1:{}", self.advertised_port);
+        // Appended to, so a restarted broker's log follows the killed one's.
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.workdir.join("tansu.log"))
+            .unwrap();
         let child = Command::new(&binary)
             .current_dir(&self.workdir)
             .args([
@@ -72,22 +96,28 @@ impl Broker {
                 "--listener-url",
                 &url,
                 "--advertised-listener-url",
-                &url,
+                &advertised,
                 "--storage-engine",
                 &self.storage,
             ])
-            .env("RUST_LOG", "warn")
+            .env(
+                "RUST_LOG",
+                std::env::var("HOOKPIPE_TANSU_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .expect("starting tansu");
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(20);
+        // Generous: a restart on a loaded machine (SQLite storage reopened) can take a while.
+        let deadline = Instant::now() + Duration::from_secs(40);
         while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            let exited = self.child.as_mut().and_then(|child| child.try_wait().ok().flatten());
             assert!(
-                Instant::now() < deadline,
-                "tansu did not listen on {} in time",
-                self.port
+                Instant::now() < deadline && exited.is_none(),
+                "tansu did not listen on {} in time (exit: {exited:?}); its log ends with:\n{}",
+                self.port,
+                tail(&self.log(), 40)
             );
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -106,6 +136,17 @@ impl Broker {
         self.kill();
         self.spawn();
     }
+
+    /// What the broker wrote on stderr so far (its log, across restarts).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.workdir.join("tansu.log")).unwrap_or_default()
+    }
+}
+
+/// The last `lines` lines of `text`.
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
 }
 
 impl Drop for Broker {

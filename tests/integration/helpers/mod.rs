@@ -1,10 +1,12 @@
 //! The test harness: a real Tansu broker per test (`broker`), the server on port 0 (`app`), a
-//! raw HTTP client (`http`), an import target (`target`) and an in-process worker (`worker`).
+//! raw HTTP client (`http`), an import target (`target`), an in-process worker (`worker`) and a
+//! TCP proxy that cuts the network to the broker (`proxy`).
 
 pub mod app;
 pub mod broker;
 pub mod http;
 pub mod process;
+pub mod proxy;
 pub mod signing;
 pub mod target;
 pub mod worker;

@@ -1,0 +1,257 @@
+//! The page producer's librdkafka handle and the thread that looks after it: librdkafka's
+//! events (every broker down, fatal errors, the idempotent producer's state in its statistics)
+//! feed the [`Availability`]; while every broker is down the supervisor asks for metadata until
+//! one answers; and it replaces the handle with a fresh one — a new `InitProducerId`, not an
+//! epoch bump — when the availability says so, with a backoff.
+//!
+//! Why replace rather than wait: when pages time out with requests in flight (an outage),
+//! librdkafka's idempotent producer bumps its epoch locally and produces with it, sequence 0. Kafka
+//! accepts that; Tansu 0.6 panics on an epoch it never issued and answers every retry with an
+//! unknown server error, so the handle never delivers again (README, "Broker outages"). A fresh
+//! handle asks for a new producer id, which every broker grants.
+
+use std::sync::{Arc, Condvar, Mutex, PoisonError, RwLock, Weak};
+use std::time::{Duration, Instant};
+
+use rdkafka::client::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{FutureProducer, Producer, PurgeConfig};
+use rdkafka::ClientConfig;
+
+use super::availability::{Availability, ReplaceBackoff, ReplaceReason};
+use crate::telemetry::events::{KafkaBack, KafkaDown, ProducerReplaced};
+
+/// A librdkafka producer handle with hookpipe's callbacks.
+pub type Handle = FutureProducer<ProducerEvents>;
+
+/// How often the supervisor looks (and probes, while every broker is down).
+const TICK: Duration = Duration::from_millis(200);
+/// How long one metadata probe may take.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+/// Backoff between replacements: from this...
+const REPLACE_BACKOFF_INITIAL: Duration = Duration::from_secs(1);
+/// ...doubling up to this.
+const REPLACE_BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// How long a replaced handle gets to report what it purged before it is destroyed.
+const RETIRE_FLUSH: Duration = Duration::from_millis(500);
+
+/// The current handle, its generation, and what is known about Kafka.
+pub struct Supervised {
+    config: ClientConfig,
+    current: RwLock<Current>,
+    availability: Arc<Availability>,
+    wake: Arc<Wake>,
+}
+
+/// One handle and its generation (0 for the first, +1 per replacement).
+#[derive(Clone)]
+pub struct Current {
+    /// Its generation: the availability counts only the current one's events.
+    pub generation: u64,
+    /// The handle.
+    pub producer: Arc<Handle>,
+}
+
+impl Supervised {
+    /// Creates the first handle from `config` and starts the supervisor thread, which ends when
+    /// the last reference to the returned value is gone.
+    pub fn start(config: ClientConfig) -> Result<Arc<Supervised>, KafkaError> {
+        let availability = Arc::new(Availability::new());
+        let wake = Arc::new(Wake::default());
+        let producer = create(&config, 0, &availability, &wake)?;
+        let supervised = Arc::new(Supervised {
+            config,
+            current: RwLock::new(Current {
+                generation: 0,
+                producer: Arc::new(producer),
+            }),
+            availability,
+            wake: wake.clone(),
+        });
+        let weak = Arc::downgrade(&supervised);
+        std::thread::Builder::new()
+            .name("kafka-supervisor".into())
+            .spawn(move || supervise(weak, wake))
+            .map_err(|e| KafkaError::ClientCreation(format!("cannot start the producer supervisor: {e}")))?;
+        Ok(supervised)
+    }
+
+    /// The handle to produce with now (hold it only while enqueueing: a replaced handle is
+    /// destroyed when its last holder lets go).
+    pub fn current(&self) -> Current {
+        self.current.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// What is known about Kafka.
+    pub fn availability(&self) -> &Availability {
+        &self.availability
+    }
+
+    /// Wakes the supervisor now (a delivery result it should act on).
+    pub fn nudge(&self) {
+        self.wake.notify();
+    }
+
+    /// Replaces the handle by a fresh one; what the old one still holds is purged (answered as
+    /// not acknowledged, so its requests get 503 now rather than at `message.timeout.ms`).
+    fn replace(&self, reason: ReplaceReason) -> Result<(), KafkaError> {
+        let old = self.current();
+        let generation = old.generation + 1;
+        let producer = Arc::new(create(&self.config, generation, &self.availability, &self.wake)?);
+        self.availability.replaced(generation);
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = Current { generation, producer };
+        ProducerReplaced {
+            reason: reason.label(),
+            detail: reason.as_str(),
+            generation,
+        }
+        .emit();
+        old.producer.purge(PurgeConfig::default().queue().inflight());
+        // Delivers the purge's reports (their requests are answered); the handle is destroyed
+        // when the last publish holding it lets go — normally here.
+        let _ = old.producer.flush(RETIRE_FLUSH);
+        Ok(())
+    }
+
+    /// While every broker is down: asks for metadata, and once a broker answers, pages are
+    /// accepted again.
+    fn probe(&self) {
+        let current = self.current();
+        if current.producer.client().fetch_metadata(None, PROBE_TIMEOUT).is_ok() {
+            if let Some(outage) = self.availability.broker_answered(current.generation) {
+                KafkaBack { outage }.emit();
+            }
+        }
+    }
+}
+
+/// The supervisor's loop: one look per tick (or sooner when woken), until the producer is gone.
+fn supervise(weak: Weak<Supervised>, wake: Arc<Wake>) {
+    let mut backoff = ReplaceBackoff::new(REPLACE_BACKOFF_INITIAL, REPLACE_BACKOFF_MAX);
+    loop {
+        let Some(supervised) = weak.upgrade() else {
+            return;
+        };
+        let now = Instant::now();
+        if let Some(reason) = supervised.availability.replacement_due(now) {
+            if backoff.may_replace(now, supervised.availability.last_ack()) {
+                backoff.replaced(now);
+                if let Err(error) = supervised.replace(reason) {
+                    tracing::error!(%error, "cannot create a fresh Kafka producer; trying again");
+                }
+            }
+        }
+        if supervised.availability.is_down() {
+            supervised.probe();
+        }
+        drop(supervised);
+        wake.wait(TICK);
+    }
+}
+
+/// Creates handle `generation`, its callbacks feeding `availability`.
+fn create(
+    config: &ClientConfig,
+    generation: u64,
+    availability: &Arc<Availability>,
+    wake: &Arc<Wake>,
+) -> Result<Handle, KafkaError> {
+    let mut config = config.clone();
+    config.set_log_level(if tracing::enabled!(target: "librdkafka", tracing::Level::DEBUG) {
+        RDKafkaLogLevel::Debug
+    } else {
+        RDKafkaLogLevel::Info
+    });
+    config.create_with_context(ProducerEvents {
+        generation,
+        availability: availability.clone(),
+        wake: wake.clone(),
+    })
+}
+
+/// librdkafka's callbacks of one handle.
+pub struct ProducerEvents {
+    generation: u64,
+    availability: Arc<Availability>,
+    wake: Arc<Wake>,
+}
+
+impl ClientContext for ProducerEvents {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        super::log_to_tracing(level, facility, message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        match error.rdkafka_error_code() {
+            Some(RDKafkaErrorCode::AllBrokersDown) => {
+                if self.availability.brokers_down(self.generation, Instant::now()) {
+                    KafkaDown { reason }.emit();
+                    self.wake.notify();
+                }
+            }
+            Some(RDKafkaErrorCode::Fatal) => {
+                tracing::error!(target: "librdkafka", generation = self.generation, reason, "fatal producer error");
+                self.availability.fatal(self.generation);
+                self.wake.notify();
+            }
+            // Repeats on every reconnection attempt while a broker is away.
+            Some(RDKafkaErrorCode::BrokerTransportFailure) => {
+                tracing::debug!(target: "librdkafka", %error, reason, "Kafka connection failed")
+            }
+            _ => tracing::warn!(target: "librdkafka", %error, reason, "Kafka producer error"),
+        }
+    }
+
+    fn stats_raw(&self, statistics: &[u8]) {
+        if let Some(assigned) = producer_id_assigned(statistics) {
+            self.availability.producer_id(self.generation, assigned, Instant::now());
+        }
+    }
+}
+
+/// Whether librdkafka's statistics show the idempotent producer with a producer id
+/// (`eos.idemp_state` is `Assigned`); `None` when they do not say.
+pub fn producer_id_assigned(statistics: &[u8]) -> Option<bool> {
+    let value: serde_json::Value = serde_json::from_slice(statistics).ok()?;
+    let state = value.get("eos")?.get("idemp_state")?.as_str()?;
+    Some(state == "Assigned")
+}
+
+/// Wakes the supervisor before its tick when an event needs acting on.
+#[derive(Default)]
+struct Wake {
+    woken: Mutex<bool>,
+    condvar: Condvar,
+}
+
+impl Wake {
+    fn notify(&self) {
+        *self.woken.lock().unwrap_or_else(PoisonError::into_inner) = true;
+        self.condvar.notify_one();
+    }
+
+    fn wait(&self, timeout: Duration) {
+        let woken = self.woken.lock().unwrap_or_else(PoisonError::into_inner);
+        let (mut woken, _) = self
+            .condvar
+            .wait_timeout_while(woken, timeout, |woken| !*woken)
+            .unwrap_or_else(PoisonError::into_inner);
+        *woken = false;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_producer_id_is_read_from_the_statistics() {
+        let assigned = br#"{"name":"p","eos":{"idemp_state":"Assigned","idemp_stateage":12,"producer_id":3}}"#;
+        assert_eq!(producer_id_assigned(assigned), Some(true));
+        let waiting = br#"{"eos":{"idemp_state":"WaitPID","idemp_stateage":5000}}"#;
+        assert_eq!(producer_id_assigned(waiting), Some(false));
+        assert_eq!(producer_id_assigned(br#"{"name":"p"}"#), None);
+        assert_eq!(producer_id_assigned(b"not json"), None);
+    }
+}
