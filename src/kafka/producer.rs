@@ -5,18 +5,18 @@
 //! (`kafka::supervisor`).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureRecord, Producer};
 
-use super::availability::{classify, Availability, FailureKind, Readiness};
+use super::availability::{Availability, FailureKind, Readiness};
 use super::supervisor::Supervised;
 use crate::config::kafka::KafkaSettings;
 
 /// How often librdkafka reports its statistics (the idempotent producer's state among them).
-const STATISTICS_INTERVAL_MS: u32 = 1_000;
+pub const STATISTICS_INTERVAL_MS: u32 = 1_000;
 
 /// Why a page was not acknowledged.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -102,7 +102,7 @@ impl PageProducer {
         };
         match delivery.await {
             Ok(Ok(_)) => {
-                availability.delivered(generation, Instant::now());
+                self.supervised.delivered(generation);
                 Ok(())
             }
             Ok(Err((error, _))) => {
@@ -117,15 +117,7 @@ impl PageProducer {
     }
 
     fn failed(&self, generation: u64, error: &KafkaError) {
-        let kind = error.rdkafka_error_code().map_or(FailureKind::Unreachable, classify);
-        let availability = self.supervised.availability();
-        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::Fatal) {
-            availability.fatal(generation);
-        }
-        availability.failed(generation, kind);
-        if kind == FailureKind::ProducerState {
-            self.supervised.nudge();
-        }
+        self.supervised.failed(generation, error);
     }
 
     /// Whether pages are being acknowledged now (what `/readyz` reports).
@@ -153,21 +145,10 @@ impl PageProducer {
         self.supervised.current().producer.flush(timeout)
     }
 
-    /// Raises a fatal error in the current librdkafka handle, as the broker's refusal of its
-    /// idempotence state would (librdkafka's own test hook): for the tests of the replacement.
+    /// Raises a fatal error in the current librdkafka handle (librdkafka's own test hook).
     #[doc(hidden)]
     pub fn raise_fatal_error_for_tests(&self) {
-        let current = self.supervised.current();
-        let reason = c"hookpipe test: fatal error";
-        // SAFETY: the handle is alive (held by `current`) and `reason` is a NUL-terminated
-        // string that outlives the call, which copies it.
-        unsafe {
-            rdkafka::bindings::rd_kafka_test_fatal_error(
-                current.producer.client().native_ptr(),
-                rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
-                reason.as_ptr(),
-            );
-        }
+        self.supervised.raise_fatal_error_for_tests();
     }
 }
 

@@ -18,10 +18,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Message, Timestamp};
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{DeliveryFuture, FutureRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::{broadcast, oneshot, watch};
 
+use super::supervisor::Supervised;
 use super::topics::{Cleanup, TopicSpec};
 use crate::config::kafka::KafkaSettings;
 
@@ -170,6 +171,8 @@ impl LogTopic {
     /// since dropping the handle discards what is still queued.
     pub fn flush(&self, timeout: Duration) -> Result<(), String> {
         self.follower
+            .producer
+            .current()
             .producer
             .flush(timeout)
             .map_err(|e| format!("cannot flush appends to {}: {e}", self.follower.topic))
@@ -372,7 +375,7 @@ type Progress = HashMap<i32, watch::Receiver<i64>>;
 /// The part both topics share: producer, follower thread, and read-your-writes.
 struct Follower {
     topic: String,
-    producer: Arc<FutureProducer>,
+    producer: Arc<Supervised>,
     progress: Progress,
     _stop: StopOnDrop,
 }
@@ -428,26 +431,40 @@ impl Follower {
         })
     }
 
-    fn enqueue(&self, key: &str, value: Option<&[u8]>) -> Result<DeliveryFuture, String> {
+    /// Enqueues a write; the delivery future, and the generation of the handle it went to.
+    fn enqueue(&self, key: &str, value: Option<&[u8]>) -> Result<(DeliveryFuture, u64), String> {
         let mut record = FutureRecord::<str, [u8]>::to(&self.topic).key(key);
         if let Some(value) = value {
             record = record.payload(value);
         }
-        self.producer.send_result(record).map_err(|(error, _)| match error {
+        let current = self.producer.current();
+        let sent = current.producer.send_result(record);
+        // Not held across the wait: a replaced handle is destroyed by its supervisor.
+        drop(current.producer);
+        sent.map(|delivery| (delivery, current.generation)).map_err(|(error, _)| match error {
             KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull) => {
                 format!("producer queue for {} is full", self.topic)
             }
-            error => format!("cannot produce to {}: {error}", self.topic),
+            error => {
+                self.producer.failed(current.generation, &error);
+                format!("cannot produce to {}: {error}", self.topic)
+            }
         })
     }
 
     async fn write(&self, key: &str, value: Option<&[u8]>) -> Result<(), String> {
         let topic = &self.topic;
         let deadline = tokio::time::Instant::now() + WRITE_TIMEOUT;
-        let delivery = self.enqueue(key, value)?;
+        let (delivery, generation) = self.enqueue(key, value)?;
         let delivered = match tokio::time::timeout_at(deadline, delivery).await {
-            Ok(Ok(Ok(delivered))) => delivered,
-            Ok(Ok(Err((error, _)))) => return Err(format!("write to {topic} failed: {error}")),
+            Ok(Ok(Ok(delivered))) => {
+                self.producer.delivered(generation);
+                delivered
+            }
+            Ok(Ok(Err((error, _)))) => {
+                self.producer.failed(generation, &error);
+                return Err(format!("write to {topic} failed: {error}"));
+            }
             Ok(Err(_canceled)) => return Err(format!("producer for {topic} closed")),
             Err(_elapsed) => return Err(format!("write to {topic} not acknowledged within {WRITE_TIMEOUT:?}")),
         };
@@ -469,26 +486,26 @@ impl Follower {
 }
 
 /// The producers of open state topics, one per cluster and settings (see [`shared_producer`]).
-static STATE_PRODUCERS: Mutex<Vec<(String, Weak<FutureProducer>)>> = Mutex::new(Vec::new());
+static STATE_PRODUCERS: Mutex<Vec<(String, Weak<Supervised>)>> = Mutex::new(Vec::new());
 
 /// The one producer every state topic of this process writes through when they share a cluster
 /// and settings (a serve instance's state, debug log and errors topics; a worker's errors topic):
 /// one librdkafka handle (one main thread, one thread per broker) instead of one per topic.
 /// Pages keep a producer of their own: theirs is the hot path, with bigger messages, and state
 /// writes (API writes, samples, captures) must not queue behind a burst of pages. The entry is
-/// weak, so the producer closes with the last topic that uses it.
-fn shared_producer(settings: &KafkaSettings, bootstrap: &str, topic: &str) -> Result<Arc<FutureProducer>, String> {
+/// weak, so the producer closes with the last topic that uses it. Supervised as the pages'
+/// producer is (`kafka::supervisor`): a handle that can no longer deliver after an outage is
+/// replaced by a fresh one, so state writes recover by themselves too.
+fn shared_producer(settings: &KafkaSettings, bootstrap: &str, topic: &str) -> Result<Arc<Supervised>, String> {
     let key = format!("{bootstrap}\u{0}{settings:?}");
     let mut producers = STATE_PRODUCERS.lock().unwrap_or_else(PoisonError::into_inner);
     producers.retain(|(_, producer)| producer.strong_count() > 0);
     if let Some(producer) = producers.iter().find(|(k, _)| *k == key).and_then(|(_, p)| p.upgrade()) {
         return Ok(producer);
     }
-    let producer = Arc::new(
-        super::durable_producer_config(settings, bootstrap)
-            .create()
-            .map_err(|e| format!("cannot create producer for {topic}: {e}"))?,
-    );
+    let mut config = super::durable_producer_config(settings, bootstrap);
+    config.set("statistics.interval.ms", super::producer::STATISTICS_INTERVAL_MS.to_string());
+    let producer = Supervised::start(config).map_err(|e| format!("cannot create producer for {topic}: {e}"))?;
     producers.push((key, Arc::downgrade(&producer)));
     Ok(producer)
 }
@@ -672,6 +689,38 @@ mod tests {
         entries.iter().map(|(t, v)| (*t, v.to_vec())).collect()
     }
 
+    /// The shared state producer is supervised like the pages' one: a handle that can no longer
+    /// deliver (a fatal idempotence error, as after an outage on some brokers) is replaced, and
+    /// writes are acknowledged again without reopening anything.
+    #[actix::test]
+    async fn a_state_producer_with_a_fatal_error_is_replaced_and_writes_again() {
+        let cluster = crate::kafka::embedded::EmbeddedCluster::start().unwrap();
+        let settings = KafkaSettings {
+            message_timeout_ms: 4000,
+            ..KafkaSettings::default()
+        };
+        cluster.create_topic("state-fatal", 1).unwrap();
+        let state = StateTopic::open(&settings, &cluster.bootstrap_servers(), "state-fatal", false)
+            .await
+            .unwrap();
+        state.put("k", b"1").await.unwrap();
+        let supervised = state.follower.producer.clone();
+        assert_eq!(supervised.current().generation, 0);
+        supervised.raise_fatal_error_for_tests();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut refused = 0;
+        loop {
+            assert!(Instant::now() < deadline, "no write after the fatal error ({refused} refused)");
+            match state.put("k", b"2").await {
+                Ok(()) if supervised.current().generation > 0 => break,
+                Ok(()) => {}
+                Err(_) => refused += 1,
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(state.get("k").as_deref(), Some(&b"2"[..]));
+    }
+
     #[test]
     fn state_topics_of_one_cluster_share_one_producer_until_the_last_closes() {
         let settings = KafkaSettings::default();
@@ -687,6 +736,11 @@ mod tests {
         assert!(!Arc::ptr_eq(&first, &shared_producer(&other_settings, "127.0.0.1:1", "a").unwrap()));
         let weak = Arc::downgrade(&first);
         drop((first, second));
+        // Its supervisor thread holds it for a moment per tick, never longer.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while weak.strong_count() > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
         assert_eq!(weak.strong_count(), 0, "the cache holds no strong reference");
         let reopened = shared_producer(&settings, "127.0.0.1:1", "a").unwrap();
         assert!(weak.upgrade().is_none() && Arc::strong_count(&reopened) == 1);

@@ -1,4 +1,5 @@
-//! The page producer's librdkafka handle and the thread that looks after it: librdkafka's
+//! A supervised librdkafka producer handle (the pages' and the state topics' each have one) and
+//! the thread that looks after it: librdkafka's
 //! events (every broker down, fatal errors, the idempotent producer's state in its statistics)
 //! feed the [`Availability`]; while every broker is down the supervisor asks for metadata until
 //! one answers; and it replaces the handle with a fresh one — a new `InitProducerId`, not an
@@ -19,7 +20,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, Producer, PurgeConfig};
 use rdkafka::ClientConfig;
 
-use super::availability::{Availability, ReplaceBackoff, ReplaceReason};
+use super::availability::{classify, Availability, FailureKind, ReplaceBackoff, ReplaceReason};
 use crate::telemetry::events::{KafkaBack, KafkaDown, ProducerReplaced};
 
 /// A librdkafka producer handle with hookpipe's callbacks.
@@ -91,6 +92,41 @@ impl Supervised {
     /// Wakes the supervisor now (a delivery result it should act on).
     pub fn nudge(&self) {
         self.wake.notify();
+    }
+
+    /// Feeds a message of handle `generation` that Kafka acknowledged to the availability.
+    pub fn delivered(&self, generation: u64) {
+        self.availability.delivered(generation, Instant::now());
+    }
+
+    /// Feeds a message of handle `generation` that failed to the availability, waking the
+    /// supervisor when the handle's idempotence state is in doubt.
+    pub fn failed(&self, generation: u64, error: &KafkaError) {
+        let kind = error.rdkafka_error_code().map_or(FailureKind::Unreachable, classify);
+        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::Fatal) {
+            self.availability.fatal(generation);
+        }
+        self.availability.failed(generation, kind);
+        if kind == FailureKind::ProducerState {
+            self.nudge();
+        }
+    }
+
+    /// Raises a fatal error in the current librdkafka handle, as the broker's refusal of its
+    /// idempotence state would (librdkafka's own test hook): for the tests of the replacement.
+    #[doc(hidden)]
+    pub fn raise_fatal_error_for_tests(&self) {
+        let current = self.current();
+        let reason = c"hookpipe test: fatal error";
+        // SAFETY: the handle is alive (held by `current`) and `reason` is a NUL-terminated
+        // string that outlives the call, which copies it.
+        unsafe {
+            rdkafka::bindings::rd_kafka_test_fatal_error(
+                current.producer.client().native_ptr(),
+                rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
+                reason.as_ptr(),
+            );
+        }
     }
 
     /// Replaces the handle by a fresh one; what the old one still holds is purged (answered as
