@@ -853,16 +853,22 @@ fn the_dockerfile_builds_the_binary_and_ships_only_it_as_a_non_root_user() {
     }
     // `--locked` works (Cargo.lock is current) and `--bin hookpipe` is a target.
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let output = Command::new(cargo)
-        .args(["metadata", "--locked", "--offline", "--format-version", "1"])
+    let output = Command::new(&cargo)
+        .args(["tree", "--locked", "--offline", "--depth", "0"])
         .current_dir(repo())
         .output()
         .unwrap();
     assert!(
         output.status.success(),
-        "cargo metadata --locked: {}",
+        "cargo tree --locked (the lock file is current): {}",
         String::from_utf8_lossy(&output.stderr)
     );
+    let output = Command::new(&cargo)
+        .args(["metadata", "--no-deps", "--offline", "--format-version", "1"])
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "cargo metadata: {}", String::from_utf8_lossy(&output.stderr));
     let metadata: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     let package = metadata["packages"]
         .as_array()

@@ -204,8 +204,9 @@ impl PageActor {
 
 impl Actor for PageActor {
     type Context = Context<Self>;
-    // No flush in `stopping`: futures spawned on a stopping context may never run, so the pages
-    // left open at shutdown are published by `OpenPages::flush` (the drain, then `App::run`).
+    // No flush in `stopping`: a publish spawned there would race the HTTP thread's arbiter
+    // shutting down. Pages left open at shutdown are published by `OpenPages::flush`, called by
+    // the drain and again by `App::run` on the system's own arbiter once the threads have stopped.
 }
 
 /// The page message of a closed page, with the requests waiting for it and its listener id.

@@ -315,11 +315,13 @@ fn parse_answer(raw: &[u8]) -> Option<Answer> {
         .filter_map(|line| line.split_once(':'))
         .map(|(key, value)| (key.trim().to_ascii_lowercase(), value.trim().to_string()))
         .collect();
-    let body = raw[split + 4..].to_vec();
+    let mut body = raw[split + 4..].to_vec();
     let chunked = headers
         .iter()
         .any(|(key, value)| key == "transfer-encoding" && value.contains("chunked"));
-    if !chunked {
+    if chunked {
+        body = dechunk(&body)?;
+    } else {
         let length = headers
             .iter()
             .find(|(key, _)| key == "content-length")
@@ -329,6 +331,22 @@ fn parse_answer(raw: &[u8]) -> Option<Answer> {
         }
     }
     Some(Answer { status, headers, body })
+}
+
+/// The body of a complete chunked transfer; `None` while incomplete.
+fn dechunk(mut raw: &[u8]) -> Option<Vec<u8>> {
+    let mut body = Vec::new();
+    loop {
+        let line_end = raw.windows(2).position(|window| window == b"\r\n")?;
+        let size_text = String::from_utf8_lossy(&raw[..line_end]);
+        let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
+        raw = &raw[line_end + 2..];
+        if size == 0 {
+            return Some(body);
+        }
+        body.extend_from_slice(raw.get(..size)?);
+        raw = raw.get(size + 2..)?;
+    }
 }
 
 /// What one request of the load got.
