@@ -191,11 +191,21 @@ mod tests {
             async move { drain.drain(&handle, drain.drain_period).await }
         });
         actix_web::rt::time::sleep(Duration::from_millis(50)).await;
-        assert!(drain.draining.is_draining(), "readiness fails as soon as the drain starts");
-        assert_eq!(get(addr).unwrap(), "HTTP/1.1 200 OK", "still serving during the drain period");
+        assert!(
+            drain.draining.is_draining(),
+            "readiness fails as soon as the drain starts"
+        );
+        assert_eq!(
+            get(addr).unwrap(),
+            "HTTP/1.1 200 OK",
+            "still serving during the drain period"
+        );
 
         actix_web::rt::time::sleep(Duration::from_millis(600)).await;
-        assert!(!drained.is_finished(), "the period is over, but a request is still in flight");
+        assert!(
+            !drained.is_finished(),
+            "the period is over, but a request is still in flight"
+        );
         assert!(!running.is_finished());
         in_flight.store(0, Ordering::Relaxed);
         drained.await.unwrap();

@@ -181,10 +181,17 @@ fn every_deploy_file_parses() {
                     serde_json::from_str::<serde_json::Value>(&read(&path)).unwrap_or_else(|e| panic!("{name}: {e}"));
                 }
                 Some("toml") => {
-                    read(&path).parse::<toml::Table>().unwrap_or_else(|e| panic!("{name}: {e}"));
+                    read(&path)
+                        .parse::<toml::Table>()
+                        .unwrap_or_else(|e| panic!("{name}: {e}"));
                 }
                 Some("cfg") => {
-                    let output = Command::new(haproxy_binary()).arg("-c").arg("-f").arg(&path).output().unwrap();
+                    let output = Command::new(haproxy_binary())
+                        .arg("-c")
+                        .arg("-f")
+                        .arg(&path)
+                        .output()
+                        .unwrap();
                     assert!(
                         output.status.success(),
                         "haproxy -c {name}: {}",
@@ -206,7 +213,9 @@ fn compose_runs_hookpipe_with_a_configuration_check_config_accepts() {
     let services = compose_services();
     let mut commands = BTreeMap::<String, usize>::new();
     for (name, service) in &services {
-        let Some(command) = hookpipe_command(service) else { continue };
+        let Some(command) = hookpipe_command(service) else {
+            continue;
+        };
         let name = string(name);
         *commands.entry(command.clone()).or_default() += 1;
         let env = compose_environment(service);
@@ -217,11 +226,17 @@ fn compose_runs_hookpipe_with_a_configuration_check_config_accepts() {
             "{name} mounts the configuration where HOOKPIPE_CONFIG points: {volumes:?}"
         );
         let (ok, output) = check_config(&deploy("config/hookpipe.toml"), &env);
-        assert!(ok, "compose service {name}: check-config refused its configuration:\n{output}");
+        assert!(
+            ok,
+            "compose service {name}: check-config refused its configuration:\n{output}"
+        );
         assert!(output.contains("ok (2 listeners)"), "{output}");
         if command == "serve" {
             assert_eq!(port_of(&env["HOOKPIPE_SERVER__LISTEN"]), 8080, "{name}");
-            assert!(env["HOOKPIPE_SERVER__LISTEN"].starts_with("0.0.0.0:"), "{name} listens beyond loopback");
+            assert!(
+                env["HOOKPIPE_SERVER__LISTEN"].starts_with("0.0.0.0:"),
+                "{name} listens beyond loopback"
+            );
         } else {
             assert_eq!(command, "worker", "{name}");
             assert!(env["HOOKPIPE_WORKER__METRICS_LISTEN"].starts_with("0.0.0.0:"));
@@ -289,7 +304,12 @@ fn prometheus_haproxy_and_grafana_point_at_what_compose_runs() {
     }
     let all: BTreeSet<String> = ports.keys().cloned().collect();
     assert_eq!(scraped, all, "every serve instance and worker is scraped");
-    let rule_files: Vec<String> = prometheus["rule_files"].as_sequence().unwrap().iter().map(string).collect();
+    let rule_files: Vec<String> = prometheus["rule_files"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(string)
+        .collect();
     let services = compose_services();
     let prometheus_volumes: Vec<String> = services[&Value::from("prometheus")]["volumes"]
         .as_sequence()
@@ -405,7 +425,11 @@ fn promtool_check_rules(path: &Path) {
         .map(PathBuf::from)
         .find(|path| path.exists())
         .expect("promtool is not installed: .ci/run installs it (apt-get install prometheus)");
-    let output = Command::new(promtool).args(["check", "rules"]).arg(path).output().unwrap();
+    let output = Command::new(promtool)
+        .args(["check", "rules"])
+        .arg(path)
+        .output()
+        .unwrap();
     assert!(
         output.status.success(),
         "promtool check rules {}:\n{}{}",
@@ -427,7 +451,10 @@ fn every_metric_in_the_dashboard_and_the_alerts_is_one_hookpipe_declares() {
             "panel {title}: no hookpipe metric in {expression}"
         );
         for name in names {
-            assert!(declared.contains(&name), "panel {title:?} uses {name}, which hookpipe does not declare");
+            assert!(
+                declared.contains(&name),
+                "panel {title:?} uses {name}, which hookpipe does not declare"
+            );
             used.insert(name);
         }
     }
@@ -452,7 +479,10 @@ fn every_metric_in_the_dashboard_and_the_alerts_is_one_hookpipe_declares() {
     let mut alerted = BTreeSet::new();
     for (alert, expression) in alert_rules() {
         for name in metrics_in(&expression) {
-            assert!(declared.contains(&name), "alert {alert} uses {name}, which hookpipe does not declare");
+            assert!(
+                declared.contains(&name),
+                "alert {alert} uses {name}, which hookpipe does not declare"
+            );
             alerted.insert(name);
         }
     }
@@ -467,7 +497,10 @@ fn every_metric_in_the_dashboard_and_the_alerts_is_one_hookpipe_declares() {
     }
     // A renamed metric is caught: the check above is not vacuous.
     assert!(!declared.contains("hookpipe_http_requests"));
-    assert_eq!(metrics_in("rate(hookpipe_kafka_produce_latency_seconds_bucket[5m])"), ["hookpipe_kafka_produce_latency_seconds"]);
+    assert_eq!(
+        metrics_in("rate(hookpipe_kafka_produce_latency_seconds_bucket[5m])"),
+        ["hookpipe_kafka_produce_latency_seconds"]
+    );
 
     // The PromQL itself: the alert rules, and the dashboard's queries as recording rules.
     promtool_check_rules(&deploy("prometheus/alerts.yaml"));
@@ -545,7 +578,11 @@ fn mounted_config(manifests: &BTreeMap<(String, String), Value>, deployment: &Va
         .expect("the config volume is mounted");
     let env = container_environment(manifests, container);
     let (directory, file) = env["HOOKPIPE_CONFIG"].rsplit_once('/').unwrap();
-    assert_eq!(string(&mount["mountPath"]), directory, "HOOKPIPE_CONFIG is in the mounted directory");
+    assert_eq!(
+        string(&mount["mountPath"]),
+        directory,
+        "HOOKPIPE_CONFIG is in the mounted directory"
+    );
     let text = string(&config_map["data"][file]);
     let path = dir.join(file);
     std::fs::write(&path, text).unwrap();
@@ -575,7 +612,11 @@ fn kubernetes_manifests_configure_hookpipe_as_it_runs() {
         assert!(ok, "{name}: check-config refused its configuration:\n{output}");
         let security = &deployment["spec"]["template"]["spec"]["securityContext"];
         assert_eq!(security["runAsNonRoot"], Value::Bool(true), "{name}");
-        assert_eq!(string(&security["runAsUser"]), dockerfile_user(), "{name} runs as the image's user");
+        assert_eq!(
+            string(&security["runAsUser"]),
+            dockerfile_user(),
+            "{name} runs as the image's user"
+        );
     }
 
     // serve: probes on hookpipe's paths and port, and a grace period that covers the drain.
@@ -598,7 +639,10 @@ fn kubernetes_manifests_configure_hookpipe_as_it_runs() {
     assert_eq!(string(&readiness["httpGet"]["path"]), "/readyz");
     assert_eq!(named_port(&string(&readiness["httpGet"]["port"])), listen_port);
     assert_eq!(string(&container["livenessProbe"]["httpGet"]["path"]), "/healthz");
-    assert_eq!(named_port(&string(&container["livenessProbe"]["httpGet"]["port"])), listen_port);
+    assert_eq!(
+        named_port(&string(&container["livenessProbe"]["httpGet"]["port"])),
+        listen_port
+    );
     let drain_ms: u64 = env["HOOKPIPE_SERVER__DRAIN_MS"].parse().unwrap();
     let shutdown_secs: u64 = env["HOOKPIPE_SERVER__SHUTDOWN_TIMEOUT_SECS"].parse().unwrap();
     let period: u64 = string(&readiness["periodSeconds"]).parse().unwrap();
@@ -635,7 +679,10 @@ fn kubernetes_manifests_configure_hookpipe_as_it_runs() {
         string(&worker["spec"]["template"]["metadata"]["annotations"]["prometheus.io/port"]),
         metrics_port.to_string()
     );
-    assert_eq!(string(&worker_container["ports"][0]["containerPort"]), metrics_port.to_string());
+    assert_eq!(
+        string(&worker_container["ports"][0]["containerPort"]),
+        metrics_port.to_string()
+    );
 
     // Service, HPA, PDBs and the PodMonitor select what exists.
     let labels = |deployment: &Value| deployment["spec"]["template"]["metadata"]["labels"].clone();
@@ -648,17 +695,26 @@ fn kubernetes_manifests_configure_hookpipe_as_it_runs() {
     };
     let service = manifest(&manifests, "Service", "hookpipe");
     assert!(matches(&service["spec"]["selector"], &labels(serve)));
-    assert!(!matches(&service["spec"]["selector"], &labels(worker)), "workers take no webhooks");
+    assert!(
+        !matches(&service["spec"]["selector"], &labels(worker)),
+        "workers take no webhooks"
+    );
     assert_eq!(string(&service["spec"]["ports"][0]["targetPort"]), "http");
     let hpa = manifest(&manifests, "HorizontalPodAutoscaler", "hookpipe-serve");
     assert_eq!(string(&hpa["spec"]["scaleTargetRef"]["name"]), "hookpipe-serve");
     for (pdb, deployment) in [("hookpipe-serve", serve), ("hookpipe-worker", worker)] {
         let budget = manifest(&manifests, "PodDisruptionBudget", pdb);
-        assert!(matches(&budget["spec"]["selector"]["matchLabels"], &labels(deployment)), "{pdb}");
+        assert!(
+            matches(&budget["spec"]["selector"]["matchLabels"], &labels(deployment)),
+            "{pdb}"
+        );
     }
     let monitor = manifest(&manifests, "PodMonitor", "hookpipe");
     for deployment in [serve, worker] {
-        assert!(matches(&monitor["spec"]["selector"]["matchLabels"], &labels(deployment)));
+        assert!(matches(
+            &monitor["spec"]["selector"]["matchLabels"],
+            &labels(deployment)
+        ));
     }
     let monitor_ports: BTreeSet<String> = monitor["spec"]["podMetricsEndpoints"]
         .as_sequence()
@@ -666,11 +722,19 @@ fn kubernetes_manifests_configure_hookpipe_as_it_runs() {
         .iter()
         .map(|endpoint| string(&endpoint["port"]))
         .collect();
-    assert_eq!(monitor_ports, BTreeSet::from(["http".to_string(), "metrics".to_string()]));
+    assert_eq!(
+        monitor_ports,
+        BTreeSet::from(["http".to_string(), "metrics".to_string()])
+    );
 
     // kustomization.yaml lists every manifest.
     let kustomization = yaml(&repo().join("deploy/kubernetes/kustomization.yaml"));
-    let listed: BTreeSet<String> = kustomization["resources"].as_sequence().unwrap().iter().map(string).collect();
+    let listed: BTreeSet<String> = kustomization["resources"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(string)
+        .collect();
     let files: BTreeSet<String> = std::fs::read_dir(repo().join("deploy/kubernetes"))
         .unwrap()
         .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
@@ -714,8 +778,27 @@ fn the_probe_and_scrape_endpoints_of_the_manifests_answer_on_running_processes()
             .unwrap(),
     );
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    wait_for(addr, "/healthz", 200, "serve liveness");
-    wait_for(addr, "/readyz", 200, "serve readiness");
+    // Every path the manifests, haproxy and Prometheus probe or scrape on a serve instance.
+    let manifests = kubernetes();
+    let container = &manifest(&manifests, "Deployment", "hookpipe-serve")["spec"]["template"]["spec"]["containers"][0];
+    let mut paths: BTreeSet<String> = ["readinessProbe", "livenessProbe", "startupProbe"]
+        .iter()
+        .map(|probe| string(&container[*probe]["httpGet"]["path"]))
+        .collect();
+    let haproxy = read(&deploy("haproxy/haproxy.cfg"));
+    let check = haproxy
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("http-check send meth GET uri "));
+    paths.insert(check.expect("haproxy's health check").to_string());
+    let pod = &manifest(&manifests, "Deployment", "hookpipe-serve")["spec"]["template"]["metadata"];
+    paths.insert(string(&pod["annotations"]["prometheus.io/path"]));
+    assert_eq!(
+        paths,
+        BTreeSet::from(["/healthz".into(), "/readyz".into(), "/metrics".into()])
+    );
+    for path in &paths {
+        wait_for(addr, path, 200, "serve");
+    }
     let metrics = String::from_utf8(wait_for(addr, "/metrics", 200, "serve metrics").body).unwrap();
     for name in [
         "hookpipe_kafka_produce_latency_seconds",
@@ -723,7 +806,10 @@ fn the_probe_and_scrape_endpoints_of_the_manifests_answer_on_running_processes()
         "hookpipe_in_flight_requests",
         "hookpipe_mailbox_blocked_seconds_total",
     ] {
-        assert!(metrics.contains(&format!("# TYPE {name} ")), "{name} on serve's /metrics");
+        assert!(
+            metrics.contains(&format!("# TYPE {name} ")),
+            "{name} on serve's /metrics"
+        );
     }
 
     // worker with the deploy configuration on a real broker: /metrics on its metrics port.
@@ -732,7 +818,10 @@ fn the_probe_and_scrape_endpoints_of_the_manifests_answer_on_running_processes()
     let mut env = compose_environment(&services[&Value::from("worker-1")]);
     let metrics_port = free_port();
     env.insert("HOOKPIPE_KAFKA__BROKERS".into(), broker.bootstrap.clone());
-    env.insert("HOOKPIPE_WORKER__METRICS_LISTEN".into(), format!("127.0.0.1:{metrics_port}"));
+    env.insert(
+        "HOOKPIPE_WORKER__METRICS_LISTEN".into(),
+        format!("127.0.0.1:{metrics_port}"),
+    );
     let _worker = ChildGuard(
         Command::new(BIN)
             .args(["worker", "--config"])
@@ -778,7 +867,11 @@ fn dockerfile_instructions() -> Vec<(String, String)> {
 /// The uid the runtime stage runs as (its `USER`).
 fn dockerfile_user() -> String {
     let instructions = dockerfile_instructions();
-    let (_, user) = instructions.iter().rev().find(|(keyword, _)| keyword == "USER").expect("a USER");
+    let (_, user) = instructions
+        .iter()
+        .rev()
+        .find(|(keyword, _)| keyword == "USER")
+        .expect("a USER");
     user.split(':').next().unwrap().to_string()
 }
 
@@ -797,14 +890,27 @@ fn the_dockerfile_builds_the_binary_and_ships_only_it_as_a_non_root_user() {
     let runtime_from = &runtime[0].1;
     assert!(build_from.ends_with(" AS build"), "{build_from}");
     // The same Debian release in both stages: the binary links the glibc it was built against.
-    let release = build_from.split_whitespace().next().unwrap().rsplit('-').next().unwrap().to_string();
-    assert!(runtime_from.starts_with(&format!("debian:{release}-slim")), "{runtime_from} vs {build_from}");
+    let release = build_from
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .rsplit('-')
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(
+        runtime_from.starts_with(&format!("debian:{release}-slim")),
+        "{runtime_from} vs {build_from}"
+    );
     // A toolchain at least the crate's rust-version.
     let manifest: toml::Table = read(&repo().join("Cargo.toml")).parse().unwrap();
     let rust_version = manifest["package"]["rust-version"].as_str().unwrap();
     let image_version = build_from.trim_start_matches("rust:").split('-').next().unwrap();
     let numbers = |text: &str| -> Vec<u32> { text.split('.').map(|n| n.parse().unwrap()).collect() };
-    assert!(numbers(image_version) >= numbers(rust_version), "rust:{image_version} < {rust_version}");
+    assert!(
+        numbers(image_version) >= numbers(rust_version),
+        "rust:{image_version} < {rust_version}"
+    );
 
     // The build stage installs what .ci/run installs to build librdkafka.
     let ci = read(&repo().join(".ci/run"));
@@ -820,7 +926,10 @@ fn the_dockerfile_builds_the_binary_and_ships_only_it_as_a_non_root_user() {
     }
 
     // The build command, and its inputs: copied, present, not excluded by .dockerignore.
-    assert!(build_runs.contains("cargo build --release --locked --bin hookpipe"), "{build_runs}");
+    assert!(
+        build_runs.contains("cargo build --release --locked --bin hookpipe"),
+        "{build_runs}"
+    );
     let copied: Vec<String> = build
         .iter()
         .filter(|(keyword, _)| keyword == "COPY")
@@ -840,7 +949,10 @@ fn the_dockerfile_builds_the_binary_and_ships_only_it_as_a_non_root_user() {
         assert!(!ignored.contains(path), "COPY {path}, but .dockerignore excludes it");
     }
     for required in ["Cargo.toml", "Cargo.lock", "src"] {
-        assert!(copied.iter().any(|path| path == required), "the build copies {required}");
+        assert!(
+            copied.iter().any(|path| path == required),
+            "the build copies {required}"
+        );
     }
     // Every target Cargo.toml names explicitly lies inside what is copied.
     for bench in manifest["bench"].as_array().unwrap() {
@@ -868,7 +980,11 @@ fn the_dockerfile_builds_the_binary_and_ships_only_it_as_a_non_root_user() {
         .current_dir(repo())
         .output()
         .unwrap();
-    assert!(output.status.success(), "cargo metadata: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "cargo metadata: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let metadata: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     let package = metadata["packages"]
         .as_array()
@@ -886,18 +1002,27 @@ fn the_dockerfile_builds_the_binary_and_ships_only_it_as_a_non_root_user() {
     assert!(binaries.contains(&"hookpipe"), "{binaries:?}");
 
     // The runtime stage: the binary the build produced, alone, run by a non-root user it creates.
-    assert!(build_runs.contains("target/release/hookpipe /out/hookpipe"), "{build_runs}");
+    assert!(
+        build_runs.contains("target/release/hookpipe /out/hookpipe"),
+        "{build_runs}"
+    );
     let runtime_copies: Vec<&String> = runtime
         .iter()
         .filter(|(keyword, _)| keyword == "COPY")
         .map(|(_, rest)| rest)
         .collect();
-    assert_eq!(runtime_copies, [&"--from=build /out/hookpipe /usr/local/bin/hookpipe".to_string()]);
+    assert_eq!(
+        runtime_copies,
+        [&"--from=build /out/hookpipe /usr/local/bin/hookpipe".to_string()]
+    );
     let entrypoint = &runtime.iter().find(|(keyword, _)| keyword == "ENTRYPOINT").unwrap().1;
     assert_eq!(entrypoint, r#"["/usr/local/bin/hookpipe"]"#);
     let user = dockerfile_user();
     assert_ne!(user, "0");
-    assert!(user.parse::<u32>().is_ok(), "a numeric USER, so runAsNonRoot can check it");
+    assert!(
+        user.parse::<u32>().is_ok(),
+        "a numeric USER, so runAsNonRoot can check it"
+    );
     let runtime_runs: String = runtime
         .iter()
         .filter(|(keyword, _)| keyword == "RUN")
@@ -907,6 +1032,10 @@ fn the_dockerfile_builds_the_binary_and_ships_only_it_as_a_non_root_user() {
         runtime_runs.contains("useradd") && runtime_runs.contains(&format!("--uid {user}")),
         "the runtime stage creates the user it runs as"
     );
-    let exposed: Vec<&String> = runtime.iter().filter(|(keyword, _)| keyword == "EXPOSE").map(|(_, rest)| rest).collect();
+    let exposed: Vec<&String> = runtime
+        .iter()
+        .filter(|(keyword, _)| keyword == "EXPOSE")
+        .map(|(_, rest)| rest)
+        .collect();
     assert_eq!(exposed, [&"8080 9091".to_string()]);
 }

@@ -524,7 +524,10 @@ mod tests {
             assert_eq!(awaited.outcome().await.unwrap().record_count, 2);
             assert_eq!(pages.flush(&producer).await, 0, "nothing is left open");
             let state = pages.lock();
-            assert!(state.listeners.is_empty() && state.publishing.is_empty(), "the listener is forgotten");
+            assert!(
+                state.listeners.is_empty() && state.publishing.is_empty(),
+                "the listener is forgotten"
+            );
         }
     }
 

@@ -227,7 +227,10 @@ impl Haproxy {
                     .collect::<HashMap<_, _>>()
             })
             .filter(|row| row.get("pxname").is_some_and(|name| name == "serve"))
-            .filter(|row| row.get("svname").is_some_and(|name| name.starts_with('s') && name != "serve"))
+            .filter(|row| {
+                row.get("svname")
+                    .is_some_and(|name| name.starts_with('s') && name != "serve")
+            })
             .map(|row| (row["svname"].clone(), row))
             .collect()
     }
@@ -279,7 +282,10 @@ pub struct Answer {
 impl Answer {
     /// First header value by lower-case name.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str())
+        self.headers
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
     }
 }
 
@@ -458,8 +464,14 @@ pub fn records_by_request(
     timeout: Duration,
 ) -> HashMap<String, Vec<String>> {
     use hookpipe::kafka::tail::{StartAt, TopicReader};
-    let reader = TopicReader::open(&settings.kafka, bootstrap, topic, StartAt::Beginning, Duration::from_secs(20))
-        .expect("topic reader");
+    let reader = TopicReader::open(
+        &settings.kafka,
+        bootstrap,
+        topic,
+        StartAt::Beginning,
+        Duration::from_secs(20),
+    )
+    .expect("topic reader");
     let mut found: HashMap<String, Vec<String>> = HashMap::new();
     let deadline = Instant::now() + timeout;
     let mut quiet_until: Option<Instant> = None;
