@@ -44,7 +44,7 @@ refill_per_sec = 100000000
 """
 
 HAPROXY = """global
-    maxconn 20000
+    maxconn 4096
     nbthread 1
 defaults
     mode http
@@ -136,6 +136,14 @@ class Fleet:
 
     def __init__(self, args, n, workdir):
         self.processes = []
+        self.haproxy = None
+        try:
+            self._start(args, n, workdir)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self, args, n, workdir):
         self.ports = [free_port() for _ in range(n)]
         config = os.path.join(workdir, "hookpipe.toml")
         with open(config, "w") as f:
@@ -157,16 +165,17 @@ class Fleet:
         cfg = os.path.join(workdir, f"haproxy-{n}.cfg")
         with open(cfg, "w") as f:
             f.write(HAPROXY.format(port=self.port, servers=servers))
-        self.haproxy = subprocess.Popen([args.haproxy, "-db", "-f", cfg],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.haproxy = subprocess.Popen([args.haproxy, "-db", "-f", cfg], stdout=subprocess.DEVNULL,
+                                        stderr=open(os.path.join(workdir, f"haproxy-{n}.log"), "w"))
         wait_port(self.port, 10)
         time.sleep(1.5)  # every server's first health check passed (rise 1, inter 500 ms)
 
     def stop(self):
-        for process in self.processes + [self.haproxy]:
+        processes = self.processes + ([self.haproxy] if self.haproxy else [])
+        for process in processes:
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
-        for process in self.processes + [self.haproxy]:
+        for process in processes:
             try:
                 process.wait(timeout=15)
             except subprocess.TimeoutExpired:
