@@ -1039,3 +1039,24 @@ fn the_dockerfile_builds_the_binary_and_ships_only_it_as_a_non_root_user() {
         .collect();
     assert_eq!(exposed, [&"8080 9091".to_string()]);
 }
+
+#[test]
+fn the_systemd_unit_waits_for_the_whole_drain() {
+    let unit = read(&deploy("hookpipe.service"));
+    let stop_secs: u64 = unit
+        .lines()
+        .find_map(|line| line.strip_prefix("TimeoutStopSec="))
+        .expect("TimeoutStopSec")
+        .parse()
+        .unwrap();
+    assert!(unit.contains("KillSignal=SIGTERM"));
+    // The unit's configuration starts from config/hookpipe.toml.
+    let settings =
+        hookpipe::config::Settings::from_toml_and_env(&read(&repo().join("config/hookpipe.toml")), Vec::new())
+            .expect("config/hookpipe.toml is valid");
+    let needed = settings.server.drain_ms / 1000 + settings.server.shutdown_timeout_secs + 10;
+    assert!(
+        stop_secs >= needed,
+        "TimeoutStopSec={stop_secs} covers drain + shutdown timeout + producer flush ({needed} s)"
+    );
+}
