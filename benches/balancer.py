@@ -131,6 +131,16 @@ def accepted(port):
     return float(match.group(1)) if match else 0.0
 
 
+def page_totals(port):
+    """(records, pages) published for the bench listener, from hookpipe_page_records's sum and count."""
+    _, text = http_get(port, "/metrics")
+    values = []
+    for series in ("sum", "count"):
+        match = re.search(r'^hookpipe_page_records_%s\{listener="%s"\} (\S+)$' % (series, LISTENER), text, re.M)
+        values.append(float(match.group(1)) if match else 0.0)
+    return tuple(values)
+
+
 class Fleet:
     """N serve instances, haproxy in front, all on one broker; stopped (SIGTERM, then kill) on exit."""
 
@@ -202,12 +212,16 @@ def measure(args, n, workdir, body_file, tansu_pid):
         before_cpu = [cpu_seconds(pid) for pid in pids]
         before_ok = [accepted(port) for port in fleet.ports]
         before_lb, before_broker = cpu_seconds(fleet.haproxy.pid), cpu_seconds(tansu_pid)
+        before_pages = [page_totals(port) for port in fleet.ports]
         started = time.time()
         wrk = run_wrk(args, fleet.port, args.duration, body_file)
         wall = time.time() - started
         time.sleep(0.3)  # answers still in flight when wrk stopped
         cpu = [cpu_seconds(pid) - b for pid, b in zip(pids, before_cpu)]
         ok = [accepted(port) - b for port, b in zip(fleet.ports, before_ok)]
+        after_pages = [page_totals(port) for port in fleet.ports]
+        records = sum(a[0] - b[0] for a, b in zip(after_pages, before_pages))
+        pages = sum(a[1] - b[1] for a, b in zip(after_pages, before_pages))
         return {
             "instances": n,
             "accepted": sum(ok),
@@ -218,6 +232,7 @@ def measure(args, n, workdir, body_file, tansu_pid):
             "accepted_per_second": sum(ok) / wall,
             "haproxy_cpu_seconds": cpu_seconds(fleet.haproxy.pid) - before_lb,
             "broker_cpu_seconds": cpu_seconds(tansu_pid) - before_broker,
+            "records_per_page": records / pages if pages else 0.0,
             "wall_seconds": wall,
             "wrk": wrk,
         }
@@ -297,6 +312,7 @@ def main():
             "haproxy_cpu_seconds_per_second": median([r["haproxy_cpu_seconds"] / r["wall_seconds"] for r in runs]),
             "broker_cpu_seconds_per_second": median([r["broker_cpu_seconds"] / r["wall_seconds"] for r in runs]),
             "p99_ms": median([r["wrk"]["p99_us"] / 1000 for r in runs]),
+            "records_per_page": median([r["records_per_page"] for r in runs]),
             "non_2xx_or_errors": sum(r["wrk"]["errors"]["status"] + r["wrk"]["errors"]["connect"]
                                      + r["wrk"]["errors"]["read"] + r["wrk"]["errors"]["timeout"] for r in runs),
         })
@@ -311,15 +327,15 @@ def main():
         f"wrk closed loop with {args.connections} connections through haproxy, server.workers = "
         f"{args.server_workers} per instance, one Tansu broker (memory storage), 2-record JSON bodies.",
         "",
-        "| instances | accepted / server CPU-s | ratio to N=1 | accepted / s | server CPU (cores) | haproxy CPU | broker CPU | p99 ms | non-2xx + errors |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| instances | accepted / server CPU-s | ratio to N=1 | accepted / s | server CPU (cores) | haproxy CPU | broker CPU | records / page | p99 ms | non-2xx + errors |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for s in summary:
         ratio = f"{s['ratio_to_1']:.2f}" if s["ratio_to_1"] is not None else "—"
         lines.append(f"| {s['instances']} | {s['accepted_per_server_cpu_second']:.0f} | {ratio} | "
                      f"{s['accepted_per_second']:.0f} | {s['server_cpu_seconds_per_second']:.2f} | "
                      f"{s['haproxy_cpu_seconds_per_second']:.2f} | {s['broker_cpu_seconds_per_second']:.2f} | "
-                     f"{s['p99_ms']:.1f} | {s['non_2xx_or_errors']} |")
+                     f"{s['records_per_page']:.1f} | {s['p99_ms']:.1f} | {s['non_2xx_or_errors']} |")
     with open(args.out + ".md", "w") as f:
         f.write("\n".join(lines) + "\n")
     print("\n".join(lines))
