@@ -168,7 +168,7 @@ fn a_rolling_restart_under_load_answers_every_request_2xx_and_loses_nothing() {
         // The balancer takes it out because /readyz fails, while it still serves.
         fleet
             .haproxy
-            .wait_status(&server, "DOWN", Duration::from_millis(DRAIN_MS / 2));
+            .wait_status(&server, "DOWN", Duration::from_millis(DRAIN_MS * 3 / 4));
         let instance = &fleet.instances[index];
         let readyz = send(instance.addr(), "GET", "/readyz", b"").expect("a draining instance still answers");
         assert_eq!(readyz.status, 503, "a draining instance fails /readyz");
