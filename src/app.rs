@@ -10,7 +10,7 @@
 //! backoff until Kafka answers, then serves fully on the same socket.
 
 use std::net::{SocketAddr, TcpListener};
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,10 +24,12 @@ use crate::http::{api, state};
 use crate::kafka::producer::PageProducer;
 use crate::pipeline::debug::DebugRecorder;
 use crate::pipeline::listener::Registry;
+use crate::pipeline::page::OpenPages;
 use crate::pipeline::parse::records::ParseLimits;
 use crate::pipeline::rate_limit::bucket::{LeakyBucket, SharedClock};
 use crate::pipeline::{Chain, ChainSettings};
 use crate::shared_state::SharedState;
+use crate::shutdown::{Drain, Draining};
 
 /// A built server: bound, its HTTP threads started, serving once `server` (or `run`) is awaited.
 pub struct App {
@@ -39,6 +41,8 @@ pub struct App {
     pub registry: Arc<Registry>,
     /// The producer, to flush after the server stops.
     pub producer: PageProducer,
+    /// The graceful drain `hookpipe serve` runs on SIGTERM (`Drain::on_signal`).
+    pub drain: Arc<Drain>,
 }
 
 /// Phase one of the start: the listen address bound and the starting server answering on it.
@@ -97,11 +101,13 @@ impl App {
         self.server.handle()
     }
 
-    /// Serves until the server is stopped (a signal, or `handle().stop()`), then flushes the
-    /// producer for at most `flush_timeout` so nothing queued is dropped on the way out.
+    /// Serves until the server is stopped (the drain, or `handle().stop()`), publishes the pages
+    /// still open, then flushes the producer for at most `flush_timeout` so nothing queued is
+    /// dropped on the way out.
     pub async fn run(self, flush_timeout: Duration) -> Result<(), String> {
         self.server.await.map_err(|e| format!("server error: {e}"))?;
-        tracing::info!("server stopped; flushing the producer");
+        let pages = self.drain.open_pages.flush(&self.producer).await;
+        tracing::info!(open_pages_published = pages, "server stopped; flushing the producer");
         self.producer
             .flush(flush_timeout)
             .map_err(|e| format!("producer flush failed: {e}"))
@@ -193,6 +199,8 @@ fn serve_fully(
         .global_rate_limit
         .map(|limit| Arc::new(LeakyBucket::new(limit.capacity, limit.refill_per_sec)));
 
+    let open_pages: Arc<OpenPages> = Arc::default();
+    let draining = web::Data::new(Draining::default());
     let state = web::Data::new(state::AppState {
         registry: registry.clone(),
         in_flight: AtomicUsize::new(0),
@@ -216,8 +224,19 @@ fn serve_fully(
         },
         clock,
         global_bucket,
-        open_pages: Default::default(),
+        open_pages: open_pages.clone(),
     };
+    let drain = Arc::new(Drain {
+        draining: draining.clone().into_inner(),
+        drain_period: Duration::from_millis(settings.server.drain_ms),
+        finish_timeout: Duration::from_secs(settings.server.shutdown_timeout_secs),
+        open_pages,
+        producer: producer.clone(),
+        in_flight: {
+            let state = state.clone();
+            Box::new(move || state.in_flight.load(Ordering::Relaxed))
+        },
+    });
     let http_threads = match settings.server.workers {
         0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
         n => n,
@@ -229,6 +248,7 @@ fn serve_fully(
         let chain = Chain::start(&chain_settings, chain_producer.clone());
         actix_web::App::new()
             .app_data(state.clone())
+            .app_data(draining.clone())
             .app_data(errors_view.clone())
             .app_data(web::Data::new(chain))
             .configure(crate::http::routes)
@@ -236,6 +256,8 @@ fn serve_fully(
     .workers(http_threads)
     .max_connection_rate(1024)
     .shutdown_timeout(settings.server.shutdown_timeout_secs)
+    // SIGTERM and SIGINT are `shutdown::Drain`'s: actix would stop accepting at once.
+    .disable_signals()
     .client_request_timeout(Duration::from_millis(settings.server.body_read_timeout_ms))
     // After refusing a request whose body is still coming (413, 408, ...), actix closes the
     // connection, reading and discarding for at most this long first so the sender can read
@@ -248,5 +270,6 @@ fn serve_fully(
         server: server.run(),
         registry,
         producer,
+        drain,
     })
 }

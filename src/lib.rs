@@ -15,6 +15,7 @@ pub mod redact;
 pub mod secret;
 pub mod secrets_at_rest;
 pub mod shared_state;
+pub mod shutdown;
 pub mod telemetry;
 pub mod templates;
 pub mod tls;

@@ -13,7 +13,7 @@ use crate::config::Settings;
 use crate::kafka::embedded::EmbeddedCluster;
 use crate::pipeline::rate_limit::bucket::MonotonicClock;
 
-/// Runs the listener tier until the server stops (SIGINT/SIGTERM).
+/// Runs the listener tier until the server stops (SIGTERM drains first, `crate::shutdown`).
 pub fn run(args: ServiceArgs) -> ExitCode {
     let mut settings = match load(args.config) {
         Ok(settings) => settings,
@@ -149,5 +149,7 @@ async fn serve(settings: &Settings, bootstrap: &str, embedded: Option<&EmbeddedC
         }
         println!("listener {:<20} {url}", listener.id());
     }
+    // SIGTERM: fail /readyz, serve for server.drain_ms, stop accepting, finish, flush.
+    actix_web::rt::spawn(app.drain.clone().on_signal(app.handle()));
     app.run(FLUSH_TIMEOUT).await
 }

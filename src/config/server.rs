@@ -39,9 +39,13 @@ pub struct ServerSettings {
     /// Default body size limit of a listener, in bytes.
     #[serde(default = "default_max_body_bytes")]
     pub max_body_bytes: usize,
-    /// Seconds to finish in-flight requests on SIGTERM.
+    /// Seconds to finish in-flight requests on SIGTERM, once the drain period is over.
     #[serde(default = "default_shutdown_timeout_secs")]
     pub shutdown_timeout_secs: u64,
+    /// On SIGTERM, how long the instance keeps answering while `/readyz` already says 503, so
+    /// the load balancer's health check takes it out of rotation before it stops accepting.
+    #[serde(default = "default_drain_ms")]
+    pub drain_ms: u64,
     /// Bearer token of the management API (`/api/v1`); unset, the API is off.
     #[serde(default)]
     pub admin_token: Option<Secret>,
@@ -73,6 +77,7 @@ impl Default for ServerSettings {
             body_read_timeout_ms: default_body_read_timeout_ms(),
             max_body_bytes: default_max_body_bytes(),
             shutdown_timeout_secs: default_shutdown_timeout_secs(),
+            drain_ms: default_drain_ms(),
             global_rate_limit: None,
             admin_token: None,
             instance_id: None,
@@ -102,6 +107,13 @@ fn default_max_body_bytes() -> usize {
 fn default_shutdown_timeout_secs() -> u64 {
     30
 }
+/// 5 s: two failed checks of a balancer probing `/readyz` every 2 s (haproxy `inter 2s fall 2`,
+/// Kubernetes `periodSeconds: 2, failureThreshold: 2`) plus a second of margin.
+fn default_drain_ms() -> u64 {
+    5_000
+}
+/// Longest drain period accepted: beyond it, an orchestrator's grace period would kill first.
+const MAX_DRAIN_MS: u64 = 300_000;
 
 /// Parses `server.listen`: `host:port` with an IP address (a name would need a resolver).
 pub fn parse_listen(text: &str) -> Result<SocketAddr, String> {
@@ -139,6 +151,9 @@ impl ServerSettings {
                     "capacity and refill_per_sec must be at least 1".into(),
                 );
             }
+        }
+        if self.drain_ms > MAX_DRAIN_MS {
+            push("drain_ms", format!("must be at most {MAX_DRAIN_MS} (5 minutes)"));
         }
         if self.max_body_bytes == 0 {
             push("max_body_bytes", "must be at least 1".into());

@@ -1,13 +1,15 @@
-//! `GET /healthz` (alive) and `GET /readyz` (listeners loaded and pages being acknowledged by
-//! Kafka), and the routes of the starting server, which answers while `hookpipe serve` waits for
+//! `GET /healthz` (alive) and `GET /readyz` (listeners loaded, pages being acknowledged by
+//! Kafka, and not draining), and the routes of the starting server, which answers while `hookpipe serve` waits for
 //! Kafka at start (`App::listen`).
 
 use actix_web::{web, HttpResponse, ResponseError};
 
+use crate::http::api::import_errors::ErrorsView;
 use crate::http::state::AppState;
 use crate::kafka::availability::Readiness;
 use crate::kafka::producer::PublishError;
 use crate::pipeline::ingest_error::IngestError;
+use crate::shutdown::Draining;
 
 /// Seconds `/readyz` asks to wait when not ready.
 const NOT_READY_RETRY_AFTER: &str = "5";
@@ -18,18 +20,25 @@ pub async fn healthz() -> HttpResponse {
 }
 
 /// Ready while the producer's pages are being acknowledged: 503 while every broker is down, while
-/// deliveries fail, or while the producer is being replaced — not only "a broker answered".
-pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+/// deliveries fail, or while the producer is being replaced — not only "a broker answered" — and
+/// 503 once a drain has started (a draining instance still serves, but tells the load balancer
+/// to send it nothing new).
+pub async fn readyz(state: web::Data<AppState>, draining: Option<web::Data<Draining>>) -> HttpResponse {
     let readiness = state.producer.readiness();
     crate::telemetry::METRICS
         .kafka_ready
         .set(i64::from(readiness.is_ready()));
-    let body = serde_json::json!({
-        "status": if readiness.is_ready() { "ready" } else { "not ready" },
+    let draining = draining.is_some_and(|draining| draining.is_draining());
+    let ready = readiness.is_ready() && !draining;
+    let mut body = serde_json::json!({
+        "status": if ready { "ready" } else { "not ready" },
         "kafka": readiness.as_str(),
         "listeners": state.registry.all().len(),
     });
-    if readiness.is_ready() {
+    if draining {
+        body["draining"] = serde_json::Value::Bool(true);
+    }
+    if ready {
         HttpResponse::Ok().json(body)
     } else {
         HttpResponse::ServiceUnavailable()
@@ -39,8 +48,11 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 }
 
 /// Prometheus text exposition of every `hookpipe_*` metric.
-pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+pub async fn metrics(state: web::Data<AppState>, errors: Option<web::Data<ErrorsView>>) -> HttpResponse {
     let metrics = &crate::telemetry::METRICS;
+    if let Some(open) = errors.and_then(|errors| errors.open_count()) {
+        metrics.import_errors_open.set(open as i64);
+    }
     metrics
         .producer_queue_depth
         .set(i64::from(state.producer.queue_depth()));

@@ -130,6 +130,11 @@ impl ErrorsStore {
             .collect()
     }
 
+    /// How many errors are open, over every listener (this instance's mirror of the topic).
+    pub fn open_count(&self) -> usize {
+        self.index.read().unwrap_or_else(PoisonError::into_inner).by_key.len()
+    }
+
     fn write_index(&self) -> std::sync::RwLockWriteGuard<'_, TraceIndex> {
         self.index.write().unwrap_or_else(PoisonError::into_inner)
     }

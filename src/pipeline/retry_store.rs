@@ -64,73 +64,75 @@ impl Handler<Admitted<PublishPage>> for RetryStoreActor {
     type Result = ResponseFuture<Result<(), PublishError>>;
 
     fn handle(&mut self, admitted: Admitted<PublishPage>, _ctx: &mut Context<Self>) -> Self::Result {
-        let page = admitted.into_message();
-        let producer = self.producer.clone();
-        Box::pin(async move {
-            let request_ids = page.request_ids.iter().map(|request_id| &**request_id);
-            let (topic, headers) = match page.destination {
-                Destination::Pages => (
-                    &page.listener.topic,
-                    wire::page_headers(
-                        &wire::PageHeaders {
-                            listener_id: page.listener.id(),
-                            page_id: &page.page_id,
-                            retry_data_stored: !page.listener.config.do_not_store_retry_data,
-                            republished: false,
-                        },
-                        request_ids,
-                    ),
-                ),
-                Destination::Quarantine => (
-                    &page.listener.quarantine_topic,
-                    wire::quarantine_headers(page.listener.id(), &page.page_id, request_ids),
-                ),
-            };
-            let started = std::time::Instant::now();
-            let result = producer
-                .publish(OutgoingMessage {
-                    topic,
-                    key: page.listener.id(),
-                    payload: &page.payload,
-                    headers: &headers,
-                })
-                .await;
-            let listener = page.listener.id();
-            let produce_latency = started.elapsed();
-            let producer_queue_depth = producer.queue_depth();
-            if page.destination == Destination::Quarantine {
-                QuarantinePublished {
-                    listener,
-                    page_id: &page.page_id,
-                    records: page.record_count,
-                    error: result.as_ref().err().map(|error| error as &dyn std::fmt::Display),
-                    produce_latency,
-                    producer_queue_depth,
-                }
-                .emit();
-                return result;
-            }
-            match &result {
-                Ok(()) => PagePublished {
-                    listener,
-                    page_id: &page.page_id,
-                    records: page.record_count,
-                    produce_latency,
-                    producer_queue_depth,
-                }
-                .emit(),
-                Err(error) => PageFailed {
-                    listener,
-                    page_id: &page.page_id,
-                    error,
-                    produce_latency,
-                    producer_queue_depth,
-                }
-                .emit(),
-            }
-            result
-        })
+        Box::pin(store_page(self.producer.clone(), admitted.into_message()))
     }
+}
+
+/// Publishes one page through `producer` and reports it (the stage's work, also called by the
+/// drain's flush of the open pages, `page::OpenPages::flush`, once the HTTP threads are idle).
+pub async fn store_page(producer: PageProducer, page: PublishPage) -> Result<(), PublishError> {
+    let request_ids = page.request_ids.iter().map(|request_id| &**request_id);
+    let (topic, headers) = match page.destination {
+        Destination::Pages => (
+            &page.listener.topic,
+            wire::page_headers(
+                &wire::PageHeaders {
+                    listener_id: page.listener.id(),
+                    page_id: &page.page_id,
+                    retry_data_stored: !page.listener.config.do_not_store_retry_data,
+                    republished: false,
+                },
+                request_ids,
+            ),
+        ),
+        Destination::Quarantine => (
+            &page.listener.quarantine_topic,
+            wire::quarantine_headers(page.listener.id(), &page.page_id, request_ids),
+        ),
+    };
+    let started = std::time::Instant::now();
+    let result = producer
+        .publish(OutgoingMessage {
+            topic,
+            key: page.listener.id(),
+            payload: &page.payload,
+            headers: &headers,
+        })
+        .await;
+    let listener = page.listener.id();
+    let produce_latency = started.elapsed();
+    let producer_queue_depth = producer.queue_depth();
+    if page.destination == Destination::Quarantine {
+        QuarantinePublished {
+            listener,
+            page_id: &page.page_id,
+            records: page.record_count,
+            error: result.as_ref().err().map(|error| error as &dyn std::fmt::Display),
+            produce_latency,
+            producer_queue_depth,
+        }
+        .emit();
+        return result;
+    }
+    match &result {
+        Ok(()) => PagePublished {
+            listener,
+            page_id: &page.page_id,
+            records: page.record_count,
+            produce_latency,
+            producer_queue_depth,
+        }
+        .emit(),
+        Err(error) => PageFailed {
+            listener,
+            page_id: &page.page_id,
+            error,
+            produce_latency,
+            producer_queue_depth,
+        }
+        .emit(),
+    }
+    result
 }
 
 #[cfg(test)]

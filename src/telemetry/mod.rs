@@ -53,6 +53,7 @@ pub fn status_class(status: u16) -> &'static str {
 /// The serve tier's metrics (`hookpipe serve`: receiver, chain, management API).
 pub struct ServeMetrics {
     registry: Registry,
+    names: Vec<String>,
     /// Ingest requests by listener and status class (`2xx`, `4xx`, `5xx`).
     pub requests: IntCounterVec,
     /// Verification failures by listener and reason (`missing`, `malformed`, `mismatch`, `expired`).
@@ -84,6 +85,8 @@ pub struct ServeMetrics {
     pub mailbox_blocked: CounterVec,
     /// Debug windows open on this instance's view.
     pub debug_windows_open: IntGauge,
+    /// Open import errors in this instance's mirror of the errors topic (all listeners).
+    pub import_errors_open: IntGauge,
     /// Debug captures dropped because the recorder or its producer queue was full.
     pub debug_captures_dropped: IntCounter,
     /// Sample data updates dropped because the producer queue was full.
@@ -107,6 +110,7 @@ pub struct ServeMetrics {
 /// The import worker's metrics (`hookpipe worker`).
 pub struct WorkerMetrics {
     registry: Registry,
+    names: Vec<String>,
     /// Records imported into their target, by listener.
     pub records_imported: IntCounterVec,
     /// Records that failed permanently or exhausted their tries (recorded as errors), by listener.
@@ -127,14 +131,27 @@ pub struct WorkerMetrics {
     pub consumer_lag: IntGaugeVec,
 }
 
-/// Registers metrics in one registry; every constructor panics only on a programming error
-/// (an invalid or duplicate name), which the first test run would show.
-struct Declare<'a>(&'a Registry);
+/// Registers metrics in one registry, noting their names; every constructor panics only on a
+/// programming error (an invalid or duplicate name), which the first test run would show.
+struct Declare<'a>(&'a Registry, std::cell::RefCell<Vec<String>>);
 
-impl Declare<'_> {
+impl<'a> Declare<'a> {
+    fn new(registry: &'a Registry) -> Declare<'a> {
+        Declare(registry, Default::default())
+    }
+
     fn register<M: prometheus::core::Collector + Clone + 'static>(&self, metric: M) -> M {
+        let names = metric.desc().into_iter().map(|desc| desc.fq_name.clone());
+        self.1.borrow_mut().extend(names);
         self.0.register(Box::new(metric.clone())).expect("unique metric");
         metric
+    }
+
+    /// The names registered so far, sorted.
+    fn names(&self) -> Vec<String> {
+        let mut names = self.1.borrow().clone();
+        names.sort();
+        names
     }
 
     fn counter_vec(&self, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -167,7 +184,7 @@ fn render(registry: &Registry) -> String {
 impl ServeMetrics {
     fn new() -> ServeMetrics {
         let registry = Registry::new();
-        let declare = Declare(&registry);
+        let declare = Declare::new(&registry);
         let produce_latency = declare.register(
             Histogram::with_opts(
                 HistogramOpts::new(
@@ -252,6 +269,10 @@ impl ServeMetrics {
             in_flight: declare.gauge("hookpipe_in_flight_requests", "Ingest requests being processed."),
             mailbox_blocked,
             debug_windows_open: declare.gauge("hookpipe_debug_windows_open", "Debug windows currently open."),
+            import_errors_open: declare.gauge(
+                "hookpipe_import_errors_open",
+                "Open import errors, all listeners (every instance mirrors the errors topic, so each reports the fleet's count).",
+            ),
             debug_captures_dropped: declare.counter(
                 "hookpipe_debug_captures_dropped_total",
                 "Debug captures dropped because the recorder was overwhelmed.",
@@ -289,6 +310,7 @@ impl ServeMetrics {
                 "Pages of quarantined records sent to the quarantine topic, by outcome: published (acknowledged) or failed.",
                 &["listener", "outcome"],
             ),
+            names: declare.names(),
             registry,
         }
     }
@@ -297,12 +319,18 @@ impl ServeMetrics {
     pub fn render(&self) -> String {
         render(&self.registry)
     }
+
+    /// The name of every metric family the serve tier declares, series or not (what
+    /// dashboards and alert rules may name; checked by the deploy files' tests).
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
 }
 
 impl WorkerMetrics {
     fn new() -> WorkerMetrics {
         let registry = Registry::new();
-        let declare = Declare(&registry);
+        let declare = Declare::new(&registry);
         let consumer_lag = declare.register(
             IntGaugeVec::new(
                 Opts::new(
@@ -358,6 +386,7 @@ impl WorkerMetrics {
                 &["listener", "status_class"],
             ),
             consumer_lag,
+            names: declare.names(),
             registry,
         }
     }
@@ -365,6 +394,11 @@ impl WorkerMetrics {
     /// The Prometheus text exposition of the worker's metrics.
     pub fn render(&self) -> String {
         render(&self.registry)
+    }
+
+    /// The name of every metric family the worker declares, series or not.
+    pub fn names(&self) -> &[String] {
+        &self.names
     }
 }
 
@@ -404,5 +438,22 @@ mod tests {
                 "{serve_only} not on the worker:\n{worker}"
             );
         }
+    }
+
+    #[test]
+    fn names_list_every_declared_family_even_without_a_series() {
+        let serve = METRICS.names();
+        for name in [
+            "hookpipe_http_requests_total",
+            "hookpipe_rate_limited_total",
+            "hookpipe_kafka_produce_latency_seconds",
+            "hookpipe_mailbox_blocked_seconds_total",
+        ] {
+            assert!(serve.iter().any(|declared| declared == name), "{name} in {serve:?}");
+        }
+        let worker = WORKER_METRICS.names();
+        assert!(worker.iter().any(|name| name == "hookpipe_worker_consumer_lag"));
+        assert!(!worker.iter().any(|name| name == "hookpipe_http_requests_total"));
+        assert!(serve.windows(2).all(|pair| pair[0] < pair[1]), "sorted, unique");
     }
 }

@@ -8,9 +8,11 @@ mod helpers;
 
 mod api;
 mod bad_input;
+mod balancer;
 mod broker_down;
 mod cli;
 mod cli_listeners;
+mod deploy_files;
 mod formats;
 mod handshake;
 mod hostile;

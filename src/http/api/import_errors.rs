@@ -45,6 +45,12 @@ impl ErrorsView {
         }
     }
 
+    /// Open errors over every listener, once the view has opened.
+    pub fn open_count(&self) -> Option<usize> {
+        let store = self.store.read().unwrap_or_else(PoisonError::into_inner);
+        store.as_ref().ok().map(|store| store.open_count())
+    }
+
     fn set(&self, store: Result<Arc<ErrorsStore>, String>) {
         *self.store.write().unwrap_or_else(PoisonError::into_inner) = store;
     }

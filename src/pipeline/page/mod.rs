@@ -12,12 +12,12 @@ use std::time::Duration;
 use actix::prelude::*;
 use sha2::{Digest, Sha256};
 
-use crate::kafka::producer::PublishError;
+use crate::kafka::producer::{PageProducer, PublishError};
 use crate::pipeline::ingest_error::IngestError;
 use crate::pipeline::listener::Listener;
 use crate::pipeline::parse::records::Record;
 use crate::pipeline::reply::{PageShare, Reply};
-use crate::pipeline::retry_store::{Destination, PublishPage};
+use crate::pipeline::retry_store::{store_page, Destination, PublishPage};
 use crate::pipeline::schema::Quarantined;
 use crate::pipeline::{rfc3339_millis, Accepted, Admitted, Stage};
 use crate::telemetry::events::TemplateFailed;
@@ -80,6 +80,37 @@ impl OpenPages {
         // A panic while holding the lock cannot leave the pager half-updated in a way that
         // matters more than losing the process; keep serving.
         self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Publishes every open page now, through `producer` directly (not through a page stage),
+    /// and answers the requests waiting for them; returns how many pages it published.
+    ///
+    /// The graceful drain calls it once the instance stops accepting, so the last requests do
+    /// not wait for `page_linger`, and `App::run` once more after the HTTP threads have stopped,
+    /// so no record accepted into a page is left unpublished.
+    pub async fn flush(&self, producer: &PageProducer) -> usize {
+        let pages: Vec<_> = {
+            let mut pages = self.lock();
+            let closed = pages.pager.take_all();
+            closed
+                .into_iter()
+                .filter_map(|page| pages.start_publishing(page))
+                .collect()
+        };
+        let count = pages.len();
+        let publishes = pages.into_iter().map(|(page, listener)| {
+            let (message, waiters, listener_id) = page_message(page, listener);
+            let producer = producer.clone();
+            async move {
+                let result = store_page(producer, message).await;
+                for (_, share) in waiters {
+                    share.settle(result.clone());
+                }
+                self.lock().finish_publishing(&listener_id);
+            }
+        });
+        futures_util::future::join_all(publishes).await;
+        count
     }
 }
 
@@ -153,21 +184,7 @@ impl PageActor {
     /// Publishes a page on this HTTP thread; when it is done, the listener's next page may go.
     fn publish(&mut self, page: ClosedPage<Waiter>, listener: Arc<Listener>, ctx: &mut Context<Self>) {
         let next = self.next.clone();
-        let page_id = crate::pipeline::new_id();
-        let created_at = rfc3339_millis(crate::pipeline::unix_millis_now());
-        let payload = wire::serialize_page(listener.id(), &page_id, &created_at, &page.records);
-        let mut request_ids: Vec<Arc<str>> = page.waiters.iter().map(|(id, _)| id.clone()).collect();
-        request_ids.dedup();
-        let message = PublishPage {
-            listener,
-            page_id,
-            payload,
-            request_ids,
-            record_count: page.records.len(),
-            destination: Destination::Pages,
-        };
-        let waiters = page.waiters;
-        let listener_id = page.listener_id;
+        let (message, waiters, listener_id) = page_message(page, listener);
         // Spawned on this actor's context so a full RetryStore mailbox delays this page only.
         ctx.spawn(
             async move {
@@ -194,22 +211,27 @@ impl PageActor {
 
 impl Actor for PageActor {
     type Context = Context<Self>;
+    // No flush in `stopping`: a publish spawned there would race the HTTP thread's arbiter
+    // shutting down. Pages left open at shutdown are published by `OpenPages::flush`, called by
+    // the drain and again by `App::run` on the system's own arbiter once the threads have stopped.
+}
 
-    fn stopping(&mut self, ctx: &mut Context<Self>) -> Running {
-        // The first HTTP thread to stop publishes every open page, its own and the others'.
-        let pages: Vec<_> = {
-            let mut pages = self.pages.lock();
-            let closed = pages.pager.take_all();
-            closed
-                .into_iter()
-                .filter_map(|page| pages.start_publishing(page))
-                .collect()
-        };
-        for (page, listener) in pages {
-            self.publish(page, listener, ctx);
-        }
-        Running::Stop
-    }
+/// The page message of a closed page, with the requests waiting for it and its listener id.
+fn page_message(page: ClosedPage<Waiter>, listener: Arc<Listener>) -> (PublishPage, Vec<Waiter>, String) {
+    let page_id = crate::pipeline::new_id();
+    let created_at = rfc3339_millis(crate::pipeline::unix_millis_now());
+    let payload = wire::serialize_page(listener.id(), &page_id, &created_at, &page.records);
+    let mut request_ids: Vec<Arc<str>> = page.waiters.iter().map(|(id, _)| id.clone()).collect();
+    request_ids.dedup();
+    let message = PublishPage {
+        listener,
+        page_id,
+        payload,
+        request_ids,
+        record_count: page.records.len(),
+        destination: Destination::Pages,
+    };
+    (message, page.waiters, page.listener_id)
 }
 
 impl Handler<Admitted<Paginate>> for PageActor {
@@ -550,6 +572,49 @@ mod tests {
             json!("A1"),
         ] {
             assert_eq!(key(value.clone()).len(), 32, "{value}");
+        }
+    }
+
+    mod flush {
+        use super::*;
+        use crate::kafka::embedded::EmbeddedCluster;
+        use crate::pipeline::testing;
+
+        /// Pages left open (as when a drain starts, or the HTTP threads have stopped) are
+        /// published by `flush` alone, and the requests waiting for them are answered.
+        #[actix::test]
+        async fn flush_publishes_every_open_page_and_answers_its_requests() {
+            let cluster = EmbeddedCluster::start().unwrap();
+            let settings = testing::settings("[kafka]\nmessage_timeout_ms = 8000\n[[listeners]]\nid = \"t\"\n");
+            let listener = testing::listener_of(&settings);
+            cluster.create_topic(&listener.topic, 1).unwrap();
+            let producer = PageProducer::new(&settings.kafka, &cluster.bootstrap_servers()).unwrap();
+            let pages = OpenPages::default();
+            let (reply, mut awaited) = Reply::new();
+            let shares = reply.share_among_pages(Accepted {
+                record_count: 2,
+                ..Accepted::default()
+            });
+            {
+                let mut state = pages.lock();
+                state.listeners.insert("t".into(), listener.clone());
+                let records = vec![br#"{"id":"a"}"#.to_vec(), br#"{"id":"b"}"#.to_vec()];
+                let (closed, opened) = state
+                    .pager
+                    .add("t", records, 20, 1 << 20, || (Arc::from("r1"), shares.share()));
+                assert!(closed.is_empty() && opened.is_some(), "one open page");
+            }
+            drop(shares);
+            assert!(awaited.try_outcome().is_none(), "waiting for its page");
+
+            assert_eq!(pages.flush(&producer).await, 1);
+            assert_eq!(awaited.outcome().await.unwrap().record_count, 2);
+            assert_eq!(pages.flush(&producer).await, 0, "nothing is left open");
+            let state = pages.lock();
+            assert!(
+                state.listeners.is_empty() && state.publishing.is_empty(),
+                "the listener is forgotten"
+            );
         }
     }
 

@@ -1,0 +1,345 @@
+#!/usr/bin/env python3
+"""The scaling benchmark behind a load balancer: 1, 2 and 3 `hookpipe serve` instances on one
+Tansu broker behind haproxy (loopback, round robin, health-checking /readyz), loaded by wrk
+through haproxy; reports accepted requests per server CPU-second at each N and its ratio to N=1.
+
+Run through benches/balancer.sh (it builds the release binary and installs wrk and haproxy).
+Not a test: nothing here asserts; it measures and writes benches/results/balancer.{json,md}.
+"""
+
+import argparse
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+LISTENER = "bench"
+PUBLIC_ID = "balancerbenchlistener0001"
+
+CONFIG = """
+[server]
+public_id_secret = "balancer-bench-secret-0123456789"
+workers = {workers}
+drain_ms = 500
+shutdown_timeout_secs = 5
+max_in_flight = 100000
+[kafka]
+pages_topic = "bench.pages"
+topic_partitions = 3
+[pipeline]
+page_linger_ms = 2
+[[listeners]]
+id = "{listener}"
+public_id = "{public_id}"
+[listeners.rate_limit]
+capacity = 100000000
+refill_per_sec = 100000000
+"""
+
+HAPROXY = """global
+    maxconn 4096
+    nbthread 1
+defaults
+    mode http
+    timeout connect 2s
+    timeout client 30s
+    timeout server 30s
+    retries 3
+    retry-on conn-failure
+    option redispatch 1
+frontend hooks
+    bind 127.0.0.1:{port}
+    default_backend serve
+backend serve
+    balance roundrobin
+    option httpchk
+    http-check send meth GET uri /readyz
+    http-check expect status 200
+    default-server inter 500ms fall 2 rise 1
+{servers}
+"""
+
+WRK_LUA = r"""
+local f = assert(io.open(os.getenv("BENCH_BODY_FILE"), "rb"))
+wrk.method = "POST"
+wrk.body = f:read("*a")
+f:close()
+wrk.headers["Content-Type"] = "application/json"
+function done(summary, latency, requests)
+  io.write(string.format('BENCH_JSON {"requests":%d,"duration_us":%d,' ..
+    '"errors":{"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d},"p50_us":%d,"p99_us":%d}\n',
+    summary.requests, summary.duration, summary.errors.connect, summary.errors.read,
+    summary.errors.write, summary.errors.status, summary.errors.timeout,
+    latency:percentile(50), latency:percentile(99)))
+end
+"""
+
+
+def log(message):
+    print(f"[balancer] {message}", file=sys.stderr, flush=True)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cpu_seconds(pid):
+    """utime + stime of the whole process (all threads), from /proc/PID/stat."""
+    with open(f"/proc/{pid}/stat") as f:
+        data = f.read()
+    fields = data[data.rindex(")") + 2:].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def wait_port(port, timeout):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on {port} after {timeout} s")
+
+
+def http_get(port, path, timeout=2):
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=timeout) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, ""
+    except OSError:
+        return None, ""
+
+
+def accepted(port):
+    """hookpipe's own count of 2xx answers to the bench listener (from its /metrics)."""
+    status, text = http_get(port, "/metrics")
+    if status != 200:
+        raise RuntimeError(f"/metrics of :{port} answered {status}")
+    pattern = re.compile(r'^hookpipe_http_requests_total\{(?=[^}]*listener="%s")(?=[^}]*status_class="2xx")[^}]*\} (\S+)$' % LISTENER, re.M)
+    match = pattern.search(text)
+    return float(match.group(1)) if match else 0.0
+
+
+def page_totals(port):
+    """(records, pages) published for the bench listener, from hookpipe_page_records's sum and count."""
+    _, text = http_get(port, "/metrics")
+    values = []
+    for series in ("sum", "count"):
+        match = re.search(r'^hookpipe_page_records_%s\{listener="%s"\} (\S+)$' % (series, LISTENER), text, re.M)
+        values.append(float(match.group(1)) if match else 0.0)
+    return tuple(values)
+
+
+class Fleet:
+    """N serve instances, haproxy in front, all on one broker; stopped (SIGTERM, then kill) on exit."""
+
+    def __init__(self, args, n, workdir):
+        self.processes = []
+        self.haproxy = None
+        try:
+            self._start(args, n, workdir)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self, args, n, workdir):
+        self.ports = [free_port() for _ in range(n)]
+        config = os.path.join(workdir, "hookpipe.toml")
+        with open(config, "w") as f:
+            f.write(CONFIG.format(workers=args.server_workers, listener=LISTENER, public_id=PUBLIC_ID))
+        for index, port in enumerate(self.ports):
+            env = dict(os.environ, HOOKPIPE_KAFKA__BROKERS=args.bootstrap,
+                       HOOKPIPE_SERVER__LISTEN=f"127.0.0.1:{port}", HOOKPIPE_LOG="warn")
+            stderr = open(os.path.join(workdir, f"serve-{n}-{index}.log"), "w")
+            self.processes.append(subprocess.Popen([args.binary, "serve", "--config", config], env=env,
+                                                   stdout=subprocess.DEVNULL, stderr=stderr))
+        for port in self.ports:
+            deadline = time.time() + 60
+            while http_get(port, "/readyz")[0] != 200:
+                if time.time() > deadline:
+                    raise RuntimeError(f"instance :{port} not ready")
+                time.sleep(0.1)
+        self.port = free_port()
+        servers = "\n".join(f"    server s{i} 127.0.0.1:{p} check" for i, p in enumerate(self.ports))
+        cfg = os.path.join(workdir, f"haproxy-{n}.cfg")
+        with open(cfg, "w") as f:
+            f.write(HAPROXY.format(port=self.port, servers=servers))
+        self.haproxy = subprocess.Popen([args.haproxy, "-db", "-f", cfg], stdout=subprocess.DEVNULL,
+                                        stderr=open(os.path.join(workdir, f"haproxy-{n}.log"), "w"))
+        wait_port(self.port, 10)
+        time.sleep(1.5)  # every server's first health check passed (rise 1, inter 500 ms)
+
+    def stop(self):
+        processes = self.processes + ([self.haproxy] if self.haproxy else [])
+        for process in processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in processes:
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def run_wrk(args, port, duration, body_file):
+    env = dict(os.environ, BENCH_BODY_FILE=body_file)
+    out = subprocess.run([args.wrk, "-t", "1", "-c", str(args.connections), "-d", f"{duration}s",
+                          "--timeout", "10s", "-s", args.lua, f"http://127.0.0.1:{port}/hooks/{PUBLIC_ID}"],
+                         env=env, capture_output=True, text=True, timeout=duration + 60)
+    line = next((l for l in out.stdout.splitlines() if l.startswith("BENCH_JSON ")), None)
+    if line is None:
+        raise RuntimeError(f"wrk failed: {out.stdout}\n{out.stderr}")
+    return json.loads(line[len("BENCH_JSON "):])
+
+
+def measure(args, n, workdir, body_file, tansu_pid):
+    fleet = Fleet(args, n, workdir)
+    try:
+        run_wrk(args, fleet.port, args.warmup, body_file)
+        pids = [p.pid for p in fleet.processes]
+        before_cpu = [cpu_seconds(pid) for pid in pids]
+        before_ok = [accepted(port) for port in fleet.ports]
+        before_lb, before_broker = cpu_seconds(fleet.haproxy.pid), cpu_seconds(tansu_pid)
+        before_pages = [page_totals(port) for port in fleet.ports]
+        started = time.time()
+        wrk = run_wrk(args, fleet.port, args.duration, body_file)
+        wall = time.time() - started
+        time.sleep(0.3)  # answers still in flight when wrk stopped
+        cpu = [cpu_seconds(pid) - b for pid, b in zip(pids, before_cpu)]
+        ok = [accepted(port) - b for port, b in zip(fleet.ports, before_ok)]
+        after_pages = [page_totals(port) for port in fleet.ports]
+        records = sum(a[0] - b[0] for a, b in zip(after_pages, before_pages))
+        pages = sum(a[1] - b[1] for a, b in zip(after_pages, before_pages))
+        return {
+            "instances": n,
+            "accepted": sum(ok),
+            "accepted_per_instance": ok,
+            "server_cpu_seconds": sum(cpu),
+            "server_cpu_per_instance": cpu,
+            "accepted_per_server_cpu_second": sum(ok) / sum(cpu) if sum(cpu) else 0.0,
+            "accepted_per_second": sum(ok) / wall,
+            "haproxy_cpu_seconds": cpu_seconds(fleet.haproxy.pid) - before_lb,
+            "broker_cpu_seconds": cpu_seconds(tansu_pid) - before_broker,
+            "records_per_page": records / pages if pages else 0.0,
+            "wall_seconds": wall,
+            "wrk": wrk,
+        }
+    finally:
+        fleet.stop()
+
+
+def median(values):
+    values = sorted(values)
+    return values[len(values) // 2]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--binary", required=True)
+    parser.add_argument("--tansu", required=True)
+    parser.add_argument("--haproxy", default="haproxy")
+    parser.add_argument("--wrk", default="wrk")
+    parser.add_argument("--instances", default="1,2,3")
+    parser.add_argument("--duration", type=int, default=15)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--server-workers", type=int, default=1,
+                        help="server.workers (HTTP threads) of each instance")
+    parser.add_argument("--out", default="benches/results/balancer")
+    parser.add_argument("--command-line", default="benches/balancer.sh")
+    args = parser.parse_args()
+
+    workdir = tempfile.mkdtemp(prefix="hookpipe-balancer-bench-")
+    body_file = os.path.join(workdir, "body.json")
+    with open(body_file, "w") as f:
+        json.dump([{"id": f"item-{i}", "sku": "SKU-12345", "quantity": i, "price": "19.99",
+                    "note": "x" * 120} for i in range(2)], f)
+    lua = os.path.join(workdir, "bench.lua")
+    with open(lua, "w") as f:
+        f.write(WRK_LUA)
+    args.lua = lua
+    broker_port = free_port()
+    args.bootstrap = f"127.0.0.1:{broker_port}"
+    url = f"tcp://127.0.0.1:{broker_port}"
+    tansu = subprocess.Popen([args.tansu, "broker", "--listener-url", url, "--advertised-listener-url", url,
+                              "--storage-engine", "memory://tansu/"], cwd=workdir, env=dict(os.environ, RUST_LOG="warn"),
+                             stdout=subprocess.DEVNULL, stderr=open(os.path.join(workdir, "tansu.log"), "w"))
+    results = []
+    try:
+        wait_port(broker_port, 20)
+        counts = [int(n) for n in args.instances.split(",")]
+        for rep in range(args.reps):
+            for n in counts:
+                log(f"rep {rep + 1}/{args.reps}: {n} instance(s)")
+                run = measure(args, n, workdir, body_file, tansu.pid)
+                run["rep"] = rep
+                log(f"  {run['accepted']:.0f} accepted, {run['server_cpu_seconds']:.2f} server CPU-s -> "
+                    f"{run['accepted_per_server_cpu_second']:.0f} per CPU-s, {run['accepted_per_second']:.0f}/s")
+                results.append(run)
+    finally:
+        tansu.send_signal(signal.SIGTERM)
+        try:
+            tansu.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            tansu.kill()
+
+    summary = []
+    base = None
+    for n in sorted({r["instances"] for r in results}):
+        runs = [r for r in results if r["instances"] == n]
+        per_cpu = median([r["accepted_per_server_cpu_second"] for r in runs])
+        if base is None and n == 1:
+            base = per_cpu
+        summary.append({
+            "instances": n,
+            "accepted_per_server_cpu_second": per_cpu,
+            "ratio_to_1": per_cpu / base if base else None,
+            "accepted_per_second": median([r["accepted_per_second"] for r in runs]),
+            "server_cpu_seconds_per_second": median([r["server_cpu_seconds"] / r["wall_seconds"] for r in runs]),
+            "haproxy_cpu_seconds_per_second": median([r["haproxy_cpu_seconds"] / r["wall_seconds"] for r in runs]),
+            "broker_cpu_seconds_per_second": median([r["broker_cpu_seconds"] / r["wall_seconds"] for r in runs]),
+            "p99_ms": median([r["wrk"]["p99_us"] / 1000 for r in runs]),
+            "records_per_page": median([r["records_per_page"] for r in runs]),
+            "non_2xx_or_errors": sum(r["wrk"]["errors"]["status"] + r["wrk"]["errors"]["connect"]
+                                     + r["wrk"]["errors"]["read"] + r["wrk"]["errors"]["timeout"] for r in runs),
+        })
+    report = {"command": args.command_line, "cores": os.cpu_count(), "duration": args.duration, "reps": args.reps,
+              "connections": args.connections, "server_workers": args.server_workers,
+              "summary": summary, "runs": results}
+    os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    with open(args.out + ".json", "w") as f:
+        json.dump(report, f, indent=2)
+    lines = [
+        f"`{args.command_line}`: {os.cpu_count()} cores, {args.reps} reps (median) of {args.duration} s, "
+        f"wrk closed loop with {args.connections} connections through haproxy, server.workers = "
+        f"{args.server_workers} per instance, one Tansu broker (memory storage), 2-record JSON bodies.",
+        "",
+        "| instances | accepted / server CPU-s | ratio to N=1 | accepted / s | server CPU (cores) | haproxy CPU | broker CPU | records / page | p99 ms | non-2xx + errors |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for s in summary:
+        ratio = f"{s['ratio_to_1']:.2f}" if s["ratio_to_1"] is not None else "—"
+        lines.append(f"| {s['instances']} | {s['accepted_per_server_cpu_second']:.0f} | {ratio} | "
+                     f"{s['accepted_per_second']:.0f} | {s['server_cpu_seconds_per_second']:.2f} | "
+                     f"{s['haproxy_cpu_seconds_per_second']:.2f} | {s['broker_cpu_seconds_per_second']:.2f} | "
+                     f"{s['records_per_page']:.1f} | {s['p99_ms']:.1f} | {s['non_2xx_or_errors']} |")
+    with open(args.out + ".md", "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The scaling benchmark behind a load balancer, one command: 1, 2 and 3 `hookpipe serve`
+# instances (release build) on one Tansu broker behind haproxy, wrk through haproxy; reports
+# accepted requests per server CPU-second and its ratio to one instance. Writes
+# benches/results/balancer.json and benches/results/balancer.md.
+#
+#   benches/balancer.sh                              # 3 reps of 15 s at N = 1, 2, 3
+#   benches/balancer.sh --duration 5 --reps 1        # a quick look
+#   benches/balancer.sh --server-workers 2           # HTTP threads per instance
+#
+# Arguments go to benches/balancer.py. Loopback only; one load run at a time on this machine.
+set -euo pipefail
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$repo"
+command_line="benches/balancer.sh${*:+ $*}"
+
+exec 9>"${TMPDIR:-/tmp}/hookpipe-load.lock"
+if ! flock -n 9; then
+  echo "another load benchmark is running; wait for it" >&2
+  exit 1
+fi
+
+need=()
+command -v wrk >/dev/null 2>&1 || need+=(wrk)
+[ -x /usr/sbin/haproxy ] || command -v haproxy >/dev/null 2>&1 || need+=(haproxy)
+if [ "${#need[@]}" -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}"
+fi
+haproxy="$(command -v haproxy || echo /usr/sbin/haproxy)"
+scripts/install-tansu.sh
+tansu="${HOOKPIPE_TANSU:-$HOME/.cache/hookpipe/tansu/bin/tansu}"
+
+# The same build command as deploy/Dockerfile's.
+target="${CARGO_TARGET_DIR:-$repo/target}"
+cargo build --release --locked --bin hookpipe
+
+exec python3 benches/balancer.py --binary "$target/release/hookpipe" --tansu "$tansu" \
+  --haproxy "$haproxy" --wrk "$(command -v wrk)" --command-line "$command_line" "$@"
