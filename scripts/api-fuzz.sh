@@ -18,7 +18,9 @@ if ! command -v schemathesis >/dev/null 2>&1; then
     || python3 -m pip install --quiet --user --break-system-packages schemathesis
   export PATH="$HOME/.local/bin:$PATH"
 fi
-cargo build --quiet --bin hookpipe
+# With --tests the features are those of the test build (dev-dependencies unified), so after
+# scripts/test.sh this reuses its binary instead of building the crate a second time.
+cargo build --quiet --bin hookpipe --tests
 
 port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 work="$(mktemp -d)"

@@ -29,7 +29,7 @@ pub struct Sample {
     #[schema(value_type = Object)]
     pub headers: Value,
     /// The records parsed from it (the first ones).
-    #[schema(value_type = Vec<Object>)]
+    #[schema(value_type = Vec<serde_json::Value>)]
     pub records: Vec<Value>,
     /// How many records the request had.
     #[serde(default)]
@@ -49,8 +49,8 @@ pub struct Sample {
 /// `PUT /listeners/{id}/sample` and `/mock`: records entered by hand.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct RecordsInput {
-    /// The records (any JSON values; usually objects).
-    #[schema(value_type = Vec<Object>)]
+    /// The records: any JSON values (usually objects), as a JSON array body gives them.
+    #[schema(value_type = Vec<serde_json::Value>)]
     pub records: Vec<Value>,
 }
 
@@ -58,7 +58,7 @@ pub struct RecordsInput {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct MockOutput {
     /// The records to send through the pipeline.
-    #[schema(value_type = Vec<Object>)]
+    #[schema(value_type = Vec<serde_json::Value>)]
     pub records: Vec<Value>,
     /// When they were saved, RFC 3339.
     pub updated_at: String,
@@ -165,7 +165,7 @@ pub struct PreviewRequest {
     pub strict_templates: Option<bool>,
     /// Records to render over; default the listener's current sample data.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Vec<Object>>)]
+    #[schema(value_type = Option<Vec<serde_json::Value>>)]
     pub records: Option<Vec<Value>>,
 }
 

@@ -67,7 +67,23 @@ const context = await browser.newContext({ viewport: { width: 1280, height: 860 
 await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: BASE });
 const page = await context.newPage();
 mkdirSync(SHOTS, { recursive: true });
-const shot = (name) => page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: false });
+/** A screenshot of the page as it stands, scrolled to the top, without the passing toasts. */
+async function shot(name) {
+  await page.evaluate(() => {
+    for (const toast of document.querySelectorAll("[data-test=toast]")) toast.remove();
+    window.scrollTo(0, 0);
+  });
+  await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: false });
+}
+
+/** Some traffic for the metrics: `count` signed webhooks and one badly signed, to `url`. */
+function traffic(url, count) {
+  for (let i = 0; i < count; i++) {
+    const body = JSON.stringify({ order_id: `T-${Date.now()}-${i}`, sku: `S-${i}` });
+    check(curlPost(url, body, { "X-Shop-Signature": signature(body) }) === 202, "traffic accepted");
+  }
+  curlPost(url, "{}", { "X-Shop-Signature": "sha256=00" });
+}
 
 const problems = [];
 page.on("pageerror", (error) => problems.push(`page error: ${error.message}`));
@@ -151,7 +167,8 @@ try {
   check(await page.locator("#captures tr[data-request-id]").count() === 1, "the status filter keeps the 2xx capture");
   await page.locator("#captures tr[data-request-id]").first().click();
   const captured = await page.locator("#capture-body").textContent();
-  check(captured.includes(XSS_SCRIPT) && captured.includes(XSS_IMG), `capture body shown as text: ${captured}`);
+  // The body is the JSON the sender posted: the payloads are in it as JSON strings.
+  check(captured.includes(XSS_SCRIPT) && captured.includes(JSON.stringify(XSS_IMG).slice(1, -1)), `capture body shown as text: ${captured}`);
   await noXss();
   await shot("debug-logs");
   await page.locator("#filter-status").selectOption("4xx");
@@ -176,6 +193,7 @@ try {
   await page.locator("#data_uri_template").fill("{{nosuchhelper sku}}");
   await page.locator("#template-preview [data-field=data_uri_template]").waitFor({ timeout: WAIT });
   await page.locator("#data_uri_template").fill("https://shop.example/orders/{{sku}}");
+  await page.locator("#template-preview td").filter({ hasText: "https://shop.example/orders/FAIL-1" }).waitFor({ timeout: WAIT });
   await page.locator("#save-listener").click();
   await page.locator("[data-test=toast]").filter({ hasText: "Saved" }).waitFor({ timeout: WAIT });
   await noXss();
@@ -226,14 +244,20 @@ try {
   check((await row.textContent()).includes("hmac"), "verification type listed");
   await row.locator("[data-col=last]").filter({ hasText: "ago" }).waitFor({ timeout: WAIT });
   await row.locator("[data-col=rate]").filter({ hasText: /^\d/ }).waitFor({ timeout: WAIT });
+  traffic(url, 6);
+  await row.locator("[data-col=rate]").filter({ hasText: /^([1-9]|0\.[1-9])/ }).waitFor({ timeout: WAIT });
   await shot("listeners");
 
   step("overview charts from the instance's metrics");
   await page.locator("[data-nav=overview]").click();
   await page.locator("[data-chart=requests] svg").waitFor({ timeout: WAIT });
-  await page.waitForTimeout(4500);
+  for (let second = 0; second < 9; second++) {
+    traffic(url, 1 + (second % 4));
+    await page.waitForTimeout(1000);
+    if (second === 7) await shot("overview");
+  }
   check((await page.locator("[data-chart=requests]").textContent()).includes("2xx"), "requests by status class");
-  await shot("overview");
+  check(await page.locator("[data-chart=requests] polyline").count() > 0, "the requests chart has a line");
 
   step("regenerate the URL (confirmed): the old one answers 404, the new one works");
   await page.goto(`${BASE}/console/#/listeners/${LISTENER}`);

@@ -82,7 +82,7 @@ export function createForm(onSubmit) {
   const form = h("form", { class: "card", id: "create-listener" },
     h("h2", {}, "Create a listener"),
     h("div", { class: "grid" },
-      field("Id", text("id", { required: true, pattern: "[A-Za-z0-9_-]{1,64}", placeholder: "orders" }), "letters, digits, - and _"),
+      field("Id", text("id", { required: true, pattern: "[A-Za-z0-9_\\-]{1,64}", placeholder: "orders" }), "letters, digits, - and _"),
       field("Name", text("name", { placeholder: "Shop orders" })),
       field("Description", text("description")),
       field("Topic", text("topic", { placeholder: "default: kafka.pages_topic" }))),

@@ -88,7 +88,7 @@ export async function render(view) {
     }
     while (latency.length < KEEP) latency.unshift(null);
     chart(boxes.latency, "Kafka produce latency (mean)", "ms", { mean: latency });
-    const gauge = (label, name) => h("span", { class: "badge" }, `${label}: ${format(total(samples, name))}`);
+    const gauge = (label, name) => h("span", { class: "badge" }, `${label}: ${Math.round(total(samples, name))}`);
     replace(gauges, h("div", { class: "row" }, gauge("in flight", "hookpipe_in_flight_requests"),
       gauge("producer queue", "hookpipe_producer_queue_depth"), gauge("debug windows open", "hookpipe_debug_windows_open"),
       gauge("records published", "hookpipe_records_published_total")));
