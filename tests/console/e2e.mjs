@@ -11,7 +11,7 @@
 // Every step prints one line; the first failure prints why, saves failure.png and exits 1.
 
 import { execFileSync } from "node:child_process";
-import { createHmac } from "node:crypto";
+import { createHash, createHmac } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
@@ -53,8 +53,13 @@ function curlPost(url, body, headers = {}) {
   return Number(execFileSync("curl", args, { encoding: "utf8" }));
 }
 
-function signature(body) {
-  return "sha256=" + createHmac("sha256", SECRET).update(body).digest("hex");
+function signature(body, secret = SECRET) {
+  return "sha256=" + createHmac("sha256", secret).update(body).digest("hex");
+}
+
+/** A secret's fingerprint as the API shows it: the first 4 bytes of its SHA-256, in hex. */
+function fingerprint(secret) {
+  return createHash("sha256").update(secret).digest("hex").slice(0, 8);
 }
 
 const browser = await chromium.launch({
@@ -269,6 +274,22 @@ try {
   const ok = JSON.stringify({ order_id: "after-regenerate", sku: "S-3" });
   check(curlPost(url, ok, { "X-Shop-Signature": signature(ok) }) === 404, "the old URL is gone");
   check(curlPost(fresh, ok, { "X-Shop-Signature": signature(ok) }) === 202, "the new URL works");
+
+  step("rotate the secret: add a second one, both verify; retire the first, only the new one does");
+  const SECOND = "console-e2e-secret-2";
+  await page.locator("#new-secret").fill(SECOND);
+  await page.locator("#add-secret button[type=submit]").click();
+  await page.locator("#secrets td.mono").nth(1).waitFor({ timeout: WAIT });
+  const shown = await page.locator("#secrets td.mono").allTextContents();
+  check(JSON.stringify(shown) === JSON.stringify([fingerprint(SECRET), fingerprint(SECOND)]), `fingerprints ${shown}`);
+  check(!(await page.content()).includes(SECOND), "the new secret is nowhere on the page");
+  const rotated = JSON.stringify({ order_id: "rotated", sku: "S-4" });
+  check(curlPost(fresh, rotated, { "X-Shop-Signature": signature(rotated, SECOND) }) === 202, "the new secret verifies");
+  check(curlPost(fresh, rotated, { "X-Shop-Signature": signature(rotated) }) === 202, "the old one still does");
+  await page.locator("#secrets tr", { hasText: fingerprint(SECRET) }).locator("button").click();
+  await page.locator("#secrets td.mono").nth(1).waitFor({ state: "detached", timeout: WAIT });
+  check(JSON.stringify(await page.locator("#secrets td.mono").allTextContents()) === JSON.stringify([fingerprint(SECOND)]), "one left");
+  check(curlPost(fresh, rotated, { "X-Shop-Signature": signature(rotated) }) === 401, "the retired secret is refused");
 
   step("every API call carried the bearer token, and nothing broke");
   check(apiRequests.length > 10 && apiRequests.every((r) => (r.headers().authorization || "").startsWith("Bearer ")), "bearer on every call");

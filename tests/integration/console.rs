@@ -2,8 +2,8 @@
 //! worker and an HTTP import target, driven by `tests/console/e2e.mjs` (playwright-core and
 //! Debian's headless Chromium) through sign-in, creating an HMAC listener, a signed webhook sent
 //! with curl, sample data, a debug window, an import error retried from the console, mock
-//! output, the overview and URL regeneration, with hostile payloads that must stay text. It
-//! writes a screenshot of each page (`HOOKPIPE_SCREENSHOTS`, default
+//! output, the overview, URL regeneration and secret rotation, with hostile payloads that must
+//! stay text. It writes a screenshot of each page (`HOOKPIPE_SCREENSHOTS`, default
 //! `target/console-screenshots`). Also: what the console is served with, without a browser.
 
 use std::io::Read;
