@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 use super::More;
 
 /// An open import error as listed (without the record's content).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ErrorView {
     /// Its listener.
     pub listener_id: String,
@@ -86,7 +86,7 @@ pub struct RetryDataView {
 }
 
 /// `GET /listeners/{id}/errors/{record_id}`: one error with its retry data.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ErrorDetail {
     /// The error.
     #[serde(flatten)]

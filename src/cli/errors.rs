@@ -5,9 +5,8 @@
 use std::process::ExitCode;
 
 use clap::{ArgGroup, Args, Subcommand};
-use serde_json::Value;
 
-use crate::api_model::{ErrorList, RetryOne, RetryReport, RetryRequest};
+use crate::api_model::{ErrorDetail, ErrorList, RetryOne, RetryReport, RetryRequest};
 use crate::cli::client::{connect, finish, listener_path, CliError, Client, Method, Output};
 use crate::cli::render::{optional_cell, ordered_key_value_lines, pretty_json, render_table, sanitize_line, truncate};
 use crate::cli::ApiArgs;
@@ -114,7 +113,7 @@ fn list(client: &Client, output: &Output, listener: &str, limit: usize, offset: 
 fn show(client: &Client, output: &Output, listener: &str, record_id: &str) -> Result<(), CliError> {
     let path = listener_path(listener, &["errors", record_id]);
     let reply = client.call(Method::Get, &path, None)?;
-    output.print(&reply, error_details)
+    output.print_as(&reply, error_details)
 }
 
 /// One record through its own route; several (or `--all`) through the batch route.
@@ -211,20 +210,16 @@ pub fn errors_table(page: &ErrorList) -> String {
 }
 
 /// `errors show`: the error's fields, then the record's retry data (or why there is none).
-fn error_details(error: &Value) -> String {
-    let mut summary = error.clone();
-    let retry_data = summary.as_object_mut().and_then(|o| o.remove("retry_data"));
+fn error_details(detail: &ErrorDetail) -> String {
+    let summary = serde_json::to_value(&detail.error).unwrap_or_default();
     let mut out = ordered_key_value_lines(&summary, ERROR_LEADING_KEYS);
-    match retry_data {
-        Some(Value::Object(data)) => {
+    match (&detail.retry_data, &detail.error.retry_unavailable) {
+        (Some(data), _) => {
             out.push_str("retry data:\n");
-            let record = data.get("record").cloned().unwrap_or(Value::Null);
-            out.push_str(&pretty_json(&record));
+            out.push_str(&pretty_json(&data.record));
         }
-        _ => match error.get("retry_unavailable").and_then(Value::as_str) {
-            Some(reason) => out.push_str(&format!("retry data: none — {reason}\n")),
-            None => out.push_str("retry data: none\n"),
-        },
+        (None, Some(reason)) => out.push_str(&format!("retry data: none — {}\n", sanitize_line(reason))),
+        (None, None) => out.push_str("retry data: none\n"),
     }
     out
 }
@@ -255,7 +250,7 @@ fn retry_summary(report: &RetryReport) -> String {
 mod tests {
     use super::*;
     use crate::cli::client::typed;
-    use serde_json::json;
+    use serde_json::{json, Value};
 
     /// An error as the API lists it, with `fields` changed.
     fn error(fields: Value) -> Value {
@@ -304,14 +299,17 @@ mod tests {
 
     #[test]
     fn details_show_the_retry_data_or_why_there_is_none() {
-        let with = error_details(&json!({"record_id": "r-1", "can_retry": true,
-            "retry_data": {"topic": "t", "page_id": "p", "record": {"id": "r-1", "data": {"sku": "S-1"}}}}));
+        let mut shown = error(json!({"record_id": "r-1", "can_retry": true}));
+        shown["retry_data"] = json!({"topic": "t", "page_id": "p", "record": {"id": "r-1", "data": {"sku": "S-1"}}});
+        let with = error_details(&typed(shown));
         assert!(
             with.contains("retry data:\n") && with.contains("\"sku\": \"S-1\""),
             "{with}"
         );
-        let without = error_details(&json!({"record_id": "r-1", "can_retry": false, "retry_data": null,
+        let mut shown = error(json!({"record_id": "r-1", "can_retry": false,
             "retry_unavailable": "listener `p` does not store retry data"}));
+        shown["retry_data"] = Value::Null;
+        let without = error_details(&typed(shown));
         assert!(
             without.ends_with("retry data: none — listener `p` does not store retry data\n"),
             "{without}"
