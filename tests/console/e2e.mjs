@@ -279,7 +279,7 @@ try {
   const SECOND = "console-e2e-secret-2";
   await page.locator("#new-secret").fill(SECOND);
   await page.locator("#add-secret button[type=submit]").click();
-  await page.locator("#secrets td.mono").nth(1).waitFor({ timeout: WAIT });
+  await page.waitForFunction(() => document.querySelectorAll("#secrets td.mono").length === 2, undefined, { timeout: WAIT });
   const shown = await page.locator("#secrets td.mono").allTextContents();
   check(JSON.stringify(shown) === JSON.stringify([fingerprint(SECRET), fingerprint(SECOND)]), `fingerprints ${shown}`);
   check(!(await page.content()).includes(SECOND), "the new secret is nowhere on the page");
@@ -287,8 +287,11 @@ try {
   check(curlPost(fresh, rotated, { "X-Shop-Signature": signature(rotated, SECOND) }) === 202, "the new secret verifies");
   check(curlPost(fresh, rotated, { "X-Shop-Signature": signature(rotated) }) === 202, "the old one still does");
   await page.locator("#secrets tr", { hasText: fingerprint(SECRET) }).locator("button").click();
-  await page.locator("#secrets td.mono").nth(1).waitFor({ state: "detached", timeout: WAIT });
-  check(JSON.stringify(await page.locator("#secrets td.mono").allTextContents()) === JSON.stringify([fingerprint(SECOND)]), "one left");
+  // The page reloads after the retirement: wait for the reloaded list, not for the old one to go.
+  await page.waitForFunction((expected) => {
+    const cells = [...document.querySelectorAll("#secrets td.mono")].map((cell) => cell.textContent);
+    return JSON.stringify(cells) === JSON.stringify(expected);
+  }, [fingerprint(SECOND)], { timeout: WAIT });
   check(curlPost(fresh, rotated, { "X-Shop-Signature": signature(rotated) }) === 401, "the retired secret is refused");
 
   step("every API call carried the bearer token, and nothing broke");
