@@ -11,6 +11,7 @@ use actix_web::web::Bytes;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
+use crate::config::handshake::{HandshakeConfig, HandshakeRule};
 use crate::config::listener::ListenerConfig;
 use crate::config::recipe::RecipeConfig;
 use crate::config::verification::{BasicCredential, VerificationConfig};
@@ -52,8 +53,55 @@ pub fn redacted_settings(config: &ListenerConfig) -> Value {
     if let Some(verification) = view.get_mut("verification") {
         *verification = config.verification.redacted();
     }
-    hide_secret_values(&mut view, &config.verification.secrets());
+    if let Some(Value::Array(handshakes)) = view.get_mut("handshakes") {
+        for (shown, handshake) in handshakes.iter_mut().zip(&config.handshakes) {
+            *shown = handshake.redacted();
+        }
+    }
+    hide_secret_values(&mut view, &config.secrets());
     view
+}
+
+impl HandshakeConfig {
+    /// This handshake as the API shows it: each secret (Meta's `verify_token`, a rule's `token`
+    /// and `secret`) replaced by `{"fingerprint": …}`. Exhaustive like
+    /// [`VerificationConfig::redacted`].
+    #[deny(clippy::wildcard_enum_match_arm)]
+    pub fn redacted(&self) -> Value {
+        let mut view = serde_json::to_value(self).unwrap_or_default();
+        let Some(fields) = view.as_object_mut() else {
+            return view;
+        };
+        let shown = |secret: &Secret| json!({ "fingerprint": fingerprint(secret.expose()) });
+        match self {
+            Self::Meta { verify_token } => {
+                fields.insert("verify_token".into(), shown(verify_token));
+            }
+            Self::Dropbox {} | Self::MicrosoftGraph {} | Self::Zoom {} | Self::Twitter {} | Self::Slack {} => {}
+            Self::CloudEvents {
+                allowed_origins: _,
+                allowed_rate: _,
+            } => {}
+            Self::Rule(HandshakeRule {
+                name: _,
+                method: _,
+                conditions: _,
+                verified: _,
+                publish: _,
+                token,
+                secret,
+                max_value_bytes: _,
+                response: _,
+            }) => {
+                for (field, secret) in [("token", token), ("secret", secret)] {
+                    if let Some(secret) = secret {
+                        fields.insert(field.into(), shown(secret));
+                    }
+                }
+            }
+        }
+        view
+    }
 }
 
 impl VerificationConfig {
@@ -356,6 +404,43 @@ mod tests {
                 config.verification.kind()
             );
         }
+    }
+
+    #[test]
+    fn handshake_secrets_are_fingerprints_in_the_view() {
+        let config: ListenerConfig = serde_json::from_value(json!({
+            "id": "x",
+            "handshakes": [
+                {"type": "meta", "verify_token": "meta-verify-token-1"},
+                {"type": "rule", "token": "rule-token-22", "secret": "rule-secret-333",
+                 "match": [{"query": "k", "equals_token": true}]},
+                {"type": "dropbox"}
+            ]
+        }))
+        .unwrap();
+        let view = redacted_settings(&config);
+        let text = view.to_string();
+        for secret in ["meta-verify-token-1", "rule-token-22", "rule-secret-333"] {
+            assert!(!text.contains(secret), "{text}");
+        }
+        assert_eq!(
+            view["handshakes"][0]["verify_token"],
+            json!({ "fingerprint": fingerprint("meta-verify-token-1") })
+        );
+        assert_eq!(
+            view["handshakes"][1]["secret"],
+            json!({ "fingerprint": fingerprint("rule-secret-333") })
+        );
+        assert_eq!(view["handshakes"][2], json!({"type": "dropbox"}));
+        let mut sealed = config.clone();
+        assert_eq!(
+            sealed.secrets_mut().len(),
+            3,
+            "every handshake secret is sealed at rest"
+        );
+        // A listener without handshakes shows none, as before.
+        let plain: ListenerConfig = serde_json::from_value(json!({"id": "y"})).unwrap();
+        assert!(redacted_settings(&plain).get("handshakes").is_none());
     }
 
     #[test]

@@ -291,7 +291,7 @@ impl SharedState {
 pub fn seal_listener(keyring: &Keyring, stored: &StoredListener) -> Result<Vec<u8>, PutListenerError> {
     let mut sealed = stored.clone();
     let id = sealed.config.id.clone();
-    let secrets = sealed.config.verification.secrets_mut();
+    let secrets = sealed.config.secrets_mut();
     if !secrets.is_empty() {
         keyring.seal_all(secrets, &id).map_err(|error| match error {
             SecretsError::NoKey => PutListenerError::NoSecretsKey,
@@ -318,7 +318,7 @@ pub fn open_listener(keyring: &Keyring, key: &str, value: &[u8]) -> Option<(Stor
         tracing::error!(%key, "stored listener skipped: its id does not match its key");
         return None;
     }
-    match keyring.open_all(stored.config.verification.secrets_mut(), id) {
+    match keyring.open_all(stored.config.secrets_mut(), id) {
         Ok(sealing) => Some((stored, sealing)),
         Err(error) => {
             // The error names the key id, never a value.

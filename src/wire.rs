@@ -10,6 +10,11 @@
 //!   versions recorded (retry data is kept with each error instead: `import_errors`).
 //! - A **record**: `{"id","request_id","trace_key","data_uri","received_at"[,"delivery_id"]
 //!   [,"mock"],"data"}`; a record republished through the errors API also carries `"attempt"`.
+//! - A **quarantine page** (`kafka.quarantine_topic`; key = listener id; headers from
+//!   [`quarantine_headers`]): `{"type":"quarantine","version":1,"listener_id","page_id",
+//!   "created_at","records":[…]}`, whose records failed their listener's schema:
+//!   `{"id","request_id","received_at"[,"delivery_id"][,"mock"],"errors":[{"instance_path",
+//!   "schema_path","message"}],"errors_truncated","data"}`.
 //!
 //! The writers put bytes together by hand: a record is serialized once, at ingest, and its bytes
 //! are copied unchanged into the page, which is not built as a tree.
@@ -34,6 +39,10 @@ pub const PAGE_VERSION: u64 = 1;
 pub const RETRY_DATA_TYPE: &str = "retry_data";
 /// `version` of the retry data messages written (1 was one message per record, keyed by record id).
 pub const RETRY_DATA_VERSION: u64 = 2;
+/// `type` of a quarantine page.
+pub const QUARANTINE_TYPE: &str = "quarantine";
+/// `version` of the quarantine pages written.
+pub const QUARANTINE_VERSION: u64 = 1;
 
 /// Header carrying the listener id.
 pub const HEADER_LISTENER_ID: &str = "hookpipe-listener-id";
@@ -112,6 +121,68 @@ pub fn serialize_record(fields: &RecordFields<'_>) -> Vec<u8> {
     bytes.extend_from_slice(fields.data_json.as_bytes());
     bytes.push(b'}');
     bytes
+}
+
+/// The fields of one quarantined record: what [`RecordFields`] has that applies (no trace key or
+/// data URI: the record is not imported), and why it failed.
+#[derive(Debug, Clone, Copy)]
+pub struct QuarantinedFields<'a, E: serde::Serialize> {
+    /// The record's id ([`record_id`]): its place in its request, as a published record's.
+    pub id: &'a str,
+    /// The request it came in.
+    pub request_id: &'a str,
+    /// When the request arrived, RFC 3339 with milliseconds.
+    pub received_at: &'a str,
+    /// The provider's delivery id; `None` leaves the member out.
+    pub delivery_id: Option<&'a str>,
+    /// Mock output: writes `"mock":true`; `false` leaves the member out.
+    pub mock: bool,
+    /// The validation errors (`[{"instance_path","schema_path","message"}]`), already bounded.
+    pub errors: &'a E,
+    /// Whether more errors were found than `errors` holds.
+    pub errors_truncated: bool,
+    /// The record itself, as JSON text (copied as is).
+    pub data_json: &'a str,
+}
+
+/// Serializes one quarantined record:
+/// `{"id","request_id","received_at"[,"delivery_id"][,"mock"],"errors","errors_truncated","data"}`.
+pub fn serialize_quarantined_record<E: serde::Serialize>(fields: &QuarantinedFields<'_, E>) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(fields.data_json.len() + 400);
+    bytes.extend_from_slice(br#"{"id":"#);
+    write_json_string(&mut bytes, fields.id);
+    bytes.extend_from_slice(br#","request_id":"#);
+    write_json_string(&mut bytes, fields.request_id);
+    bytes.extend_from_slice(br#","received_at":"#);
+    write_json_string(&mut bytes, fields.received_at);
+    if let Some(delivery_id) = fields.delivery_id {
+        bytes.extend_from_slice(br#","delivery_id":"#);
+        write_json_string(&mut bytes, delivery_id);
+    }
+    if fields.mock {
+        bytes.extend_from_slice(br#","mock":true"#);
+    }
+    bytes.extend_from_slice(br#","errors":"#);
+    serde_json::to_writer(&mut bytes, fields.errors).expect("errors serialize to a Vec");
+    write!(bytes, r#","errors_truncated":{}"#, fields.errors_truncated).expect("writing to a Vec cannot fail");
+    bytes.extend_from_slice(br#","data":"#);
+    bytes.extend_from_slice(fields.data_json.as_bytes());
+    bytes.push(b'}');
+    bytes
+}
+
+/// Serializes a quarantine page around already-serialized quarantined records:
+/// `{"type":"quarantine","version":1,"listener_id","page_id","created_at","records":[…]}`.
+pub fn serialize_quarantine_page(listener_id: &str, page_id: &str, created_at: &str, records: &[Vec<u8>]) -> Vec<u8> {
+    records_message(
+        QUARANTINE_TYPE,
+        QUARANTINE_VERSION,
+        listener_id,
+        None,
+        page_id,
+        created_at,
+        records,
+    )
 }
 
 /// Serializes a page message around already-serialized records:
@@ -215,6 +286,26 @@ pub fn page_headers<'a>(
     if page.republished {
         headers.push((HEADER_RETRY_OF, "true"));
     }
+    headers.extend(
+        request_ids
+            .into_iter()
+            .map(|request_id| (HEADER_REQUEST_ID, request_id)),
+    );
+    headers
+}
+
+/// The headers of a quarantine page: listener id, content type, page id, then one per request id
+/// (no retry-data header: nothing imports quarantined records).
+pub fn quarantine_headers<'a>(
+    listener_id: &'a str,
+    page_id: &'a str,
+    request_ids: impl IntoIterator<Item = &'a str>,
+) -> Vec<(&'a str, &'a str)> {
+    let mut headers = vec![
+        (HEADER_LISTENER_ID, listener_id),
+        (HEADER_CONTENT_TYPE, PAGE_CONTENT_TYPE),
+        (HEADER_PAGE_ID, page_id),
+    ];
     headers.extend(
         request_ids
             .into_iter()
@@ -829,5 +920,43 @@ mod tests {
                 .collect();
             round_trip(&listener_id, &page_id, &created_at, &records);
         }
+    }
+
+    #[test]
+    fn a_quarantine_page_is_the_contract_byte_for_byte() {
+        let errors = json!([{"instance_path": "/qty", "schema_path": "/properties/qty/minimum", "message": "value is less than the minimum of 1"}]);
+        let record = serialize_quarantined_record(&QuarantinedFields {
+            id: "r1-2",
+            request_id: "r1",
+            received_at: "2026-01-01T00:00:00.010Z",
+            delivery_id: Some("d\"1"),
+            mock: false,
+            errors: &errors,
+            errors_truncated: true,
+            data_json: r#"{"qty":0}"#,
+        });
+        let page = serialize_quarantine_page("orders", "p1", "2026-01-01T00:00:01.000Z", &[record]);
+        assert_eq!(
+            String::from_utf8(page.clone()).unwrap(),
+            concat!(
+                r#"{"type":"quarantine","version":1,"listener_id":"orders","page_id":"p1","created_at":"2026-01-01T00:00:01.000Z","records":["#,
+                r#"{"id":"r1-2","request_id":"r1","received_at":"2026-01-01T00:00:00.010Z","delivery_id":"d\"1","#,
+                r#""errors":[{"instance_path":"/qty","message":"value is less than the minimum of 1","schema_path":"/properties/qty/minimum"}],"#,
+                r#""errors_truncated":true,"data":{"qty":0}}]}"#
+            )
+        );
+        let parsed: serde_json::Value = serde_json::from_slice(&page).unwrap();
+        assert_eq!(parsed["records"][0]["errors"], errors);
+        let headers = quarantine_headers("orders", "p1", ["r1", "r2"]);
+        assert_eq!(
+            headers,
+            [
+                (HEADER_LISTENER_ID, "orders"),
+                (HEADER_CONTENT_TYPE, PAGE_CONTENT_TYPE),
+                (HEADER_PAGE_ID, "p1"),
+                (HEADER_REQUEST_ID, "r1"),
+                (HEADER_REQUEST_ID, "r2"),
+            ]
+        );
     }
 }

@@ -42,6 +42,10 @@ pub struct KafkaSettings {
     /// keyed by listener and record id.
     #[serde(default = "default_errors_topic")]
     pub errors_topic: String,
+    /// Topic of records that failed their listener's schema under the `quarantine` policy, each
+    /// with its validation errors (README, "Schema validation").
+    #[serde(default = "default_quarantine_topic")]
+    pub quarantine_topic: String,
     /// Retry topic of earlier versions, which wrote every page's retry data there at ingest: no
     /// longer written nor created, only read (while it exists) for the errors they recorded.
     #[serde(default = "default_retry_topic")]
@@ -77,6 +81,7 @@ impl Default for KafkaSettings {
             state_topic: default_state_topic(),
             debug_topic: default_debug_topic(),
             errors_topic: default_errors_topic(),
+            quarantine_topic: default_quarantine_topic(),
             retry_topic: default_retry_topic(),
             retry_retention_hours: default_retry_retention_hours(),
             create_topics: true,
@@ -116,6 +121,9 @@ fn default_debug_topic() -> String {
 }
 fn default_errors_topic() -> String {
     "hookpipe.errors".into()
+}
+fn default_quarantine_topic() -> String {
+    "hookpipe.quarantine".into()
 }
 fn default_retry_topic() -> String {
     "hookpipe.retry".into()
@@ -215,6 +223,7 @@ impl KafkaSettings {
             ("state_topic", &self.state_topic),
             ("debug_topic", &self.debug_topic),
             ("errors_topic", &self.errors_topic),
+            ("quarantine_topic", &self.quarantine_topic),
             ("retry_topic", &self.retry_topic),
         ] {
             if let Err(message) = validate_topic_name(topic) {

@@ -5,9 +5,12 @@ use serde::de::IntoDeserializer;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::body_format::{default_methods, method_problems, BodyFormat, CsvOptions, MultipartOptions, NdjsonOptions};
+use super::handshake::HandshakeConfig;
 use super::kafka::validate_topic_name;
 use super::resource_path::ResourcePath;
+use super::schema::SchemaOptions;
 use super::verification::VerificationConfig;
+use crate::secret::Secret;
 
 /// One listener: an endpoint senders post to, and what happens to what they post.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -33,6 +36,9 @@ pub struct ListenerConfig {
     /// Dot path to the records inside the body (`data.items`, `shipments.shipment`).
     #[serde(default)]
     pub resource_path: Option<String>,
+    /// A JSON Schema every record must satisfy, and what happens to those that do not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<SchemaOptions>,
     /// Records per page.
     #[serde(default = "default_page_size")]
     pub page_size: usize,
@@ -52,6 +58,9 @@ pub struct ListenerConfig {
     /// How senders prove who they are.
     #[serde(default)]
     pub verification: VerificationConfig,
+    /// Checks providers make of the endpoint, answered without (or besides) publishing.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub handshakes: Vec<HandshakeConfig>,
     /// Leaky bucket of this listener.
     #[serde(default)]
     pub rate_limit: RateLimitOptions,
@@ -159,8 +168,9 @@ pub struct ResponseOptions {
     /// `json`, `xml`, `text`, or a full media type.
     #[serde(default = "default_media_type")]
     pub media_type: String,
-    /// Handlebars template of the body, over `body`, `json`, `records`, `headers`, `query`,
-    /// `request_id`.
+    /// Handlebars template of the body, over `request_id`, `record_count`, `records`,
+    /// `headers`, `query` and, for a listener with a schema, `records_valid` and
+    /// `records_quarantined`.
     #[serde(default)]
     pub body: Option<String>,
 }
@@ -226,8 +236,19 @@ impl RateLimitOptions {
 }
 
 impl ListenerConfig {
-    /// Problems with this listener, as `(key relative to the listener, message)`.
+    /// Problems with this listener, as `(key relative to the listener, message)`: every rule,
+    /// its schema (compiled to be checked) last.
     pub fn problems(&self) -> Vec<(String, String)> {
+        let mut problems = self.problems_besides_schema();
+        if let Some(schema) = &self.schema {
+            problems.extend(schema.problems());
+        }
+        problems
+    }
+
+    /// [`ListenerConfig::problems`] but the schema's, for `compile`, which compiles the schema
+    /// itself (once) and reports its problem after these.
+    pub fn problems_besides_schema(&self) -> Vec<(String, String)> {
         let mut problems = Vec::new();
         if self.id.is_empty()
             || self.id.len() > 64
@@ -301,7 +322,25 @@ impl ListenerConfig {
         for (key, message) in self.verification.validate() {
             problems.push((format!("verification.{key}"), message));
         }
+        // Defined beside the handshake compiler (`pipeline::handshake`), as `validate` is beside
+        // the verifier: what is checked and what is compiled cannot drift apart.
+        problems.extend(self.handshake_problems());
         problems
+    }
+
+    /// Every secret of the listener — its verification's and its handshakes' — to seal or open
+    /// them for storage.
+    pub fn secrets_mut(&mut self) -> Vec<&mut Secret> {
+        let mut secrets = self.verification.secrets_mut();
+        secrets.extend(self.handshakes.iter_mut().flat_map(HandshakeConfig::secrets_mut));
+        secrets
+    }
+
+    /// Every secret of the listener, read-only.
+    pub fn secrets(&self) -> Vec<&Secret> {
+        let mut secrets = self.verification.secrets();
+        secrets.extend(self.handshakes.iter().flat_map(HandshakeConfig::secrets));
+        secrets
     }
 }
 

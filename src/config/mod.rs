@@ -11,11 +11,13 @@ pub mod body_format;
 pub mod env;
 pub mod error;
 mod from_text;
+pub mod handshake;
 pub mod kafka;
 pub mod listener;
 pub mod pipeline;
 pub mod recipe;
 pub mod resource_path;
+pub mod schema;
 pub mod server;
 pub mod verification;
 pub mod worker;
@@ -59,13 +61,23 @@ impl Settings {
                 .map_err(|error| single("<file>", format!("cannot read {}: {error}", path.display())))?,
             None => String::new(),
         };
-        Settings::from_toml_and_env(&text, std::env::vars())
+        Settings::from_toml_env_in(&text, std::env::vars(), path.and_then(Path::parent))
     }
 
-    /// Parses TOML text, applies `HOOKPIPE_*__*` overrides from `env`, deserializes and validates.
+    /// Parses TOML text, applies `HOOKPIPE_*__*` overrides from `env`, deserializes and validates
+    /// (files the configuration names, as a listener's `schema.file`, relative to the current folder).
     pub fn from_toml_and_env(
         text: &str,
         env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Settings, ConfigErrors> {
+        Settings::from_toml_env_in(text, env, None)
+    }
+
+    /// [`Settings::from_toml_and_env`] for a file in `base`: what it names is read from there.
+    fn from_toml_env_in(
+        text: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+        base: Option<&Path>,
     ) -> Result<Settings, ConfigErrors> {
         let mut root: toml::Table = text
             .parse()
@@ -74,13 +86,14 @@ impl Settings {
             apply_env_override(&mut root, &name, &value)?;
         }
         let mut errors = take_unparsable_text(&mut root);
-        let settings: Settings = serde_path_to_error::deserialize(toml::Value::Table(root)).map_err(|error| {
+        let mut settings: Settings = serde_path_to_error::deserialize(toml::Value::Table(root)).map_err(|error| {
             let key = error.path().to_string();
             single(
                 if key == "." { "<root>".into() } else { key },
                 error.into_inner().to_string(),
             )
         })?;
+        errors.extend(settings.read_schema_files(base));
         if let Err(problems) = settings.validate() {
             errors.extend(problems.0);
         }
@@ -139,6 +152,24 @@ impl Settings {
         } else {
             Err(ConfigErrors(errors))
         }
+    }
+
+    /// Reads the listeners' `schema.file`s into their `schema.document`; a listener whose file
+    /// cannot be read loses its schema here (so nothing else is said about it) and the problem
+    /// is named at its `schema.file`.
+    fn read_schema_files(&mut self, base: Option<&Path>) -> Vec<ConfigError> {
+        let mut errors = Vec::new();
+        for listener in &mut self.listeners {
+            let Some(schema) = &mut listener.schema else { continue };
+            if let Err(message) = schema.read_file(base) {
+                listener.schema = None;
+                errors.push(ConfigError {
+                    key: format!("listeners[{}].schema.file", listener.id),
+                    message,
+                });
+            }
+        }
+        errors
     }
 
     /// Topics the import workers consume: `worker.topics`, else every pages topic.

@@ -65,7 +65,8 @@ pub struct RecipeConfig {
     /// Older signature header used only when `signature_header` is absent.
     #[serde(default)]
     pub fallback: Option<FallbackSignature>,
-    /// Report Slack's `url_verification` challenge once the request verified.
+    /// Answer Slack's `url_verification` challenge once the request verified: the listener gets
+    /// the `slack` handshake (`pipeline::handshake`) unless it declares one.
     #[serde(default)]
     pub url_verification_challenge: bool,
 }

@@ -15,15 +15,17 @@ use tracing::Instrument;
 use super::decode;
 use crate::http::state::AppState;
 use crate::pipeline::debug::Capture;
+use crate::pipeline::handshake::{Decision, HandshakeAnswer, HandshakeRequest};
 use crate::pipeline::ingest_error::IngestError;
 use crate::pipeline::listener::Listener;
 use crate::pipeline::reply::Reply;
 use crate::pipeline::stage::TryForwardError;
+use crate::pipeline::verify::ActixHeaders;
 use crate::pipeline::{rfc3339_millis, unix_millis_now, Accepted, Chain, Ingest, Webhook};
 use crate::redact::{redacted_body, redacted_headers, redacted_query, SENSITIVE_HEADERS};
 use crate::shared_state::{DEBUG_BODY_LIMIT, SAMPLE_BODY_LIMIT, SAMPLE_RECORDS_LIMIT};
 use crate::telemetry::events::{
-    BodyReceived, DebugCaptureDropped, RefusalCause, RequestFinished, RequestRefused, TemplateFailed,
+    BodyReceived, DebugCaptureDropped, HandshakeDecided, RefusalCause, RequestFinished, RequestRefused, TemplateFailed,
 };
 use crate::telemetry::{METRICS, UNKNOWN_LISTENER};
 
@@ -49,17 +51,22 @@ pub async fn route(
     ingest(request, payload, state, chain).await
 }
 
-/// Whether a method other than POST and PUT reaches a listener that accepts it, with the right
-/// URL token. Anything else answers 405 as before methods were configurable, so such a request
-/// cannot tell a listener's URL from an unknown one.
+/// Whether a method other than POST and PUT reaches a listener that accepts it (or has a
+/// handshake rule for it), with the right URL token. Anything else answers 405 as before methods
+/// were configurable, so such a request cannot tell a listener's URL from an unknown one.
 fn opted_in(request: &HttpRequest, state: &AppState) -> bool {
     let Some((public_id, url_token)) = hook_segments(request.path()) else {
         return false;
     };
     state.registry.get(public_id).is_some_and(|listener| {
-        listener.config.content.accepts_method(request.method().as_str())
-            && check_url_token(&listener, url_token).is_ok()
+        answers_method(&listener, request.method().as_str()) && check_url_token(&listener, url_token).is_ok()
     })
+}
+
+/// Whether a request with `method` may reach the listener: a delivery method, or one a handshake
+/// rule answers (such a request that is no handshake is a 405 once its body was looked at).
+fn answers_method(listener: &Listener, method: &str) -> bool {
+    listener.config.content.accepts_method(method) || listener.handshakes.answers_method(method)
 }
 
 /// `(public_id, url_token)` of `/hooks/{public_id}` or `/hooks/{public_id}/{url_token}`; an
@@ -93,11 +100,7 @@ pub async fn ingest(
         None => Err(IngestError::NotFound),
         Some(listener) => match check_url_token(listener, url_token) {
             Err(error) => Err(error),
-            Ok(()) if !listener.config.content.accepts_method(request.method().as_str()) => {
-                Err(IngestError::MethodNotAllowed {
-                    allow: listener.config.content.methods.join(", "),
-                })
-            }
+            Ok(()) if !answers_method(listener, request.method().as_str()) => Err(method_not_allowed_for(listener)),
             Ok(()) => {
                 let listener = listener.clone();
                 // Every log line emitted while handling the request carries its id.
@@ -142,6 +145,18 @@ pub async fn ingest(
         .as_deref()
         .filter(|_| !matches!(result, Err(IngestError::NotFound)));
     if let Some(listener) = reached_listener {
+        let handshake = match &result {
+            Ok(accepted) if accepted.handshake.is_some() => Some("answered"),
+            Err(IngestError::Handshake(_)) => Some("refused"),
+            _ => None,
+        };
+        if let Some(result) = handshake {
+            HandshakeDecided {
+                listener: listener.id(),
+                result,
+            }
+            .emit();
+        }
         after_response(
             &state,
             &request,
@@ -155,6 +170,13 @@ pub async fn ingest(
     }
     request_finished(&request_id, listener.as_deref(), &result, status, latency_ms).emit();
     response
+}
+
+/// The 405 of a listener: its delivery methods in `Allow`.
+fn method_not_allowed_for(listener: &Listener) -> IngestError {
+    IngestError::MethodNotAllowed {
+        allow: listener.config.content.methods.join(", "),
+    }
 }
 
 /// What the Receiver got from a request before handing it to the chain.
@@ -221,7 +243,7 @@ fn after_response(
     if let (true, Ok(accepted)) = (read.sample_due, result) {
         // The turn is taken only by an accepted request with records: refused requests, forged
         // floods among them, never hold it.
-        if let (Some(records), None) = (&accepted.records, &accepted.challenge) {
+        if let Some(records) = &accepted.records {
             if listener.sample_clock.try_claim(now_ms) {
                 state.shared.offer_sample(
                     listener.id(),
@@ -285,11 +307,16 @@ fn capture(
     now_ms: i64,
     instance: &str,
 ) -> serde_json::Value {
+    let handshake = result.as_ref().ok().and_then(|accepted| accepted.handshake.as_ref());
     let verification = match result {
         _ if listener.verifier.kind() == "none" => "not configured".to_string(),
+        // Answered by a rule before verification: an unsigned challenge, nothing published.
+        Ok(_) if handshake.is_some_and(|answer| !answer.verified) => "not reached".to_string(),
         Err(IngestError::Unauthorized(reason)) => format!("failed: {}", reason.reason()),
         Err(IngestError::NotFound) => "failed: url token".to_string(),
-        Ok(_) | Err(IngestError::RateLimited { .. } | IngestError::Parse(_)) => "passed".to_string(),
+        Ok(_) | Err(IngestError::RateLimited { .. } | IngestError::Parse(_) | IngestError::Schema(_)) => {
+            "passed".to_string()
+        }
         Err(_) => "not reached".to_string(),
     };
     // The secret-URL token is the last path segment: never stored.
@@ -298,7 +325,17 @@ fn capture(
     } else {
         request.path().to_string()
     };
-    let query = redacted_query(request.query_string(), listener.verifier.secret_query());
+    let mut query = redacted_query(request.query_string(), listener.verifier.secret_query());
+    // A handshake's token (Meta's `hub.verify_token`) is a secret as much as the verifier's.
+    for param in listener.handshakes.secret_query_params() {
+        query = redacted_query(&query, Some(param));
+    }
+    let mut headers = redacted_headers(request.headers(), listener.verifier.secret_header());
+    for name in listener.handshakes.secret_headers() {
+        if let Some(value) = headers.get_mut(name.to_ascii_lowercase().as_str()) {
+            *value = "[redacted]".into();
+        }
+    }
     let (text, truncated) = truncated_text(&redacted_body(body, listener), DEBUG_BODY_LIMIT);
     serde_json::json!({
         "time": rfc3339_millis(now_ms),
@@ -308,10 +345,11 @@ fn capture(
         "method": request.method().as_str(),
         "path": path,
         "query": query,
-        "headers": redacted_headers(request.headers(), listener.verifier.secret_header()),
+        "headers": headers,
         "body": text,
         "body_truncated": truncated,
         "verification": verification,
+        "handshake": handshake.map(|answer| answer.rule.as_str()),
         "status": status,
         "outcome": match result {
             Ok(_) => "accepted",
@@ -411,7 +449,30 @@ async fn handle<'a>(
     }
     .emit();
     read.body = Some(body.clone());
-    chain.rate_limiter.refuse_while_empty(&listener)?;
+    // A promise of the tokens, not a take: while a bucket's free tokens are all promised to
+    // requests being verified, this one is refused before verification costs anything.
+    let reservation = chain.rate_limiter.reserve(&listener)?;
+    let mut answer_once_verified = false;
+    let mut handshake = None;
+    match decide_handshake(request, &listener, &body) {
+        Decision::Refused(refusal) => return Err(IngestError::Handshake(refusal)),
+        // An unsigned challenge: answered here, never published (validation sees to it).
+        Decision::Handshake(unverified) if !unverified.verified => {
+            return Ok(Accepted {
+                handshake: Some(unverified.answer),
+                ..Accepted::default()
+            })
+        }
+        // A signed one goes through verification like any delivery; answered only if it passes.
+        Decision::Handshake(signed) => {
+            answer_once_verified = !signed.publish;
+            handshake = Some(signed.answer);
+        }
+        Decision::Delivery if !listener.config.content.accepts_method(request.method().as_str()) => {
+            return Err(method_not_allowed_for(&listener));
+        }
+        Decision::Delivery => {}
+    }
     // A load, not a claim: records are kept only while a sample is due.
     read.sample_due = listener.sample_clock.is_due(unix_millis_now());
     let (reply, awaited) = Reply::new();
@@ -419,6 +480,8 @@ async fn handle<'a>(
         webhook: webhook(request, state, listener, request_id, body, false),
         delivery_id: None,
         keep_records: read.sample_due,
+        reservation: Some(reservation),
+        answer_once_verified,
         reply,
     };
     // Whichever stage decides the request answers its reply; a full first mailbox sheds load.
@@ -428,9 +491,23 @@ async fn handle<'a>(
         }
         awaited.outcome().await
     };
-    tokio::time::timeout(state.request_timeout, answer)
+    let outcome = tokio::time::timeout(state.request_timeout, answer)
         .await
-        .unwrap_or(Err(IngestError::Deadline))
+        .unwrap_or(Err(IngestError::Deadline));
+    outcome.map(|accepted| Accepted { handshake, ..accepted })
+}
+
+/// What the listener's handshake rules make of the request (a delivery when it has none).
+fn decide_handshake(request: &HttpRequest, listener: &Listener, body: &[u8]) -> Decision {
+    if listener.handshakes.is_empty() {
+        return Decision::Delivery;
+    }
+    listener.handshakes.decide(&HandshakeRequest {
+        method: request.method().as_str(),
+        query: request.query_string(),
+        headers: &ActixHeaders(request.headers()),
+        body,
+    })
 }
 
 fn decode_error(limit: usize) -> impl Fn(decode::DecodeError) -> IngestError {
@@ -508,10 +585,8 @@ fn success_response(
     let Some(listener) = listener else {
         return HttpResponse::NoContent().finish();
     };
-    if let Some(challenge) = &accepted.challenge {
-        return HttpResponse::Ok()
-            .content_type("text/plain; charset=utf-8")
-            .body(challenge.clone());
+    if let Some(answer) = &accepted.handshake {
+        return handshake_response(answer);
     }
     let status = StatusCode::from_u16(listener.config.response.status).unwrap_or(StatusCode::NO_CONTENT);
     let mut response = HttpResponse::build(status);
@@ -522,6 +597,9 @@ fn success_response(
         "request_id": request_id,
         "record_count": accepted.record_count,
         "records": accepted.records,
+        // Listeners with a schema: how many records went to the pages and to the quarantine.
+        "records_valid": accepted.schema.map(|counts| counts.valid),
+        "records_quarantined": accepted.schema.map(|counts| counts.quarantined),
         "headers": template_headers(request.headers(), listener.verifier.secret_header()),
         "query": template_query(request.query_string(), listener.verifier.secret_query()),
     });
@@ -540,6 +618,24 @@ fn success_response(
             .emit();
             response.finish()
         }
+    }
+}
+
+/// A handshake's answer. Its header values were checked when it was rendered (visible ASCII),
+/// its names when the rule was loaded.
+fn handshake_response(answer: &HandshakeAnswer) -> HttpResponse {
+    let mut response = HttpResponse::build(StatusCode::from_u16(answer.status).unwrap_or(StatusCode::OK));
+    for (name, value) in &answer.headers {
+        if let (Ok(name), Ok(value)) = (
+            header::HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            response.insert_header((name, value));
+        }
+    }
+    match &answer.body {
+        Some(body) => response.body(body.clone()),
+        None => response.finish(),
     }
 }
 

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt;
 use std::ops::Bound;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -372,7 +372,7 @@ type Progress = HashMap<i32, watch::Receiver<i64>>;
 /// The part both topics share: producer, follower thread, and read-your-writes.
 struct Follower {
     topic: String,
-    producer: FutureProducer,
+    producer: Arc<FutureProducer>,
     progress: Progress,
     _stop: StopOnDrop,
 }
@@ -400,7 +400,7 @@ impl Follower {
                     )
                 })?;
         }
-        let producer = create_producer(settings, bootstrap, topic)?;
+        let producer = shared_producer(settings, bootstrap, topic)?;
         let consumer = create_consumer(settings, bootstrap, topic)?;
         let stop = Arc::new(AtomicBool::new(false));
         let stop_guard = StopOnDrop(stop.clone());
@@ -468,10 +468,29 @@ impl Follower {
     }
 }
 
-fn create_producer(settings: &KafkaSettings, bootstrap: &str, topic: &str) -> Result<FutureProducer, String> {
-    super::durable_producer_config(settings, bootstrap)
-        .create()
-        .map_err(|e| format!("cannot create producer for {topic}: {e}"))
+/// The producers of open state topics, one per cluster and settings (see [`shared_producer`]).
+static STATE_PRODUCERS: Mutex<Vec<(String, Weak<FutureProducer>)>> = Mutex::new(Vec::new());
+
+/// The one producer every state topic of this process writes through when they share a cluster
+/// and settings (a serve instance's state, debug log and errors topics; a worker's errors topic):
+/// one librdkafka handle (one main thread, one thread per broker) instead of one per topic.
+/// Pages keep a producer of their own: theirs is the hot path, with bigger messages, and state
+/// writes (API writes, samples, captures) must not queue behind a burst of pages. The entry is
+/// weak, so the producer closes with the last topic that uses it.
+fn shared_producer(settings: &KafkaSettings, bootstrap: &str, topic: &str) -> Result<Arc<FutureProducer>, String> {
+    let key = format!("{bootstrap}\u{0}{settings:?}");
+    let mut producers = STATE_PRODUCERS.lock().unwrap_or_else(PoisonError::into_inner);
+    producers.retain(|(_, producer)| producer.strong_count() > 0);
+    if let Some(producer) = producers.iter().find(|(k, _)| *k == key).and_then(|(_, p)| p.upgrade()) {
+        return Ok(producer);
+    }
+    let producer = Arc::new(
+        super::durable_producer_config(settings, bootstrap)
+            .create()
+            .map_err(|e| format!("cannot create producer for {topic}: {e}"))?,
+    );
+    producers.push((key, Arc::downgrade(&producer)));
+    Ok(producer)
 }
 
 fn create_consumer(settings: &KafkaSettings, bootstrap: &str, topic: &str) -> Result<BaseConsumer, String> {
@@ -651,6 +670,26 @@ mod tests {
 
     fn values(entries: &[(i64, Arc<[u8]>)]) -> Vec<(i64, Vec<u8>)> {
         entries.iter().map(|(t, v)| (*t, v.to_vec())).collect()
+    }
+
+    #[test]
+    fn state_topics_of_one_cluster_share_one_producer_until_the_last_closes() {
+        let settings = KafkaSettings::default();
+        let first = shared_producer(&settings, "127.0.0.1:1", "a").unwrap();
+        let second = shared_producer(&settings, "127.0.0.1:1", "b").unwrap();
+        assert!(Arc::ptr_eq(&first, &second), "same cluster and settings: one producer");
+        let other_cluster = shared_producer(&settings, "127.0.0.1:2", "a").unwrap();
+        assert!(!Arc::ptr_eq(&first, &other_cluster));
+        let other_settings = KafkaSettings {
+            message_timeout_ms: settings.message_timeout_ms + 1,
+            ..settings.clone()
+        };
+        assert!(!Arc::ptr_eq(&first, &shared_producer(&other_settings, "127.0.0.1:1", "a").unwrap()));
+        let weak = Arc::downgrade(&first);
+        drop((first, second));
+        assert_eq!(weak.strong_count(), 0, "the cache holds no strong reference");
+        let reopened = shared_producer(&settings, "127.0.0.1:1", "a").unwrap();
+        assert!(weak.upgrade().is_none() && Arc::strong_count(&reopened) == 1);
     }
 
     #[test]

@@ -34,6 +34,8 @@ pub enum TopicRole {
     DebugLog,
     /// `kafka.errors_topic`: open import errors, each with its record's retry data.
     Errors,
+    /// `kafka.quarantine_topic`: records that failed their listener's schema, with the errors.
+    Quarantine,
 }
 
 impl TopicRole {
@@ -117,7 +119,7 @@ pub struct OwnedTopic {
 }
 
 /// The topics `hookpipe serve` owns, from `kafka.*` and the listeners' topics: every pages topic,
-/// then the state, debug and errors topics. A name given twice is listed once, with the first
+/// then the state, debug, errors and quarantine topics. A name given twice is listed once, with the first
 /// role that names it (the order in which they were created before this table existed).
 ///
 /// `kafka.retry_topic` is not among them: retry data is kept with each error (in the errors
@@ -144,6 +146,12 @@ pub fn owned_topics(settings: &Settings) -> Vec<OwnedTopic> {
     rows.push(OwnedTopic {
         role: TopicRole::Errors,
         spec: TopicSpec::compacted(&kafka.errors_topic),
+    });
+    // Always there, as the pages topic is: a listener given a quarantine policy through the API
+    // needs it at once. Kept as the operator's brokers keep pages.
+    rows.push(OwnedTopic {
+        role: TopicRole::Quarantine,
+        spec: TopicSpec::pages(&kafka.quarantine_topic),
     });
     let mut seen = std::collections::HashSet::new();
     rows.retain(|row| seen.insert(row.spec.name.clone()));
@@ -407,6 +415,11 @@ mod tests {
                     }
                 ),
                 (TopicRole::Errors, "hookpipe.errors".to_string(), Cleanup::Compact),
+                (
+                    TopicRole::Quarantine,
+                    "hookpipe.quarantine".to_string(),
+                    Cleanup::BrokerDefault
+                ),
             ]
         );
         assert_eq!(
@@ -423,7 +436,10 @@ mod tests {
     fn a_name_given_twice_is_listed_once() {
         let settings = parse_settings("[kafka]\nstate_topic = \"shared\"\nerrors_topic = \"shared\"\n");
         let names: Vec<String> = owned_topics(&settings).into_iter().map(|row| row.spec.name).collect();
-        assert_eq!(names, ["hookpipe.pages", "shared", "hookpipe.debug"]);
+        assert_eq!(
+            names,
+            ["hookpipe.pages", "shared", "hookpipe.debug", "hookpipe.quarantine"]
+        );
     }
 
     #[test]
@@ -447,7 +463,12 @@ mod tests {
 
     #[test]
     fn only_the_errors_topic_is_optional_at_start() {
-        for role in [TopicRole::Pages, TopicRole::State, TopicRole::DebugLog] {
+        for role in [
+            TopicRole::Pages,
+            TopicRole::State,
+            TopicRole::DebugLog,
+            TopicRole::Quarantine,
+        ] {
             assert!(role.required_at_start(), "{role:?}");
         }
         assert!(!TopicRole::Errors.required_at_start());

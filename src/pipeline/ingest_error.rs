@@ -4,7 +4,9 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 
 use crate::kafka::producer::PublishError;
+use crate::pipeline::handshake::HandshakeRefusal;
 use crate::pipeline::parse::records::ParseError;
+use crate::pipeline::schema::Rejection;
 use crate::pipeline::verify::scheme::VerifyError;
 
 /// Every way an ingest request can fail. Bodies reveal no secret and no internal detail.
@@ -22,6 +24,10 @@ pub enum IngestError {
     /// Verification failed.
     #[error("verification failed: {0}")]
     Unauthorized(#[source] VerifyError),
+    /// A handshake rule applied and refused the request (its own 4xx); the reason names the
+    /// rule and the value's place, never a value.
+    #[error("{}", .0.reason)]
+    Handshake(HandshakeRefusal),
     /// The listener's (or the instance's) bucket is empty.
     #[error("rate limit exceeded; retry later")]
     RateLimited {
@@ -33,6 +39,9 @@ pub enum IngestError {
     /// The body is not what its `Content-Type` says, or is not accepted.
     #[error("{0}")]
     Parse(#[source] ParseError),
+    /// A record does not satisfy the listener's schema (policy `reject`): nothing is published.
+    #[error("{0}")]
+    Schema(#[source] Rejection),
     /// The body is over the listener's limit.
     #[error("body larger than {limit} bytes")]
     BodyTooLarge {
@@ -89,8 +98,10 @@ impl IngestError {
             IngestError::NotFound => "not_found",
             IngestError::MethodNotAllowed { .. } => "method_not_allowed",
             IngestError::Unauthorized(_) => "unauthorized",
+            IngestError::Handshake(_) => "handshake_refused",
             IngestError::RateLimited { .. } => "rate_limited",
             IngestError::Parse(_) => "parse_error",
+            IngestError::Schema(_) => "schema_invalid",
             IngestError::BodyTooLarge { .. } | IngestError::RecordTooLarge { .. } => "too_large",
             IngestError::UnsupportedEncoding(_) | IngestError::CorruptEncoding => "bad_encoding",
             IngestError::BodyTimeout | IngestError::BodyIncomplete => "body_timeout",
@@ -117,8 +128,13 @@ impl ResponseError for IngestError {
             IngestError::NotFound => StatusCode::NOT_FOUND,
             IngestError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             IngestError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            IngestError::Handshake(refusal) => StatusCode::from_u16(refusal.status)
+                .ok()
+                .filter(StatusCode::is_client_error)
+                .unwrap_or(StatusCode::BAD_REQUEST),
             IngestError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             IngestError::Parse(error) => StatusCode::from_u16(error.status()).unwrap_or(StatusCode::BAD_REQUEST),
+            IngestError::Schema(_) => StatusCode::UNPROCESSABLE_ENTITY,
             IngestError::BodyTooLarge { .. } | IngestError::RecordTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             IngestError::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             IngestError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
@@ -133,6 +149,16 @@ impl ResponseError for IngestError {
     }
 
     fn error_response(&self) -> HttpResponse {
+        if let Some(body) = self.fixed_body() {
+            // The answer floods get (429, 503, 404): no formatting, no allocation, no builder.
+            let mut response = HttpResponse::with_body(self.status_code(), body).map_into_boxed_body();
+            let headers = response.headers_mut();
+            headers.insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
+            if let Some(seconds) = self.retry_after() {
+                headers.insert(header::RETRY_AFTER, header::HeaderValue::from(seconds));
+            }
+            return response;
+        }
         let mut response = HttpResponse::build(self.status_code());
         if let Some(seconds) = self.retry_after() {
             response.insert_header((header::RETRY_AFTER, header::HeaderValue::from(seconds)));
@@ -145,14 +171,16 @@ impl ResponseError for IngestError {
             // rest of its body is never read.
             response.force_close();
         }
-        if let Some(body) = self.fixed_body() {
-            // The answer floods get (429, 503): no formatting, no allocation.
-            return response
-                .insert_header((
-                    header::CONTENT_TYPE,
-                    header::HeaderValue::from_static("application/json"),
-                ))
-                .body(body);
+        if let IngestError::Schema(rejection) = self {
+            // Where and why, for the sender to fix the record: pointers and a message that
+            // name the schema's keywords, never the record's values.
+            return response.json(serde_json::json!({
+                "error": self.to_string(),
+                "record": rejection.record,
+                "instance_path": rejection.instance_path,
+                "schema_path": rejection.schema_path,
+                "message": rejection.message,
+            }));
         }
         response.json(ErrorBody {
             error: self.to_string(),
@@ -202,6 +230,31 @@ mod tests {
         assert_eq!(
             IngestError::Internal("secret detail".into()).to_string(),
             "internal error"
+        );
+    }
+
+    #[actix::test]
+    async fn a_schema_rejection_is_a_422_naming_the_place() {
+        let error = IngestError::Schema(Rejection {
+            record: 3,
+            instance_path: "/lines/0/qty".into(),
+            schema_path: "/properties/lines/items/properties/qty/minimum".into(),
+            message: "value is less than the minimum of 1".into(),
+        });
+        assert_eq!(error.outcome(), "schema_invalid");
+        let response = error.error_response();
+        assert_eq!(response.status(), 422);
+        let body = actix_web::body::to_bytes(response.into_body()).await.unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({
+                "error": "record 3 does not match the listener's schema at /lines/0/qty: value is less than the minimum of 1",
+                "record": 3,
+                "instance_path": "/lines/0/qty",
+                "schema_path": "/properties/lines/items/properties/qty/minimum",
+                "message": "value is less than the minimum of 1",
+            })
         );
     }
 

@@ -14,8 +14,10 @@ use crate::config::error::{single, ConfigErrors};
 use crate::config::listener::{response_content_type, ListenerConfig};
 use crate::config::resource_path::ResourcePath;
 use crate::config::Settings;
+use crate::pipeline::handshake::Handshakes;
 use crate::pipeline::parse::records::Record;
 use crate::pipeline::rate_limit::bucket::LeakyBucket;
+use crate::pipeline::schema::ListenerSchema;
 use crate::pipeline::verify::scheme::Verifier;
 use crate::templates::TemplateSet;
 
@@ -31,6 +33,11 @@ pub struct Listener {
     pub public_id: String,
     /// Topic its pages go to.
     pub topic: String,
+    /// Its compiled schema, if it has one: a listener without one never validates. Shared by
+    /// the listener's successive compilations while its schema does not change.
+    pub schema: Option<Arc<ListenerSchema>>,
+    /// Topic its quarantined records go to (`kafka.quarantine_topic`).
+    pub quarantine_topic: String,
     /// Parsed resource path.
     pub resource_path: Option<ResourcePath>,
     /// Accepted body formats.
@@ -39,6 +46,8 @@ pub struct Listener {
     pub max_body_bytes: usize,
     /// Compiled verification.
     pub verifier: Verifier,
+    /// Compiled handshake rules.
+    pub handshakes: Handshakes,
     /// This listener's leaky bucket, shared by all HTTP threads (and kept across updates
     /// that do not change its settings).
     pub bucket: Arc<LeakyBucket>,
@@ -65,7 +74,28 @@ impl ListenerConfig {
     /// The error holds every problem, keyed relative to the listener (`page_size`,
     /// `verification.secrets`); nothing is compiled unless there is none.
     pub fn compile(&self, settings: &Settings) -> Result<Listener, ConfigErrors> {
-        let problems = self.problems();
+        self.compile_reusing(settings, None)
+    }
+
+    /// [`ListenerConfig::compile`], taking `previous`'s compiled schema when this listener's
+    /// schema is the same: the registry rebuilds every listener when one changes, and a schema
+    /// is compiled again only when it changed.
+    pub fn compile_reusing(&self, settings: &Settings, previous: Option<&Listener>) -> Result<Listener, ConfigErrors> {
+        let mut problems = self.problems_besides_schema();
+        let reused = previous
+            .filter(|previous| previous.config.schema == self.schema)
+            .and_then(|previous| previous.schema.clone());
+        let schema = match (reused, &self.schema) {
+            (Some(schema), _) => Some(schema),
+            (None, None) => None,
+            (None, Some(options)) => match ListenerSchema::compile(options) {
+                Ok(schema) => Some(Arc::new(schema)),
+                Err(problem) => {
+                    problems.push(problem);
+                    None
+                }
+            },
+        };
         if !problems.is_empty() {
             return Err(ConfigErrors::from_problems(problems));
         }
@@ -102,15 +132,19 @@ impl ListenerConfig {
             .verification
             .compile()
             .map_err(|message| single("verification", message))?;
+        let handshakes = Handshakes::compile(self).map_err(|(key, message)| single(key, message))?;
         let response_content_type = response_content_type(&self.response.media_type)
             .ok_or_else(|| single("response.media_type", "is not a media type"))?;
         Ok(Listener {
             public_id,
             topic: self.topic.clone().unwrap_or_else(|| settings.kafka.pages_topic.clone()),
+            schema,
+            quarantine_topic: settings.kafka.quarantine_topic.clone(),
             resource_path,
             accept: self.content.accept.clone(),
             max_body_bytes: self.content.max_body_bytes.unwrap_or(settings.server.max_body_bytes),
             verifier,
+            handshakes,
             sample_clock: Arc::default(),
             bucket: Arc::new(LeakyBucket::new(
                 self.rate_limit.capacity,
@@ -216,9 +250,10 @@ impl Registry {
     pub fn rebuild(&self, settings: &Settings, api: Vec<ListenerConfig>) -> Result<(), String> {
         let previous = self.snapshot();
         let mut snapshot = Snapshot::default();
+        let previous_of = |id: &str| previous.by_id.get(id).map(|listener| &**listener);
         for config in &settings.listeners {
             let listener = config
-                .compile(settings)
+                .compile_reusing(settings, previous_of(&config.id))
                 .map_err(|errors| errors.within(&format!("listeners[{}]", config.id)).to_string())?;
             snapshot.insert(listener, &previous);
         }
@@ -228,7 +263,7 @@ impl Registry {
                 tracing::warn!(listener = %id, "stored listener shadows a configured one; ignored");
                 continue;
             }
-            match config.compile(settings) {
+            match config.compile_reusing(settings, previous_of(&id)) {
                 Ok(mut listener) => {
                     listener.source = Source::Api;
                     snapshot.insert(listener, &previous);
@@ -369,6 +404,40 @@ mod tests {
         settings.listeners[0].page_size = 0;
         let error = Registry::from_settings(&settings).err().expect("an invalid listener");
         assert_eq!(error, "listeners[orders].page_size: must be between 1 and 10000");
+    }
+
+    #[test]
+    fn a_schema_is_compiled_again_only_when_it_changes() {
+        let text = "[server]\npublic_id_secret = \"0123456789abcdef0123\"\n[[listeners]]\nid = \"orders\"\n\
+                    [listeners.schema.document]\ntype = \"object\"\n";
+        let settings = Settings::from_toml_and_env(text, Vec::new()).unwrap();
+        let registry = Registry::from_settings(&settings).unwrap();
+        let first = registry.by_id("orders").unwrap().schema.clone().unwrap();
+        let mut stored = settings.listeners[0].clone();
+        stored.id = "stored".into();
+        stored.public_id = Some("0123456789abcdefstored".into());
+        registry.rebuild(&settings, vec![stored.clone()]).unwrap();
+        let again = registry.by_id("orders").unwrap().schema.clone().unwrap();
+        assert!(Arc::ptr_eq(&first, &again), "unchanged: reused");
+        let stored_schema = registry.by_id("stored").unwrap().schema.clone().unwrap();
+        stored.schema.as_mut().unwrap().policy = crate::config::schema::SchemaPolicy::Quarantine;
+        registry.rebuild(&settings, vec![stored]).unwrap();
+        let changed = registry.by_id("stored").unwrap().schema.clone().unwrap();
+        assert!(!Arc::ptr_eq(&stored_schema, &changed), "changed: compiled again");
+        assert_eq!(changed.policy, crate::config::schema::SchemaPolicy::Quarantine);
+
+        // A schema that does not compile is the listener's problem, after its other ones.
+        let mut config = settings.listeners[0].clone();
+        config.page_size = 0;
+        config.schema.as_mut().unwrap().document = Some(serde_json::json!({"type": 5}));
+        let found: Vec<String> = config
+            .compile(&settings)
+            .unwrap_err()
+            .0
+            .iter()
+            .map(|e| e.key.clone())
+            .collect();
+        assert_eq!(found, ["page_size", "schema.document"]);
     }
 
     #[test]

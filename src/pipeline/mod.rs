@@ -13,6 +13,7 @@
 //! order.
 
 pub mod debug;
+pub mod handshake;
 pub mod ingest_error;
 pub mod listener;
 pub mod page;
@@ -20,6 +21,7 @@ pub mod parse;
 pub mod rate_limit;
 pub mod reply;
 pub mod retry_store;
+pub mod schema;
 pub mod stage;
 #[cfg(test)]
 pub mod testing;
@@ -70,8 +72,11 @@ pub struct Accepted {
     pub record_count: usize,
     /// The records, kept only when the listener's response template may use them.
     pub records: Option<Vec<parse::records::Record>>,
-    /// A challenge to echo (Slack `url_verification`).
-    pub challenge: Option<String>,
+    /// The answer of the handshake the request was (`pipeline::handshake`), sent instead of the
+    /// listener's success response.
+    pub handshake: Option<handshake::HandshakeAnswer>,
+    /// Of a listener with a schema: how many records were valid and how many quarantined.
+    pub schema: Option<schema::SchemaCounts>,
 }
 
 /// The answer of the chain to one request.
@@ -88,6 +93,12 @@ pub struct Ingest {
     pub delivery_id: Option<String>,
     /// Return the parsed records in `Accepted` (for sample data).
     pub keep_records: bool,
+    /// The tokens the Receiver promised the request before verification, taken by the
+    /// rate-limit stage (`None`: the stage takes its tokens itself).
+    pub reservation: Option<rate_limit::limiter::Reservation>,
+    /// A handshake that publishes nothing (`pipeline::handshake`): the verify stage answers it
+    /// once it verified, and forwards nothing.
+    pub answer_once_verified: bool,
     /// The request's answer.
     pub reply: Reply,
 }

@@ -1,5 +1,5 @@
 //! RetryStoreActor: the last stage — publishes each page, as one message, to its listener's
-//! topic and answers with Kafka's delivery report.
+//! topic (or a quarantine page to the quarantine topic) and answers with Kafka's delivery report.
 //!
 //! The page is the durable copy of its records: workers import from it, and a record that
 //! fails gets its retry data stored with its error by the worker (README, "Retry data"), so
@@ -14,7 +14,7 @@ use actix::prelude::*;
 use crate::kafka::producer::{OutgoingMessage, PageProducer, PublishError};
 use crate::pipeline::listener::Listener;
 use crate::pipeline::Admitted;
-use crate::telemetry::events::{PageFailed, PagePublished};
+use crate::telemetry::events::{PageFailed, PagePublished, QuarantinePublished};
 use crate::wire;
 
 /// A serialized page for one listener.
@@ -31,6 +31,17 @@ pub struct PublishPage {
     pub request_ids: Vec<Arc<str>>,
     /// Records in it.
     pub record_count: usize,
+    /// A page of records, or of quarantined records.
+    pub destination: Destination,
+}
+
+/// Where a page goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Destination {
+    /// The listener's pages topic, for the import workers.
+    Pages,
+    /// The quarantine topic: records that failed the listener's schema.
+    Quarantine,
 }
 
 /// The retry-store stage: makes pages durable in Kafka.
@@ -56,19 +67,29 @@ impl Handler<Admitted<PublishPage>> for RetryStoreActor {
         let page = admitted.into_message();
         let producer = self.producer.clone();
         Box::pin(async move {
-            let headers = wire::page_headers(
-                &wire::PageHeaders {
-                    listener_id: page.listener.id(),
-                    page_id: &page.page_id,
-                    retry_data_stored: !page.listener.config.do_not_store_retry_data,
-                    republished: false,
-                },
-                page.request_ids.iter().map(|request_id| &**request_id),
-            );
+            let request_ids = page.request_ids.iter().map(|request_id| &**request_id);
+            let (topic, headers) = match page.destination {
+                Destination::Pages => (
+                    &page.listener.topic,
+                    wire::page_headers(
+                        &wire::PageHeaders {
+                            listener_id: page.listener.id(),
+                            page_id: &page.page_id,
+                            retry_data_stored: !page.listener.config.do_not_store_retry_data,
+                            republished: false,
+                        },
+                        request_ids,
+                    ),
+                ),
+                Destination::Quarantine => (
+                    &page.listener.quarantine_topic,
+                    wire::quarantine_headers(page.listener.id(), &page.page_id, request_ids),
+                ),
+            };
             let started = std::time::Instant::now();
             let result = producer
                 .publish(OutgoingMessage {
-                    topic: &page.listener.topic,
+                    topic,
                     key: page.listener.id(),
                     payload: &page.payload,
                     headers: &headers,
@@ -77,6 +98,18 @@ impl Handler<Admitted<PublishPage>> for RetryStoreActor {
             let listener = page.listener.id();
             let produce_latency = started.elapsed();
             let producer_queue_depth = producer.queue_depth();
+            if page.destination == Destination::Quarantine {
+                QuarantinePublished {
+                    listener,
+                    page_id: &page.page_id,
+                    records: page.record_count,
+                    error: result.as_ref().err().map(|error| error as &dyn std::fmt::Display),
+                    produce_latency,
+                    producer_queue_depth,
+                }
+                .emit();
+                return result;
+            }
             match &result {
                 Ok(()) => PagePublished {
                     listener,
@@ -153,6 +186,7 @@ mod tests {
             payload: br#"{"type":"page"}"#.to_vec(),
             request_ids: vec![Arc::from("r1"), Arc::from("r2")],
             record_count: 3,
+            destination: Destination::Pages,
         }
     }
 
@@ -227,6 +261,41 @@ mod tests {
         assert!(
             read_all(&cluster, &settings.kafka.retry_topic).is_empty(),
             "nothing is written to the retry topic at ingest"
+        );
+    }
+
+    #[actix::test]
+    async fn a_quarantine_page_goes_to_the_quarantine_topic_only() {
+        let (cluster, settings, listener, stage) = start("");
+        cluster.create_topic(&settings.kafka.quarantine_topic, 1).unwrap();
+        assert_eq!(listener.quarantine_topic, "hookpipe.quarantine");
+        let quarantine = PublishPage {
+            destination: Destination::Quarantine,
+            ..page(&listener)
+        };
+        stage.forward(quarantine).await.unwrap().unwrap();
+        let messages = read_all(&cluster, &listener.quarantine_topic);
+        assert_eq!(messages.len(), 1);
+        let (key, payload, headers) = &messages[0];
+        assert_eq!(
+            (key.as_str(), payload.as_slice()),
+            ("t", br#"{"type":"page"}"#.as_slice())
+        );
+        let names: Vec<&str> = headers.iter().map(|(name, _)| name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                HEADER_LISTENER_ID,
+                "content-type",
+                HEADER_PAGE_ID,
+                HEADER_REQUEST_ID,
+                HEADER_REQUEST_ID
+            ],
+            "no retry-data header: nothing imports quarantined records"
+        );
+        assert!(
+            read_all(&cluster, &listener.topic).is_empty(),
+            "nothing on the pages topic"
         );
     }
 

@@ -66,6 +66,8 @@ pub fn ingest_typed(
         },
         delivery_id: None,
         keep_records: false,
+        reservation: None,
+        answer_once_verified: false,
         reply,
     };
     (message, awaited)

@@ -100,6 +100,21 @@ impl RequestFinished<'_> {
     }
 }
 
+/// A handshake rule applied to a request: answered it (`answered`) or refused it (`refused`).
+pub struct HandshakeDecided<'a> {
+    /// The listener's id.
+    pub listener: &'a str,
+    /// `answered` or `refused`.
+    pub result: &'static str,
+}
+
+impl HandshakeDecided<'_> {
+    /// Adds to `hookpipe_handshakes_total` (the request's own line is its access-log line).
+    pub fn emit(&self) {
+        METRICS.handshakes.with_label_values(&[self.listener, self.result]).inc();
+    }
+}
+
 /// A request's body was read and decoded: counts its bytes.
 pub struct BodyReceived<'a> {
     /// The listener's id.
@@ -224,6 +239,75 @@ impl PageFailed<'_> {
         METRICS.pages_failed.with_label_values(&[self.listener]).inc();
         tracing::warn!(target: "hookpipe::pipeline::retry_store", listener = self.listener,
             page_id = %self.page_id, error = %self.error, "page not acknowledged");
+    }
+}
+
+/// A request's records were checked against their listener's schema: counts them by outcome.
+pub struct SchemaChecked<'a> {
+    /// The listener's id.
+    pub listener: &'a str,
+    /// Records that satisfy the schema (checked before a rejection, or paged).
+    pub valid: usize,
+    /// Records that refused the request (`reject`: 0 or 1).
+    pub rejected: usize,
+    /// Records sent to the quarantine topic.
+    pub quarantined: usize,
+}
+
+impl SchemaChecked<'_> {
+    /// Adds to `hookpipe_schema_records_total`; the debug line says what it found.
+    pub fn emit(&self) {
+        for (outcome, count) in [
+            ("valid", self.valid),
+            ("rejected", self.rejected),
+            ("quarantined", self.quarantined),
+        ] {
+            if count > 0 {
+                METRICS
+                    .schema_records
+                    .with_label_values(&[self.listener, outcome])
+                    .inc_by(count as u64);
+            }
+        }
+        if self.rejected + self.quarantined > 0 {
+            tracing::debug!(target: "hookpipe::pipeline::schema", listener = self.listener, valid = self.valid,
+                rejected = self.rejected, quarantined = self.quarantined, "records failed their schema");
+        }
+    }
+}
+
+/// Kafka answered for a page of quarantined records: acknowledged (`error` is `None`), or not
+/// (its request gets 503, as for a page).
+pub struct QuarantinePublished<'a> {
+    /// The listener's id.
+    pub listener: &'a str,
+    /// The quarantine page's id.
+    pub page_id: &'a str,
+    /// Records in it.
+    pub records: usize,
+    /// Why it failed, if it did.
+    pub error: Option<&'a dyn Display>,
+    /// Time from enqueueing to Kafka's answer.
+    pub produce_latency: Duration,
+    /// The producer's queue right after.
+    pub producer_queue_depth: i32,
+}
+
+impl QuarantinePublished<'_> {
+    /// Counts the page by outcome, observes the latency and writes the line.
+    pub fn emit(&self) {
+        observe_produce(self.produce_latency, self.producer_queue_depth);
+        let outcome = if self.error.is_some() { "failed" } else { "published" };
+        METRICS
+            .quarantine_pages
+            .with_label_values(&[self.listener, outcome])
+            .inc();
+        match self.error {
+            None => tracing::debug!(target: "hookpipe::pipeline::retry_store", listener = self.listener,
+                page_id = %self.page_id, records = self.records, "quarantine page published"),
+            Some(error) => tracing::warn!(target: "hookpipe::pipeline::retry_store", listener = self.listener,
+                page_id = %self.page_id, %error, "quarantine page not acknowledged"),
+        }
     }
 }
 

@@ -90,6 +90,13 @@ pub struct ServeMetrics {
     pub samples_dropped: IntCounter,
     /// Records republished for another attempt through the errors API, by listener.
     pub errors_republished: IntCounterVec,
+    /// Requests a handshake rule applied to, by listener and result (`answered`, `refused`).
+    pub handshakes: IntCounterVec,
+    /// Records checked against their listener's schema, by listener and outcome (`valid`,
+    /// `rejected`, `quarantined`).
+    pub schema_records: IntCounterVec,
+    /// Quarantine pages Kafka acknowledged (`published`) or not (`failed`), by listener.
+    pub quarantine_pages: IntCounterVec,
 }
 
 /// The import worker's metrics (`hookpipe worker`).
@@ -252,6 +259,21 @@ impl ServeMetrics {
                 "hookpipe_errors_republished_total",
                 "Failed records republished for another attempt through the errors API.",
                 &["listener"],
+            ),
+            handshakes: declare.counter_vec(
+                "hookpipe_handshakes_total",
+                "Requests a handshake rule applied to: answered, or refused with a 4xx.",
+                &["listener", "result"],
+            ),
+            schema_records: declare.counter_vec(
+                "hookpipe_schema_records_total",
+                "Records checked against their listener's schema, by outcome: valid, rejected (the request got 422) or quarantined.",
+                &["listener", "outcome"],
+            ),
+            quarantine_pages: declare.counter_vec(
+                "hookpipe_quarantine_pages_total",
+                "Pages of quarantined records sent to the quarantine topic, by outcome: published (acknowledged) or failed.",
+                &["listener", "outcome"],
             ),
             registry,
         }

@@ -7,8 +7,31 @@ use handlebars::Path;
 use serde_json::Value as Json;
 
 use super::date::{parse_offset, OFFSET_EXPECTED};
-use super::helpers::{spec, Usage, HELPERS};
+use super::helpers::{spec, Spec, Usage, HELPERS};
+use super::hmac;
 use super::text::HASH_ALGORITHMS;
+
+/// Which templates are checked: a listener's (trace key, data URI, success body) or a
+/// handshake's answer, the only ones that may call `hmac_sha256` — and only with a key.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Scope {
+    /// Trace key, data URI, success body.
+    Listener,
+    /// A handshake's answer; `keyed`: a key for `hmac_sha256` is configured.
+    Handshake {
+        /// Whether `hmac_sha256` has a key.
+        keyed: bool,
+    },
+}
+
+/// `hmac_sha256` as the check sees it (registered by `TemplateSet::for_handshake`, with its key).
+const HMAC_SPEC: Spec = Spec {
+    name: hmac::NAME,
+    min_args: 2,
+    max_args: Some(2),
+    usage: Usage::Value,
+    function: None,
+};
 
 /// A problem found in a template, with where it is when known.
 pub(super) struct Problem {
@@ -33,9 +56,9 @@ enum Position {
 }
 
 /// Checks every element of `template`, rewriting bare field names that a helper shares.
-pub(super) fn check_template(template: &mut Template) -> Result<(), Problem> {
+pub(super) fn check_template(template: &mut Template, scope: Scope) -> Result<(), Problem> {
     for (index, element) in template.elements.iter_mut().enumerate() {
-        check_element(element).map_err(|mut problem| {
+        check_element(element, scope).map_err(|mut problem| {
             if problem.at.is_none() {
                 problem.at = template.mapping.get(index).map(|mapping| (mapping.0, mapping.1));
             }
@@ -45,15 +68,15 @@ pub(super) fn check_template(template: &mut Template) -> Result<(), Problem> {
     Ok(())
 }
 
-fn check_element(element: &mut TemplateElement) -> Result<(), Problem> {
+fn check_element(element: &mut TemplateElement, scope: Scope) -> Result<(), Problem> {
     match element {
         TemplateElement::Expression(helper) | TemplateElement::HtmlExpression(helper) => {
             if helper.params.is_empty() && helper.hash.is_empty() {
-                return check_field(helper);
+                return check_field(helper, scope);
             }
-            check_call(helper, Position::Expression)
+            check_call(helper, Position::Expression, scope)
         }
-        TemplateElement::HelperBlock(helper) => check_call(helper, Position::Block),
+        TemplateElement::HelperBlock(helper) => check_call(helper, Position::Block, scope),
         TemplateElement::DecoratorExpression(_) | TemplateElement::DecoratorBlock(_) => {
             Err(String::from("decorators (`{{*…}}`) are not supported").into())
         }
@@ -66,12 +89,16 @@ fn check_element(element: &mut TemplateElement) -> Result<(), Problem> {
 
 /// A bare `{{name}}`: a field. Handlebars would call a helper of that name instead, so the
 /// name is rewritten to the equivalent path `this.name`, which no helper matches.
-fn check_field(helper: &mut HelperTemplate) -> Result<(), Problem> {
+fn check_field(helper: &mut HelperTemplate, scope: Scope) -> Result<(), Problem> {
     if matches!(helper.name, Parameter::Subexpression(_)) {
         // `{{(join "_" a b)}}`: the value of a helper call.
-        return check_parameter(&mut helper.name);
+        return check_parameter(&mut helper.name, scope);
     }
-    if let Some(spec) = helper.name.as_name().and_then(spec) {
+    let named = helper
+        .name
+        .as_name()
+        .and_then(|name| spec(name).or((name == hmac::NAME).then_some(&HMAC_SPEC)));
+    if let Some(spec) = named {
         let path = Path::parse(&format!("this.{}", spec.name))
             .map_err(|error| format!("cannot read field `{}`: {}", spec.name, error.reason()))?;
         helper.name = Parameter::Path(path);
@@ -79,14 +106,27 @@ fn check_field(helper: &mut HelperTemplate) -> Result<(), Problem> {
     Ok(())
 }
 
-fn check_call(helper: &mut HelperTemplate, position: Position) -> Result<(), Problem> {
+fn check_call(helper: &mut HelperTemplate, position: Position, scope: Scope) -> Result<(), Problem> {
     let Some(name) = helper.name.as_name().map(str::to_string) else {
         return Err(String::from("a helper must be called by its name").into());
     };
-    let spec = spec(&name).ok_or_else(|| {
-        let known: Vec<&str> = HELPERS.iter().map(|spec| spec.name).collect();
-        format!("unknown helper `{name}`; helpers are {}", known.join(", "))
-    })?;
+    let spec = match (spec(&name), scope) {
+        (Some(spec), _) => spec,
+        (None, Scope::Handshake { keyed: true }) if name == hmac::NAME => &HMAC_SPEC,
+        (None, Scope::Handshake { keyed: false }) if name == hmac::NAME => {
+            return Err(format!(
+                "`{name}` needs a key: set the rule's `secret`, or give the listener a verification secret"
+            )
+            .into())
+        }
+        (None, Scope::Listener) if name == hmac::NAME => {
+            return Err(format!("`{name}` is only for handshake answers").into())
+        }
+        (None, _) => {
+            let known: Vec<&str> = HELPERS.iter().map(|spec| spec.name).collect();
+            return Err(format!("unknown helper `{name}`; helpers are {}", known.join(", ")).into());
+        }
+    };
     match (spec.usage, position) {
         (Usage::Value, Position::Block) => {
             return Err(format!("`{name}` is not a block helper: write {{{{{name} …}}}}, not {{{{#{name} …}}}}").into())
@@ -115,18 +155,18 @@ fn check_call(helper: &mut HelperTemplate, position: Position) -> Result<(), Pro
     }
     check_literals(spec.name, &helper.params)?;
     for param in helper.params.iter_mut().chain(helper.hash.values_mut()) {
-        check_parameter(param)?;
+        check_parameter(param, scope)?;
     }
     for template in [&mut helper.template, &mut helper.inverse].into_iter().flatten() {
-        check_template(template)?;
+        check_template(template, scope)?;
     }
     Ok(())
 }
 
-fn check_parameter(param: &mut Parameter) -> Result<(), Problem> {
+fn check_parameter(param: &mut Parameter, scope: Scope) -> Result<(), Problem> {
     if let Parameter::Subexpression(subexpression) = param {
         if let TemplateElement::Expression(helper) = subexpression.element.as_mut() {
-            return check_call(helper, Position::Subexpression);
+            return check_call(helper, Position::Subexpression, scope);
         }
     }
     Ok(())
@@ -142,6 +182,12 @@ fn check_literals(name: &str, params: &[Parameter]) -> Result<(), String> {
         "hash" => match literal(0) {
             Some(algorithm) if !HASH_ALGORITHMS.contains(&algorithm.to_ascii_lowercase().as_str()) => {
                 Err("`hash`: unsupported algorithm; use sha1, sha256 or sha512".into())
+            }
+            _ => Ok(()),
+        },
+        hmac::NAME => match literal(1) {
+            Some(encoding) if !hmac::ENCODINGS.contains(&encoding) => {
+                Err(format!("`{name}`: the encoding must be \"hex\" or \"base64\""))
             }
             _ => Ok(()),
         },

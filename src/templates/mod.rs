@@ -6,24 +6,28 @@
 //! Pure: no actix types. `config/listener.rs` validates with [`validate`]; `pipeline/listener.rs` compiles and
 //! renders with [`TemplateSet`]. By job: the registry and rendering here, the helper table in
 //! `helpers` (their arguments in `args`; text, arithmetic and dates in `text`,
-//! `arithmetic` and `date`), and the compile-time check of helper calls in `check`.
+//! `arithmetic` and `date`), and the compile-time check of helper calls in `check`. Handshake
+//! answers get one more helper, `hmac_sha256` (`hmac`), registered with its key in their own set.
 
 mod args;
 mod arithmetic;
 mod check;
 mod date;
 mod helpers;
+mod hmac;
 mod text;
 
 use handlebars::template::Template;
 use handlebars::Handlebars;
 
-use check::check_template;
+use check::{check_template, Scope};
 use helpers::{ValueHelper, HELPERS};
+pub use hmac::hmac_sha256;
 
 /// A listener's compiled templates, each under a name, rendered with every helper.
 pub struct TemplateSet {
     registry: Handlebars<'static>,
+    scope: Scope,
 }
 
 impl TemplateSet {
@@ -44,12 +48,28 @@ impl TemplateSet {
                 );
             }
         }
-        TemplateSet { registry }
+        TemplateSet {
+            registry,
+            scope: Scope::Listener,
+        }
+    }
+
+    /// A set for a handshake's answer (strict: a missing value is an error, never an empty
+    /// echo), with `hmac_sha256` keyed by `hmac_key` when there is one.
+    pub fn for_handshake(hmac_key: Option<Vec<u8>>) -> TemplateSet {
+        let mut set = TemplateSet::new(true);
+        set.scope = Scope::Handshake {
+            keyed: hmac_key.is_some(),
+        };
+        if let Some(key) = hmac_key {
+            set.registry.register_helper(hmac::NAME, Box::new(hmac::HmacHelper { key }));
+        }
+        set
     }
 
     /// Compiles and checks `source` (see [`compile`]) and adds it as `name`.
     pub fn add(&mut self, name: &str, source: &str) -> Result<(), String> {
-        let template = compile(source)?;
+        let template = compile_in(source, self.scope)?;
         self.registry.register_template(name, template);
         Ok(())
     }
@@ -72,13 +92,22 @@ pub fn validate(source: &str) -> Result<(), String> {
     compile(source).map(drop)
 }
 
+/// [`validate`] for a handshake's answer: `hmac_sha256` may be called when `keyed`.
+pub fn validate_handshake(source: &str, keyed: bool) -> Result<(), String> {
+    compile_in(source, Scope::Handshake { keyed }).map(drop)
+}
+
 /// Parses `source` and checks every helper call in it: an expression with arguments, a block
 /// `{{#x}}` or a subexpression `(x …)` must name a known helper, used as that helper can be
 /// (block or value), with a number of arguments it takes. A bare `{{name}}` is a field, even
 /// when a helper has that name (a record may well have a `default` or `hash` field).
 pub fn compile(source: &str) -> Result<Template, String> {
+    compile_in(source, Scope::Listener)
+}
+
+fn compile_in(source: &str, scope: Scope) -> Result<Template, String> {
     let mut template = Template::compile(source).map_err(|error| invalid(error.pos(), &error.reason().to_string()))?;
-    check_template(&mut template).map_err(|problem| invalid(problem.at, &problem.message))?;
+    check_template(&mut template, scope).map_err(|problem| invalid(problem.at, &problem.message))?;
     Ok(template)
 }
 
@@ -231,6 +260,25 @@ pub(crate) mod tests {
             render_with(true, r#"{{join "_" a b}}"#, &json!({"a": "x", "b": "y"})).unwrap(),
             "x_y"
         );
+    }
+
+    #[test]
+    fn hmac_sha256_is_for_keyed_handshake_answers_only() {
+        let mut set = TemplateSet::for_handshake(Some(b"Jefe".to_vec()));
+        set.add("t", r#"{{hmac_sha256 v "hex"}}|{{hmac_sha256 v "base64"}}"#).unwrap();
+        assert_eq!(
+            set.render("t", &json!({"v": "what do ya want for nothing?"})).unwrap(),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843|W9zBRr9gdU5qBCQmCJV1x1oAPwidJzmDnexYuWTsOEM="
+        );
+        let error = validate(r#"{{hmac_sha256 v "hex"}}"#).unwrap_err();
+        assert!(error.contains("only for handshake answers"), "{error}");
+        let error = validate_handshake(r#"{{hmac_sha256 v "hex"}}"#, false).unwrap_err();
+        assert!(error.contains("needs a key"), "{error}");
+        let error = validate_handshake(r#"{{hmac_sha256 v "binary"}}"#, true).unwrap_err();
+        assert!(error.contains("\"hex\" or \"base64\""), "{error}");
+        assert!(validate_handshake(r#"{{hmac_sha256 v}}"#, true).is_err());
+        // Strict: a missing value is an error, not an empty echo.
+        assert!(set.render("t", &json!({})).is_err());
     }
 
     #[test]

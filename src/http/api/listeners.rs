@@ -64,8 +64,22 @@ fn validated(value: Value, state: &AppState) -> Result<ListenerConfig, ApiError>
             error.into_inner().to_string(),
         )
     })?;
+    if config.schema.as_ref().is_some_and(|schema| schema.file.is_some()) {
+        // The API never reads the server's files: the schema comes inline.
+        return Err(ApiError::invalid(
+            "schema.file",
+            format!(
+                "listener `{}`: a schema file is read from the configuration file only; send the schema itself as schema.document",
+                config.id
+            ),
+        ));
+    }
     if let Err(errors) = config.compile(&state.settings) {
         return Err(match errors.0.into_iter().next() {
+            // A schema's problems can be long and many listeners can share one: say whose.
+            Some(first) if first.key.starts_with("schema") => {
+                ApiError::invalid(first.key, format!("listener `{}`: {}", config.id, first.message))
+            }
             Some(first) => ApiError::invalid(first.key, first.message),
             None => ApiError::invalid("body", "is invalid"),
         });
@@ -76,7 +90,7 @@ fn validated(value: Value, state: &AppState) -> Result<ListenerConfig, ApiError>
 /// Stores a listener, waits until this instance applied it, and answers with its view.
 async fn save(state: &AppState, stored: StoredListener, status: StatusCode) -> ApiResult {
     let id = stored.config.id.clone();
-    if state.shared.secrets_key_id().is_none() && !stored.config.verification.clone().secrets_mut().is_empty() {
+    if state.shared.secrets_key_id().is_none() && !stored.config.secrets().is_empty() {
         // Refused before anything (the listener's topic) is created.
         return Err(ApiError::new(
             StatusCode::CONFLICT,

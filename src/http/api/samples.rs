@@ -162,6 +162,8 @@ pub(super) async fn send_mock(
         },
         delivery_id: None,
         keep_records: false,
+        reservation: None,
+        answer_once_verified: false,
         reply,
     };
     let answer = async {

@@ -1,6 +1,7 @@
 //! PageActor: renders each record's trace key and data URI, groups records into pages and
 //! answers each request once every page holding its records is acknowledged (or at once, when
-//! a record cannot be serialized).
+//! a record cannot be serialized). Records that failed their listener's schema under
+//! `quarantine` go, with their errors, into quarantine pages the request waits for as well.
 
 pub mod pager;
 
@@ -16,7 +17,8 @@ use crate::pipeline::ingest_error::IngestError;
 use crate::pipeline::listener::Listener;
 use crate::pipeline::parse::records::Record;
 use crate::pipeline::reply::{PageShare, Reply};
-use crate::pipeline::retry_store::PublishPage;
+use crate::pipeline::retry_store::{Destination, PublishPage};
+use crate::pipeline::schema::Quarantined;
 use crate::pipeline::{rfc3339_millis, Accepted, Admitted, Stage};
 use crate::telemetry::events::TemplateFailed;
 use crate::wire;
@@ -36,8 +38,13 @@ pub struct Paginate {
     pub delivery_id: Option<String>,
     /// Mock output: each record is marked `"mock": true`.
     pub mock: bool,
-    /// The parsed records.
+    /// The parsed records (those that satisfy the listener's schema, when it has one).
     pub records: Vec<Record>,
+    /// Each record's place in its request when some were quarantined, so ids stay the request's
+    /// (`{request_id}-{index}`); `None`: 0, 1, 2, …
+    pub indexes: Option<Vec<usize>>,
+    /// Records that failed the listener's schema, for the quarantine topic.
+    pub quarantined: Vec<Quarantined>,
     /// What the reply says once every page holding the records is acknowledged.
     pub accepted: Accepted,
     /// The request's answer.
@@ -157,6 +164,7 @@ impl PageActor {
             payload,
             request_ids,
             record_count: page.records.len(),
+            destination: Destination::Pages,
         };
         let waiters = page.waiters;
         let listener_id = page.listener_id;
@@ -209,15 +217,41 @@ impl Handler<Admitted<Paginate>> for PageActor {
 
     fn handle(&mut self, admitted: Admitted<Paginate>, ctx: &mut Context<Self>) {
         let message = admitted.into_message();
-        let serialized = match serialize_records(&message, self.max_page_bytes) {
+        let serialized = serialize_records(&message, self.max_page_bytes)
+            .and_then(|serialized| Ok((serialized, quarantine_pages(&message, self.max_page_bytes)?)));
+        let (serialized, quarantine) = match serialized {
             Ok(serialized) => serialized,
             Err(error) => return message.reply.refuse(error),
         };
         let listener = message.listener;
         let listener_id = listener.id().to_string();
-        // Answered when the last page holding one of its records settles.
+        // Answered when the last page holding one of its records settles, quarantine pages included.
         let shares = message.reply.share_among_pages(message.accepted);
         let request_id = message.request_id;
+        for page in quarantine {
+            let share = shares.share();
+            let next = self.next.clone();
+            let publish = PublishPage {
+                listener: listener.clone(),
+                page_id: page.page_id,
+                payload: page.payload,
+                request_ids: vec![request_id.clone()],
+                record_count: page.record_count,
+                destination: Destination::Quarantine,
+            };
+            // Published at once, beside the request's pages: quarantine pages are not shared
+            // between requests, so they wait for nothing.
+            ctx.spawn(
+                async move {
+                    share.settle(next.forward(publish).await.unwrap_or(Err(PublishError::Closed)));
+                }
+                .into_actor(self),
+            );
+        }
+        if serialized.is_empty() {
+            // Every record was quarantined: the quarantine pages' shares answer the request.
+            return;
+        }
         let (to_publish, linger) = {
             let mut pages = self.pages.lock();
             pages.listeners.insert(listener_id.clone(), listener.clone());
@@ -271,7 +305,8 @@ fn serialize_records(message: &Paginate, max_page_bytes: usize) -> Result<Vec<Ve
     let listener = &message.listener;
     let received_at = rfc3339_millis(message.received_at_ms);
     let mut out = Vec::with_capacity(message.records.len());
-    for (index, record) in message.records.iter().enumerate() {
+    for (position, record) in message.records.iter().enumerate() {
+        let index = message.indexes.as_ref().map_or(position, |indexes| indexes[position]);
         let trace_key = if listener.has_trace_key_template() {
             match listener.render_trace_key(record) {
                 Ok(trace_key) => Some(trace_key),
@@ -303,6 +338,56 @@ fn serialize_records(message: &Paginate, max_page_bytes: usize) -> Result<Vec<Ve
         out.push(bytes);
     }
     Ok(out)
+}
+
+/// A quarantine page, serialized.
+struct QuarantinePage {
+    page_id: String,
+    payload: Vec<u8>,
+    record_count: usize,
+}
+
+/// The request's quarantined records, with their errors, in pages of the listener's page size
+/// and at most `max_page_bytes` (the pager's rules); refused as a whole, like the request's
+/// other records, if one is too large on its own.
+fn quarantine_pages(message: &Paginate, max_page_bytes: usize) -> Result<Vec<QuarantinePage>, IngestError> {
+    if message.quarantined.is_empty() {
+        return Ok(Vec::new());
+    }
+    let listener = &message.listener;
+    let received_at = rfc3339_millis(message.received_at_ms);
+    let mut records = Vec::with_capacity(message.quarantined.len());
+    for quarantined in &message.quarantined {
+        let bytes = wire::serialize_quarantined_record(&wire::QuarantinedFields {
+            id: &wire::record_id(&message.request_id, quarantined.index),
+            request_id: &message.request_id,
+            received_at: &received_at,
+            delivery_id: message.delivery_id.as_deref(),
+            mock: message.mock,
+            errors: &quarantined.violations.errors,
+            errors_truncated: quarantined.violations.truncated,
+            data_json: quarantined.record.json(),
+        });
+        if bytes.len() + 1 > max_page_bytes {
+            return Err(IngestError::RecordTooLarge { limit: max_page_bytes });
+        }
+        records.push(bytes);
+    }
+    let mut pager = Pager::<()>::default();
+    let (mut pages, _) = pager.add(listener.id(), records, listener.config.page_size, max_page_bytes, || ());
+    pages.extend(pager.take(listener.id()));
+    let created_at = rfc3339_millis(crate::pipeline::unix_millis_now());
+    Ok(pages
+        .into_iter()
+        .map(|page| {
+            let page_id = crate::pipeline::new_id();
+            QuarantinePage {
+                payload: wire::serialize_quarantine_page(listener.id(), &page_id, &created_at, &page.records),
+                record_count: page.records.len(),
+                page_id,
+            }
+        })
+        .collect())
 }
 
 /// A trace key or data URI template failed on a record: counted; a strict listener refuses the
@@ -374,6 +459,8 @@ mod tests {
             delivery_id: None,
             mock: false,
             records: vec![Record::from_value(&record).unwrap()],
+            indexes: None,
+            quarantined: Vec::new(),
             accepted: Accepted::default(),
             reply: Reply::new().0,
         };
@@ -491,6 +578,8 @@ mod tests {
                 delivery_id: None,
                 mock: true,
                 records: records.iter().map(|value| Record::from_value(value).unwrap()).collect(),
+                indexes: None,
+                quarantined: Vec::new(),
                 accepted: Accepted {
                     record_count: records.len(),
                     ..Accepted::default()
@@ -548,6 +637,81 @@ mod tests {
                 awaited.outcome().await,
                 Err(IngestError::Unavailable(PublishError::Delivery(_)))
             ));
+        }
+
+        fn quarantined(index: usize) -> Quarantined {
+            use crate::json_schema::{Violation, Violations};
+            Quarantined {
+                index,
+                record: Record::from_value(&json!({"n": index})).unwrap(),
+                violations: Violations {
+                    errors: vec![Violation {
+                        instance_path: "/n".into(),
+                        schema_path: "/properties/n/type".into(),
+                        message: "value is not of type \"string\"".into(),
+                    }],
+                    truncated: index == 3,
+                },
+            }
+        }
+
+        #[actix::test]
+        async fn schema_quarantined_records_go_to_quarantine_pages_the_request_waits_for() {
+            let (stage, probe) = page_stage(1 << 20, |_| Ok(()));
+            let (mut message, awaited) = paginate(&listener("page_size = 2"), &[json!({"id": "a"})]);
+            message.indexes = Some(vec![1]);
+            message.quarantined = vec![quarantined(0), quarantined(2), quarantined(3)];
+            stage.forward(message).await.unwrap();
+            assert_eq!(awaited.outcome().await.unwrap().record_count, 1);
+            let published = probe.drain();
+            let (pages, quarantine): (Vec<_>, Vec<_>) = published
+                .iter()
+                .partition(|page| page.destination == Destination::Pages);
+            assert_eq!(pages.len(), 1);
+            let page: serde_json::Value = serde_json::from_slice(&pages[0].payload).unwrap();
+            assert_eq!(
+                page["records"][0]["id"], "r1-1",
+                "a paged record keeps its place in the request"
+            );
+            let sizes: Vec<usize> = quarantine.iter().map(|page| page.record_count).collect();
+            assert_eq!(sizes, [2, 1], "quarantine pages follow the listener's page size");
+            let first: serde_json::Value = serde_json::from_slice(&quarantine[0].payload).unwrap();
+            assert_eq!(first["type"], "quarantine");
+            assert_eq!(first["listener_id"], "t");
+            let ids: Vec<&str> = first["records"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["id"].as_str().unwrap())
+                .collect();
+            assert_eq!(ids, ["r1-0", "r1-2"]);
+            assert_eq!(first["records"][0]["request_id"], "r1");
+            assert_eq!(first["records"][0]["data"], json!({"n": 0}));
+            assert_eq!(first["records"][0]["errors"][0]["instance_path"], "/n");
+            assert_eq!(first["records"][0]["errors_truncated"], false);
+            let second: serde_json::Value = serde_json::from_slice(&quarantine[1].payload).unwrap();
+            assert_eq!(second["records"][0]["errors_truncated"], true);
+            assert_eq!(quarantine[0].request_ids, vec![Arc::<str>::from("r1")]);
+        }
+
+        #[actix::test]
+        async fn a_request_whose_records_all_failed_their_schema_waits_for_the_quarantine() {
+            // Every record quarantined: no page, and the request fails with its quarantine page.
+            let (stage, probe) = page_stage(1 << 20, |page| match page.destination {
+                Destination::Quarantine => Err(PublishError::QueueFull),
+                Destination::Pages => Ok(()),
+            });
+            let (mut message, awaited) = paginate(&listener(""), &[]);
+            message.indexes = Some(Vec::new());
+            message.quarantined = vec![quarantined(0)];
+            stage.forward(message).await.unwrap();
+            assert!(matches!(
+                awaited.outcome().await,
+                Err(IngestError::Unavailable(PublishError::QueueFull))
+            ));
+            let published = probe.drain();
+            assert_eq!(published.len(), 1);
+            assert_eq!(published[0].destination, Destination::Quarantine);
         }
 
         #[actix::test]

@@ -21,6 +21,7 @@ use actix_web::http::header::CONTENT_TYPE;
 use crate::config::body_format::BodyFormat;
 use crate::pipeline::ingest_error::IngestError;
 use crate::pipeline::page::Paginate;
+use crate::pipeline::schema::{self, Checked, SchemaCounts};
 use crate::pipeline::{Accepted, Admitted, Ingest, Stage};
 use error::ParseError;
 use limits::ParseLimits;
@@ -61,13 +62,34 @@ impl Handler<Admitted<Ingest>> for ParseActor {
             webhook,
             delivery_id,
             keep_records,
+            reservation: _,
+            answer_once_verified: _,
             reply,
         } = message;
         let record_count = records.len();
+        let kept = (keep_records || webhook.listener.has_response_body()).then(|| records.clone());
+        // Only a listener with a schema validates: the others pay one branch.
+        let checked = match &webhook.listener.schema {
+            None => Checked {
+                valid: records,
+                ..Checked::default()
+            },
+            Some(listener_schema) => match schema::check(listener_schema, webhook.listener.id(), records) {
+                Ok(checked) => checked,
+                Err(rejection) => {
+                    reply.refuse(IngestError::Schema(rejection));
+                    return Box::pin(async {});
+                }
+            },
+        };
         let accepted = Accepted {
             record_count,
-            records: (keep_records || webhook.listener.has_response_body()).then(|| records.clone()),
-            challenge: None,
+            records: kept,
+            handshake: None,
+            schema: webhook.listener.schema.as_ref().map(|_| SchemaCounts {
+                valid: checked.valid.len(),
+                quarantined: checked.quarantined.len(),
+            }),
         };
         if record_count == 0 {
             // Nothing to make durable: accepted as it is.
@@ -81,7 +103,9 @@ impl Handler<Admitted<Ingest>> for ParseActor {
             received_at_ms: webhook.received_at_ms,
             delivery_id,
             mock: webhook.mock,
-            records,
+            records: checked.valid,
+            indexes: checked.indexes,
+            quarantined: checked.quarantined,
             accepted,
             reply,
         };
@@ -198,5 +222,81 @@ mod tests {
             }
         }
         assert!(probe.drain().is_empty());
+    }
+
+    const ORDER_SCHEMA: &str = "[listeners.schema.document]\ntype = \"object\"\nrequired = [\"id\"]\n\
+         [listeners.schema.document.properties.qty]\ntype = \"integer\"\n";
+
+    #[actix::test]
+    async fn a_reject_schema_refuses_the_request_with_422_before_any_page() {
+        let (stage, probe) = stage();
+        let listener = listener(ORDER_SCHEMA);
+        let (message, awaited) = ingest(&listener, &[], br#"[{"id":1,"qty":1},{"id":2,"qty":"2"}]"#);
+        stage.forward(message).await.unwrap();
+        match awaited.outcome().await {
+            Err(IngestError::Schema(rejection)) => {
+                assert_eq!((rejection.record, rejection.instance_path.as_str()), (1, "/qty"));
+                use actix_web::ResponseError;
+                assert_eq!(IngestError::Schema(rejection).status_code(), 422);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(probe.drain().is_empty(), "nothing paged");
+    }
+
+    #[actix::test]
+    async fn a_quarantine_schema_checks_xml_and_form_records_as_their_json() {
+        let (stage, probe) = stage();
+        let toml =
+            format!("resource_path = \"orders.order\"\n{ORDER_SCHEMA}[listeners.schema]\npolicy = \"quarantine\"\n");
+        let xml_listener = listener(&toml);
+        // XML text becomes JSON strings: `qty` is "2", not 2, so only the order without it passes.
+        let xml = b"<orders><order><id>1</id></order><order><id>2</id><qty>2</qty></order><order><qty>3</qty></order></orders>";
+        let (message, awaited) = ingest_typed(&xml_listener, Some("application/xml"), &[], xml);
+        stage.forward(message).await.unwrap();
+        let mut arrived = probe.drain();
+        let paginate = arrived.remove(0);
+        assert_eq!(paginate.records.len(), 1);
+        assert_eq!(paginate.records[0].json(), r#"{"id":"1"}"#);
+        assert_eq!(paginate.indexes, Some(vec![0]));
+        let quarantined: Vec<(usize, &str)> = paginate
+            .quarantined
+            .iter()
+            .map(|q| (q.index, q.violations.errors[0].instance_path.as_str()))
+            .collect();
+        assert_eq!(quarantined, [(1, "/qty"), (2, "")]);
+        assert_eq!(
+            paginate.accepted.schema,
+            Some(SchemaCounts {
+                valid: 1,
+                quarantined: 2
+            })
+        );
+        assert_eq!(paginate.accepted.record_count, 3);
+        paginate.reply.accept(paginate.accepted);
+        assert_eq!(awaited.outcome().await.unwrap().record_count, 3);
+
+        // A form's fields are strings too; the whole body is one record.
+        let form = listener(&format!("{ORDER_SCHEMA}[listeners.schema]\npolicy = \"quarantine\"\n"));
+        let (message, _awaited) = ingest_typed(&form, Some("application/x-www-form-urlencoded"), &[], b"id=7&qty=1");
+        stage.forward(message).await.unwrap();
+        let paginate = probe.drain().remove(0);
+        assert!(paginate.records.is_empty());
+        assert_eq!(paginate.quarantined[0].record.json(), r#"{"id":"7","qty":"1"}"#);
+        assert_eq!(
+            paginate.quarantined[0].violations.errors[0].message,
+            r#"value is not of type "integer""#
+        );
+    }
+
+    #[actix::test]
+    async fn listeners_without_a_schema_report_no_schema_counts() {
+        let (stage, probe) = stage();
+        let (message, _awaited) = ingest(&listener(""), &[], br#"[{"qty":"x"}]"#);
+        stage.forward(message).await.unwrap();
+        let paginate = probe.drain().remove(0);
+        assert_eq!((paginate.records.len(), paginate.indexes.is_none()), (1, true));
+        assert!(paginate.quarantined.is_empty());
+        assert_eq!(paginate.accepted.schema, None);
     }
 }

@@ -68,6 +68,9 @@ struct State {
     tokens: u128,
     /// Clock reading of the last refill; `None` until first use so a bucket starts full.
     last: Option<u64>,
+    /// Tokens promised to requests between the Receiver's check and the rate-limit stage
+    /// ([`LeakyBucket::reserve`]), not yet taken or given back.
+    reserved: u128,
 }
 
 impl LeakyBucket {
@@ -79,6 +82,7 @@ impl LeakyBucket {
             state: Mutex::new(State {
                 tokens: u128::from(capacity.max(1)) * SCALE,
                 last: None,
+                reserved: 0,
             }),
         }
     }
@@ -106,6 +110,41 @@ impl LeakyBucket {
         }
     }
 
+    /// Promises a token at `now` to a request that has not been verified yet: succeeds while
+    /// the free tokens outnumber the promises already made, so no more requests are verified
+    /// at once than can be accepted. Nothing is taken: the promise ends with
+    /// [`LeakyBucket::redeem`] (verified: take the token) or [`LeakyBucket::release`] (refused).
+    /// When it fails, the whole seconds until a token beyond those promised is free.
+    pub fn reserve(&self, now_nanos: u64) -> Result<(), u64> {
+        let mut state = self.state.lock().unwrap_or_else(|poison| poison.into_inner());
+        self.refill(&mut state, now_nanos);
+        let needed = (state.reserved + 1) * SCALE;
+        if state.tokens >= needed {
+            state.reserved += 1;
+            Ok(())
+        } else {
+            Err(self.retry_after_for(&state, needed))
+        }
+    }
+
+    /// Gives back a promise of [`LeakyBucket::reserve`] without taking its token.
+    pub fn release(&self) {
+        let mut state = self.state.lock().unwrap_or_else(|poison| poison.into_inner());
+        state.reserved = state.reserved.saturating_sub(1);
+    }
+
+    /// Ends a promise of [`LeakyBucket::reserve`] by taking its token, as `try_acquire` does.
+    pub fn redeem(&self, now_nanos: u64) -> Result<(), u64> {
+        let mut state = self.state.lock().unwrap_or_else(|poison| poison.into_inner());
+        state.reserved = state.reserved.saturating_sub(1);
+        self.refill(&mut state, now_nanos);
+        if state.tokens >= SCALE {
+            state.tokens -= SCALE;
+            return Ok(());
+        }
+        Err(self.retry_after(&state))
+    }
+
     /// Adds the tokens that leaked back since the last refill.
     fn refill(&self, state: &mut State, now_nanos: u64) {
         if let Some(last) = state.last {
@@ -126,7 +165,13 @@ impl LeakyBucket {
     }
 
     fn retry_after(&self, state: &State) -> u64 {
-        let missing = SCALE - state.tokens;
+        self.retry_after_for(state, SCALE)
+    }
+
+    /// Whole seconds (at least 1) until the bucket holds `needed` scaled tokens, or as many as
+    /// it can hold.
+    fn retry_after_for(&self, state: &State, needed: u128) -> u64 {
+        let missing = needed.min(self.capacity).saturating_sub(state.tokens);
         let nanos = missing * NANOS_PER_SEC / (self.refill_per_sec * SCALE);
         (nanos.div_ceil(NANOS_PER_SEC) as u64).max(1)
     }
@@ -153,6 +198,28 @@ mod tests {
         assert_eq!(bucket.peek(second), Ok(()));
         assert_eq!(bucket.try_acquire(second), Ok(()));
         assert_eq!(bucket.peek(second), Err(1));
+    }
+
+    #[test]
+    fn reservations_promise_no_more_tokens_than_are_free() {
+        let bucket = LeakyBucket::new(2, 1);
+        let second = 1_000_000_000;
+        assert_eq!(bucket.reserve(0), Ok(()));
+        assert_eq!(bucket.reserve(0), Ok(()));
+        assert_eq!(bucket.reserve(0), Err(1), "two tokens, two promises");
+        // A refused (unverified) request gives its promise back: another may be verified.
+        bucket.release();
+        assert_eq!(bucket.reserve(0), Ok(()));
+        // Redeeming takes the promised tokens; nothing is left to promise until a refill.
+        assert_eq!(bucket.redeem(0), Ok(()));
+        assert_eq!(bucket.redeem(0), Ok(()));
+        assert_eq!(bucket.reserve(0), Err(1));
+        assert_eq!(bucket.peek(0), Err(1));
+        assert_eq!(bucket.reserve(second), Ok(()));
+        assert_eq!(bucket.reserve(second), Err(1), "one token refilled, one promised");
+        // Promises never make tokens: a plain take still finds the promised token free.
+        assert_eq!(bucket.try_acquire(second), Ok(()));
+        assert_eq!(bucket.redeem(second), Err(1));
     }
 
     #[test]

@@ -31,10 +31,11 @@ impl Handler<Admitted<Ingest>> for RateLimitActor {
     type Result = ResponseFuture<()>;
 
     fn handle(&mut self, admitted: Admitted<Ingest>, _ctx: &mut Context<Self>) -> Self::Result {
-        let message = admitted.into_message();
+        let mut message = admitted.into_message();
         // Mock output enters after this stage (`Chain::mock_entry`): it takes no token.
         debug_assert!(!message.webhook.mock, "mock output is not rate-limited");
-        if let Err(refused) = self.limiter.take(&message.webhook.listener) {
+        let reservation = message.reservation.take();
+        if let Err(refused) = self.limiter.take(&message.webhook.listener, reservation) {
             message.reply.refuse(refused);
             return Box::pin(async {});
         }
@@ -129,13 +130,14 @@ mod tests {
             "{TWO_PER_SECOND}[listeners.verification]\ntype = \"hmac\"\nalgorithm = \"sha256\"\n\
              encoding = \"hex\"\nheader = \"X-Sig\"\nsecrets = [\"flood-secret\"]\n"
         ));
-        // As the Receiver does: check (no take), then hand the request to the chain.
+        // As the Receiver does: reserve (no take), then hand the request to the chain.
         let send = |signature: String| {
             let (limiter, verify, listener) = (limiter.clone(), verify.clone(), listener.clone());
             async move {
-                let (message, mut awaited) = ingest(&listener, &[("x-sig", &signature)], b"{}");
-                if let Err(refused) = limiter.refuse_while_empty(&listener) {
-                    return Some(Err(refused));
+                let (mut message, mut awaited) = ingest(&listener, &[("x-sig", &signature)], b"{}");
+                match limiter.reserve(&listener) {
+                    Ok(reservation) => message.reservation = Some(reservation),
+                    Err(refused) => return Some(Err(refused)),
                 }
                 verify.forward(message).await.unwrap();
                 awaited.try_outcome()

@@ -61,12 +61,10 @@ impl Handler<Admitted<Ingest>> for VerifyActor {
                 return Box::pin(async {});
             }
         };
-        if let Some(challenge) = verified.challenge {
-            // A verified handshake (Slack's url_verification) is answered, not published.
-            message.reply.accept(Accepted {
-                challenge: Some(challenge),
-                ..Accepted::default()
-            });
+        if message.answer_once_verified {
+            // A handshake that publishes nothing (Zoom's, Slack's): verified, it is answered —
+            // the Receiver sends the handshake's answer — and goes no further.
+            message.reply.accept(Accepted::default());
             return Box::pin(async {});
         }
         message.delivery_id = verified.delivery_id;
@@ -151,23 +149,28 @@ tokens = ["tok-abcdef-123456"]
     }
 
     #[actix::test]
-    async fn a_verified_handshake_is_answered_here_with_its_challenge() {
-        let (next, probe) = probe();
-        let stage = Stage::start("verify", 4, VerifyActor::new(next));
+    async fn a_verified_handshake_is_answered_here_and_a_forged_one_refused() {
         let listener = listener("[listeners.verification]\ntype = \"slack\"\nsecrets = [\"slack-secret\"]\n");
         let body = br#"{"token":"x","challenge":"c-123","type":"url_verification"}"#;
         let timestamp = (crate::pipeline::unix_millis_now() / 1000).to_string();
         let signed = [format!("v0:{timestamp}:").as_bytes(), body].concat();
-        let signature = format!("v0={}", signed_hmac_sha256(b"slack-secret", &signed));
-        let headers = [
-            ("x-slack-request-timestamp", timestamp.as_str()),
-            ("x-slack-signature", signature.as_str()),
-        ];
-        let (message, awaited) = ingest(&listener, &headers, body);
-        stage.forward(message).await.unwrap();
-        let accepted = awaited.outcome().await.unwrap();
-        assert_eq!(accepted.challenge.as_deref(), Some("c-123"));
-        assert_eq!(accepted.record_count, 0);
-        assert!(probe.drain().is_empty(), "a handshake is not published");
+        for (secret, verified) in [(&b"slack-secret"[..], true), (&b"not-the-secret"[..], false)] {
+            let (next, probe) = probe();
+            let stage = Stage::start("verify", 4, VerifyActor::new(next));
+            let signature = format!("v0={}", signed_hmac_sha256(secret, &signed));
+            let headers = [
+                ("x-slack-request-timestamp", timestamp.as_str()),
+                ("x-slack-signature", signature.as_str()),
+            ];
+            let (mut message, awaited) = ingest(&listener, &headers, body);
+            message.answer_once_verified = true;
+            stage.forward(message).await.unwrap();
+            match awaited.outcome().await {
+                Ok(accepted) if verified => assert_eq!(accepted.record_count, 0),
+                Err(IngestError::Unauthorized(reason)) if !verified => assert_eq!(reason.reason(), "mismatch"),
+                other => panic!("verified {verified}: {other:?}"),
+            }
+            assert!(probe.drain().is_empty(), "a handshake is not published");
+        }
     }
 }

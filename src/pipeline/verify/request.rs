@@ -49,8 +49,6 @@ pub struct VerifyRequest<'a> {
 pub struct Verified {
     /// Sender's delivery/event id, when the scheme has one.
     pub delivery_id: Option<String>,
-    /// Slack `url_verification` challenge to echo back.
-    pub challenge: Option<String>,
 }
 
 /// Why a request was refused; Display is what the sender sees, so it stays generic.

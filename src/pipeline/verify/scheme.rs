@@ -279,7 +279,7 @@ impl Verifier {
         self.kind
     }
 
-    /// Checks a request; `Ok` carries the delivery id and Slack challenge when present.
+    /// Checks a request; `Ok` carries the delivery id when the scheme has one.
     pub fn verify(&self, req: &VerifyRequest<'_>) -> Result<Verified, VerifyError> {
         match &self.inner {
             Inner::None => Ok(Verified::default()),

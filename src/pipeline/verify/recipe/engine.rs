@@ -57,7 +57,6 @@ impl RecipeConfig {
             body_hash_query: self.body_hash_query.clone(),
             try_default_port: self.try_default_port,
             fallback: self.fallback.clone(),
-            challenge: self.url_verification_challenge,
         })
     }
 }
@@ -87,7 +86,6 @@ pub(crate) struct CompiledRecipe {
     body_hash_query: Option<String>,
     try_default_port: bool,
     fallback: Option<FallbackSignature>,
-    challenge: bool,
 }
 
 impl std::fmt::Debug for CompiledRecipe {
@@ -348,15 +346,8 @@ impl CompiledRecipe {
                 verified.delivery_id = json_lookup_bytes(req.body, path).as_deref().and_then(sane_id);
             }
         }
-        // Only a body that mentions the handshake is worth building as a document.
-        let maybe_handshake = self.challenge && req.body.windows(16).any(|w| w == b"url_verification");
-        if maybe_handshake {
-            if let Ok(json) = serde_json::from_slice::<serde_json::Value>(req.body) {
-                if json.get("type").and_then(|t| t.as_str()) == Some("url_verification") {
-                    verified.challenge = json.get("challenge").and_then(|c| c.as_str()).map(str::to_owned);
-                }
-            }
-        }
+        // Slack's `url_verification` (`url_verification_challenge`) is a handshake rule of the
+        // listener (`pipeline::handshake`), answered by the verify stage once this passed.
         Ok(verified)
     }
 }
