@@ -69,6 +69,15 @@ pub struct ListenerView {
     /// Keep no copy of record content for retries.
     #[serde(default)]
     pub do_not_store_retry_data: bool,
+    /// The JSON Schema records must satisfy and the policy for those that do not (absent: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub schema: Option<Value>,
+    /// Handshake rules: checks providers make of the endpoint, answered without publishing
+    /// (secrets shown as fingerprints).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<Object>)]
+    pub handshakes: Vec<Value>,
     /// When the listener was created through the API.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_at: Option<String>,
@@ -147,6 +156,14 @@ pub struct ListenerInput {
     /// Keep no copy of record content for retries.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub do_not_store_retry_data: Option<bool>,
+    /// A JSON Schema every record must satisfy (`document` inline, or `file`) and its `policy`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub schema: Option<Value>,
+    /// Handshake rules (README › Handshakes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub handshakes: Option<Vec<Value>>,
     /// Other settings, as written.
     #[serde(flatten)]
     #[schema(ignore)]
