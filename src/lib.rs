@@ -1,6 +1,7 @@
 //! hookpipe: a self-hosted webhook listener tier that verifies, rate-limits, parses, pages and
 //! publishes webhooks to Kafka, answering 2xx only once Kafka has acknowledged the data.
 
+pub mod api_model;
 pub mod app;
 pub mod civil_time;
 pub mod cli;

@@ -5,13 +5,10 @@
 use std::process::ExitCode;
 
 use clap::{ArgGroup, Args, Subcommand};
-use serde::Deserialize;
-use serde_json::Value;
 
+use crate::api_model::{ErrorDetail, ErrorList, RetryOne, RetryReport, RetryRequest};
 use crate::cli::client::{connect, finish, listener_path, CliError, Client, Method, Output};
-use crate::cli::render::{
-    cell, optional_cell, ordered_key_value_lines, pretty_json, render_table, sanitize_line, truncate,
-};
+use crate::cli::render::{optional_cell, ordered_key_value_lines, pretty_json, render_table, sanitize_line, truncate};
 use crate::cli::ApiArgs;
 
 /// Keys `errors show` prints first, in this order.
@@ -116,27 +113,38 @@ fn list(client: &Client, output: &Output, listener: &str, limit: usize, offset: 
 fn show(client: &Client, output: &Output, listener: &str, record_id: &str) -> Result<(), CliError> {
     let path = listener_path(listener, &["errors", record_id]);
     let reply = client.call(Method::Get, &path, None)?;
-    output.print(&reply, error_details)
+    output.print_as(&reply, error_details)
 }
 
 /// One record through its own route; several (or `--all`) through the batch route.
 fn retry(client: &Client, output: &Output, listener: &str, record_ids: &[String], all: bool) -> Result<(), CliError> {
-    let reply = if all || record_ids.len() != 1 {
-        let body = if all {
-            serde_json::json!({ "all": true })
+    if all || record_ids.len() != 1 {
+        let request = if all {
+            RetryRequest {
+                all: Some(true),
+                record_ids: None,
+            }
         } else {
-            serde_json::json!({ "record_ids": record_ids })
+            RetryRequest {
+                all: None,
+                record_ids: Some(record_ids.to_vec()),
+            }
         };
-        client.call(
+        let body = serde_json::to_value(&request).unwrap_or_default();
+        let reply = client.call(
             Method::Post,
             &listener_path(listener, &["errors", "retry"]),
             Some(&body),
-        )?
+        )?;
+        output.print_as(&reply, retry_summary)
     } else {
         let path = listener_path(listener, &["errors", &record_ids[0], "retry"]);
-        client.call(Method::Post, &path, None)?
-    };
-    output.print(&reply, retry_summary)
+        let reply = client.call(Method::Post, &path, None)?;
+        output.print_as(&reply, |one: &RetryOne| match one.republished.first() {
+            Some(id) => format!("republished {} (attempt {})\n", sanitize_line(id), one.attempt),
+            None => "nothing republished\n".to_string(),
+        })
+    }
 }
 
 fn resolve(client: &Client, output: &Output, listener: &str, record_id: &str) -> Result<(), CliError> {
@@ -145,43 +153,10 @@ fn resolve(client: &Client, output: &Output, listener: &str, record_id: &str) ->
     output.print(&reply, |_| format!("resolved {}\n", sanitize_line(record_id)))
 }
 
-/// What `errors list` reads of `GET /listeners/{id}/errors`; other keys are ignored.
-#[derive(Debug, Default, Deserialize)]
-pub struct ErrorsPage {
-    /// This page of errors, newest first.
-    #[serde(default)]
-    pub errors: Vec<ErrorRow>,
-    /// Open errors of the listener in all.
-    pub total: Option<u64>,
-    /// Errors skipped before this page.
-    pub offset: Option<u64>,
-}
-
-/// One row of `errors list`: the keys of an error view it shows.
-#[derive(Debug, Deserialize)]
-pub struct ErrorRow {
-    /// When the worker gave up, RFC 3339.
-    pub failed_at: Option<String>,
-    /// The failed record's id.
-    pub record_id: Option<String>,
-    /// The record's trace key.
-    pub trace_key: Option<String>,
-    /// HTTP status of the target's last answer.
-    pub target_status: Option<u64>,
-    /// 1 for the original delivery, +1 per retry.
-    pub attempt: Option<u64>,
-    /// Whether the server can republish the record.
-    pub can_retry: Option<bool>,
-    /// Set while a retry is under way.
-    pub retry_requested_at: Option<String>,
-    /// What went wrong.
-    pub error: Option<String>,
-}
-
 /// `errors list`: FAILED AT, RECORD ID, TRACE KEY, STATUS, ATTEMPT, RETRY, ERROR, and where the
 /// next page starts.
-pub fn errors_table(page: &ErrorsPage) -> String {
-    let total = page.total.unwrap_or(0);
+pub fn errors_table(page: &ErrorList) -> String {
+    let total = page.total;
     if page.errors.is_empty() {
         return if total == 0 {
             "no open errors\n".to_string()
@@ -195,19 +170,19 @@ pub fn errors_table(page: &ErrorsPage) -> String {
         .map(|error| {
             let retry = if error.retry_requested_at.is_some() {
                 "pending"
-            } else if error.can_retry == Some(true) {
+            } else if error.can_retry {
                 "yes"
             } else {
                 "no"
             };
             vec![
-                optional_cell(error.failed_at.as_ref()),
-                optional_cell(error.record_id.as_ref()),
-                optional_cell(error.trace_key.as_ref()),
+                sanitize_line(&error.failed_at),
+                sanitize_line(&error.record_id),
+                optional_cell(Some(&error.trace_key)),
                 optional_cell(error.target_status),
-                optional_cell(error.attempt),
+                error.attempt.to_string(),
                 retry.to_string(),
-                truncate(&optional_cell(error.error.as_ref()), 80),
+                truncate(&optional_cell(Some(&error.error)), 80),
             ]
         })
         .collect();
@@ -223,7 +198,7 @@ pub fn errors_table(page: &ErrorsPage) -> String {
         ],
         &rows,
     );
-    let offset = page.offset.unwrap_or(0);
+    let offset = page.offset;
     let shown = page.errors.len() as u64;
     if offset + shown < total {
         out.push_str(&format!(
@@ -235,46 +210,36 @@ pub fn errors_table(page: &ErrorsPage) -> String {
 }
 
 /// `errors show`: the error's fields, then the record's retry data (or why there is none).
-fn error_details(error: &Value) -> String {
-    let mut summary = error.clone();
-    let retry_data = summary.as_object_mut().and_then(|o| o.remove("retry_data"));
+fn error_details(detail: &ErrorDetail) -> String {
+    let summary = serde_json::to_value(&detail.error).unwrap_or_default();
     let mut out = ordered_key_value_lines(&summary, ERROR_LEADING_KEYS);
-    match retry_data {
-        Some(Value::Object(data)) => {
+    match (&detail.retry_data, &detail.error.retry_unavailable) {
+        (Some(data), _) => {
             out.push_str("retry data:\n");
-            let record = data.get("record").cloned().unwrap_or(Value::Null);
-            out.push_str(&pretty_json(&record));
+            out.push_str(&pretty_json(&data.record));
         }
-        _ => match error.get("retry_unavailable").and_then(Value::as_str) {
-            Some(reason) => out.push_str(&format!("retry data: none — {reason}\n")),
-            None => out.push_str("retry data: none\n"),
-        },
+        (None, Some(reason)) => out.push_str(&format!("retry data: none — {}\n", sanitize_line(reason))),
+        (None, None) => out.push_str("retry data: none\n"),
     }
     out
 }
 
-/// `errors retry`: what was republished, refused and not found.
-fn retry_summary(reply: &Value) -> String {
-    let ids = |value: &Value| -> Vec<String> {
-        value
-            .as_array()
-            .map(|items| items.iter().map(cell).collect())
-            .unwrap_or_default()
+/// `errors retry` of several records: what was republished, refused and not found.
+fn retry_summary(report: &RetryReport) -> String {
+    let ids = |items: &[String]| items.iter().map(|id| sanitize_line(id)).collect::<Vec<_>>();
+    let republished = ids(&report.republished);
+    let mut out = match republished.len() {
+        0 => "nothing republished\n".to_string(),
+        count => format!("republished {count} records: {}\n", republished.join(", ")),
     };
-    let republished = ids(&reply["republished"]);
-    let mut out = match (republished.len(), reply.get("attempt")) {
-        (0, _) => "nothing republished\n".to_string(),
-        (1, Some(attempt)) => format!("republished {} (attempt {})\n", republished[0], cell(attempt)),
-        (count, _) => format!("republished {count} records: {}\n", republished.join(", ")),
-    };
-    for refused in reply["refused"].as_array().into_iter().flatten() {
+    for refused in &report.refused {
         out.push_str(&format!(
             "refused {}: {}\n",
-            cell(&refused["record_id"]),
-            cell(&refused["reason"])
+            sanitize_line(&refused.record_id),
+            sanitize_line(&refused.reason)
         ));
     }
-    let not_found = ids(&reply["not_found"]);
+    let not_found = ids(&report.not_found);
     if !not_found.is_empty() {
         out.push_str(&format!("no open error for: {}\n", not_found.join(", ")));
     }
@@ -285,16 +250,39 @@ fn retry_summary(reply: &Value) -> String {
 mod tests {
     use super::*;
     use crate::cli::client::typed;
-    use serde_json::json;
+    use serde_json::{json, Value};
+
+    /// An error as the API lists it, with `fields` changed.
+    fn error(fields: Value) -> Value {
+        let mut value = json!({"listener_id": "orders", "record_id": "r", "trace_key": "", "error": "", "attempt": 1,
+            "tries": 1, "failed_at": "2026-11-30T10:00:00Z", "failed_at_ms": 0, "page_id": "p", "topic": "t",
+            "retry_data_stored": true, "can_retry": true});
+        for (key, field) in fields.as_object().unwrap() {
+            value[key] = field.clone();
+        }
+        value
+    }
+
+    fn page(total: u64, offset: u64, errors: Vec<Value>) -> ErrorList {
+        typed(json!({"listener_id": "orders", "total": total, "limit": 50, "offset": offset, "errors": errors}))
+    }
 
     #[test]
     fn errors_table_marks_retry_state_and_the_next_page() {
-        let response = typed(json!({"total": 3, "offset": 0, "limit": 2, "errors": [
-            {"failed_at": "2026-11-30T10:00:02Z", "record_id": "r-1", "trace_key": "A-1", "target_status": 422,
-             "attempt": 1, "can_retry": true, "retry_requested_at": null, "error": "HTTP 422: unknown sku"},
-            {"failed_at": "2026-11-30T10:00:01Z", "record_id": "r-0", "trace_key": "A-0", "target_status": null,
-             "attempt": 2, "can_retry": false, "error": "cannot reach\nthe target"},
-        ]}));
+        let response = page(
+            3,
+            0,
+            vec![
+                error(
+                    json!({"failed_at": "2026-11-30T10:00:02Z", "record_id": "r-1", "trace_key": "A-1", "target_status": 422,
+             "attempt": 1, "can_retry": true, "retry_requested_at": null, "error": "HTTP 422: unknown sku"}),
+                ),
+                error(
+                    json!({"failed_at": "2026-11-30T10:00:01Z", "record_id": "r-0", "trace_key": "A-0", "target_status": null,
+             "attempt": 2, "can_retry": false, "error": "cannot reach\nthe target"}),
+                ),
+            ],
+        );
         assert_eq!(
             errors_table(&response),
             "FAILED AT             RECORD ID  TRACE KEY  STATUS  ATTEMPT  RETRY  ERROR\n\
@@ -302,26 +290,26 @@ mod tests {
              2026-11-30T10:00:01Z  r-0        A-0        -       2        no     cannot reach\\nthe target\n\
              2 of 3 errors shown; next page: --offset 2\n"
         );
+        assert_eq!(errors_table(&page(0, 0, vec![])), "no open errors\n");
         assert_eq!(
-            errors_table(&typed(json!({"total": 0, "errors": []}))),
-            "no open errors\n"
-        );
-        assert_eq!(
-            errors_table(&typed(json!({"total": 3, "offset": 5, "errors": []}))),
+            errors_table(&page(3, 5, vec![])),
             "no errors at this offset (3 in all)\n"
         );
     }
 
     #[test]
     fn details_show_the_retry_data_or_why_there_is_none() {
-        let with = error_details(&json!({"record_id": "r-1", "can_retry": true,
-            "retry_data": {"topic": "t", "page_id": "p", "record": {"id": "r-1", "data": {"sku": "S-1"}}}}));
+        let mut shown = error(json!({"record_id": "r-1", "can_retry": true}));
+        shown["retry_data"] = json!({"topic": "t", "page_id": "p", "record": {"id": "r-1", "data": {"sku": "S-1"}}});
+        let with = error_details(&typed(shown));
         assert!(
             with.contains("retry data:\n") && with.contains("\"sku\": \"S-1\""),
             "{with}"
         );
-        let without = error_details(&json!({"record_id": "r-1", "can_retry": false, "retry_data": null,
+        let mut shown = error(json!({"record_id": "r-1", "can_retry": false,
             "retry_unavailable": "listener `p` does not store retry data"}));
+        shown["retry_data"] = Value::Null;
+        let without = error_details(&typed(shown));
         assert!(
             without.ends_with("retry data: none — listener `p` does not store retry data\n"),
             "{without}"
@@ -331,30 +319,33 @@ mod tests {
     #[test]
     fn retry_summaries_say_what_happened_to_each_record() {
         assert_eq!(
-            retry_summary(&json!({"republished": ["r-1"], "attempt": 2})),
-            "republished r-1 (attempt 2)\n"
-        );
-        assert_eq!(
-            retry_summary(
-                &json!({"republished": ["a", "b"], "refused": [{"record_id": "c", "reason": "expired"}],
+            retry_summary(&typed(
+                json!({"republished": ["a", "b"], "refused": [{"record_id": "c", "reason": "expired"}],
                                   "not_found": ["d"]})
-            ),
+            )),
             "republished 2 records: a, b\nrefused c: expired\nno open error for: d\n"
         );
-        assert_eq!(retry_summary(&json!({"republished": []})), "nothing republished\n");
+        assert_eq!(
+            retry_summary(&typed(json!({"republished": [], "refused": [], "not_found": []}))),
+            "nothing republished\n"
+        );
     }
 
     #[test]
-    fn errors_table_reads_missing_keys_as_the_old_string_key_reads_did() {
-        let response = typed(json!({"total": null, "errors": [
-            {"record_id": "r", "retry_requested_at": "2026-11-30T10:00:00Z", "can_retry": false},
-            {"record_id": "s", "error": ""},
-        ]}));
+    fn errors_table_shows_pending_retries_and_empty_fields_as_dashes() {
+        let response = page(
+            2,
+            0,
+            vec![
+                error(json!({"record_id": "r", "retry_requested_at": "2026-11-30T10:00:00Z", "can_retry": false})),
+                error(json!({"record_id": "s", "can_retry": false})),
+            ],
+        );
         assert_eq!(
             errors_table(&response),
-            "FAILED AT  RECORD ID  TRACE KEY  STATUS  ATTEMPT  RETRY    ERROR\n\
-             -          r          -          -       -        pending  -\n\
-             -          s          -          -       -        no       -\n"
+            "FAILED AT             RECORD ID  TRACE KEY  STATUS  ATTEMPT  RETRY    ERROR\n\
+             2026-11-30T10:00:00Z  r          -          -       1        pending  -\n\
+             2026-11-30T10:00:00Z  s          -          -       1        no       -\n"
         );
     }
 }

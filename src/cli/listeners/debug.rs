@@ -4,6 +4,7 @@
 use clap::Subcommand;
 use serde_json::Value;
 
+use crate::api_model::{CaptureList, DebugStart, DebugWindow};
 use crate::cli::client::{listener_path, CliError, Client, Method, Output};
 use crate::cli::render::{cell, ordered_key_value_lines, render_table, sanitize_keep_lines, sanitize_line};
 
@@ -46,12 +47,13 @@ pub fn execute(client: &Client, output: &Output, id: &str, action: DebugAction) 
     let path = listener_path(id, &["debug"]);
     match action {
         DebugAction::Start { minutes } => {
-            let body = match minutes {
-                Some(duration_minutes) => serde_json::json!({ "duration_minutes": duration_minutes }),
-                None => serde_json::json!({}),
+            let body = DebugStart {
+                duration_minutes: minutes.map(u64::from),
+                duration_secs: None,
             };
+            let body = serde_json::to_value(&body).unwrap_or_default();
             let reply = client.call(Method::Post, &path, Some(&body))?;
-            output.print(&reply, |value| debug_status_line(id, value))
+            output.print_as(&reply, |window| debug_status_line(id, window))
         }
         DebugAction::Stop => {
             let reply = client.call(Method::Delete, &path, None)?;
@@ -59,11 +61,11 @@ pub fn execute(client: &Client, output: &Output, id: &str, action: DebugAction) 
         }
         DebugAction::Status => {
             let reply = client.call(Method::Get, &path, None)?;
-            output.print(&reply, |value| debug_status_line(id, value))
+            output.print_as(&reply, |window| debug_status_line(id, window))
         }
         DebugAction::Logs { request_id: None } => {
             let reply = client.call(Method::Get, &listener_path(id, &["debug", "logs"]), None)?;
-            output.print(&reply, captures_table)
+            output.print_as(&reply, captures_table)
         }
         DebugAction::Logs {
             request_id: Some(request_id),
@@ -75,34 +77,37 @@ pub fn execute(client: &Client, output: &Output, id: &str, action: DebugAction) 
     }
 }
 
-fn debug_status_line(id: &str, value: &Value) -> String {
-    if value["open"].as_bool() == Some(true) {
-        format!("debug window of {id} open until {}\n", cell(&value["until"]))
+fn debug_status_line(id: &str, window: &DebugWindow) -> String {
+    if window.open {
+        format!(
+            "debug window of {id} open until {}\n",
+            sanitize_line(window.until.as_deref().unwrap_or("-"))
+        )
     } else {
         format!("debug window of {id} closed\n")
     }
 }
 
 /// `debug logs`: TIME, STATUS, METHOD, LATENCY, VERIFICATION, REQUEST ID.
-pub fn captures_table(response: &Value) -> String {
-    let captures = response["captures"].as_array().cloned().unwrap_or_default();
-    if captures.is_empty() {
+pub fn captures_table(response: &CaptureList) -> String {
+    if response.captures.is_empty() {
         return "no captured requests\n".to_string();
     }
-    let rows: Vec<Vec<String>> = captures
+    let rows: Vec<Vec<String>> = response
+        .captures
         .iter()
         .map(|capture| {
-            let latency = match &capture["latency_ms"] {
-                Value::Null => "-".to_string(),
-                other => format!("{} ms", cell(other)),
+            let latency = match capture.latency_ms {
+                None => "-".to_string(),
+                Some(ms) => format!("{ms} ms"),
             };
             vec![
-                cell(&capture["time"]),
-                cell(&capture["status"]),
-                cell(&capture["method"]),
+                sanitize_line(&capture.time),
+                capture.status.to_string(),
+                sanitize_line(&capture.method),
                 latency,
-                cell(&capture["verification"]),
-                cell(&capture["request_id"]),
+                sanitize_line(&capture.verification),
+                sanitize_line(&capture.request_id),
             ]
         })
         .collect();
@@ -143,23 +148,34 @@ fn capture_details(capture: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::client::typed;
     use serde_json::json;
 
     #[test]
     fn captures_table_and_details() {
-        let logs = json!({"captures": [
-            {"time": "2026-11-30T10:00:01Z", "status": 204, "method": "POST", "latency_ms": 3,
-             "verification": "ok", "request_id": "0193-b", "headers": {}, "body": "", "body_truncated": false},
-            {"time": "2026-11-30T10:00:00Z", "status": 401, "method": "POST", "latency_ms": 12,
-             "verification": "failed", "request_id": "0193-a", "headers": {}, "body": "", "body_truncated": false},
-        ]});
+        let capture = |time: &str, status: u16, latency: u64, verification: &str, id: &str| {
+            json!({"time": time, "instance": "i-1", "listener_id": "orders", "request_id": id, "method": "POST",
+                   "path": "/hooks/x", "query": "", "status": status, "outcome": "accepted", "latency_ms": latency,
+                   "verification": verification, "headers": {}, "body": "", "body_truncated": false})
+        };
+        let logs: CaptureList = typed(json!({"captures": [
+            capture("2026-11-30T10:00:01Z", 204, 3, "ok", "0193-b"),
+            capture("2026-11-30T10:00:00Z", 401, 12, "failed", "0193-a"),
+        ]}));
         assert_eq!(
             captures_table(&logs),
             "TIME                  STATUS  METHOD  LATENCY  VERIFICATION  REQUEST ID\n\
              2026-11-30T10:00:01Z  204     POST    3 ms     ok            0193-b\n\
              2026-11-30T10:00:00Z  401     POST    12 ms    failed        0193-a\n"
         );
-        assert_eq!(captures_table(&json!({"captures": []})), "no captured requests\n");
+        assert_eq!(
+            captures_table(&typed(json!({"captures": []}))),
+            "no captured requests\n"
+        );
+        assert_eq!(
+            debug_status_line("o", &typed(json!({"open": true, "until": "2026-11-30T10:15:00Z"}))),
+            "debug window of o open until 2026-11-30T10:15:00Z\n"
+        );
 
         let details = capture_details(&json!({
             "request_id": "0193-a", "status": 401, "headers": {"content-type": "application/json"},

@@ -10,12 +10,12 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{ArgGroup, Args, Subcommand};
-use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use crate::api_model::{ListenerList, ListenerSource, ListenerUrl, ListenerView, MockSent};
 use crate::cli::client::{connect, finish, listener_path, CliError, Client, Method, Output};
 use crate::cli::render::{
-    describe_secret, is_secret_view, key_value_lines, optional_cell, pretty_json, render_table, text_of,
+    describe_secret, is_secret_view, key_value_lines, optional_cell, pretty_json, render_table, sanitize_line,
 };
 use crate::cli::ApiArgs;
 
@@ -170,8 +170,13 @@ fn create(client: &Client, output: &Output, file: &Path) -> Result<(), CliError>
         return Err(CliError::Local(format!("{}: must hold a JSON object", file.display())));
     }
     let reply = client.call(Method::Post, "/listeners", Some(&body))?;
+    let created: ListenerView = reply.read_as()?;
     output.print(&reply, |view| {
-        format!("created listener {}\n{}", text_of(&view["id"]), key_value_lines(view))
+        format!(
+            "created listener {}\n{}",
+            sanitize_line(&created.id),
+            key_value_lines(view)
+        )
     })
 }
 
@@ -205,7 +210,9 @@ fn url(client: &Client, output: &Output, id: &str, regenerate: bool) -> Result<(
     let path = listener_path(id, &["url"]);
     let method = if regenerate { Method::Post } else { Method::Get };
     let reply = client.call(method, &path, None)?;
-    output.print(&reply, |value| format!("{}\n", text_of(&value["url"])))
+    output.print_as(&reply, |answer: &ListenerUrl| {
+        format!("{}\n", sanitize_line(&answer.url))
+    })
 }
 
 fn secrets(client: &Client, output: &Output, id: &str, action: SecretsAction) -> Result<(), CliError> {
@@ -226,12 +233,12 @@ fn secrets(client: &Client, output: &Output, id: &str, action: SecretsAction) ->
                 _ => return Err(CliError::Usage("give --secret, or --username with --password".into())),
             };
             let reply = client.call(Method::Post, &listener_path(id, &["secrets"]), Some(&body))?;
-            output.print(&reply, |view| secrets_summary(id, "added", view))
+            output.print_as(&reply, |view| secrets_summary(id, "added", view))
         }
         SecretsAction::Retire { fingerprint } => {
             let path = listener_path(id, &["secrets", &fingerprint]);
             let reply = client.call(Method::Delete, &path, None)?;
-            output.print(&reply, |view| secrets_summary(id, "retired", view))
+            output.print_as(&reply, |view| secrets_summary(id, "retired", view))
         }
     }
 }
@@ -256,11 +263,11 @@ fn mock(client: &Client, output: &Output, id: &str, set_file: Option<&Path>, sen
     let path = listener_path(id, &["mock"]);
     if send {
         let reply = client.call(Method::Post, &listener_path(id, &["mock", "send"]), None)?;
-        output.print(&reply, |value| {
+        output.print_as(&reply, |sent: &MockSent| {
             format!(
                 "sent {} mock records (request id {})\n",
-                text_of(&value["records"]),
-                text_of(&value["request_id"])
+                sent.records,
+                sanitize_line(&sent.request_id)
             )
         })
     } else if let Some(file) = set_file {
@@ -274,41 +281,8 @@ fn mock(client: &Client, output: &Output, id: &str, set_file: Option<&Path>, sen
     }
 }
 
-/// What `list` reads of `GET /listeners`; other keys are ignored.
-#[derive(Debug, Default, Deserialize)]
-pub struct ListenersPage {
-    /// The listener views.
-    #[serde(default)]
-    pub listeners: Vec<ListenerRow>,
-}
-
-/// One row of `list`: the keys of a listener view it shows.
-#[derive(Debug, Deserialize)]
-pub struct ListenerRow {
-    /// Listener id.
-    pub id: Option<String>,
-    /// Display name.
-    pub name: Option<String>,
-    /// `config` or `api`.
-    pub source: Option<String>,
-    /// Only its `type` is shown.
-    pub verification: Option<VerificationKind>,
-    /// The pages topic; none means the default topic.
-    pub topic: Option<String>,
-    /// Public URL.
-    pub url: Option<String>,
-}
-
-/// The `type` of a listener view's `verification`.
-#[derive(Debug, Deserialize)]
-pub struct VerificationKind {
-    /// `hmac`, `basic`, `none`, …
-    #[serde(rename = "type")]
-    pub kind: Option<String>,
-}
-
 /// `list`: ID, NAME, SOURCE, VERIFICATION, TOPIC, URL.
-pub fn listeners_table(page: &ListenersPage) -> String {
+pub fn listeners_table(page: &ListenerList) -> String {
     if page.listeners.is_empty() {
         return "no listeners\n".to_string();
     }
@@ -316,26 +290,17 @@ pub fn listeners_table(page: &ListenersPage) -> String {
         .listeners
         .iter()
         .map(|view| {
-            // No verification type is `none`, no topic the default one; an empty one stays `-`.
-            let verification_kind = view
-                .verification
-                .as_ref()
-                .and_then(|verification| verification.kind.as_ref());
-            let verification = match verification_kind {
-                None => "none".to_string(),
-                kind => optional_cell(kind),
-            };
-            let topic = match view.topic.as_ref() {
-                None => "(default)".to_string(),
-                explicit_topic => optional_cell(explicit_topic),
+            let source = match view.source {
+                ListenerSource::Config => "config",
+                ListenerSource::Api => "api",
             };
             vec![
-                optional_cell(view.id.as_ref()),
-                optional_cell(view.name.as_ref()),
-                optional_cell(view.source.as_ref()),
-                verification,
-                topic,
-                optional_cell(view.url.as_ref()),
+                sanitize_line(&view.id),
+                optional_cell(Some(&view.name)),
+                source.to_string(),
+                sanitize_line(view.verification_type()),
+                sanitize_line(&view.topic),
+                sanitize_line(&view.url),
             ]
         })
         .collect();
@@ -343,8 +308,8 @@ pub fn listeners_table(page: &ListenersPage) -> String {
 }
 
 /// After `secrets add|retire`: the fingerprints now accepted.
-fn secrets_summary(id: &str, verb: &str, view: &Value) -> String {
-    let verification = &view["verification"];
+fn secrets_summary(id: &str, verb: &str, view: &ListenerView) -> String {
+    let verification = &view.verification;
     let active: Vec<String> = ["secrets", "tokens", "auth_tokens", "credentials"]
         .iter()
         .filter_map(|key| verification.get(*key).and_then(Value::as_array))
@@ -366,21 +331,25 @@ mod tests {
     use crate::cli::client::typed;
     use serde_json::json;
 
+    fn view(id: &str, name: &str, source: &str, verification: Value, topic: &str, url: &str) -> Value {
+        json!({"id": id, "name": name, "public_id": "abc", "url": url, "source": source, "topic": topic,
+               "content": {"accept": ["json"]}, "page_size": 20, "response": {"status": 204},
+               "verification": verification, "rate_limit": {}, "do_not_store_retry_data": false})
+    }
+
     #[test]
     fn listeners_table_shows_id_source_verification_topic_and_url() {
-        let response: ListenersPage = typed(json!({"listeners": [
-            {"id": "orders", "name": "Orders", "source": "config", "topic": null,
-             "verification": {"type": "hmac", "secrets": [{"fingerprint": "1a2b3c4d"}]},
-             "url": "http://127.0.0.1:8080/hooks/abc"},
-            {"id": "forms", "name": "", "source": "api", "topic": "hookpipe.forms",
-             "verification": {"type": "none"}, "url": "http://127.0.0.1:8080/hooks/def"},
+        let response: ListenerList = typed(json!({"listeners": [
+            view("orders", "Orders", "config", json!({"type": "hmac", "secrets": [{"fingerprint": "1a2b3c4d"}]}),
+                 "hookpipe.pages", "http://127.0.0.1:8080/hooks/abc"),
+            view("forms", "", "api", json!({"type": "none"}), "hookpipe.forms", "http://127.0.0.1:8080/hooks/def"),
         ]}));
         let table = listeners_table(&response);
         let lines: Vec<&str> = table.lines().collect();
         assert_eq!(lines[0], "ID      NAME    SOURCE  VERIFICATION  TOPIC           URL");
         assert_eq!(
             lines[1],
-            "orders  Orders  config  hmac          (default)       http://127.0.0.1:8080/hooks/abc"
+            "orders  Orders  config  hmac          hookpipe.pages  http://127.0.0.1:8080/hooks/abc"
         );
         assert_eq!(
             lines[2],
@@ -391,31 +360,33 @@ mod tests {
 
     #[test]
     fn secrets_summary_lists_every_kind() {
-        let view =
-            json!({"verification": {"type": "secret_url", "tokens": [{"fingerprint": "aa"}, {"fingerprint": "bb"}]}});
+        let tokens = json!({"type": "secret_url", "tokens": [{"fingerprint": "aa"}, {"fingerprint": "bb"}]});
+        let listener: ListenerView = typed(view("o", "", "api", tokens, "t", "u"));
         assert_eq!(
-            secrets_summary("o", "added", &view),
+            secrets_summary("o", "added", &listener),
             "added; secrets of o now: aa, bb\n"
         );
-        let view = json!({"verification": {"type": "none"}});
+        let listener: ListenerView = typed(view("o", "", "api", json!({"type": "none"}), "t", "u"));
         assert_eq!(
-            secrets_summary("o", "retired", &view),
+            secrets_summary("o", "retired", &listener),
             "retired; secrets of o now: none\n"
         );
     }
 
     #[test]
-    fn listeners_table_reads_missing_keys_as_the_old_string_key_reads_did() {
-        let response: ListenersPage = typed(json!({"listeners": [
-            {"id": "x", "verification": null, "extra": {"nested": true}},
-            {"id": "y", "verification": {"type": ""}, "topic": "", "url": null},
-        ]}));
-        assert_eq!(
-            listeners_table(&response),
-            "ID  NAME  SOURCE  VERIFICATION  TOPIC      URL\n\
-             x   -     -       none          (default)  -\n\
-             y   -     -       -             -          -\n"
-        );
-        assert_eq!(listeners_table(&typed(json!({}))), "no listeners\n");
+    fn a_listener_view_missing_what_the_api_type_requires_is_refused_not_guessed() {
+        let reply = crate::cli::client::Reply {
+            status: 200,
+            body: r#"{"listeners": [{"id": "x", "verification": null}]}"#.into(),
+        };
+        let error = reply.read_as::<ListenerList>().unwrap_err().to_string();
+        assert!(error.contains("an unexpected body"), "{error}");
+        // Fields the type does not name yet are kept, not refused.
+        let listener: ListenerView = typed({
+            let mut value = view("o", "", "api", json!({"type": "none"}), "t", "u");
+            value["handshake"] = json!({"kind": "echo"});
+            value
+        });
+        assert_eq!(listener.more["handshake"], json!({"kind": "echo"}));
     }
 }

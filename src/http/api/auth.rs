@@ -4,10 +4,12 @@
 use actix_web::http::{header, StatusCode};
 use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
+use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::api_model::ErrorBody;
 use crate::http::state::AppState;
 
 /// An API error: status, message, and the offending field when there is one.
@@ -59,10 +61,10 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        let mut body = json!({ "error": self.message });
-        if let Some(field) = &self.field {
-            body["field"] = json!(field);
-        }
+        let body = ErrorBody {
+            error: self.message.clone(),
+            field: self.field.clone(),
+        };
         let mut response = HttpResponse::build(self.status);
         if self.status == StatusCode::UNAUTHORIZED {
             response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
@@ -113,6 +115,18 @@ pub fn parse_json(body: &Bytes) -> Result<Value, ApiError> {
         return Ok(json!({}));
     }
     serde_json::from_slice(body).map_err(|error| ApiError::invalid("body", format!("invalid JSON: {error}")))
+}
+
+/// A typed request body (empty: `{}`); a field of the wrong type is named in the 400.
+pub fn parse_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
+    let value = parse_json(body)?;
+    serde_path_to_error::deserialize(value).map_err(|error| {
+        let path = error.path().to_string();
+        ApiError::invalid(
+            if path == "." { "body".into() } else { path },
+            error.into_inner().to_string(),
+        )
+    })
 }
 
 #[cfg(test)]

@@ -10,9 +10,13 @@ use std::time::Duration;
 use actix_web::http::StatusCode;
 use actix_web::web::{self, Bytes};
 use actix_web::{HttpRequest, HttpResponse};
-use serde_json::{json, Value};
+use serde_json::json;
 
-use super::auth::{authorize, parse_json, ApiError, ApiResult};
+use super::auth::{authorize, parse_body, ApiError, ApiResult};
+use crate::api_model::{
+    import_errors::RetryDataView, ErrorBody, ErrorDetail, ErrorList, ErrorView, Refused, Resolved, RetryOne,
+    RetryReport, RetryRequest,
+};
 use crate::config::kafka::KafkaSettings;
 use crate::http::state::AppState;
 use crate::import_errors::{
@@ -95,7 +99,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
 
 /// An error as the API shows it: its fields without the record (`show` adds it as
 /// `retry_data`), with `can_retry` and, when false, `retry_unavailable`.
-fn view(entry: &ErrorEntry) -> Value {
+fn view(entry: &ErrorEntry) -> Result<ErrorView, ApiError> {
     let mut value = serde_json::to_value(entry).unwrap_or_default();
     if let Some(fields) = value.as_object_mut() {
         fields.remove("retry_data");
@@ -106,7 +110,10 @@ fn view(entry: &ErrorEntry) -> Value {
     if let Some(reason) = refusal {
         value["retry_unavailable"] = json!(reason);
     }
-    value
+    serde_json::from_value(value).map_err(|error| {
+        tracing::error!(%error, "error entry does not fit the API's type");
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+    })
 }
 
 /// The listener's errors; 404 when the listener is unknown and has none.
@@ -145,7 +152,15 @@ fn query_number(
     }
 }
 
-async fn list(
+#[utoipa::path(get, path = "/listeners/{id}/errors", operation_id = "listErrors", tag = "errors",
+    params(("id" = String, Path, description = "Listener id", example = "orders"),
+        ("limit" = Option<u32>, Query, description = "Errors per page, 1-1000 (default 50)"),
+        ("offset" = Option<u64>, Query, description = "Errors to skip (default 0)")),
+    responses((status = 200, description = "Open errors, newest first", body = ErrorList),
+        (status = 400, description = "Bad limit or offset", body = ErrorBody), (status = 401, description = "Missing or wrong token", body = ErrorBody),
+        (status = 404, description = "Unknown listener", body = ErrorBody), (status = 503, description = "The errors view is loading, or Kafka is unavailable", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(super) async fn list(
     request: HttpRequest,
     state: web::Data<AppState>,
     errors: web::Data<ErrorsView>,
@@ -156,14 +171,19 @@ async fn list(
     let offset = query_number(&request, "offset", 0, 0..=usize::MAX)?;
     let store = errors.store()?;
     let entries = errors_of(&state, &store, &path)?;
-    let page: Vec<Value> = entries.iter().skip(offset).take(limit).map(view).collect();
-    Ok(HttpResponse::Ok().json(json!({
-        "listener_id": path.as_str(),
-        "total": entries.len(),
-        "limit": limit,
-        "offset": offset,
-        "errors": page,
-    })))
+    let page = entries
+        .iter()
+        .skip(offset)
+        .take(limit)
+        .map(view)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(HttpResponse::Ok().json(ErrorList {
+        listener_id: path.to_string(),
+        total: entries.len() as u64,
+        limit: limit as u64,
+        offset: offset as u64,
+        errors: page,
+    }))
 }
 
 /// The retry data of `entries` (all with `retry_data_stored`), by record id: from the entries
@@ -209,7 +229,12 @@ fn expired_reason(state: &AppState) -> String {
     )
 }
 
-async fn show(
+#[utoipa::path(get, path = "/listeners/{id}/errors/{record_id}", operation_id = "getError", tag = "errors",
+    params(("id" = String, Path, description = "Listener id", example = "orders"), ("record_id" = String, Path, description = "The failed record's id")),
+    responses((status = 200, description = "The error and its retry data", body = ErrorDetail), (status = 401, description = "Missing or wrong token", body = ErrorBody),
+        (status = 404, description = "No such open error", body = ErrorBody), (status = 503, description = "The errors view is loading, or Kafka is unavailable", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(super) async fn show(
     request: HttpRequest,
     state: web::Data<AppState>,
     errors: web::Data<ErrorsView>,
@@ -221,41 +246,52 @@ async fn show(
     let entry = store
         .get(&listener_id, &record_id)
         .ok_or_else(|| ApiError::not_found("error"))?;
-    let mut value = view(&entry);
+    let mut detail = ErrorDetail {
+        error: view(&entry)?,
+        retry_data: None,
+    };
     if entry.retry_data_stored {
         let mut found = lookup(&state, std::slice::from_ref(&entry)).await?;
         match found.remove(&entry.record_id) {
             Some(data) => {
-                value["retry_data"] = json!({ "topic": data.topic, "page_id": data.page_id, "record": data.record })
+                detail.retry_data = Some(RetryDataView {
+                    topic: data.topic,
+                    page_id: data.page_id,
+                    record: data.record,
+                })
             }
             None => {
-                value["retry_data"] = Value::Null;
-                value["can_retry"] = json!(false);
-                value["retry_unavailable"] = json!(expired_reason(&state));
+                detail.error.can_retry = false;
+                detail.error.retry_unavailable = Some(expired_reason(&state));
             }
         }
-    } else {
-        value["retry_data"] = Value::Null;
     }
-    Ok(HttpResponse::Ok().json(value))
+    Ok(HttpResponse::Ok().json(detail))
 }
 
 /// What a retry did to each record asked for.
 #[derive(Default)]
-struct RetryReport {
+struct Retried {
     republished: Vec<String>,
     refused: Vec<(String, String)>,
     not_found: Vec<String>,
 }
 
-impl RetryReport {
-    fn body(&self) -> Value {
-        let refused: Vec<Value> = self
-            .refused
-            .iter()
-            .map(|(id, reason)| json!({ "record_id": id, "reason": reason }))
-            .collect();
-        json!({ "republished": self.republished, "refused": refused, "not_found": self.not_found })
+impl Retried {
+    fn body(&self) -> RetryReport {
+        RetryReport {
+            republished: self.republished.clone(),
+            refused: self
+                .refused
+                .iter()
+                .map(|(record_id, reason)| Refused {
+                    record_id: record_id.clone(),
+                    reason: reason.clone(),
+                })
+                .collect(),
+            not_found: self.not_found.clone(),
+            error: None,
+        }
     }
 }
 
@@ -265,7 +301,7 @@ async fn retry_entries(
     store: &ErrorsStore,
     listener_id: &str,
     entries: Vec<ErrorEntry>,
-    report: &mut RetryReport,
+    report: &mut Retried,
 ) -> Result<(), ApiError> {
     let mut candidates = Vec::new();
     for entry in entries {
@@ -340,7 +376,13 @@ async fn retry_entries(
     Ok(())
 }
 
-async fn retry_one(
+#[utoipa::path(post, path = "/listeners/{id}/errors/{record_id}/retry", operation_id = "retryError", tag = "errors",
+    params(("id" = String, Path, description = "Listener id", example = "orders"), ("record_id" = String, Path, description = "The failed record's id")),
+    responses((status = 202, description = "Republished", body = RetryOne), (status = 401, description = "Missing or wrong token", body = ErrorBody),
+        (status = 404, description = "No such open error", body = ErrorBody),
+        (status = 409, description = "No retry data", body = ErrorBody), (status = 503, description = "The errors view is loading, or Kafka is unavailable", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(super) async fn retry_one(
     request: HttpRequest,
     state: web::Data<AppState>,
     errors: web::Data<ErrorsView>,
@@ -353,15 +395,26 @@ async fn retry_one(
         .get(&listener_id, &record_id)
         .ok_or_else(|| ApiError::not_found("error"))?;
     let attempt = entry.attempt + 1;
-    let mut report = RetryReport::default();
+    let mut report = Retried::default();
     retry_entries(&state, &store, &listener_id, vec![entry], &mut report).await?;
     if let Some((_, reason)) = report.refused.first() {
         return Err(ApiError::new(StatusCode::CONFLICT, reason.clone()));
     }
-    Ok(HttpResponse::Accepted().json(json!({ "republished": [record_id], "attempt": attempt })))
+    Ok(HttpResponse::Accepted().json(RetryOne {
+        republished: vec![record_id],
+        attempt,
+    }))
 }
 
-async fn retry_many(
+#[utoipa::path(post, path = "/listeners/{id}/errors/retry", operation_id = "retryErrors", tag = "errors",
+    params(("id" = String, Path, description = "Listener id", example = "orders")), request_body = RetryRequest,
+    responses((status = 200, description = "Nothing to retry (every id unknown)", body = RetryReport),
+        (status = 202, description = "Some or all republished", body = RetryReport),
+        (status = 400, description = "Neither `record_ids` nor `all`", body = ErrorBody), (status = 401, description = "Missing or wrong token", body = ErrorBody),
+        (status = 404, description = "Unknown listener", body = ErrorBody),
+        (status = 409, description = "None could be retried", body = RetryReport), (status = 503, description = "The errors view is loading, or Kafka is unavailable", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(super) async fn retry_many(
     request: HttpRequest,
     state: web::Data<AppState>,
     errors: web::Data<ErrorsView>,
@@ -369,20 +422,11 @@ async fn retry_many(
     body: Bytes,
 ) -> ApiResult {
     authorize(&request, &state)?;
-    let body = parse_json(&body)?;
-    let all = match body.get("all") {
-        None | Some(Value::Bool(false)) => false,
-        Some(Value::Bool(true)) => true,
-        Some(_) => return Err(ApiError::invalid("all", "must be true or false")),
-    };
-    let record_ids: Option<Vec<String>> = match body.get("record_ids") {
+    let body: RetryRequest = parse_body(&body)?;
+    let all = body.all.unwrap_or(false);
+    let record_ids: Option<Vec<String>> = match body.record_ids {
         None => None,
-        Some(Value::Array(ids)) if !ids.is_empty() && ids.len() <= MAX_RETRY_IDS => Some(
-            ids.iter()
-                .map(|id| id.as_str().map(str::to_string))
-                .collect::<Option<Vec<_>>>()
-                .ok_or_else(|| ApiError::invalid("record_ids", "must be strings"))?,
-        ),
+        Some(ids) if !ids.is_empty() && ids.len() <= MAX_RETRY_IDS => Some(ids),
         Some(_) => {
             return Err(ApiError::invalid(
                 "record_ids",
@@ -392,7 +436,7 @@ async fn retry_many(
     };
     let store = errors.store()?;
     let listener_id = path.into_inner();
-    let mut report = RetryReport::default();
+    let mut report = Retried::default();
     let entries = match (all, record_ids) {
         (true, None) => errors_of(&state, &store, &listener_id)?,
         (false, Some(ids)) => {
@@ -423,12 +467,17 @@ async fn retry_many(
     };
     let mut body = report.body();
     if status == StatusCode::CONFLICT {
-        body["error"] = json!(format!("none of the records could be retried: {}", report.refused[0].1));
+        body.error = Some(format!("none of the records could be retried: {}", report.refused[0].1));
     }
     Ok(HttpResponse::build(status).json(body))
 }
 
-async fn resolve(
+#[utoipa::path(post, path = "/listeners/{id}/errors/{record_id}/resolve", operation_id = "resolveError", tag = "errors",
+    params(("id" = String, Path, description = "Listener id", example = "orders"), ("record_id" = String, Path, description = "The failed record's id")),
+    responses((status = 200, description = "Closed", body = Resolved), (status = 401, description = "Missing or wrong token", body = ErrorBody),
+        (status = 404, description = "No such open error", body = ErrorBody), (status = 503, description = "The errors view is loading, or Kafka is unavailable", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(super) async fn resolve(
     request: HttpRequest,
     state: web::Data<AppState>,
     errors: web::Data<ErrorsView>,
@@ -442,7 +491,7 @@ async fn resolve(
         .await
         .map_err(ApiError::storage)?
     {
-        Ok(HttpResponse::Ok().json(json!({ "resolved": record_id })))
+        Ok(HttpResponse::Ok().json(Resolved { resolved: record_id }))
     } else {
         Err(ApiError::not_found("error"))
     }

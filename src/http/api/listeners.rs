@@ -9,7 +9,8 @@ use actix_web::web::{self, Bytes};
 use actix_web::{HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 
-use super::auth::{authorize, parse_json, ApiError, ApiResult};
+use super::auth::{authorize, parse_body, parse_json, ApiError, ApiResult};
+use crate::api_model::{ErrorBody, ListenerInput, ListenerList, ListenerUrl, ListenerView, SecretInput};
 use crate::config::listener::ListenerConfig;
 use crate::http::state::AppState;
 use crate::pipeline::listener::{Listener, Source};
@@ -36,7 +37,7 @@ fn stored_of(state: &AppState, id: &str) -> Result<StoredListener, ApiError> {
         .ok_or_else(|| ApiError::not_found("listener"))
 }
 
-fn view(state: &AppState, listener: &Listener) -> Value {
+fn view(state: &AppState, listener: &Listener) -> Result<ListenerView, ApiError> {
     let mut value = redacted_settings(&listener.config);
     let base = state.settings.external_base_url();
     value["public_id"] = json!(listener.public_id);
@@ -47,7 +48,10 @@ fn view(state: &AppState, listener: &Listener) -> Value {
         value["created_at"] = json!(stored.created_at);
         value["updated_at"] = json!(stored.updated_at);
     }
-    value
+    serde_json::from_value(value).map_err(|error| {
+        tracing::error!(listener = listener.id(), %error, "listener view does not fit the API's type");
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+    })
 }
 
 /// Deserializes and compiles settings, naming the first offending field (keys are relative to
@@ -107,21 +111,38 @@ async fn save(state: &AppState, stored: StoredListener, status: StatusCode) -> A
     })?;
     crate::shared_state::apply_listeners(&state.shared, &state.registry, &state.settings);
     let listener = listener_of(state, &id)?;
-    Ok(HttpResponse::build(status).json(view(state, &listener)))
+    Ok(HttpResponse::build(status).json(view(state, &listener)?))
 }
 
+#[utoipa::path(get, path = "/listeners", operation_id = "listListeners", tag = "listeners",
+    responses((status = 200, description = "Every listener", body = ListenerList), (status = 401, description = "Missing or wrong token", body = ErrorBody)),
+    security(("bearer" = [])))]
 pub(super) async fn list(request: HttpRequest, state: web::Data<AppState>) -> ApiResult {
     authorize(&request, &state)?;
-    let listeners: Vec<Value> = state.registry.all().iter().map(|l| view(&state, l)).collect();
-    Ok(HttpResponse::Ok().json(json!({ "listeners": listeners })))
+    let listeners = state
+        .registry
+        .all()
+        .iter()
+        .map(|listener| view(&state, listener))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(HttpResponse::Ok().json(ListenerList { listeners }))
 }
 
+#[utoipa::path(get, path = "/listeners/{id}", operation_id = "getListener", tag = "listeners",
+    params(("id" = String, Path, description = "Listener id", example = "orders")),
+    responses((status = 200, description = "The listener", body = ListenerView), (status = 401, description = "Missing or wrong token", body = ErrorBody), (status = 404, description = "Unknown listener", body = ErrorBody)),
+    security(("bearer" = [])))]
 pub(super) async fn show(request: HttpRequest, state: web::Data<AppState>, path: web::Path<String>) -> ApiResult {
     authorize(&request, &state)?;
     let listener = listener_of(&state, &path)?;
-    Ok(HttpResponse::Ok().json(view(&state, &listener)))
+    Ok(HttpResponse::Ok().json(view(&state, &listener)?))
 }
 
+#[utoipa::path(post, path = "/listeners", operation_id = "createListener", tag = "listeners",
+    request_body = ListenerInput,
+    responses((status = 201, description = "Created", body = ListenerView), (status = 400, description = "Invalid settings (`field` names the first)", body = ErrorBody), (status = 401, description = "Missing or wrong token", body = ErrorBody),
+        (status = 409, description = "The id is taken, or secrets but no secrets key", body = ErrorBody), (status = 503, description = "State topic unavailable", body = ErrorBody)),
+    security(("bearer" = [])))]
 pub(super) async fn create(request: HttpRequest, state: web::Data<AppState>, body: Bytes) -> ApiResult {
     authorize(&request, &state)?;
     let mut value = parse_json(&body)?;
@@ -165,6 +186,10 @@ pub(super) async fn create(request: HttpRequest, state: web::Data<AppState>, bod
     .await
 }
 
+#[utoipa::path(patch, path = "/listeners/{id}", operation_id = "updateListener", tag = "listeners",
+    params(("id" = String, Path, description = "Listener id", example = "orders")), request_body(content = ListenerInput, description = "A JSON merge patch (RFC 7396) of the settings; PUT does the same"),
+    responses((status = 200, description = "Updated", body = ListenerView), (status = 400, description = "Invalid settings (`field` names the first)", body = ErrorBody), (status = 401, description = "Missing or wrong token", body = ErrorBody), (status = 404, description = "Unknown listener", body = ErrorBody), (status = 409, description = "Defined in the configuration file (read-only), or no secrets key", body = ErrorBody), (status = 503, description = "State topic unavailable", body = ErrorBody)),
+    security(("bearer" = [])))]
 pub(super) async fn update(
     request: HttpRequest,
     state: web::Data<AppState>,
@@ -204,6 +229,26 @@ pub(super) async fn update(
     save(&state, stored, StatusCode::OK).await
 }
 
+#[utoipa::path(put, path = "/listeners/{id}", operation_id = "replaceListener", tag = "listeners",
+    params(("id" = String, Path, description = "Listener id", example = "orders")),
+    request_body(content = ListenerInput, description = "A JSON merge patch (RFC 7396) of the settings, as PATCH"),
+    responses((status = 200, description = "Updated", body = ListenerView),
+        (status = 400, description = "Invalid settings (`field` names the first)", body = ErrorBody),
+        (status = 401, description = "Missing or wrong token", body = ErrorBody),
+        (status = 404, description = "Unknown listener", body = ErrorBody),
+        (status = 409, description = "Defined in the configuration file (read-only), or no secrets key", body = ErrorBody),
+        (status = 503, description = "State topic unavailable", body = ErrorBody)),
+    security(("bearer" = [])))]
+/// `PUT /listeners/{id}`: the same merge patch as `PATCH` (kept for clients that only PUT).
+pub(super) async fn replace(
+    request: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    body: Bytes,
+) -> ApiResult {
+    update(request, state, path, body).await
+}
+
 fn stored_field(stored: &StoredListener, field: &str) -> Option<String> {
     match field {
         "id" => Some(stored.config.id.clone()),
@@ -211,6 +256,10 @@ fn stored_field(stored: &StoredListener, field: &str) -> Option<String> {
     }
 }
 
+#[utoipa::path(delete, path = "/listeners/{id}", operation_id = "deleteListener", tag = "listeners",
+    params(("id" = String, Path, description = "Listener id", example = "orders")),
+    responses((status = 204, description = "Deleted"), (status = 401, description = "Missing or wrong token", body = ErrorBody), (status = 404, description = "Unknown listener", body = ErrorBody), (status = 409, description = "Defined in the configuration file (read-only), or no secrets key", body = ErrorBody), (status = 503, description = "State topic unavailable", body = ErrorBody)),
+    security(("bearer" = [])))]
 pub(super) async fn delete(request: HttpRequest, state: web::Data<AppState>, path: web::Path<String>) -> ApiResult {
     authorize(&request, &state)?;
     let id = match stored_of(&state, &path) {
@@ -226,12 +275,15 @@ pub(super) async fn delete(request: HttpRequest, state: web::Data<AppState>, pat
     Ok(HttpResponse::NoContent().finish())
 }
 
-fn url_body(state: &AppState, listener: &Listener, token: Option<&str>) -> Value {
+fn url_body(state: &AppState, listener: &Listener, token: Option<&str>) -> ListenerUrl {
     let mut url = listener.public_url(&state.settings.external_base_url());
     if let Some(token) = token {
         url = format!("{url}/{token}");
     }
-    json!({ "url": url, "public_id": listener.public_id })
+    ListenerUrl {
+        url,
+        public_id: listener.public_id.clone(),
+    }
 }
 
 fn first_token(config: &ListenerConfig) -> Option<String> {
@@ -239,6 +291,10 @@ fn first_token(config: &ListenerConfig) -> Option<String> {
     (value["type"] == "secret_url").then(|| value["tokens"][0].as_str().map(str::to_string))?
 }
 
+#[utoipa::path(get, path = "/listeners/{id}/url", operation_id = "getListenerUrl", tag = "listeners",
+    params(("id" = String, Path, description = "Listener id", example = "orders")),
+    responses((status = 200, description = "The URL to give senders", body = ListenerUrl), (status = 401, description = "Missing or wrong token", body = ErrorBody), (status = 404, description = "Unknown listener", body = ErrorBody)),
+    security(("bearer" = [])))]
 pub(super) async fn get_url(request: HttpRequest, state: web::Data<AppState>, path: web::Path<String>) -> ApiResult {
     authorize(&request, &state)?;
     let listener = listener_of(&state, &path)?;
@@ -246,6 +302,11 @@ pub(super) async fn get_url(request: HttpRequest, state: web::Data<AppState>, pa
     Ok(HttpResponse::Ok().json(url_body(&state, &listener, token.as_deref())))
 }
 
+#[utoipa::path(post, path = "/listeners/{id}/url", operation_id = "regenerateListenerUrl", tag = "listeners",
+    params(("id" = String, Path, description = "Listener id", example = "orders")),
+    responses((status = 200, description = "A new public id (and secret-URL token); the old URL answers 404", body = ListenerUrl),
+        (status = 401, description = "Missing or wrong token", body = ErrorBody), (status = 404, description = "Unknown listener", body = ErrorBody), (status = 409, description = "Defined in the configuration file (read-only), or no secrets key", body = ErrorBody), (status = 503, description = "State topic unavailable", body = ErrorBody)),
+    security(("bearer" = [])))]
 pub(super) async fn regenerate_url(
     request: HttpRequest,
     state: web::Data<AppState>,
@@ -267,6 +328,11 @@ pub(super) async fn regenerate_url(
     Ok(HttpResponse::Ok().json(url_body(&state, &listener, token.as_deref())))
 }
 
+#[utoipa::path(post, path = "/listeners/{id}/secrets", operation_id = "addSecret", tag = "listeners",
+    params(("id" = String, Path, description = "Listener id", example = "orders")), request_body = SecretInput,
+    responses((status = 201, description = "Added beside the current ones", body = ListenerView),
+        (status = 400, description = "No secret given, or the listener has none to rotate", body = ErrorBody), (status = 401, description = "Missing or wrong token", body = ErrorBody), (status = 404, description = "Unknown listener", body = ErrorBody), (status = 409, description = "Defined in the configuration file (read-only), or no secrets key", body = ErrorBody), (status = 503, description = "State topic unavailable", body = ErrorBody)),
+    security(("bearer" = [])))]
 pub(super) async fn add_secret(
     request: HttpRequest,
     state: web::Data<AppState>,
@@ -275,16 +341,14 @@ pub(super) async fn add_secret(
 ) -> ApiResult {
     authorize(&request, &state)?;
     let mut stored = stored_of(&state, &path)?;
-    let body = parse_json(&body)?;
+    let body: SecretInput = parse_body(&body)?;
     let mut value = serde_json::to_value(&stored.config).map_err(|e| ApiError::storage(e.to_string()))?;
     let field = secret_field(&stored.config.verification)
         .ok_or_else(|| ApiError::invalid("verification.type", "this listener has no secrets to rotate"))?;
     let entry = if field == "credentials" {
-        json!({ "username": body["username"], "password": body["password"] })
+        json!({ "username": body.username, "password": body.password })
     } else {
-        body.get("secret")
-            .cloned()
-            .ok_or_else(|| ApiError::invalid("secret", "is required"))?
+        json!(body.secret.ok_or_else(|| ApiError::invalid("secret", "is required"))?)
     };
     let list = value["verification"][field].as_array_mut();
     match list {
@@ -296,6 +360,12 @@ pub(super) async fn add_secret(
     save(&state, stored, StatusCode::CREATED).await
 }
 
+#[utoipa::path(delete, path = "/listeners/{id}/secrets/{fingerprint}", operation_id = "retireSecret", tag = "listeners",
+    params(("id" = String, Path, description = "Listener id", example = "orders"), ("fingerprint" = String, Path, description = "The secret's fingerprint, as the listener shows it")),
+    responses((status = 200, description = "Retired", body = ListenerView),
+        (status = 400, description = "The last secret, or none to rotate", body = ErrorBody), (status = 401, description = "Missing or wrong token", body = ErrorBody),
+        (status = 404, description = "Unknown listener or fingerprint", body = ErrorBody), (status = 409, description = "Defined in the configuration file (read-only), or no secrets key", body = ErrorBody), (status = 503, description = "State topic unavailable", body = ErrorBody)),
+    security(("bearer" = [])))]
 pub(super) async fn retire_secret(
     request: HttpRequest,
     state: web::Data<AppState>,

@@ -6,6 +6,8 @@ pub mod auth;
 mod debug;
 pub mod import_errors;
 mod listeners;
+pub mod openapi;
+mod preview;
 mod samples;
 
 use actix_web::web;
@@ -24,7 +26,7 @@ pub fn scope() -> actix_web::Scope {
         .route("/listeners", web::get().to(listeners::list))
         .route("/listeners", web::post().to(listeners::create))
         .route("/listeners/{id}", web::get().to(listeners::show))
-        .route("/listeners/{id}", web::put().to(listeners::update))
+        .route("/listeners/{id}", web::put().to(listeners::replace))
         .route("/listeners/{id}", web::patch().to(listeners::update))
         .route("/listeners/{id}", web::delete().to(listeners::delete))
         .route("/listeners/{id}/url", web::get().to(listeners::get_url))
@@ -34,6 +36,8 @@ pub fn scope() -> actix_web::Scope {
             "/listeners/{id}/secrets/{fingerprint}",
             web::delete().to(listeners::retire_secret),
         )
+        .route("/openapi.json", web::get().to(openapi::openapi_json))
+        .route("/listeners/{id}/preview", web::post().to(preview::preview))
         .route("/listeners/{id}/sample", web::get().to(samples::get_sample))
         .route("/listeners/{id}/sample", web::put().to(samples::put_sample))
         .route("/listeners/{id}/mock", web::get().to(samples::get_mock))

@@ -6,14 +6,25 @@ use std::sync::Arc;
 use actix_web::http::header;
 use actix_web::web::{self, Bytes};
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::auth::{authorize, parse_json, ApiError, ApiResult};
 use super::listeners::listener_of;
+use crate::api_model::{ErrorBody, MockOutput, MockSent, RecordsInput, Sample};
 use crate::http::state::AppState;
 use crate::pipeline::ingest_error::IngestError;
 use crate::pipeline::reply::Reply;
 use crate::pipeline::{rfc3339_millis, unix_millis_now, Chain, Ingest, Webhook};
+
+/// The listener's sample data, when it has one this version can read.
+pub(super) fn sample_of(state: &AppState, listener_id: &str) -> Option<Sample> {
+    serde_json::from_value(state.shared.sample(listener_id)?).ok()
+}
+
+/// The listener's saved mock output, when it has one this version can read.
+fn mock_of(state: &AppState, listener_id: &str) -> Option<MockOutput> {
+    serde_json::from_value(state.shared.mock(listener_id)?).ok()
+}
 
 fn records_of(body: &Value) -> Result<Vec<Value>, ApiError> {
     match body.get("records") {
@@ -22,16 +33,25 @@ fn records_of(body: &Value) -> Result<Vec<Value>, ApiError> {
     }
 }
 
+#[utoipa::path(get, path = "/listeners/{id}/sample", operation_id = "getSample", tag = "samples",
+    params(("id" = String, Path, description = "Listener id", example = "orders")),
+    responses((status = 200, description = "The latest sample", body = Sample), (status = 401, description = "Missing or wrong token", body = ErrorBody),
+        (status = 404, description = "Unknown listener, or no sample yet", body = ErrorBody)),
+    security(("bearer" = [])))]
 pub(super) async fn get_sample(request: HttpRequest, state: web::Data<AppState>, path: web::Path<String>) -> ApiResult {
     authorize(&request, &state)?;
     listener_of(&state, &path)?;
-    let sample = state
-        .shared
-        .sample(&path)
-        .ok_or_else(|| ApiError::not_found("sample data"))?;
+    let sample = sample_of(&state, &path).ok_or_else(|| ApiError::not_found("sample data"))?;
     Ok(HttpResponse::Ok().json(sample))
 }
 
+#[utoipa::path(put, path = "/listeners/{id}/sample", operation_id = "putSample", tag = "samples",
+    params(("id" = String, Path, description = "Listener id", example = "orders")), request_body = RecordsInput,
+    responses((status = 200, description = "The sample, saved", body = Sample),
+        (status = 400, description = "Not `{\"records\": [...]}`", body = ErrorBody), (status = 401, description = "Missing or wrong token", body = ErrorBody),
+        (status = 404, description = "Unknown listener", body = ErrorBody),
+        (status = 503, description = "State topic unavailable", body = ErrorBody)),
+    security(("bearer" = [])))]
 pub(super) async fn put_sample(
     request: HttpRequest,
     state: web::Data<AppState>,
@@ -41,36 +61,47 @@ pub(super) async fn put_sample(
     authorize(&request, &state)?;
     listener_of(&state, &path)?;
     let records = records_of(&parse_json(&body)?)?;
-    let sample = json!({
-        "source": "manual",
-        "listener_id": path.as_str(),
-        "received_at": rfc3339_millis(unix_millis_now()),
-        "request_id": null,
-        "content_type": "application/json",
-        "headers": {},
-        "records_total": records.len(),
-        "records": records,
-        "body": null,
-        "body_truncated": false,
-    });
+    let sample = Sample {
+        source: "manual".into(),
+        listener_id: path.to_string(),
+        received_at: rfc3339_millis(unix_millis_now()),
+        request_id: None,
+        content_type: Some("application/json".into()),
+        headers: Value::Object(Default::default()),
+        records_total: records.len() as u64,
+        records,
+        body: None,
+        body_truncated: false,
+        more: Default::default(),
+    };
+    let stored = serde_json::to_value(&sample).map_err(|error| ApiError::storage(error.to_string()))?;
     state
         .shared
-        .put_sample(&path, &sample)
+        .put_sample(&path, &stored)
         .await
         .map_err(ApiError::storage)?;
     Ok(HttpResponse::Ok().json(sample))
 }
 
+#[utoipa::path(get, path = "/listeners/{id}/mock", operation_id = "getMock", tag = "samples",
+    params(("id" = String, Path, description = "Listener id", example = "orders")),
+    responses((status = 200, description = "The saved mock output", body = MockOutput), (status = 401, description = "Missing or wrong token", body = ErrorBody),
+        (status = 404, description = "Unknown listener, or none saved", body = ErrorBody)),
+    security(("bearer" = [])))]
 pub(super) async fn get_mock(request: HttpRequest, state: web::Data<AppState>, path: web::Path<String>) -> ApiResult {
     authorize(&request, &state)?;
     listener_of(&state, &path)?;
-    let mock = state
-        .shared
-        .mock(&path)
-        .ok_or_else(|| ApiError::not_found("mock output"))?;
+    let mock = mock_of(&state, &path).ok_or_else(|| ApiError::not_found("mock output"))?;
     Ok(HttpResponse::Ok().json(mock))
 }
 
+#[utoipa::path(put, path = "/listeners/{id}/mock", operation_id = "putMock", tag = "samples",
+    params(("id" = String, Path, description = "Listener id", example = "orders")), request_body = RecordsInput,
+    responses((status = 200, description = "Saved", body = MockOutput),
+        (status = 400, description = "Not `{\"records\": [...]}`", body = ErrorBody), (status = 401, description = "Missing or wrong token", body = ErrorBody),
+        (status = 404, description = "Unknown listener", body = ErrorBody),
+        (status = 503, description = "State topic unavailable", body = ErrorBody)),
+    security(("bearer" = [])))]
 pub(super) async fn put_mock(
     request: HttpRequest,
     state: web::Data<AppState>,
@@ -80,13 +111,25 @@ pub(super) async fn put_mock(
     authorize(&request, &state)?;
     listener_of(&state, &path)?;
     let records = records_of(&parse_json(&body)?)?;
-    let mock = json!({ "records": records, "updated_at": rfc3339_millis(unix_millis_now()) });
-    state.shared.put_mock(&path, &mock).await.map_err(ApiError::storage)?;
+    let mock = MockOutput {
+        records,
+        updated_at: rfc3339_millis(unix_millis_now()),
+    };
+    let stored = serde_json::to_value(&mock).map_err(|error| ApiError::storage(error.to_string()))?;
+    state.shared.put_mock(&path, &stored).await.map_err(ApiError::storage)?;
     Ok(HttpResponse::Ok().json(mock))
 }
 
 /// Sends the saved mock output through the pipeline as if received (records marked mock). It
 /// enters at the parse stage: there is nothing to verify and it takes no rate-limit token.
+#[utoipa::path(post, path = "/listeners/{id}/mock/send", operation_id = "sendMock", tag = "samples",
+    params(("id" = String, Path, description = "Listener id", example = "orders")),
+    responses((status = 200, description = "Published and acknowledged by Kafka", body = MockSent),
+        (status = 400, description = "The records do not fit the listener (templates, sizes)", body = ErrorBody), (status = 401, description = "Missing or wrong token", body = ErrorBody),
+        (status = 404, description = "Unknown listener, or no mock output", body = ErrorBody),
+        (status = 413, description = "A record over the page size limit", body = ErrorBody),
+        (status = 503, description = "Kafka did not acknowledge in time", body = ErrorBody)),
+    security(("bearer" = [])))]
 pub(super) async fn send_mock(
     request: HttpRequest,
     state: web::Data<AppState>,
@@ -95,11 +138,9 @@ pub(super) async fn send_mock(
 ) -> ApiResult {
     authorize(&request, &state)?;
     let listener = listener_of(&state, &path)?;
-    let saved = state
-        .shared
-        .mock(&path)
-        .ok_or_else(|| ApiError::not_found("mock output"))?;
-    let records = records_of(&saved)?;
+    let records = mock_of(&state, &path)
+        .ok_or_else(|| ApiError::not_found("mock output"))?
+        .records;
     let request_id: Arc<str> = crate::pipeline::new_id().into();
     let mut headers = header::HeaderMap::new();
     headers.insert(
@@ -134,10 +175,10 @@ pub(super) async fn send_mock(
         .await
         .unwrap_or(Err(IngestError::Deadline));
     match outcome {
-        Ok(accepted) => Ok(HttpResponse::Ok().json(json!({
-            "request_id": request_id.as_ref(),
-            "records": accepted.record_count,
-        }))),
+        Ok(accepted) => Ok(HttpResponse::Ok().json(MockSent {
+            request_id: request_id.to_string(),
+            records: accepted.record_count as u64,
+        })),
         Err(error) => Err(ApiError::new(error.status_code(), error.to_string())),
     }
 }
