@@ -44,11 +44,13 @@ cleanup() {
 trap cleanup EXIT
 
 base="http://127.0.0.1:$port"
+# /readyz, not /healthz: /healthz answers 200 from the first moment, while the API still
+# answers 503 until Kafka is available (the two-phase start).
 for _ in $(seq 1 120); do
-  curl -fs "$base/healthz" >/dev/null 2>&1 && break
+  curl -fs "$base/readyz" >/dev/null 2>&1 && break
   sleep 0.5
 done
-curl -fs "$base/healthz" >/dev/null || { cat "$work/serve.log"; echo "api-fuzz: the server did not start" >&2; exit 1; }
+curl -fs "$base/readyz" >/dev/null || { cat "$work/serve.log"; echo "api-fuzz: the server did not become ready" >&2; exit 1; }
 
 # Something for the operations to find: an API listener with a secret, a sample, mock output.
 auth=(-H "Authorization: Bearer $token" -H "Content-Type: application/json")

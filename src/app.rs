@@ -154,6 +154,11 @@ impl Starting {
                 Either::Right(_) => return Ok(None),
             }
         };
+        // A stop (SIGTERM, Ctrl-C) that came as Kafka answered still wins: the full server
+        // handles no signals of its own until the drain is installed, so it would be lost.
+        if starting.is_finished() {
+            return Ok(None);
+        }
         let app = serve_fully(settings, bootstrap, clock, shared, listener, addr)?;
         // The full server accepts on the same socket already; the starting one lets go.
         starting_handle.stop(true).await;
