@@ -203,11 +203,18 @@ fn a_failed_record_is_retried_after_its_page_is_gone_from_the_pages_topic() {
         (Some(id.as_str()), Some(true))
     );
     assert!(errors[0].get("retry_data").is_none(), "lists carry no record content");
-    let (_, text) = http_get(worker.metrics_addr.unwrap(), "/metrics");
-    assert_eq!(
-        metric(&text, r#"hookpipe_worker_retry_data_records_total{listener="orders"}"#),
-        Some(1.0)
-    );
+    // The worker counts the record once its error write returned, which can be a moment after
+    // the error is readable through the API.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let stored = loop {
+        let (_, text) = http_get(worker.metrics_addr.unwrap(), "/metrics");
+        let stored = metric(&text, r#"hookpipe_worker_retry_data_records_total{listener="orders"}"#);
+        if stored.is_some() || std::time::Instant::now() > deadline {
+            break stored;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(stored, Some(1.0));
     worker.stop();
 
     // The pages topic loses every page (as retention would): deleted, then made again, empty.
