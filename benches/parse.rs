@@ -82,8 +82,13 @@ fn bench_parse(c: &mut Criterion) {
         let mut group = c.benchmark_group(format!("parse/{}", case.name));
         for (label, size) in common::SIZES {
             let body = (case.make)(size);
-            let records = parse_records(&body, Some(case.content_type.as_str()), case.resource_path.as_ref(), &limits)
-                .unwrap_or_else(|error| panic!("{} {label}: {error}", case.name));
+            let records = parse_records(
+                &body,
+                Some(case.content_type.as_str()),
+                case.resource_path.as_ref(),
+                &limits,
+            )
+            .unwrap_or_else(|error| panic!("{} {label}: {error}", case.name));
             assert!(!records.is_empty());
             group.throughput(Throughput::Bytes(body.len() as u64));
             group.bench_with_input(BenchmarkId::from_parameter(label), &body, |b, body| {

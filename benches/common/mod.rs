@@ -164,7 +164,11 @@ pub const MULTIPART_BOUNDARY: &str = "----WebKitFormBoundary7MA4YWxkTrZu0gW";
 pub fn multipart(size: usize) -> Vec<u8> {
     let boundary = MULTIPART_BOUNDARY;
     let mut out = Vec::new();
-    for (name, value) in [("order_id", "1001"), ("customer", "Jane Doe"), ("note", "leave at the door")] {
+    for (name, value) in [
+        ("order_id", "1001"),
+        ("customer", "Jane Doe"),
+        ("note", "leave at the door"),
+    ] {
         out.extend_from_slice(
             format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n").as_bytes(),
         );

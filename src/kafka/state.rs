@@ -441,15 +441,16 @@ impl Follower {
         let sent = current.producer.send_result(record);
         // Not held across the wait: a replaced handle is destroyed by its supervisor.
         drop(current.producer);
-        sent.map(|delivery| (delivery, current.generation)).map_err(|(error, _)| match error {
-            KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull) => {
-                format!("producer queue for {} is full", self.topic)
-            }
-            error => {
-                self.producer.failed(current.generation, &error);
-                format!("cannot produce to {}: {error}", self.topic)
-            }
-        })
+        sent.map(|delivery| (delivery, current.generation))
+            .map_err(|(error, _)| match error {
+                KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull) => {
+                    format!("producer queue for {} is full", self.topic)
+                }
+                error => {
+                    self.producer.failed(current.generation, &error);
+                    format!("cannot produce to {}: {error}", self.topic)
+                }
+            })
     }
 
     async fn write(&self, key: &str, value: Option<&[u8]>) -> Result<(), String> {
@@ -504,7 +505,10 @@ fn shared_producer(settings: &KafkaSettings, bootstrap: &str, topic: &str) -> Re
         return Ok(producer);
     }
     let mut config = super::durable_producer_config(settings, bootstrap);
-    config.set("statistics.interval.ms", super::producer::STATISTICS_INTERVAL_MS.to_string());
+    config.set(
+        "statistics.interval.ms",
+        super::producer::STATISTICS_INTERVAL_MS.to_string(),
+    );
     let producer = Supervised::start(config).map_err(|e| format!("cannot create producer for {topic}: {e}"))?;
     producers.push((key, Arc::downgrade(&producer)));
     Ok(producer)
@@ -710,7 +714,10 @@ mod tests {
         let deadline = Instant::now() + Duration::from_secs(20);
         let mut refused = 0;
         loop {
-            assert!(Instant::now() < deadline, "no write after the fatal error ({refused} refused)");
+            assert!(
+                Instant::now() < deadline,
+                "no write after the fatal error ({refused} refused)"
+            );
             match state.put("k", b"2").await {
                 Ok(()) if supervised.current().generation > 0 => break,
                 Ok(()) => {}
@@ -733,7 +740,10 @@ mod tests {
             message_timeout_ms: settings.message_timeout_ms + 1,
             ..settings.clone()
         };
-        assert!(!Arc::ptr_eq(&first, &shared_producer(&other_settings, "127.0.0.1:1", "a").unwrap()));
+        assert!(!Arc::ptr_eq(
+            &first,
+            &shared_producer(&other_settings, "127.0.0.1:1", "a").unwrap()
+        ));
         let weak = Arc::downgrade(&first);
         drop((first, second));
         // Its supervisor thread holds it for a moment per tick, never longer.

@@ -153,7 +153,10 @@ impl ResponseError for IngestError {
             // The answer floods get (429, 503, 404): no formatting, no allocation, no builder.
             let mut response = HttpResponse::with_body(self.status_code(), body).map_into_boxed_body();
             let headers = response.headers_mut();
-            headers.insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
+            headers.insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static("application/json"),
+            );
             if let Some(seconds) = self.retry_after() {
                 headers.insert(header::RETRY_AFTER, header::HeaderValue::from(seconds));
             }

@@ -111,7 +111,10 @@ pub struct HandshakeDecided<'a> {
 impl HandshakeDecided<'_> {
     /// Adds to `hookpipe_handshakes_total` (the request's own line is its access-log line).
     pub fn emit(&self) {
-        METRICS.handshakes.with_label_values(&[self.listener, self.result]).inc();
+        METRICS
+            .handshakes
+            .with_label_values(&[self.listener, self.result])
+            .inc();
     }
 }
 

@@ -62,7 +62,8 @@ impl TemplateSet {
             keyed: hmac_key.is_some(),
         };
         if let Some(key) = hmac_key {
-            set.registry.register_helper(hmac::NAME, Box::new(hmac::HmacHelper { key }));
+            set.registry
+                .register_helper(hmac::NAME, Box::new(hmac::HmacHelper { key }));
         }
         set
     }
@@ -265,7 +266,8 @@ pub(crate) mod tests {
     #[test]
     fn hmac_sha256_is_for_keyed_handshake_answers_only() {
         let mut set = TemplateSet::for_handshake(Some(b"Jefe".to_vec()));
-        set.add("t", r#"{{hmac_sha256 v "hex"}}|{{hmac_sha256 v "base64"}}"#).unwrap();
+        set.add("t", r#"{{hmac_sha256 v "hex"}}|{{hmac_sha256 v "base64"}}"#)
+            .unwrap();
         assert_eq!(
             set.render("t", &json!({"v": "what do ya want for nothing?"})).unwrap(),
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843|W9zBRr9gdU5qBCQmCJV1x1oAPwidJzmDnexYuWTsOEM="

@@ -266,7 +266,10 @@ fn new_formats_are_verified_on_the_bytes_received() {
     let csv = b"id,name\r\n7,\"Doe, Jane\"\r\n";
     let signature = hmac_sha256_hex(b"csv-secret-123456", csv);
     assert_eq!(post("signed-csv", "text/csv", csv, &signature), 204);
-    assert_eq!(post("signed-csv", "text/csv", b"id,name\r\n8,\"Doe, Jane\"\r\n", &signature), 401);
+    assert_eq!(
+        post("signed-csv", "text/csv", b"id,name\r\n8,\"Doe, Jane\"\r\n", &signature),
+        401
+    );
 
     let path = app.hook_path("get-token");
     let get = |query: &str| request(app.addr, "GET", &format!("{path}?{query}"), &[], b"").status;
@@ -280,7 +283,13 @@ fn new_formats_are_verified_on_the_bytes_received() {
     let data = all_data(&pages);
     assert_eq!(data.len(), 3, "{data:?}");
     assert!(data.contains(&json!({"id": "7", "name": "Doe, Jane"})), "{data:?}");
-    assert!(data.contains(&json!({"event": "ping"})), "the token is not in the record: {data:?}");
-    let multipart = data.iter().find(|d| d.get("order").is_some()).expect("the multipart record");
+    assert!(
+        data.contains(&json!({"event": "ping"})),
+        "the token is not in the record: {data:?}"
+    );
+    let multipart = data
+        .iter()
+        .find(|d| d.get("order").is_some())
+        .expect("the multipart record");
     assert_eq!(multipart["f"]["size"], 3);
 }
