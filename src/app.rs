@@ -218,6 +218,12 @@ fn serve_fully(
         settings: settings_arc,
         producer: producer.clone(),
         bootstrap: bootstrap.to_string(),
+        auth_failures: api::auth_limit::AuthFailures::new(
+            settings.server.admin_auth_max_failures,
+            Duration::from_secs(settings.server.admin_auth_window_secs),
+            api::auth_limit::MAX_TRACKED_PEERS,
+            clock.clone(),
+        ),
     });
     let chain_settings = ChainSettings {
         mailbox_capacity: settings.pipeline.mailbox_capacity,

@@ -49,6 +49,14 @@ pub struct ServerSettings {
     /// Bearer token of the management API (`/api/v1`); unset, the API is off.
     #[serde(default)]
     pub admin_token: Option<Secret>,
+    /// Wrong or missing management-API tokens one peer (client address; IPv6 by /64) may send
+    /// within `admin_auth_window_secs`; the next requests of that peer get 429 with
+    /// `Retry-After` for a window, their token unread. 0 turns the limit off.
+    #[serde(default = "default_admin_auth_max_failures")]
+    pub admin_auth_max_failures: u32,
+    /// The window of `admin_auth_max_failures`, and the lockout's length, in seconds.
+    #[serde(default = "default_admin_auth_window_secs")]
+    pub admin_auth_window_secs: u64,
     /// Name of this instance in debug captures; default `<hostname>:<port>`.
     #[serde(default)]
     pub instance_id: Option<String>,
@@ -80,6 +88,8 @@ impl Default for ServerSettings {
             drain_ms: default_drain_ms(),
             global_rate_limit: None,
             admin_token: None,
+            admin_auth_max_failures: default_admin_auth_max_failures(),
+            admin_auth_window_secs: default_admin_auth_window_secs(),
             instance_id: None,
             secrets_key: None,
             previous_secrets_keys: Vec::new(),
@@ -112,6 +122,16 @@ fn default_shutdown_timeout_secs() -> u64 {
 fn default_drain_ms() -> u64 {
     5_000
 }
+/// 10 failures a minute: a person mistyping the token is never in the way, while guessing a
+/// 16-character token at 10 tries a minute per address is hopeless.
+fn default_admin_auth_max_failures() -> u32 {
+    10
+}
+fn default_admin_auth_window_secs() -> u64 {
+    60
+}
+/// Longest `admin_auth_window_secs` accepted: a day.
+const MAX_ADMIN_AUTH_WINDOW_SECS: u64 = 86_400;
 /// Longest drain period accepted: beyond it, an orchestrator's grace period would kill first.
 const MAX_DRAIN_MS: u64 = 300_000;
 
@@ -160,6 +180,12 @@ impl ServerSettings {
         }
         if let Some(message) = too_short(self.admin_token.as_ref()) {
             push("admin_token", message);
+        }
+        if !(1..=MAX_ADMIN_AUTH_WINDOW_SECS).contains(&self.admin_auth_window_secs) {
+            push(
+                "admin_auth_window_secs",
+                format!("must be between 1 and {MAX_ADMIN_AUTH_WINDOW_SECS} (a day)"),
+            );
         }
         if let Some(key) = &self.secrets_key {
             if let Err(message) = crate::secrets_at_rest::parse_key(key.expose()) {
@@ -218,6 +244,39 @@ mod tests {
         let keys: Vec<&str> = errors.iter().map(|e| e.key.as_str()).collect();
         assert_eq!(keys, ["server.secrets_key", "server.previous_secrets_keys[1]"]);
         assert!(!errors[0].message.contains("too-short"), "{}", errors[0].message);
+    }
+
+    #[test]
+    fn the_admin_auth_limit_has_defaults_env_overrides_and_a_bounded_window() {
+        let settings = Settings::from_toml_and_env(BASE, env(&[])).unwrap();
+        assert_eq!(
+            (
+                settings.server.admin_auth_max_failures,
+                settings.server.admin_auth_window_secs
+            ),
+            (10, 60)
+        );
+        let settings = Settings::from_toml_and_env(
+            BASE,
+            env(&[
+                ("HOOKPIPE_SERVER__ADMIN_AUTH_MAX_FAILURES", "3"),
+                ("HOOKPIPE_SERVER__ADMIN_AUTH_WINDOW_SECS", "300"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                settings.server.admin_auth_max_failures,
+                settings.server.admin_auth_window_secs
+            ),
+            (3, 300)
+        );
+        for bad in ["0", "86401"] {
+            let errors = Settings::from_toml_and_env(BASE, env(&[("HOOKPIPE_SERVER__ADMIN_AUTH_WINDOW_SECS", bad)]))
+                .unwrap_err()
+                .0;
+            assert_eq!(errors[0].key, "server.admin_auth_window_secs", "{bad}");
+        }
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::Settings;
+use crate::http::api::auth_limit::AuthFailures;
 use crate::kafka::producer::PageProducer;
 use crate::pipeline::debug::DebugRecorder;
 use crate::pipeline::listener::Registry;
@@ -35,4 +36,6 @@ pub struct AppState {
     pub producer: PageProducer,
     /// Kafka bootstrap servers (to create topics of listeners added through the API).
     pub bootstrap: String,
+    /// Failed management-API authentications by peer.
+    pub auth_failures: AuthFailures,
 }

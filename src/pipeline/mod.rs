@@ -173,33 +173,33 @@ impl Chain {
 
 /// A new time-ordered id (UUID v7 as 32 hex digits): request and page ids.
 ///
-/// The random bits come from a per-thread generator seeded once from the OS: ids must be unique,
-/// not secret, and asking the kernel for randomness on every request costs a system call.
+/// The 74 random bits come from a per-thread ChaCha12 generator seeded once from the OS: a
+/// sender sees its request ids (`X-Request-Id`), so they must not let anyone compute another
+/// request's id (a SplitMix64 sequence did: one id gives the state, and the state every later
+/// id of the thread), while asking the kernel on every request would cost a system call. A
+/// ChaCha block yields six ids' worth of random bits.
 pub fn new_id() -> String {
-    use std::cell::Cell;
+    use chacha20::rand_core::{Rng, SeedableRng};
+    use std::cell::RefCell;
     thread_local! {
-        static STATE: Cell<u64> = Cell::new(u64::from_le_bytes(
-            uuid::Uuid::new_v4().as_bytes()[..8].try_into().expect("8 bytes"),
-        ));
+        static RANDOM: RefCell<chacha20::ChaCha12Rng> = RefCell::new(chacha20::ChaCha12Rng::from_seed(os_seed()));
     }
-    // SplitMix64: a full-period sequence per thread, well mixed.
-    let next = || {
-        STATE.with(|state| {
-            let value = state.get().wrapping_add(0x9E37_79B9_7F4A_7C15);
-            state.set(value);
-            let mut z = value;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^ (z >> 31)
-        })
-    };
     let mut random = [0u8; 10];
-    random[..8].copy_from_slice(&next().to_le_bytes());
-    random[8..].copy_from_slice(&next().to_le_bytes()[..2]);
+    RANDOM.with(|generator| generator.borrow_mut().fill_bytes(&mut random));
     uuid::Builder::from_unix_timestamp_millis(unix_millis_now().max(0) as u64, &random)
         .into_uuid()
         .simple()
         .to_string()
+}
+
+/// 32 bytes from the operating system's random source (getrandom(2)).
+fn os_seed() -> [u8; 32] {
+    use ring::rand::SecureRandom;
+    let mut seed = [0u8; 32];
+    ring::rand::SystemRandom::new()
+        .fill(&mut seed)
+        .expect("the operating system's random source answers");
+    seed
 }
 
 /// Milliseconds since the Unix epoch, now.
@@ -231,5 +231,124 @@ mod tests {
         let parsed = uuid::Uuid::parse_str(&ids[0]).unwrap();
         assert_eq!(parsed.get_version_num(), 7);
         assert_eq!(ids[0].len(), 32);
+    }
+
+    /// The 74 random bits of an id (UUID bytes 6..16 less the version and variant bits), as
+    /// the 80 bits they were made from with those 6 bits zeroed.
+    fn random_bits(id: &str) -> u128 {
+        let bytes = uuid::Uuid::parse_str(id).unwrap().into_bytes();
+        let mut value = 0u128;
+        for byte in &bytes[6..16] {
+            value = (value << 8) | u128::from(*byte);
+        }
+        value & !(0xF << 76) & !(0b11 << 62)
+    }
+
+    const GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
+
+    fn splitmix_output(state: u64) -> u64 {
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// The inverse of `splitmix_output`: the finalizer is a bijection.
+    fn splitmix_state(output: u64) -> u64 {
+        fn unshift(value: u64, shift: u32) -> u64 {
+            let mut x = value;
+            for _ in 0..(64 / shift + 1) {
+                x = value ^ (x >> shift);
+            }
+            x
+        }
+        fn inverse(a: u64) -> u64 {
+            // Newton's iteration for the inverse of an odd number modulo 2^64.
+            let mut x = a;
+            for _ in 0..6 {
+                x = x.wrapping_mul(2u64.wrapping_sub(a.wrapping_mul(x)));
+            }
+            x
+        }
+        let mut z = unshift(output, 31);
+        z = unshift(z.wrapping_mul(inverse(0x94D0_49BB_1331_11EB)), 27);
+        unshift(z.wrapping_mul(inverse(0xBF58_476D_1CE4_E5B9)), 30)
+    }
+
+    /// An id made the way `new_id` made them before (two SplitMix64 outputs per id).
+    fn splitmix_id(state: &mut u64) -> String {
+        let mut next = || {
+            *state = state.wrapping_add(GAMMA);
+            splitmix_output(*state)
+        };
+        let mut random = [0u8; 10];
+        random[..8].copy_from_slice(&next().to_le_bytes());
+        random[8..].copy_from_slice(&next().to_le_bytes()[..2]);
+        uuid::Builder::from_unix_timestamp_millis(1_700_000_000_000, &random)
+            .into_uuid()
+            .simple()
+            .to_string()
+    }
+
+    /// What an observer of one id predicts for the random bits of the thread's next id, if the
+    /// ids come from a SplitMix64 sequence: each guess of the 6 bits the UUID hides gives a state.
+    fn predicted_next(id: &str) -> Vec<u128> {
+        let bytes = uuid::Uuid::parse_str(id).unwrap().into_bytes();
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&bytes[6..14]);
+        (0u8..64)
+            .map(|hidden| {
+                let mut guess = first;
+                guess[0] = (guess[0] & 0x0F) | ((hidden & 0xF) << 4);
+                guess[2] = (guess[2] & 0x3F) | ((hidden >> 4) << 6);
+                let state = splitmix_state(u64::from_le_bytes(guess));
+                let mut next_state = state.wrapping_add(GAMMA);
+                let next = splitmix_id(&mut next_state);
+                random_bits(&next)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_id_does_not_predict_the_next_one() {
+        // The attack works on the former generator: every id gives away the next one...
+        let mut state = 0x1234_5678_9ABC_DEF0;
+        let former: Vec<String> = (0..200).map(|_| splitmix_id(&mut state)).collect();
+        let predicted = former
+            .windows(2)
+            .filter(|pair| predicted_next(&pair[0]).contains(&random_bits(&pair[1])))
+            .count();
+        assert_eq!(predicted, former.len() - 1, "the SplitMix64 predictor must work");
+        // ...and fails on ids of one thread now.
+        let ids: Vec<String> = (0..200).map(|_| super::new_id()).collect();
+        let predicted = ids
+            .windows(2)
+            .filter(|pair| predicted_next(&pair[0]).contains(&random_bits(&pair[1])))
+            .count();
+        assert_eq!(predicted, 0);
+    }
+
+    #[test]
+    fn consecutive_ids_are_not_a_fixed_step_apart_and_every_random_bit_varies() {
+        let ids: Vec<u128> = (0..4096).map(|_| random_bits(&super::new_id())).collect();
+        let steps: std::collections::HashSet<u128> = ids.windows(2).map(|pair| pair[1].wrapping_sub(pair[0])).collect();
+        let xors: std::collections::HashSet<u128> = ids.windows(2).map(|pair| pair[1] ^ pair[0]).collect();
+        assert_eq!(
+            steps.len(),
+            ids.len() - 1,
+            "no two consecutive pairs share a difference"
+        );
+        assert_eq!(xors.len(), ids.len() - 1);
+        // Each of the 74 random bits is set in about half of the ids (a stuck or copied bit
+        // shows as 0 or 4096; 1700..2400 is more than 10 standard deviations wide).
+        let random_positions = (0..80).filter(|bit| !(76..80).contains(bit) && !(62..64).contains(bit));
+        for bit in random_positions {
+            let set = ids.iter().filter(|value| (*value >> bit) & 1 == 1).count();
+            assert!(
+                (1700..2400).contains(&set),
+                "bit {bit} set in {set} of {} ids",
+                ids.len()
+            );
+        }
     }
 }

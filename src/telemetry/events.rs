@@ -100,6 +100,32 @@ impl RequestFinished<'_> {
     }
 }
 
+/// A management-API request was refused for authentication: a wrong or missing token (401), or
+/// a peer locked out after too many of those (429). Never carries the token, right or wrong.
+pub struct ApiAuthRefused<'a> {
+    /// The TCP peer (`-` when unknown).
+    pub peer: &'a dyn Display,
+    /// `wrong_token` or `locked_out`.
+    pub outcome: &'static str,
+    /// This failure was the one that locked the peer out (for the lockout's one warning).
+    pub lockout_started: Option<Duration>,
+}
+
+impl ApiAuthRefused<'_> {
+    /// Counts the refusal; warns once per lockout, the rest at debug level (they can flood).
+    pub fn emit(&self) {
+        METRICS.api_auth_failures.with_label_values(&[self.outcome]).inc();
+        let (peer, outcome) = (self.peer, self.outcome);
+        match self.lockout_started {
+            Some(window) => tracing::warn!(target: "hookpipe::http::api", peer = %peer,
+                lockout_secs = window.as_secs(),
+                "too many failed management-API authentications from this peer: refused (429) without a look at its token for the window"),
+            None => tracing::debug!(target: "hookpipe::http::api", peer = %peer, outcome,
+                "management-API request refused for authentication"),
+        }
+    }
+}
+
 /// A handshake rule applied to a request: answered it (`answered`) or refused it (`refused`).
 pub struct HandshakeDecided<'a> {
     /// The listener's id.

@@ -105,6 +105,9 @@ pub struct ServeMetrics {
     pub schema_records: IntCounterVec,
     /// Quarantine pages Kafka acknowledged (`published`) or not (`failed`), by listener.
     pub quarantine_pages: IntCounterVec,
+    /// Management-API requests refused for their peer's authentication, by outcome
+    /// (`wrong_token`: 401, `locked_out`: 429 without a look at the token).
+    pub api_auth_failures: IntCounterVec,
 }
 
 /// The import worker's metrics (`hookpipe worker`).
@@ -309,6 +312,11 @@ impl ServeMetrics {
                 "hookpipe_quarantine_pages_total",
                 "Pages of quarantined records sent to the quarantine topic, by outcome: published (acknowledged) or failed.",
                 &["listener", "outcome"],
+            ),
+            api_auth_failures: declare.counter_vec(
+                "hookpipe_api_auth_failures_total",
+                "Management-API requests refused for authentication: wrong_token (401) or locked_out (429, the peer failed too often lately).",
+                &["outcome"],
             ),
             names: declare.names(),
             registry,

@@ -9,8 +9,11 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use std::time::Duration;
+
 use crate::api_model::ErrorBody;
 use crate::http::state::AppState;
+use crate::telemetry::events::ApiAuthRefused;
 
 /// An API error: status, message, and the offending field when there is one.
 #[derive(Debug)]
@@ -19,6 +22,8 @@ pub struct ApiError {
     pub status: StatusCode,
     message: String,
     field: Option<String>,
+    /// `Retry-After` of a 429, in seconds.
+    retry_after_secs: Option<u64>,
 }
 
 impl ApiError {
@@ -27,6 +32,7 @@ impl ApiError {
             status,
             message: message.into(),
             field: None,
+            retry_after_secs: None,
         }
     }
 
@@ -36,6 +42,18 @@ impl ApiError {
             status: StatusCode::BAD_REQUEST,
             message: format!("{field}: {}", message.into()),
             field: Some(field),
+            retry_after_secs: None,
+        }
+    }
+
+    /// 429: the peer failed to authenticate too often lately.
+    fn locked_out(retry_after_secs: u64) -> ApiError {
+        ApiError {
+            retry_after_secs: Some(retry_after_secs),
+            ..ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many failed authentications from this address; retry later",
+            )
         }
     }
 
@@ -72,13 +90,17 @@ impl ResponseError for ApiError {
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             response.insert_header((header::RETRY_AFTER, "5"));
         }
+        if let Some(seconds) = self.retry_after_secs {
+            response.insert_header((header::RETRY_AFTER, seconds.to_string()));
+        }
         response.json(body)
     }
 }
 
 pub type ApiResult = Result<HttpResponse, ApiError>;
 
-/// Checks the bearer token in constant time.
+/// Checks the bearer token in constant time, unless the peer failed too often lately (429, the
+/// token unread: `auth_limit`).
 pub fn authorize(request: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
     let Some(token) = &state.settings.server.admin_token else {
         return Err(ApiError::new(
@@ -86,6 +108,18 @@ pub fn authorize(request: &HttpRequest, state: &AppState) -> Result<(), ApiError
             "management API disabled: set server.admin_token",
         ));
     };
+    let peer = request.peer_addr().map(|address| address.ip());
+    if let Some(peer) = peer {
+        if let Err(retry_after_secs) = state.auth_failures.check(peer) {
+            ApiAuthRefused {
+                peer: &peer,
+                outcome: "locked_out",
+                lockout_started: None,
+            }
+            .emit();
+            return Err(ApiError::locked_out(retry_after_secs));
+        }
+    }
     let presented = request
         .headers()
         .get(header::AUTHORIZATION)
@@ -95,8 +129,23 @@ pub fn authorize(request: &HttpRequest, state: &AppState) -> Result<(), ApiError
     // Digests, so the comparison's time depends on neither the token's content nor its length.
     let matches = Sha256::digest(presented.as_bytes()).ct_eq(&Sha256::digest(token.expose().as_bytes()));
     if bool::from(matches) && !presented.is_empty() {
+        if let Some(peer) = peer {
+            state.auth_failures.record_success(peer);
+        }
         Ok(())
     } else {
+        let locked_now = peer.is_some_and(|peer| state.auth_failures.record_failure(peer));
+        let window = Duration::from_secs(state.settings.server.admin_auth_window_secs);
+        let peer_text: &dyn std::fmt::Display = match &peer {
+            Some(peer) => peer,
+            None => &"-",
+        };
+        ApiAuthRefused {
+            peer: peer_text,
+            outcome: "wrong_token",
+            lockout_started: locked_now.then_some(window),
+        }
+        .emit();
         Err(ApiError::new(StatusCode::UNAUTHORIZED, "missing or wrong bearer token"))
     }
 }

@@ -3,6 +3,7 @@
 //! `server.admin_token`; without one the API is off.
 
 pub mod auth;
+pub mod auth_limit;
 mod debug;
 pub mod import_errors;
 mod listeners;

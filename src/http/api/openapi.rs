@@ -3,7 +3,9 @@
 //! (behind the token) and committed as `docs/openapi.json`, which a test keeps equal to it.
 
 use actix_web::{web, HttpRequest, HttpResponse};
+use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::{Content, Object, Ref, ResponseBuilder, Type};
 use utoipa::OpenApi;
 
 use super::auth::{authorize, ApiResult};
@@ -74,6 +76,41 @@ impl utoipa::Modify for BearerToken {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme("bearer", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+        // Every operation behind the token can also answer 429 (`auth_limit`): said once here.
+        let locked_out = ResponseBuilder::new()
+            .description(
+                "Too many failed authentications from this address lately (server.admin_auth_max_failures): \
+                 refused without a look at the token until Retry-After seconds have passed",
+            )
+            .header(
+                "Retry-After",
+                HeaderBuilder::new()
+                    .schema(Object::with_type(Type::Integer))
+                    .description(Some("Seconds until this address may present a token again"))
+                    .build(),
+            )
+            .content(
+                "application/json",
+                Content::new(Some(Ref::from_schema_name("ErrorBody"))),
+            )
+            .build();
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for operation in operations.into_iter().flatten() {
+                if operation.responses.responses.contains_key("401") {
+                    operation
+                        .responses
+                        .responses
+                        .insert("429".into(), locked_out.clone().into());
+                }
+            }
+        }
     }
 }
 
