@@ -6,6 +6,7 @@
 
 mod helpers;
 
+mod admin_auth;
 mod api;
 mod bad_input;
 mod balancer;
