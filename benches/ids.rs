@@ -2,7 +2,10 @@
 //! beside the former per-thread SplitMix64 generator, copied here as the baseline, and beside
 //! asking the kernel for every id (what the per-thread generator avoids).
 //!
-//! cargo bench --bench ids -- --warm-up-time 1 --measurement-time 2
+//! cargo bench --bench ids -- --warm-up-time 1 --measurement-time 3
+//!
+//! 2026-12-02, this 2-core machine (release): new_id (ChaCha12) 61.2 ns, former SplitMix64
+//! 57.2 ns, getrandom per id 244.7 ns: unpredictable ids cost 4 ns more per request.
 
 use std::cell::Cell;
 use std::hint::black_box;
