@@ -5,7 +5,7 @@ use crate::config::recipe::PLACEHOLDERS;
 
 /// One piece of a parsed template.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Part {
+pub enum Part {
     /// Bytes signed as they are (`{{` and `}}` already unescaped).
     Lit(Vec<u8>),
     /// `{timestamp}`: the timestamp as the sender wrote it.
@@ -23,7 +23,7 @@ pub(crate) enum Part {
 }
 
 /// Parses a `signed_content` template; the error says what is wrong and how to write it.
-pub(crate) fn parse_template(template: &str) -> Result<Vec<Part>, String> {
+pub fn parse_template(template: &str) -> Result<Vec<Part>, String> {
     let mut parts = Vec::new();
     let mut lit = Vec::new();
     let mut rest = template;
