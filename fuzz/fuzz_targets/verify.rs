@@ -404,7 +404,8 @@ fn signed(mut input: Input<'_>) {
     let scheme = scheme(&mut input);
     let key_bytes = input.piece();
     let secret = match scheme {
-        Scheme::StandardWebhooks if !key_bytes.is_empty() => format!("whsec_{}", STANDARD.encode(key_bytes)),
+        Scheme::StandardWebhooks if key_bytes.is_empty() => format!("whsec_{}", STANDARD.encode(b"k")),
+        Scheme::StandardWebhooks => format!("whsec_{}", STANDARD.encode(key_bytes)),
         _ => match std::str::from_utf8(key_bytes) {
             Ok(text) if !text.is_empty() => text.to_string(),
             _ => "a-secret".to_string(),
