@@ -137,7 +137,7 @@ fn built(mut input: Input<'_>) {
                 .collect();
             assert_eq!(values, expected, "records differ from the rows written:\n{body:?}");
             assert!(
-                bounded(&records, body.len()),
+                !header_row || bounded(&records, body.len()), // with `columns` the names are the configuration's, not the body's
                 "records too long for the body"
             );
         }
