@@ -36,7 +36,9 @@ fn dialect(input: &mut Input<'_>) -> CsvOptions {
 /// names (a row of empty fields writes each name again). Each record is at most the whole body
 /// escaped (6 bytes per byte) plus its punctuation (`{}`, and `"":"",` per column).
 fn bounded(records: &[hookpipe::pipeline::parse::record::Record], body: usize) -> bool {
-    records.iter().all(|record| record.json().len() <= 6 * body + 8 * body + 8)
+    records
+        .iter()
+        .all(|record| record.json().len() <= 6 * body + 8 * body + 8)
 }
 
 fn encode_field(field: &str, csv: &CsvOptions, out: &mut String) {
@@ -178,10 +180,7 @@ fn raw(mut input: Input<'_>) {
                     "rows have different keys"
                 );
             }
-            assert!(
-                bounded(&records, body.len()),
-                "records too long for the body"
-            );
+            assert!(bounded(&records, body.len()), "records too long for the body");
         }
         Err(error) => check_error(&error),
     }
