@@ -23,3 +23,18 @@ pub mod tls;
 pub mod urlencoded;
 pub mod wire;
 pub mod worker;
+
+/// Entry points and crates for the fuzz targets (`fuzz/`), which depend on this library only:
+/// the same code the server runs, and the same versions of the crates they compute reference
+/// values with. Not an API.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::pipeline::verify::recipe::template::{parse_template, Part};
+    pub use actix_web::web::Bytes;
+    pub use base64;
+    pub use flate2;
+    pub use hmac;
+    pub use serde_json;
+    pub use sha1;
+    pub use sha2;
+}

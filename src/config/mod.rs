@@ -81,7 +81,7 @@ impl Settings {
     ) -> Result<Settings, ConfigErrors> {
         let mut root: toml::Table = text
             .parse()
-            .map_err(|error: toml::de::Error| single(toml_error_key(&error), error.message().to_string()))?;
+            .map_err(|error: toml::de::Error| single(toml_error_key(&error), toml_error_message(&error)))?;
         for (name, value) in env {
             apply_env_override(&mut root, &name, &value)?;
         }
@@ -203,6 +203,17 @@ impl Settings {
     }
 }
 
+/// The parser's message; toml gives an empty one for some errors (a file cut inside a table
+/// header, found by fuzz/config): then a generic one, never the file's text (it may hold secrets).
+fn toml_error_message(error: &toml::de::Error) -> String {
+    let message = error.message().trim();
+    if message.is_empty() {
+        "invalid TOML".to_string()
+    } else {
+        message.to_string()
+    }
+}
+
 fn toml_error_key(error: &toml::de::Error) -> String {
     match error.span() {
         Some(span) => format!("<file> at byte {}", span.start),
@@ -288,6 +299,23 @@ id = "orders"
 mod tests {
     use super::test_support::{env, BASE};
     use super::*;
+
+    /// fuzz/corpus/config/crash-ba1776ee…: the example file cut at 4096 bytes made a problem
+    /// without a message.
+    #[test]
+    fn a_toml_error_always_says_why() {
+        let example = include_str!("../../config/hookpipe.toml");
+        for cut in [4096, 1, 2, 9, 10] {
+            let text = &example[..cut.min(example.len())];
+            if let Err(errors) = Settings::from_toml_and_env(text, env(&[])) {
+                for error in &errors.0 {
+                    assert!(!error.message.is_empty(), "cut at {cut}: no message at {}", error.key);
+                }
+            }
+        }
+        let errors = Settings::from_toml_and_env("[server", env(&[])).unwrap_err();
+        assert!(!errors.0[0].message.is_empty());
+    }
 
     #[test]
     fn defaults_are_valid() {

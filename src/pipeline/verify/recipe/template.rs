@@ -3,9 +3,12 @@
 
 use crate::config::recipe::PLACEHOLDERS;
 
+/// Most characters of an unknown placeholder's name quoted in the error.
+const MAX_SHOWN_NAME_CHARS: usize = 32;
+
 /// One piece of a parsed template.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Part {
+pub enum Part {
     /// Bytes signed as they are (`{{` and `}}` already unescaped).
     Lit(Vec<u8>),
     /// `{timestamp}`: the timestamp as the sender wrote it.
@@ -23,7 +26,7 @@ pub(crate) enum Part {
 }
 
 /// Parses a `signed_content` template; the error says what is wrong and how to write it.
-pub(crate) fn parse_template(template: &str) -> Result<Vec<Part>, String> {
+pub fn parse_template(template: &str) -> Result<Vec<Part>, String> {
     let mut parts = Vec::new();
     let mut lit = Vec::new();
     let mut rest = template;
@@ -47,14 +50,17 @@ pub(crate) fn parse_template(template: &str) -> Result<Vec<Part>, String> {
                 "body" => Part::Body,
                 "form_params" => Part::FormParams,
                 _ => {
+                    // The name as written, cut: an error is one line, whatever the template holds.
+                    let shown: String = name.chars().take(MAX_SHOWN_NAME_CHARS).collect();
+                    let cut = if shown.len() < name.len() { "…" } else { "" };
                     return Err(format!(
-                        "unknown placeholder {{{name}}}; allowed: {}",
+                        "unknown placeholder {{{shown}{cut}}}; allowed: {}",
                         PLACEHOLDERS
                             .iter()
                             .map(|p| format!("{{{p}}}"))
                             .collect::<Vec<_>>()
                             .join(", ")
-                    ))
+                    ));
                 }
             };
             if !lit.is_empty() {
@@ -99,5 +105,15 @@ mod tests {
         assert!(parse_template("{body").is_err());
         assert!(parse_template("body}").is_err());
         assert_eq!(parse_template("é{url}").unwrap()[0], Part::Lit("é".as_bytes().to_vec()));
+    }
+
+    /// fuzz/corpus/recipe_template/crash-a26da69f…: an unknown placeholder of 4 KB was quoted whole.
+    #[test]
+    fn an_unknown_placeholder_is_quoted_cut() {
+        let template = format!("{{u{}}}", "\0z".repeat(2000));
+        let error = parse_template(&template).unwrap_err();
+        assert!(error.len() < 300, "{} bytes", error.len());
+        assert!(error.starts_with("unknown placeholder {u\0z"), "{error}");
+        assert!(parse_template("{bogus}").unwrap_err().contains("{bogus}"));
     }
 }
