@@ -10,7 +10,8 @@
 //! - 400, naming the row (and its line): a row with more or fewer fields than there are
 //!   columns, a quote inside an unquoted field, text after a closing quote, a quoted field
 //!   never closed, a header that names a column twice.
-//! - 413: more than `max_rows` data rows, or more than [`MAX_COLUMNS`] columns.
+//! - 413: more than `max_rows` data rows, more than [`MAX_COLUMNS`] columns, or records whose
+//!   total JSON would exceed [`OUTPUT_EXPANSION`] times the body (each row repeats the names).
 
 use serde_json::Value;
 
@@ -165,6 +166,17 @@ impl<'a> Rows<'a> {
     }
 }
 
+/// Every row repeats the column names, so records can be far larger than the body (a 5 MB
+/// header over rows of empty fields would make gigabytes): their total JSON is capped at this
+/// many times the body, and at least [`OUTPUT_FLOOR`] bytes.
+pub(crate) const OUTPUT_EXPANSION: usize = 16;
+/// The least total record size a CSV body may produce, however short it is.
+pub(crate) const OUTPUT_FLOOR: usize = 1 << 20;
+
+fn output_budget(body_len: usize) -> usize {
+    body_len.saturating_mul(OUTPUT_EXPANSION).max(OUTPUT_FLOOR)
+}
+
 /// The records of a CSV text; see the module docs.
 pub(crate) fn parse_csv(text: &str, options: &CsvOptions) -> Result<Vec<Record>, ParseError> {
     let mut rows = Rows {
@@ -216,6 +228,8 @@ pub(crate) fn parse_csv(text: &str, options: &CsvOptions) -> Result<Vec<Record>,
         .map(|name| Value::String(name.clone()).to_string())
         .collect();
     let width = keys.len();
+    let budget = output_budget(text.len());
+    let mut written = 0usize;
     let mut records = Vec::new();
     let wrong_count = |position: Position, found: usize| {
         let expected = if options.columns.is_some() {
@@ -253,6 +267,12 @@ pub(crate) fn parse_csv(text: &str, options: &CsvOptions) -> Result<Vec<Record>,
         json.push(b'}');
         // Keys and values are JSON strings written by serde_json: valid UTF-8.
         let json = String::from_utf8(json).map_err(|e| malformed(e.to_string()))?;
+        written += json.len();
+        if written > budget {
+            return Err(over_limit(format!(
+                "its records would take more than {budget} bytes ({OUTPUT_EXPANSION}× the body)"
+            )));
+        }
         records.push(Record::from_compact_json(json));
     }
     Ok(records)
@@ -396,6 +416,31 @@ mod tests {
         );
         let wide = ",".repeat(MAX_COLUMNS);
         assert_eq!(parse(&wide).unwrap_err().status(), 413);
+    }
+
+    #[test]
+    fn records_far_larger_than_the_body_are_413() {
+        // A wide header of long names over rows of empty fields: each row of 999 commas
+        // repeats ~100 KB of names.
+        let names: Vec<String> = (0..1000).map(|i| format!("{i:0>100}")).collect();
+        let mut body = names.join(",");
+        body.push('\n');
+        for _ in 0..200 {
+            body.push_str(&",".repeat(999));
+            body.push('\n');
+        }
+        let error = parse(&body).unwrap_err();
+        assert_eq!(error.status(), 413, "{error}");
+        assert!(error.to_string().contains("16× the body"), "{error}");
+        // The same rows under short names fit.
+        let short: Vec<String> = (0..1000).map(|i| format!("c{i}")).collect();
+        let mut body = short.join(",");
+        body.push('\n');
+        for _ in 0..200 {
+            body.push_str(&",".repeat(999));
+            body.push('\n');
+        }
+        assert_eq!(parse(&body).unwrap().len(), 200);
     }
 
     #[test]
