@@ -205,6 +205,7 @@ fn serve_fully(
         .map(|limit| Arc::new(LeakyBucket::new(limit.capacity, limit.refill_per_sec)));
 
     let open_pages: Arc<OpenPages> = Arc::default();
+    let dedup = shared.dedup.clone();
     let draining = web::Data::new(Draining::default());
     let state = web::Data::new(state::AppState {
         registry: registry.clone(),
@@ -236,6 +237,7 @@ fn serve_fully(
         clock,
         global_bucket,
         open_pages: open_pages.clone(),
+        dedup,
     };
     let drain = Arc::new(Drain {
         draining: draining.clone().into_inner(),

@@ -69,6 +69,10 @@ pub struct ListenerView {
     /// Keep no copy of record content for retries.
     #[serde(default)]
     pub do_not_store_retry_data: bool,
+    /// Deduplication by the provider's delivery id: `window_secs`, `max_ids` (absent: off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub dedup: Option<Value>,
     /// The JSON Schema records must satisfy and the policy for those that do not (absent: none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
@@ -156,6 +160,11 @@ pub struct ListenerInput {
     /// Keep no copy of record content for retries.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub do_not_store_retry_data: Option<bool>,
+    /// Deduplication by the provider's delivery id: `window_secs` (default: the provider's
+    /// retry horizon), `max_ids` (default 1000000); `null` turns it off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub dedup: Option<Value>,
     /// A JSON Schema every record must satisfy (`document` inline, or `file`) and its `policy`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]

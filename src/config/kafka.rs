@@ -46,6 +46,9 @@ pub struct KafkaSettings {
     /// with its validation errors (README, "Schema validation").
     #[serde(default = "default_quarantine_topic")]
     pub quarantine_topic: String,
+    /// Topic of the delivery ids the fleet accepted for listeners with `dedup` (kept 7 days).
+    #[serde(default = "default_dedup_topic")]
+    pub dedup_topic: String,
     /// Retry topic of earlier versions, which wrote every page's retry data there at ingest: no
     /// longer written nor created, only read (while it exists) for the errors they recorded.
     #[serde(default = "default_retry_topic")]
@@ -82,6 +85,7 @@ impl Default for KafkaSettings {
             debug_topic: default_debug_topic(),
             errors_topic: default_errors_topic(),
             quarantine_topic: default_quarantine_topic(),
+            dedup_topic: default_dedup_topic(),
             retry_topic: default_retry_topic(),
             retry_retention_hours: default_retry_retention_hours(),
             create_topics: true,
@@ -124,6 +128,9 @@ fn default_errors_topic() -> String {
 }
 fn default_quarantine_topic() -> String {
     "hookpipe.quarantine".into()
+}
+fn default_dedup_topic() -> String {
+    "hookpipe.dedup".into()
 }
 fn default_retry_topic() -> String {
     "hookpipe.retry".into()
@@ -224,6 +231,7 @@ impl KafkaSettings {
             ("debug_topic", &self.debug_topic),
             ("errors_topic", &self.errors_topic),
             ("quarantine_topic", &self.quarantine_topic),
+            ("dedup_topic", &self.dedup_topic),
             ("retry_topic", &self.retry_topic),
         ] {
             if let Err(message) = validate_topic_name(topic) {

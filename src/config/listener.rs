@@ -5,6 +5,7 @@ use serde::de::IntoDeserializer;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::body_format::{default_methods, method_problems, BodyFormat, CsvOptions, MultipartOptions, NdjsonOptions};
+use super::dedup::DedupOptions;
 use super::handshake::HandshakeConfig;
 use super::kafka::validate_topic_name;
 use super::resource_path::ResourcePath;
@@ -67,6 +68,9 @@ pub struct ListenerConfig {
     /// Keep no copy of record content for retries (issue 5 honours it).
     #[serde(default)]
     pub do_not_store_retry_data: bool,
+    /// Deduplication by the provider's delivery id (absent: every delivery is published).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dedup: Option<DedupOptions>,
 }
 
 /// Default page size: 20 records, as in the product hookpipe replaces.
@@ -321,6 +325,9 @@ impl ListenerConfig {
         }
         for (key, message) in self.verification.validate() {
             problems.push((format!("verification.{key}"), message));
+        }
+        if let Some(dedup) = &self.dedup {
+            problems.extend(dedup.problems(&self.verification));
         }
         // Defined beside the handshake compiler (`pipeline::handshake`), as `validate` is beside
         // the verifier: what is checked and what is compiled cannot drift apart.

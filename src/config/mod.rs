@@ -8,6 +8,7 @@ use std::collections::HashSet;
 use std::path::Path;
 
 pub mod body_format;
+pub mod dedup;
 pub mod env;
 pub mod error;
 mod from_text;

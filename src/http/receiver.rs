@@ -576,6 +576,9 @@ async fn read_body(
         .map_err(|_| IngestError::BodyTimeout)?
 }
 
+/// Marks the success answer of a delivery deduplicated away (`dedup`).
+const DUPLICATE_HEADER: &str = "x-hookpipe-duplicate";
+
 fn success_response(
     listener: Option<&Listener>,
     request: &HttpRequest,
@@ -590,6 +593,10 @@ fn success_response(
     }
     let status = StatusCode::from_u16(listener.config.response.status).unwrap_or(StatusCode::NO_CONTENT);
     let mut response = HttpResponse::build(status);
+    if accepted.duplicate {
+        // The success answer the first delivery got, marked: nothing was published for this one.
+        response.insert_header((DUPLICATE_HEADER, "true"));
+    }
     if !listener.has_response_body() || status == StatusCode::NO_CONTENT {
         return response.finish();
     }
@@ -597,6 +604,7 @@ fn success_response(
         "request_id": request_id,
         "record_count": accepted.record_count,
         "records": accepted.records,
+        "duplicate": accepted.duplicate,
         // Listeners with a schema: how many records went to the pages and to the quarantine.
         "records_valid": accepted.schema.map(|counts| counts.valid),
         "records_quarantined": accepted.schema.map(|counts| counts.quarantined),

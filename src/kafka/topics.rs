@@ -36,6 +36,8 @@ pub enum TopicRole {
     Errors,
     /// `kafka.quarantine_topic`: records that failed their listener's schema, with the errors.
     Quarantine,
+    /// `kafka.dedup_topic`: delivery ids the fleet accepted (`pipeline::dedup`).
+    Dedup,
 }
 
 impl TopicRole {
@@ -152,6 +154,11 @@ pub fn owned_topics(settings: &Settings) -> Vec<OwnedTopic> {
     rows.push(OwnedTopic {
         role: TopicRole::Quarantine,
         spec: TopicSpec::pages(&kafka.quarantine_topic),
+    });
+    // Always there too: any listener may be given a dedup window through the API.
+    rows.push(OwnedTopic {
+        role: TopicRole::Dedup,
+        spec: TopicSpec::retained(&kafka.dedup_topic, crate::config::dedup::MAX_WINDOW_SECS * 1000),
     });
     let mut seen = std::collections::HashSet::new();
     rows.retain(|row| seen.insert(row.spec.name.clone()));
@@ -420,6 +427,13 @@ mod tests {
                     "hookpipe.quarantine".to_string(),
                     Cleanup::BrokerDefault
                 ),
+                (
+                    TopicRole::Dedup,
+                    "hookpipe.dedup".to_string(),
+                    Cleanup::Delete {
+                        retention_ms: 604_800_000
+                    }
+                ),
             ]
         );
         assert_eq!(
@@ -438,7 +452,13 @@ mod tests {
         let names: Vec<String> = owned_topics(&settings).into_iter().map(|row| row.spec.name).collect();
         assert_eq!(
             names,
-            ["hookpipe.pages", "shared", "hookpipe.debug", "hookpipe.quarantine"]
+            [
+                "hookpipe.pages",
+                "shared",
+                "hookpipe.debug",
+                "hookpipe.quarantine",
+                "hookpipe.dedup"
+            ]
         );
     }
 
@@ -468,6 +488,7 @@ mod tests {
             TopicRole::State,
             TopicRole::DebugLog,
             TopicRole::Quarantine,
+            TopicRole::Dedup,
         ] {
             assert!(role.required_at_start(), "{role:?}");
         }

@@ -74,6 +74,10 @@ pub enum IngestError {
         /// Handlebars' reason.
         reason: String,
     },
+    /// A delivery with this delivery id is being published right now (the listener's `dedup`):
+    /// retry shortly, it will be a duplicate or, if that one failed, the first.
+    #[error("this delivery is being processed; retry later")]
+    DeliveryInFlight,
     /// Too many requests in flight or a full mailbox: shed load.
     #[error("server busy; retry later")]
     Overloaded,
@@ -106,6 +110,7 @@ impl IngestError {
             IngestError::UnsupportedEncoding(_) | IngestError::CorruptEncoding => "bad_encoding",
             IngestError::BodyTimeout | IngestError::BodyIncomplete => "body_timeout",
             IngestError::Template { .. } => "template_error",
+            IngestError::DeliveryInFlight => "delivery_in_flight",
             IngestError::Overloaded => "overloaded",
             IngestError::Unavailable(_) | IngestError::Deadline => "unavailable",
             IngestError::Internal(_) => "internal",
@@ -115,7 +120,7 @@ impl IngestError {
     fn retry_after(&self) -> Option<u64> {
         match self {
             IngestError::RateLimited { retry_after_secs, .. } => Some(*retry_after_secs),
-            IngestError::Overloaded => Some(1),
+            IngestError::Overloaded | IngestError::DeliveryInFlight => Some(1),
             IngestError::Unavailable(_) | IngestError::Deadline => Some(UNAVAILABLE_RETRY_AFTER_SECS),
             _ => None,
         }
@@ -133,6 +138,7 @@ impl ResponseError for IngestError {
                 .filter(StatusCode::is_client_error)
                 .unwrap_or(StatusCode::BAD_REQUEST),
             IngestError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            IngestError::DeliveryInFlight => StatusCode::CONFLICT,
             IngestError::Parse(error) => StatusCode::from_u16(error.status()).unwrap_or(StatusCode::BAD_REQUEST),
             IngestError::Schema(_) => StatusCode::UNPROCESSABLE_ENTITY,
             IngestError::BodyTooLarge { .. } | IngestError::RecordTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,

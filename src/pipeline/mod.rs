@@ -13,6 +13,7 @@
 //! order.
 
 pub mod debug;
+pub mod dedup;
 pub mod handshake;
 pub mod ingest_error;
 pub mod listener;
@@ -77,6 +78,9 @@ pub struct Accepted {
     pub handshake: Option<handshake::HandshakeAnswer>,
     /// Of a listener with a schema: how many records were valid and how many quarantined.
     pub schema: Option<schema::SchemaCounts>,
+    /// A delivery whose id was accepted within the listener's dedup window: answered with the
+    /// success response, published nowhere.
+    pub duplicate: bool,
 }
 
 /// The answer of the chain to one request.
@@ -120,6 +124,8 @@ pub struct ChainSettings {
     pub global_bucket: Option<Arc<rate_limit::bucket::LeakyBucket>>,
     /// The instance's open pages, shared by every HTTP thread's page stage.
     pub open_pages: Arc<page::OpenPages>,
+    /// The instance's remembered delivery ids, shared by every HTTP thread's verify stage.
+    pub dedup: Arc<dedup::Deduplicator>,
 }
 
 /// One HTTP thread's chain: its entries and the rate limiter its Receiver checks first.
@@ -162,7 +168,11 @@ impl Chain {
             capacity,
             rate_limit::RateLimitActor::new(parse.clone(), rate_limiter.clone()),
         );
-        let verify = Stage::start("verify", capacity, verify::VerifyActor::new(rate_limit));
+        let verify = Stage::start(
+            "verify",
+            capacity,
+            verify::VerifyActor::new(rate_limit, settings.dedup.clone()),
+        );
         Chain {
             entry: verify,
             mock_entry: parse,

@@ -11,6 +11,7 @@ use std::sync::{Arc, OnceLock};
 use tokio::sync::oneshot;
 
 use crate::kafka::producer::PublishError;
+use crate::pipeline::dedup::Claim;
 use crate::pipeline::ingest_error::IngestError;
 use crate::pipeline::{Accepted, Outcome};
 
@@ -18,6 +19,9 @@ use crate::pipeline::{Accepted, Outcome};
 /// answers `503` ([`IngestError::Unavailable`]).
 pub struct Reply {
     sender: Option<oneshot::Sender<Outcome>>,
+    /// The delivery id the request claimed (`pipeline::dedup`): confirmed by a success answer,
+    /// released by any other (or by the reply being dropped).
+    claim: Option<Claim>,
 }
 
 /// The receiving half, awaited by whoever sent the request into the chain.
@@ -39,11 +43,26 @@ impl Reply {
     /// A reply and the handle its answer arrives on.
     pub fn new() -> (Reply, AwaitedReply) {
         let (sender, receiver) = oneshot::channel();
-        (Reply { sender: Some(sender) }, AwaitedReply { receiver })
+        (
+            Reply {
+                sender: Some(sender),
+                claim: None,
+            },
+            AwaitedReply { receiver },
+        )
+    }
+
+    /// Holds the request's delivery-id claim until the request is answered.
+    pub fn hold_claim(&mut self, claim: Claim) {
+        self.claim = Some(claim);
     }
 
     /// Answers the request.
     pub fn answer(mut self, outcome: Outcome) {
+        if let (Some(claim), Ok(_)) = (self.claim.take(), &outcome) {
+            // Before the sender hears: a retry it sends on seeing the answer finds the id seen.
+            claim.confirm(crate::pipeline::unix_millis_now());
+        }
         if let Some(sender) = self.sender.take() {
             // The requester gone (its deadline passed) is not an error: nobody is left to tell.
             let _ = sender.send(outcome);

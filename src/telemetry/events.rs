@@ -305,6 +305,28 @@ impl SchemaChecked<'_> {
     }
 }
 
+/// A delivery of a listener with `dedup` was looked up by its delivery id.
+pub struct DeliveryDeduplicated<'a> {
+    /// The listener's id.
+    pub listener: &'a str,
+    /// `first`, `duplicate`, `in_flight` or `no_delivery_id`.
+    pub outcome: &'static str,
+}
+
+impl DeliveryDeduplicated<'_> {
+    /// Counts it in `hookpipe_dedup_deliveries_total`; duplicates get a debug line.
+    pub fn emit(&self) {
+        METRICS
+            .dedup_deliveries
+            .with_label_values(&[self.listener, self.outcome])
+            .inc();
+        if self.outcome != "first" {
+            tracing::debug!(target: "hookpipe::pipeline::dedup", listener = self.listener, outcome = self.outcome,
+                "delivery not published as a first delivery");
+        }
+    }
+}
+
 /// Kafka answered for a page of quarantined records: acknowledged (`error` is `None`), or not
 /// (its request gets 503, as for a page).
 pub struct QuarantinePublished<'a> {

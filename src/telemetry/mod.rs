@@ -108,6 +108,16 @@ pub struct ServeMetrics {
     /// Management-API requests refused for their peer's authentication, by outcome
     /// (`wrong_token`: 401, `locked_out`: 429 without a look at the token).
     pub api_auth_failures: IntCounterVec,
+    /// Deliveries of listeners with `dedup`, by listener and outcome (`first`, `duplicate`,
+    /// `in_flight`, `no_delivery_id`).
+    pub dedup_deliveries: IntCounterVec,
+    /// Delivery ids this instance remembers (every listener).
+    pub dedup_ids: IntGauge,
+    /// Delivery ids forgotten before their window ended because a listener's `max_ids` was reached.
+    pub dedup_evicted: IntCounter,
+    /// Accepted delivery ids not sent to the dedup topic (producer queue full): other instances
+    /// will not know them.
+    pub dedup_feed_dropped: IntCounter,
 }
 
 /// The import worker's metrics (`hookpipe worker`).
@@ -317,6 +327,20 @@ impl ServeMetrics {
                 "hookpipe_api_auth_failures_total",
                 "Management-API requests refused for authentication: wrong_token (401) or locked_out (429, the peer failed too often lately).",
                 &["outcome"],
+            ),
+            dedup_deliveries: declare.counter_vec(
+                "hookpipe_dedup_deliveries_total",
+                "Deliveries of listeners with dedup, by outcome: first (published), duplicate (answered, published nowhere), in_flight (409: the same delivery is being published), no_delivery_id (published, not deduplicated).",
+                &["listener", "outcome"],
+            ),
+            dedup_ids: declare.gauge("hookpipe_dedup_ids", "Delivery ids this instance remembers for deduplication."),
+            dedup_evicted: declare.counter(
+                "hookpipe_dedup_evicted_total",
+                "Delivery ids forgotten before their window ended because their listener's dedup.max_ids was reached.",
+            ),
+            dedup_feed_dropped: declare.counter(
+                "hookpipe_dedup_feed_dropped_total",
+                "Accepted delivery ids not sent to the dedup topic (producer queue full): other instances do not know them.",
             ),
             names: declare.names(),
             registry,

@@ -14,6 +14,7 @@ mod broker_down;
 mod cli;
 mod cli_listeners;
 mod console;
+mod dedup;
 mod deploy_files;
 mod formats;
 mod handshake;

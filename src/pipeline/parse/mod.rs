@@ -90,6 +90,7 @@ impl Handler<Admitted<Ingest>> for ParseActor {
                 valid: checked.valid.len(),
                 quarantined: checked.quarantined.len(),
             }),
+            duplicate: false,
         };
         if record_count == 0 {
             // Nothing to make durable: accepted as it is.

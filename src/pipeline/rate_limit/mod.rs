@@ -125,7 +125,11 @@ mod tests {
         let limiter = RateLimiter::new(clock, None);
         let (next, probe) = probe();
         let rate_limit = Stage::start("rate_limit", 4, RateLimitActor::new(next, limiter.clone()));
-        let verify = Stage::start("verify", 4, VerifyActor::new(rate_limit));
+        let verify = Stage::start(
+            "verify",
+            4,
+            VerifyActor::new(rate_limit, crate::pipeline::dedup::Deduplicator::new()),
+        );
         let listener = listener(&format!(
             "{TWO_PER_SECOND}[listeners.verification]\ntype = \"hmac\"\nalgorithm = \"sha256\"\n\
              encoding = \"hex\"\nheader = \"X-Sig\"\nsecrets = [\"flood-secret\"]\n"

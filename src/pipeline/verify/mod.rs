@@ -6,27 +6,87 @@ pub mod recipe;
 pub mod request;
 pub mod scheme;
 
+use std::sync::Arc;
+
 use actix::prelude::*;
 use actix_web::http::header::HeaderMap;
 
+use crate::pipeline::dedup::{Check, Deduplicator};
 use crate::pipeline::ingest_error::IngestError;
 use crate::pipeline::{Accepted, Admitted, Ingest, Stage};
+use crate::telemetry::events::DeliveryDeduplicated;
 use request::{HeaderSource, VerifyRequest};
 
 /// The verification stage: refuses what does not verify, answers handshakes, forwards the rest.
 pub struct VerifyActor {
     next: Stage<Ingest>,
+    dedup: Arc<Deduplicator>,
 }
 
 impl VerifyActor {
-    /// A verify stage forwarding to `next`.
-    pub fn new(next: Stage<Ingest>) -> VerifyActor {
-        VerifyActor { next }
+    /// A verify stage forwarding to `next`, deduplicating with `dedup` the deliveries of
+    /// listeners that ask for it.
+    pub fn new(next: Stage<Ingest>, dedup: Arc<Deduplicator>) -> VerifyActor {
+        VerifyActor { next, dedup }
     }
 }
 
 impl Actor for VerifyActor {
     type Context = Context<Self>;
+}
+
+impl VerifyActor {
+    /// Looks a dedup listener's delivery up: `None` when it is answered here (a duplicate, or
+    /// a copy of one in flight); else the request goes on, holding its id's claim.
+    fn deduplicate(&self, mut message: Ingest) -> Option<Ingest> {
+        let listener = &message.webhook.listener;
+        let Some(options) = &listener.config.dedup else {
+            return Some(message);
+        };
+        let Some(id) = message.delivery_id.as_deref() else {
+            // Never deduplicated silently: published, and counted.
+            DeliveryDeduplicated {
+                listener: listener.id(),
+                outcome: "no_delivery_id",
+            }
+            .emit();
+            return Some(message);
+        };
+        // Compiling the listener refused a dedup without a window.
+        let window = options
+            .window_secs(&listener.config.verification)
+            .unwrap_or(crate::config::dedup::MAX_WINDOW_SECS);
+        let check = self
+            .dedup
+            .check(listener.id(), window, options.max_ids, id, super::unix_millis_now());
+        let outcome = match &check {
+            Check::First(_) => "first",
+            Check::Duplicate => "duplicate",
+            Check::InFlight => "in_flight",
+        };
+        DeliveryDeduplicated {
+            listener: listener.id(),
+            outcome,
+        }
+        .emit();
+        match check {
+            Check::First(claim) => {
+                message.reply.hold_claim(claim);
+                Some(message)
+            }
+            Check::Duplicate => {
+                message.reply.accept(Accepted {
+                    duplicate: true,
+                    ..Accepted::default()
+                });
+                None
+            }
+            Check::InFlight => {
+                message.reply.refuse(IngestError::DeliveryInFlight);
+                None
+            }
+        }
+    }
 }
 
 /// Actix's header map as the verifier's header source.
@@ -68,6 +128,12 @@ impl Handler<Admitted<Ingest>> for VerifyActor {
             return Box::pin(async {});
         }
         message.delivery_id = verified.delivery_id;
+        if message.webhook.listener.config.dedup.is_some() {
+            match self.deduplicate(message) {
+                Some(first) => message = first,
+                None => return Box::pin(async {}),
+            }
+        }
         // The token has done its job: no record, page or sample may carry it.
         if let Some(path) = message.webhook.listener.verifier.secret_json_path() {
             if let Some(redacted) = body_token::redact(&message.webhook.body, path) {
@@ -100,7 +166,7 @@ secrets = ["verify-secret"]
     #[actix::test]
     async fn a_verified_request_goes_on_unanswered() {
         let (next, probe) = probe();
-        let stage = Stage::start("verify", 4, VerifyActor::new(next));
+        let stage = Stage::start("verify", 4, VerifyActor::new(next, Deduplicator::new()));
         let listener = listener(HMAC_LISTENER);
         let body = br#"{"a":1}"#;
         let signature = signed_hmac_sha256(b"verify-secret", body);
@@ -112,10 +178,73 @@ secrets = ["verify-secret"]
         assert!(awaited.try_outcome().is_none(), "the next stage answers, not verify");
     }
 
+    /// An HMAC recipe giving `X-Id` as the delivery id, deduplicated over an hour.
+    const DEDUP_LISTENER: &str = r#"
+dedup = { window_secs = 3600 }
+[listeners.verification]
+type = "recipe"
+algorithm = "sha256"
+encoding = "hex"
+signature_header = "X-Sig"
+secrets = ["verify-secret"]
+delivery_id_header = "X-Id"
+"#;
+
+    #[actix::test]
+    async fn copies_of_a_delivery_wait_for_the_first_and_only_its_success_makes_them_duplicates() {
+        let (next, probe) = probe();
+        let stage = Stage::start("verify", 8, VerifyActor::new(next, Deduplicator::new()));
+        let listener = listener(DEDUP_LISTENER);
+        let body = br#"{"a":1}"#;
+        let signature = signed_hmac_sha256(b"verify-secret", body);
+        let headers = [("x-sig", signature.as_str()), ("x-id", "evt-1")];
+        let send = |headers: &[(&str, &str)]| ingest(&listener, headers, body);
+
+        // The first copy goes on, holding the id; a second one meanwhile is a 409.
+        let (first, _first_reply) = send(&headers);
+        stage.forward(first).await.unwrap();
+        let (second, second_reply) = send(&headers);
+        stage.forward(second).await.unwrap();
+        assert!(matches!(
+            second_reply.outcome().await,
+            Err(IngestError::DeliveryInFlight)
+        ));
+        // The first is lost (503): its id is released, and the provider's retry goes on.
+        let arrived = probe.drain();
+        assert_eq!(arrived.len(), 1);
+        drop(arrived);
+        let (retry, _retry_reply) = send(&headers);
+        stage.forward(retry).await.unwrap();
+        let mut arrived = probe.drain();
+        assert_eq!(arrived.len(), 1, "a copy of a failed delivery is published");
+        // Acknowledged: from now on a copy is answered as a success and goes nowhere.
+        arrived.pop().unwrap().reply.accept(Accepted::default());
+        let (copy, copy_reply) = send(&headers);
+        stage.forward(copy).await.unwrap();
+        match copy_reply.outcome().await {
+            Ok(accepted) => assert!(accepted.duplicate && accepted.record_count == 0),
+            other => panic!("{other:?}"),
+        }
+        assert!(probe.drain().is_empty());
+        // Another id, and a request without one, go on.
+        let (other, _other_reply) = send(&[("x-sig", signature.as_str()), ("x-id", "evt-2")]);
+        stage.forward(other).await.unwrap();
+        let (no_id, _no_id_reply) = send(&[("x-sig", signature.as_str())]);
+        stage.forward(no_id).await.unwrap();
+        assert_eq!(probe.drain().len(), 2);
+        // A forged copy is refused by verification, never answered as a duplicate.
+        let (forged, forged_reply) = send(&[("x-sig", "00"), ("x-id", "evt-1")]);
+        stage.forward(forged).await.unwrap();
+        assert!(matches!(
+            forged_reply.outcome().await,
+            Err(IngestError::Unauthorized(_))
+        ));
+    }
+
     #[actix::test]
     async fn a_forged_request_is_refused_here_and_goes_nowhere() {
         let (next, probe) = probe();
-        let stage = Stage::start("verify", 4, VerifyActor::new(next));
+        let stage = Stage::start("verify", 4, VerifyActor::new(next, Deduplicator::new()));
         let listener = listener(HMAC_LISTENER);
         let forged = signed_hmac_sha256(b"not-the-secret", b"{}");
         let (message, awaited) = ingest(&listener, &[("x-sig", &forged)], b"{}");
@@ -130,7 +259,7 @@ secrets = ["verify-secret"]
     #[actix::test]
     async fn a_body_token_is_redacted_before_the_next_stage() {
         let (next, probe) = probe();
-        let stage = Stage::start("verify", 4, VerifyActor::new(next));
+        let stage = Stage::start("verify", 4, VerifyActor::new(next, Deduplicator::new()));
         let listener = listener(
             r#"
 [listeners.verification]
@@ -156,7 +285,7 @@ tokens = ["tok-abcdef-123456"]
         let signed = [format!("v0:{timestamp}:").as_bytes(), body].concat();
         for (secret, verified) in [(&b"slack-secret"[..], true), (&b"not-the-secret"[..], false)] {
             let (next, probe) = probe();
-            let stage = Stage::start("verify", 4, VerifyActor::new(next));
+            let stage = Stage::start("verify", 4, VerifyActor::new(next, Deduplicator::new()));
             let signature = format!("v0={}", signed_hmac_sha256(secret, &signed));
             let headers = [
                 ("x-slack-request-timestamp", timestamp.as_str()),
