@@ -108,6 +108,11 @@ pub struct ServeMetrics {
     /// Management-API requests refused for their peer's authentication, by outcome
     /// (`wrong_token`: 401, `locked_out`: 429 without a look at the token).
     pub api_auth_failures: IntCounterVec,
+    /// SIGHUP reloads of the ingest listener's TLS certificate, by outcome (`reloaded`, `failed`).
+    pub tls_reloads: IntCounterVec,
+    /// The `notAfter` of the certificate the ingest listener serves, in Unix seconds (no series
+    /// without `server.tls`).
+    pub tls_certificate_expiry: IntGaugeVec,
 }
 
 /// The import worker's metrics (`hookpipe worker`).
@@ -167,6 +172,10 @@ impl<'a> Declare<'a> {
 
     fn gauge(&self, name: &str, help: &str) -> IntGauge {
         self.register(IntGauge::new(name, help).expect("valid metric"))
+    }
+
+    fn gauge_vec(&self, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+        self.register(IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric"))
     }
 
     fn histogram_vec(&self, name: &str, help: &str, buckets: Vec<f64>, labels: &[&str]) -> HistogramVec {
@@ -317,6 +326,16 @@ impl ServeMetrics {
                 "hookpipe_api_auth_failures_total",
                 "Management-API requests refused for authentication: wrong_token (401) or locked_out (429, the peer failed too often lately).",
                 &["outcome"],
+            ),
+            tls_reloads: declare.counter_vec(
+                "hookpipe_tls_reloads_total",
+                "SIGHUP reloads of the ingest listener's TLS certificate and key: reloaded (new connections get the new certificate) or failed (the previous one is still served).",
+                &["outcome"],
+            ),
+            tls_certificate_expiry: declare.gauge_vec(
+                "hookpipe_tls_certificate_expiry_timestamp_seconds",
+                "Expiry (notAfter, Unix seconds) of the TLS certificate the ingest listener serves; absent without server.tls.",
+                &[],
             ),
             names: declare.names(),
             registry,
