@@ -8,6 +8,10 @@
 //! (`/healthz` 200, `/readyz` 503, everything else 503 with `Retry-After`); phase two
 //! ([`Starting::finish`]) provisions the topics and opens the shared state, retrying with a
 //! backoff until Kafka answers, then serves fully on the same socket.
+//!
+//! With `server.tls`, both servers speak TLS on that socket with one certificate resolver,
+//! loaded and given its SIGHUP reload right after the bind (`crate::tls::server`): every route
+//! on the port (webhooks, the management API, the console, `/metrics`, the probes) is HTTPS.
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -30,6 +34,7 @@ use crate::pipeline::rate_limit::bucket::{LeakyBucket, SharedClock};
 use crate::pipeline::{Chain, ChainSettings};
 use crate::shared_state::SharedState;
 use crate::shutdown::{Drain, Draining};
+use crate::tls::server::CertificateResolver;
 
 /// A built server: bound, its HTTP threads started, serving once `server` (or `run`) is awaited.
 pub struct App {
@@ -50,6 +55,29 @@ pub struct Starting {
     listener: TcpListener,
     addr: SocketAddr,
     server: Server,
+    tls: Option<ListenerTls>,
+}
+
+/// The TLS of the listen address: the rustls configuration both servers are given. It holds the
+/// certificate resolver SIGHUP reloads, so a reload reaches both.
+struct ListenerTls {
+    config: rustls::ServerConfig,
+}
+
+impl ListenerTls {
+    /// Loads `server.tls`'s pair (if set) and installs its reload on SIGHUP.
+    fn start(settings: &Settings) -> Result<Option<ListenerTls>, String> {
+        let Some((cert_file, key_file)) = settings.server.tls.as_ref().and_then(|tls| tls.files()) else {
+            return Ok(None);
+        };
+        let resolver =
+            Arc::new(CertificateResolver::open(cert_file, key_file).map_err(|e| format!("server.tls: {e}"))?);
+        crate::tls::server::reload_on_sighup(resolver.clone())
+            .map_err(|e| format!("cannot listen for SIGHUP (the TLS certificate reload): {e}"))?;
+        Ok(Some(ListenerTls {
+            config: resolver.server_config(),
+        }))
+    }
 }
 
 /// How long a connection is kept, discarding input, after answering a request whose body was
@@ -87,13 +115,23 @@ impl App {
         let starting_socket = listener
             .try_clone()
             .map_err(|e| format!("cannot share the socket of {listen}: {e}"))?;
+        // Right after the bind, before anything answers: a SIGHUP from now on reloads.
+        let tls = ListenerTls::start(settings)?;
         let server = HttpServer::new(|| actix_web::App::new().configure(crate::http::health::starting_routes))
             .workers(1)
-            .shutdown_timeout(1)
-            .listen(starting_socket)
-            .map_err(|e| format!("cannot listen on {listen}: {e}"))?
-            .run();
-        Ok(Starting { listener, addr, server })
+            .shutdown_timeout(1);
+        let server = match &tls {
+            Some(tls) => server.listen_rustls_0_23(starting_socket, tls.config.clone()),
+            None => server.listen(starting_socket),
+        }
+        .map_err(|e| format!("cannot listen on {listen}: {e}"))?
+        .run();
+        Ok(Starting {
+            listener,
+            addr,
+            server,
+            tls,
+        })
     }
 
     /// A handle that stops the server from another task or thread.
@@ -131,7 +169,12 @@ impl Starting {
         clock: SharedClock,
         topics_exist: bool,
     ) -> Result<Option<App>, String> {
-        let Starting { listener, addr, server } = self;
+        let Starting {
+            listener,
+            addr,
+            server,
+            tls,
+        } = self;
         let starting_handle = server.handle();
         let mut starting = Box::pin(actix_web::rt::spawn(server));
         let mut delay = START_RETRY_INITIAL;
@@ -159,7 +202,7 @@ impl Starting {
         if starting.is_finished() {
             return Ok(None);
         }
-        let app = serve_fully(settings, bootstrap, clock, shared, listener, addr)?;
+        let app = serve_fully(settings, bootstrap, clock, shared, listener, addr, tls)?;
         // The full server accepts on the same socket already; the starting one lets go.
         starting_handle.stop(true).await;
         drop(starting);
@@ -186,6 +229,7 @@ fn serve_fully(
     shared: Arc<SharedState>,
     listener: TcpListener,
     addr: SocketAddr,
+    tls: Option<ListenerTls>,
 ) -> Result<App, String> {
     let errors_view = web::Data::new(api::import_errors::ErrorsView::opening());
     api::import_errors::spawn_open(
@@ -275,8 +319,11 @@ fn serve_fully(
     // After refusing a request whose body is still coming (413, 408, ...), actix closes the
     // connection, reading and discarding for at most this long first so the sender can read
     // the answer (a lingering close) — bounded, so an endless body cannot hold it.
-    .client_disconnect_timeout(UNREAD_BODY_LINGER)
-    .listen(listener)
+    .client_disconnect_timeout(UNREAD_BODY_LINGER);
+    let server = match tls {
+        Some(tls) => server.listen_rustls_0_23(listener, tls.config),
+        None => server.listen(listener),
+    }
     .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     Ok(App {
         addr,

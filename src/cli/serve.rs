@@ -112,7 +112,8 @@ async fn serve(settings: &Settings, bootstrap: &str, embedded: Option<&EmbeddedC
     let starting = App::listen(settings)?;
     let base = settings.external_base_url();
     println!(
-        "hookpipe listening on http://{} (public base URL {base})",
+        "hookpipe listening on {}://{} (public base URL {base})",
+        settings.server.scheme(),
         starting.addr()
     );
     if embedded.is_none() {

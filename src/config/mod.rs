@@ -195,12 +195,13 @@ impl Settings {
         topics
     }
 
-    /// The URL senders use, as configured or derived from the listen address.
+    /// The URL senders use, as configured or derived from the listen address (`https://` with
+    /// `[server.tls]`).
     pub fn external_base_url(&self) -> String {
         self.server
             .external_base_url
             .clone()
-            .unwrap_or_else(|| format!("http://{}", self.server.listen))
+            .unwrap_or_else(|| format!("{}://{}", self.server.scheme(), self.server.listen))
     }
 }
 

@@ -2,6 +2,7 @@
 //! management API, of public ids and of secrets at rest.
 
 use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Deserializer, Serialize};
 
@@ -71,6 +72,58 @@ pub struct ServerSettings {
     /// Former `secrets_key`s, used only to open values sealed before a rotation.
     #[serde(default)]
     pub previous_secrets_keys: Vec<Secret>,
+    /// TLS on the listen address itself, for deployments without a TLS-terminating load
+    /// balancer; unset, the listener speaks plain HTTP.
+    #[serde(default)]
+    pub tls: Option<TlsSettings>,
+}
+
+/// `[server.tls]`: the certificate and key the ingest listener serves (read at start, and again
+/// on SIGHUP). Relative paths are from the working directory, as the worker's `ca_file`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSettings {
+    /// PEM file of the certificate chain: the server's certificate first, then intermediates.
+    #[serde(default)]
+    pub cert_file: Option<PathBuf>,
+    /// PEM file of its private key: PKCS#8 (`BEGIN PRIVATE KEY`), RSA (`BEGIN RSA PRIVATE KEY`)
+    /// or SEC1 (`BEGIN EC PRIVATE KEY`).
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+}
+
+/// A path that is set and not empty.
+fn given(path: &Option<PathBuf>) -> Option<&Path> {
+    path.as_deref().filter(|path| !path.as_os_str().is_empty())
+}
+
+impl TlsSettings {
+    /// Both files, when both are given (validation requires them).
+    pub fn files(&self) -> Option<(&Path, &Path)> {
+        Some((given(&self.cert_file)?, given(&self.key_file)?))
+    }
+
+    /// Problems, as `(key relative to [server.tls], message)`: a file missing from the settings,
+    /// or a pair that does not load (unreadable, not PEM, no certificate or key, a key that is
+    /// not the certificate's).
+    pub fn problems(&self) -> Vec<(String, String)> {
+        let Some((cert_file, key_file)) = self.files() else {
+            let mut problems = Vec::new();
+            for (key, path, what) in [
+                ("cert_file", &self.cert_file, "the PEM file of the certificate chain"),
+                ("key_file", &self.key_file, "the PEM file of the private key"),
+            ] {
+                if given(path).is_none() {
+                    problems.push((key.to_string(), format!("is required with [server.tls] ({what})")));
+                }
+            }
+            return problems;
+        };
+        match crate::tls::server::load(cert_file, key_file) {
+            Ok(_) => Vec::new(),
+            Err(error) => vec![(error.file().key().to_string(), error.to_string())],
+        }
+    }
 }
 
 impl Default for ServerSettings {
@@ -93,6 +146,7 @@ impl Default for ServerSettings {
             instance_id: None,
             secrets_key: None,
             previous_secrets_keys: Vec::new(),
+            tls: None,
         }
     }
 }
@@ -200,7 +254,21 @@ impl ServerSettings {
         if let Some(message) = too_short(self.public_id_secret.as_ref()) {
             push("public_id_secret", message);
         }
+        if let Some(tls) = &self.tls {
+            for (key, message) in tls.problems() {
+                push(&format!("tls.{key}"), message);
+            }
+        }
         problems
+    }
+
+    /// The listener's URL scheme: `https` with `[server.tls]`, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
     }
 }
 
@@ -304,6 +372,144 @@ mod tests {
         assert_eq!(
             errors[0].key, "server.listen",
             "a value of the wrong type names the key"
+        );
+    }
+
+    /// A directory with a self-signed pair (`cert.pem`, `key.pem`) and the key of another
+    /// certificate (`other-key.pem`), removed on drop.
+    struct TlsFiles(std::path::PathBuf);
+
+    impl TlsFiles {
+        fn new() -> TlsFiles {
+            let dir = std::env::temp_dir().join(format!("hookpipe-config-tls-{}", uuid::Uuid::new_v4().simple()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+            let other = rcgen::generate_simple_self_signed(vec!["other".to_string()]).unwrap();
+            std::fs::write(dir.join("cert.pem"), certified.cert.pem()).unwrap();
+            std::fs::write(dir.join("key.pem"), certified.key_pair.serialize_pem()).unwrap();
+            std::fs::write(dir.join("other-key.pem"), other.key_pair.serialize_pem()).unwrap();
+            TlsFiles(dir)
+        }
+
+        fn path(&self, name: &str) -> String {
+            self.0.join(name).display().to_string()
+        }
+    }
+
+    impl Drop for TlsFiles {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn tls_is_off_by_default_and_set_from_the_file_or_the_environment() {
+        let settings = Settings::from_toml_and_env(BASE, env(&[])).unwrap();
+        assert!(settings.server.tls.is_none());
+        assert_eq!(settings.server.scheme(), "http");
+
+        let files = TlsFiles::new();
+        let text = format!(
+            "{BASE}\n[server.tls]\ncert_file = {:?}\nkey_file = {:?}\n",
+            files.path("cert.pem"),
+            files.path("key.pem")
+        );
+        let settings = Settings::from_toml_and_env(&text, env(&[])).unwrap();
+        let tls = settings.server.tls.as_ref().unwrap();
+        assert_eq!(tls.files().unwrap().0, std::path::Path::new(&files.path("cert.pem")));
+        assert_eq!(settings.external_base_url(), "https://127.0.0.1:8080");
+
+        let settings = Settings::from_toml_and_env(
+            BASE,
+            env(&[
+                ("HOOKPIPE_SERVER__TLS__CERT_FILE", &files.path("cert.pem")),
+                ("HOOKPIPE_SERVER__TLS__KEY_FILE", &files.path("key.pem")),
+                ("HOOKPIPE_SERVER__LISTEN", "0.0.0.0:8443"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(settings.server.scheme(), "https");
+        assert_eq!(settings.external_base_url(), "https://0.0.0.0:8443");
+        let settings = Settings::from_toml_and_env(
+            BASE,
+            env(&[
+                ("HOOKPIPE_SERVER__TLS__CERT_FILE", &files.path("cert.pem")),
+                ("HOOKPIPE_SERVER__TLS__KEY_FILE", &files.path("key.pem")),
+                ("HOOKPIPE_SERVER__EXTERNAL_BASE_URL", "https://hooks.example.com"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(settings.external_base_url(), "https://hooks.example.com");
+    }
+
+    #[test]
+    fn a_tls_pair_that_does_not_load_is_named_at_its_key() {
+        let files = TlsFiles::new();
+        let errors = |pairs: &[(&str, &str)]| -> Vec<String> {
+            Settings::from_toml_and_env(BASE, env(pairs))
+                .unwrap_err()
+                .0
+                .iter()
+                .map(ToString::to_string)
+                .collect()
+        };
+        let (cert, key) = (files.path("cert.pem"), files.path("key.pem"));
+        let found = errors(&[("HOOKPIPE_SERVER__TLS__CERT_FILE", &cert)]);
+        assert_eq!(
+            found,
+            ["server.tls.key_file: is required with [server.tls] (the PEM file of the private key)"]
+        );
+        let found = errors(&[
+            ("HOOKPIPE_SERVER__TLS__KEY_FILE", &key),
+            ("HOOKPIPE_SERVER__TLS__CERT_FILE", ""),
+        ]);
+        assert_eq!(
+            found,
+            ["server.tls.cert_file: is required with [server.tls] (the PEM file of the certificate chain)"]
+        );
+        let missing = files.path("missing.pem");
+        let found = errors(&[
+            ("HOOKPIPE_SERVER__TLS__CERT_FILE", &missing),
+            ("HOOKPIPE_SERVER__TLS__KEY_FILE", &key),
+        ]);
+        assert_eq!(found.len(), 1);
+        assert!(
+            found[0].starts_with(&format!("server.tls.cert_file: cannot read {missing}: ")),
+            "{found:?}"
+        );
+        let found = errors(&[
+            ("HOOKPIPE_SERVER__TLS__CERT_FILE", &cert),
+            ("HOOKPIPE_SERVER__TLS__KEY_FILE", &cert),
+        ]);
+        assert!(
+            found[0].starts_with("server.tls.key_file: ") && found[0].contains("holds no PEM private key"),
+            "{found:?}"
+        );
+        let found = errors(&[
+            ("HOOKPIPE_SERVER__TLS__CERT_FILE", &key),
+            ("HOOKPIPE_SERVER__TLS__KEY_FILE", &key),
+        ]);
+        assert!(
+            found[0].starts_with("server.tls.cert_file: ") && found[0].contains("holds no PEM certificate"),
+            "{found:?}"
+        );
+        let other = files.path("other-key.pem");
+        let found = errors(&[
+            ("HOOKPIPE_SERVER__TLS__CERT_FILE", &cert),
+            ("HOOKPIPE_SERVER__TLS__KEY_FILE", &other),
+        ]);
+        assert_eq!(
+            found,
+            [format!(
+                "server.tls.key_file: {other} does not match the certificate of {cert}"
+            )]
+        );
+        let errors = Settings::from_toml_and_env("[server.tls]\ncert = \"x\"\n", env(&[]))
+            .unwrap_err()
+            .0;
+        assert!(
+            errors[0].message.contains("cert"),
+            "unknown keys are refused: {errors:?}"
         );
     }
 }

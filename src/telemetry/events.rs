@@ -435,6 +435,63 @@ impl SampleDropped {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Serve tier: TLS of the ingest listener.
+
+/// Log target of the listener's TLS lines.
+const TLS_TARGET: &str = "hookpipe::tls";
+
+/// The listener's certificate and key were loaded: at start, or by a SIGHUP reload.
+pub struct TlsCertificateLoaded<'a> {
+    /// The certificate file, for the log line.
+    pub cert_file: &'a dyn Display,
+    /// The certificate's `notAfter` (Unix seconds), when it could be read.
+    pub not_after_unix: Option<i64>,
+    /// A reload (SIGHUP) rather than the start.
+    pub reloaded: bool,
+}
+
+impl TlsCertificateLoaded<'_> {
+    /// Sets the expiry gauge, counts a reload (at start: declares both outcomes at 0) and writes
+    /// the log line.
+    pub fn emit(&self) {
+        if let Some(not_after) = self.not_after_unix {
+            METRICS
+                .tls_certificate_expiry
+                .with_label_values(&[] as &[&str])
+                .set(not_after);
+        }
+        let cert_file = self.cert_file;
+        let not_after_unix = self.not_after_unix.unwrap_or_default();
+        if self.reloaded {
+            METRICS.tls_reloads.with_label_values(&["reloaded"]).inc();
+            tracing::info!(target: TLS_TARGET, %cert_file, not_after_unix,
+                "TLS certificate reloaded (SIGHUP): new connections get it, open ones keep theirs");
+        } else {
+            for outcome in ["reloaded", "failed"] {
+                METRICS.tls_reloads.with_label_values(&[outcome]);
+            }
+            tracing::info!(target: TLS_TARGET, %cert_file, not_after_unix,
+                "TLS on: serving the certificate of server.tls.cert_file (SIGHUP reloads it)");
+        }
+    }
+}
+
+/// A SIGHUP reload found a certificate or key that does not load: the previous pair is kept.
+pub struct TlsReloadFailed<'a> {
+    /// Why (names the file; never its content).
+    pub reason: &'a dyn Display,
+}
+
+impl TlsReloadFailed<'_> {
+    /// Counts the failure and writes the warning.
+    pub fn emit(&self) {
+        METRICS.tls_reloads.with_label_values(&["failed"]).inc();
+        tracing::warn!(target: TLS_TARGET, reason = %self.reason,
+            "TLS certificate reload failed (SIGHUP): still serving the previous certificate");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Worker.
 
 /// A message on a pages topic is not a hookpipe page: skipped.

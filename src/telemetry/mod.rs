@@ -118,6 +118,11 @@ pub struct ServeMetrics {
     /// Accepted delivery ids not sent to the dedup topic (producer queue full): other instances
     /// will not know them.
     pub dedup_feed_dropped: IntCounter,
+    /// SIGHUP reloads of the ingest listener's TLS certificate, by outcome (`reloaded`, `failed`).
+    pub tls_reloads: IntCounterVec,
+    /// The `notAfter` of the certificate the ingest listener serves, in Unix seconds (no series
+    /// without `server.tls`).
+    pub tls_certificate_expiry: IntGaugeVec,
 }
 
 /// The import worker's metrics (`hookpipe worker`).
@@ -177,6 +182,10 @@ impl<'a> Declare<'a> {
 
     fn gauge(&self, name: &str, help: &str) -> IntGauge {
         self.register(IntGauge::new(name, help).expect("valid metric"))
+    }
+
+    fn gauge_vec(&self, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+        self.register(IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric"))
     }
 
     fn histogram_vec(&self, name: &str, help: &str, buckets: Vec<f64>, labels: &[&str]) -> HistogramVec {
@@ -341,6 +350,16 @@ impl ServeMetrics {
             dedup_feed_dropped: declare.counter(
                 "hookpipe_dedup_feed_dropped_total",
                 "Accepted delivery ids not sent to the dedup topic (producer queue full): other instances do not know them.",
+            ),
+            tls_reloads: declare.counter_vec(
+                "hookpipe_tls_reloads_total",
+                "SIGHUP reloads of the ingest listener's TLS certificate and key: reloaded (new connections get the new certificate) or failed (the previous one is still served).",
+                &["outcome"],
+            ),
+            tls_certificate_expiry: declare.gauge_vec(
+                "hookpipe_tls_certificate_expiry_timestamp_seconds",
+                "Expiry (notAfter, Unix seconds) of the TLS certificate the ingest listener serves; absent without server.tls.",
+                &[],
             ),
             names: declare.names(),
             registry,

@@ -26,6 +26,7 @@ mod rate_limit;
 mod retry_data;
 mod schema;
 mod state_topic;
+mod tls;
 mod verification;
 mod worker;
 mod worker_crash;
