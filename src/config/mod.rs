@@ -54,11 +54,29 @@ pub struct Settings {
     pub listeners: Vec<ListenerConfig>,
 }
 
+/// The largest configuration file read (listeners with inline schemas included).
+const MAX_CONFIG_BYTES: u64 = 64 * 1024 * 1024;
+
+/// A UTF-8 file of at most `max` bytes; longer (a device such as `/dev/zero` included, whose
+/// size says 0) is an error, found after reading `max + 1` bytes, never more.
+pub(crate) fn read_capped(path: &Path, max: u64) -> Result<String, String> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|error| error.to_string())?;
+    let mut bytes = Vec::new();
+    file.take(max + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|error| error.to_string())?;
+    if bytes.len() as u64 > max {
+        return Err(format!("longer than {max} bytes"));
+    }
+    String::from_utf8(bytes).map_err(|_| "is not UTF-8 text".to_string())
+}
+
 impl Settings {
     /// Reads `path` (if given), applies the process environment, deserializes and validates.
     pub fn load(path: Option<&Path>) -> Result<Settings, ConfigErrors> {
         let text = match path {
-            Some(path) => std::fs::read_to_string(path)
+            Some(path) => read_capped(path, MAX_CONFIG_BYTES)
                 .map_err(|error| single("<file>", format!("cannot read {}: {error}", path.display())))?,
             None => String::new(),
         };

@@ -128,8 +128,10 @@ impl SchemaOptions {
                 metadata.len()
             ));
         }
-        let text =
-            std::fs::read_to_string(&path).map_err(|error| format!("cannot read {}: {error}", path.display()))?;
+        // Read through the cap as well: a device or a growing file says 0 bytes (`/dev/zero`
+        // would be read forever).
+        let text = super::read_capped(&path, 2 * MAX_SCHEMA_BYTES as u64)
+            .map_err(|error| format!("cannot read {}: {error}", path.display()))?;
         let document =
             serde_json::from_str(&text).map_err(|error| format!("{} is not JSON: {error}", path.display()))?;
         self.document = Some(document);
@@ -234,6 +236,11 @@ mod tests {
             (
                 "file = \"schemas/missing.json\"",
                 "listeners[orders].schema.file: cannot read",
+            ),
+            (
+                // A device says it is empty, and never ends.
+                "file = \"/dev/zero\"",
+                "listeners[orders].schema.file: cannot read /dev/zero: longer than",
             ),
             (
                 "file = \"schemas/orders.json\"\ndocument = {}",
