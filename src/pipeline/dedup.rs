@@ -86,7 +86,8 @@ impl Deduplicator {
             _ => {}
         }
         let evicted = shard.make_room(seen.max_per_shard());
-        shard.map.insert(
+        // An id whose window ended is claimed again in its place.
+        let replaced = shard.map.insert(
             key,
             Entry {
                 seen_at: now,
@@ -94,7 +95,7 @@ impl Deduplicator {
             },
         );
         drop(shard);
-        seen.count(1, evicted);
+        seen.count(usize::from(replaced.is_none()), evicted);
         Check::First(Claim {
             dedup: self.clone(),
             seen,
@@ -497,5 +498,10 @@ mod tests {
         first(dedup.check("l", 10, 100, "b", T0 + 8000)).confirm(T0 + 8000);
         dedup.prune(T0 + 11_000);
         assert_eq!(dedup.held(), 1);
+        // An id claimed again after its window takes its old place; a released claim leaves.
+        first(dedup.check("l", 10, 100, "b", T0 + 30_000)).confirm(T0 + 30_000);
+        drop(first(dedup.check("l", 10, 100, "c", T0 + 30_000)));
+        // nextest runs each test in its own process: the gauge is this test's alone.
+        assert_eq!((dedup.held(), METRICS.dedup_ids.get()), (1, 1));
     }
 }
