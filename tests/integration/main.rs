@@ -16,6 +16,7 @@ mod cli_listeners;
 mod console;
 mod dedup;
 mod deploy_files;
+mod fleet_state;
 mod formats;
 mod handshake;
 mod hostile;
