@@ -456,7 +456,7 @@ pub(crate) fn lost_and_duplicated(app: &TestApp, acknowledged: &[&Sent]) -> (Vec
         &app.bootstrap,
         &app.settings.kafka.pages_topic,
         &ids,
-        Duration::from_secs(30),
+        Duration::from_secs(60),
     );
     let mut lost = Vec::new();
     let mut duplicated = 0;
