@@ -11,6 +11,7 @@ mod api;
 mod bad_input;
 mod balancer;
 mod broker_down;
+mod chaos;
 mod cli;
 mod cli_listeners;
 mod console;

@@ -463,34 +463,14 @@ pub fn records_by_request(
     expected: &[&str],
     timeout: Duration,
 ) -> HashMap<String, Vec<String>> {
-    use hookpipe::kafka::tail::{StartAt, TopicReader};
-    let reader = TopicReader::open(
-        &settings.kafka,
-        bootstrap,
-        topic,
-        StartAt::Beginning,
-        Duration::from_secs(20),
-    )
-    .expect("topic reader");
-    let mut found: HashMap<String, Vec<String>> = HashMap::new();
-    let deadline = Instant::now() + timeout;
-    let mut quiet_until: Option<Instant> = None;
-    loop {
-        let now = Instant::now();
-        if now >= deadline || quiet_until.is_some_and(|until| now >= until) {
-            return found;
-        }
-        if quiet_until.is_none() && expected.iter().all(|id| found.contains_key(*id)) {
-            quiet_until = Some(now + Duration::from_secs(1));
-        }
-        let Some(message) = reader.next(Duration::from_millis(100)).expect("reading the topic") else {
-            continue;
-        };
-        let page: serde_json::Value = serde_json::from_slice(&message.payload).expect("a page is JSON");
-        for record in page["records"].as_array().expect("records") {
-            let request_id = record["request_id"].as_str().expect("request_id").to_string();
-            let marker = record["data"]["m"].as_str().unwrap_or_default().to_string();
-            found.entry(request_id).or_default().push(marker);
-        }
-    }
+    super::faults::stored_records(settings, bootstrap, topic, expected, timeout)
+        .into_iter()
+        .map(|(request_id, records)| {
+            let markers = records
+                .iter()
+                .map(|data| data["m"].as_str().unwrap_or_default().to_string())
+                .collect();
+            (request_id, markers)
+        })
+        .collect()
 }

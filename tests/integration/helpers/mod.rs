@@ -1,10 +1,11 @@
 //! The test harness: a real Tansu broker per test (`broker`), the server on port 0 (`app`), a
 //! raw HTTP client (`http`), an import target (`target`), an in-process worker (`worker`), a
-//! TCP proxy that cuts the network to the broker (`proxy`) and a fleet of `hookpipe serve`
-//! processes behind haproxy (`fleet`).
+//! TCP proxy that cuts, blackholes or slows the network to the broker (`proxy`), a fleet of
+//! `hookpipe serve` processes behind haproxy (`fleet`) and the fault campaign's table (`faults`).
 
 pub mod app;
 pub mod broker;
+pub mod faults;
 pub mod fleet;
 pub mod http;
 pub mod process;
