@@ -1,0 +1,351 @@
+#!/usr/bin/env python3
+"""Hostile traffic for the soak (benches/soak.py starts it; Python 3 stdlib, asyncio).
+
+  hostile.py slowloris --port P --path /hooks/ID --count 2000 --interval 5 --secs S [--mode mixed]
+  hostile.py mix --port P --path /hooks/ID --rate R --secs S
+
+slowloris: COUNT connections, each sending one byte every INTERVAL seconds: `headers` mode
+sends the request head itself one byte at a time (it never completes), `body` mode sends a
+complete head with `Content-Length: 4096` at once and then the body one byte at a time,
+`mixed` (default) does each on half of the connections. A connection the server closes (or
+answers) is counted with its lifetime and the status it got, and reopened at once, so COUNT
+connections stay open for the whole run as a real slowloris keeps them.
+
+mix: hostile requests at RATE per second, each on its own connection, from a fixed set of
+kinds (bad signature, oversized body, malformed JSON, bad Content-Encoding, slow body, ...),
+each with the 4xx it must get. Anything else (2xx, 5xx, no answer) is counted as unexpected.
+
+Both print `tick {json}` once a second and `summary {json}` at the end. Loopback only.
+"""
+
+import argparse
+import asyncio
+import gzip
+import hashlib
+import hmac
+import json
+import random
+import time
+
+SECRET = b"bench-secret"
+ANSWER_TIMEOUT_S = 30.0
+
+
+def log_line(kind, value):
+    print(f"{kind} {json.dumps(value, separators=(',', ':'))}", flush=True)
+
+
+def percentile(values, share):
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+async def read_status(reader, timeout):
+    """The status code of the first response on the connection, `eof`, `reset` or `timeout`."""
+    try:
+        line = await asyncio.wait_for(reader.readline(), timeout)
+    except asyncio.TimeoutError:
+        return "timeout"
+    except (ConnectionError, OSError):
+        return "reset"
+    if not line:
+        return "eof"
+    parts = line.split()
+    if len(parts) >= 2 and parts[0].startswith(b"HTTP/"):
+        return parts[1].decode(errors="replace")
+    return "garbage"
+
+
+# ----------------------------------------------------------------------------- slowloris
+
+
+class Slowloris:
+    def __init__(self, args):
+        self.args = args
+        self.open = 0
+        self.opened = 0
+        self.failed_connects = 0
+        self.bytes_sent = 0
+        # Per mode: the lifetime of each connection the server ended, and how it ended.
+        self.lifetimes = {"headers": [], "body": []}
+        self.endings = {"headers": {}, "body": {}}
+        self.deadline = time.monotonic() + args.secs
+
+    def head(self, mode):
+        host = f"127.0.0.1:{self.args.port}"
+        if mode == "headers":
+            # Never complete: after the first lines, an endless header value.
+            return f"POST {self.args.path} HTTP/1.1\r\nHost: {host}\r\nX-Slow: ".encode()
+        return (
+            f"POST {self.args.path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: 4096\r\nX-Signature: sha256={'0' * 64}\r\n\r\n"
+        ).encode()
+
+    async def connection(self, index):
+        mode = self.args.mode if self.args.mode != "mixed" else ("headers" if index % 2 == 0 else "body")
+        rng = random.Random(index)
+        first = True
+        while time.monotonic() < self.deadline:
+            try:
+                reader, writer = await asyncio.wait_for(
+                    asyncio.open_connection("127.0.0.1", self.args.port), 5
+                )
+            except (OSError, asyncio.TimeoutError):
+                self.failed_connects += 1
+                await asyncio.sleep(0.2)
+                continue
+            self.open += 1
+            self.opened += 1
+            opened_at = time.monotonic()
+            if first:
+                # Spread the writes of all connections over the interval.
+                first = False
+                await asyncio.sleep(rng.random() * self.args.interval)
+            head = self.head(mode)
+            if mode == "body":
+                writer.write(head)
+                self.bytes_sent += len(head)
+                stream = iter(lambda: b"x", None)
+            else:
+                stream = (head[i : i + 1] for i in range(len(head)))
+            answer = asyncio.ensure_future(read_status(reader, self.args.secs + 60))
+            ending = None
+            try:
+                while time.monotonic() < self.deadline:
+                    byte = next(stream, b"a")
+                    writer.write(byte)
+                    await writer.drain()
+                    self.bytes_sent += 1
+                    done, _ = await asyncio.wait(
+                        {answer}, timeout=min(self.args.interval, max(self.deadline - time.monotonic(), 0))
+                    )
+                    if done:
+                        ending = answer.result()
+                        break
+            except (ConnectionError, OSError):
+                ending = "reset"
+            lifetime = time.monotonic() - opened_at
+            self.open -= 1
+            if ending is None:
+                answer.cancel()
+            else:
+                self.lifetimes[mode].append(lifetime)
+                self.endings[mode][ending] = self.endings[mode].get(ending, 0) + 1
+            writer.close()
+            try:
+                await asyncio.wait_for(writer.wait_closed(), 1)
+            except (OSError, asyncio.TimeoutError, ConnectionError):
+                pass
+            if lifetime < 1:
+                # A server that answers at once must not turn the slowloris into a connect flood.
+                await asyncio.sleep(0.1)
+
+    def summary(self):
+        out = {
+            "target": self.args.count,
+            "mode": self.args.mode,
+            "interval_s": self.args.interval,
+            "opened": self.opened,
+            "failed_connects": self.failed_connects,
+            "bytes_sent": self.bytes_sent,
+            "open_at_end": self.open,
+        }
+        for mode, lifetimes in self.lifetimes.items():
+            out[mode] = {
+                "ended_by_server": len(lifetimes),
+                "endings": self.endings[mode],
+                "lifetime_p50_s": percentile(lifetimes, 0.5),
+                "lifetime_p99_s": percentile(lifetimes, 0.99),
+                "lifetime_max_s": max(lifetimes) if lifetimes else None,
+            }
+        return out
+
+    async def run(self):
+        tasks = []
+        started = time.monotonic()
+        ready_reported = False
+        min_open = None
+        for index in range(self.args.count):
+            tasks.append(asyncio.ensure_future(self.connection(index)))
+        while time.monotonic() < self.deadline:
+            await asyncio.sleep(1)
+            if not ready_reported and self.open >= self.args.count * 0.99:
+                ready_reported = True
+                log_line("ready", {"open": self.open, "after_s": round(time.monotonic() - started, 1)})
+            if ready_reported and time.monotonic() < self.deadline - 2:
+                min_open = self.open if min_open is None else min(min_open, self.open)
+            log_line("tick", {"open": self.open, "opened": self.opened, "failed_connects": self.failed_connects})
+        await asyncio.sleep(0.2)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        summary = self.summary()
+        summary["min_open_after_ready"] = min_open
+        log_line("summary", summary)
+
+
+# ----------------------------------------------------------------------------- hostile mix
+
+
+def signature(body):
+    return "sha256=" + hmac.new(SECRET, body, hashlib.sha256).hexdigest()
+
+
+def request(method, path, headers, body=b""):
+    lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    if "Content-Length" not in headers and "Transfer-Encoding" not in headers:
+        lines.append(f"Content-Length: {len(body)}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+def kinds(path):
+    """(name, weight, expected statuses, bytes sent at once, bytes then sent one per second)."""
+    good = json.dumps({"id": "evt_1", "type": "order.created", "items": [{"sku": "A", "qty": 1}]}).encode()
+    malformed = b'{"id": "evt_1", "items": [1, 2,'
+    deep = b"[" * 200 + b"]" * 200
+    doctype = b'<?xml version="1.0"?><!DOCTYPE a [<!ENTITY x "xx">]><a>&x;</a>'
+    bomb = gzip.compress(b"\0" * (16 * 1024 * 1024), compresslevel=9)
+    json_headers = lambda body: {"Content-Type": "application/json", "X-Signature": signature(body)}
+    slow_body = b'{"id":"' + b"s" * 1000 + b'"}'
+    return [
+        ("bad_signature", 1, {"401"}, request("POST", path, {"Content-Type": "application/json",
+                                                            "X-Signature": "sha256=" + "ab" * 32}, good), b""),
+        ("no_signature", 1, {"401"}, request("POST", path, {"Content-Type": "application/json"}, good), b""),
+        ("malformed_json", 1, {"400"}, request("POST", path, json_headers(malformed), malformed), b""),
+        ("too_deep_json", 1, {"400"}, request("POST", path, json_headers(deep), deep), b""),
+        ("xml_doctype", 1, {"400"}, request("POST", path, {"Content-Type": "application/xml",
+                                                          "X-Signature": signature(doctype)}, doctype), b""),
+        ("unsupported_media_type", 1, {"415"}, request("POST", path, {"Content-Type": "text/plain",
+                                                                     "X-Signature": signature(good)}, good), b""),
+        ("unsupported_encoding", 1, {"415"}, request("POST", path, dict(json_headers(good), **{"Content-Encoding": "br"}),
+                                                     good), b""),
+        ("corrupt_gzip", 1, {"400"}, request("POST", path, dict(json_headers(good), **{"Content-Encoding": "gzip"}),
+                                             good), b""),
+        # 16 MB of zeros in 16 KB: decoding stops at the 10 MB body limit. Costs the server ~10-20 ms
+        # of CPU each, so it is rarer than the others.
+        ("gzip_bomb", 0.2, {"413"}, request("POST", path, {"Content-Type": "application/json",
+                                                          "Content-Encoding": "gzip", "X-Signature": "sha256=00"}, bomb), b""),
+        # Announces 11 MB, sends the head and 16 KB, then waits for the answer.
+        ("oversized_declared", 1, {"413"}, request("POST", path, {"Content-Type": "application/json",
+                                                                 "Content-Length": str(11 * 1024 * 1024)}) + b"x" * 16384, b""),
+        # A complete head, 10 bytes of body, then one byte a second: the body read deadline answers.
+        ("slow_body", 1, {"408"}, request("POST", path, dict(json_headers(slow_body),
+                                                             **{"Content-Length": str(len(slow_body))}))
+         + slow_body[:10], slow_body[10:]),
+        ("unknown_listener", 1, {"404"}, request("POST", "/hooks/no-such-listener-0000", json_headers(good), good), b""),
+        ("wrong_method", 1, {"405"}, request("DELETE", path, {}), b""),
+        ("garbage_request_line", 1, {"400"}, b"\x16\x03\x01 NOT HTTP AT ALL\r\n\r\n", b""),
+        ("huge_header", 1, {"431", "400"}, request("POST", path, dict(json_headers(good), **{"X-Big": "h" * 200_000}),
+                                                   good), b""),
+    ]
+
+
+class Mix:
+    def __init__(self, args):
+        self.args = args
+        self.kinds = kinds(args.path)
+        self.counts = {name: {} for name, *_ in self.kinds}
+        self.unexpected = {}
+        self.in_flight = 0
+        self.skipped = 0
+        self.sent = 0
+
+    async def one(self, kind):
+        name, _, expected, first, trickle = kind
+        status = "connect_failed"
+        self.in_flight += 1
+        try:
+            reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", self.args.port), 5)
+            try:
+                writer.write(first)
+                answer = asyncio.ensure_future(read_status(reader, ANSWER_TIMEOUT_S))
+                for index in range(len(trickle)):
+                    done, _ = await asyncio.wait({answer}, timeout=1.0)
+                    if done:
+                        break
+                    writer.write(trickle[index : index + 1])
+                    await writer.drain()
+                status = await answer
+            except (ConnectionError, OSError):
+                status = "reset"
+            finally:
+                writer.close()
+        except (OSError, asyncio.TimeoutError):
+            pass
+        finally:
+            self.in_flight -= 1
+        self.counts[name][status] = self.counts[name].get(status, 0) + 1
+        if status not in expected:
+            key = f"{name}:{status}"
+            self.unexpected[key] = self.unexpected.get(key, 0) + 1
+
+    async def run(self):
+        rng = random.Random(7)
+        names = [kind for kind in self.kinds]
+        weights = [kind[1] for kind in self.kinds]
+        started = time.monotonic()
+        deadline = started + self.args.secs
+        next_tick = started + 1
+        tasks = set()
+        sent = 0
+        while True:
+            now = time.monotonic()
+            if now >= deadline:
+                break
+            # Open loop: as many requests as the schedule says by now.
+            due = int((now - started) * self.args.rate) - sent
+            for _ in range(max(due, 0)):
+                sent += 1
+                if self.in_flight >= self.args.max_in_flight:
+                    self.skipped += 1
+                    continue
+                task = asyncio.ensure_future(self.one(rng.choices(names, weights)[0]))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+            self.sent = sent - self.skipped
+            if now >= next_tick:
+                next_tick += 1
+                log_line("tick", {"sent": self.sent, "in_flight": self.in_flight, "unexpected": sum(self.unexpected.values())})
+            await asyncio.sleep(0.005)
+        if tasks:
+            await asyncio.wait(tasks, timeout=ANSWER_TIMEOUT_S + 10)
+        log_line("summary", {
+            "rate": self.args.rate,
+            "sent": self.sent,
+            "skipped_over_max_in_flight": self.skipped,
+            "by_kind": self.counts,
+            "expected": {name: sorted(expected) for name, _, expected, *_ in self.kinds},
+            "weights": {name: weight for name, weight, *_ in self.kinds},
+            "unexpected": self.unexpected,
+            "status_counts": self.status_counts(),
+        })
+
+    def status_counts(self):
+        total = {}
+        for counts in self.counts.values():
+            for status, n in counts.items():
+                total[status] = total.get(status, 0) + n
+        return total
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("what", choices=("slowloris", "mix"))
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--path", required=True)
+    parser.add_argument("--secs", type=float, required=True)
+    parser.add_argument("--count", type=int, default=2000)
+    parser.add_argument("--interval", type=float, default=5.0)
+    parser.add_argument("--mode", choices=("headers", "body", "mixed"), default="mixed")
+    parser.add_argument("--rate", type=float, default=10.0)
+    parser.add_argument("--max-in-flight", type=int, default=2000)
+    args = parser.parse_args()
+    runner = Slowloris(args) if args.what == "slowloris" else Mix(args)
+    asyncio.run(runner.run())
+
+
+if __name__ == "__main__":
+    main()

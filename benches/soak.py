@@ -1,0 +1,621 @@
+#!/usr/bin/env python3
+"""The hookpipe soak: a bounded run at a fixed share of the maximum load, with hostile requests
+mixed in and a slowloris, that fails when the server's resources grow. Run it through
+benches/soak.sh, which builds the release binary, installs the generators and raises the
+file-descriptor limit.
+
+  1. start `hookpipe serve --config benches/load.toml` (embedded Kafka, or `--kafka tansu`);
+  2. calibrate: scenario A's closed loop (wrk, 64 connections) for --calibrate-secs on that
+     server, unless --rate is given; the soak rate is --share (50 %) of it;
+  3. for --secs (600): oha at the rate × (1 - --hostile-share) of valid signed 1 KB JSON
+     (open loop, latency from the scheduled send time, in segments of --segment-secs so p99
+     is a time series), plus hostile requests at rate × --hostile-share (benches/hostile.py
+     mix: each must get its 4xx). After the first --baseline-secs, a slowloris of
+     --slowloris connections, each sending one byte every --slowloris-interval seconds
+     (benches/hostile.py slowloris), until the end;
+  4. a cool-down of --cooldown-secs without load;
+  5. every second throughout: VmRSS, threads, open fds, CPU of the server process, and
+     hookpipe_producer_queue_depth / hookpipe_in_flight_requests from /metrics, to a CSV.
+
+Checks (exit 1 if any fails): growth from the mean of the 20-40 % window of the run (after
+warm-up; the slowloris is on in both windows) to the mean of the last 20 %:
+
+  - RSS: fails if it grew by more than 10 % AND by more than 20 MB;
+  - open fds: end mean at most base mean + 256; peak at most the count before the load +
+    slowloris connections + 64 (oha) + the hostile mix's peak in flight + 256; after the
+    cool-down at most the count before the load + 64 (every connection released);
+  - threads: peak at most the count before the load + 4;
+  - producer queue depth: end mean at most 2 × base mean + 100, and back to <= 5 in the
+    cool-down; requests in flight back to 0;
+  - normal requests: all 2xx, no socket errors; the median segment p99 with the slowloris
+    at most 3 × the one before it + 10 ms (slow senders must not starve normal ones);
+  - hostile requests: every one got its expected 4xx (never a 2xx, a 5xx or no answer);
+  - slowloris: the server ended connections of both kinds, none lived longer than the
+    deadline that should end it (server.body_read_timeout_ms, which is also actix's
+    client_request_timeout) + the send interval + 5 s.
+"""
+
+import argparse
+import csv
+import datetime
+import json
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+sys.dont_write_bytecode = True  # no benches/__pycache__ from importing load.py
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import load  # noqa: E402  (the load benchmark: processes, payloads, wrk and oha runners)
+
+BODY_READ_TIMEOUT_S = 10.0  # server.body_read_timeout_ms's default, also actix's client_request_timeout
+RSS_GROWTH_RATIO = 0.10
+RSS_GROWTH_MB = 20.0
+FD_TREND_SLACK = 256
+FD_PEAK_SLACK = 256
+FD_AFTER_SLACK = 64
+THREAD_SLACK = 4
+QUEUE_DRAINED = 5
+P99_FACTOR = 3.0
+P99_SLACK_MS = 10.0
+
+
+def log(message):
+    load.log(message)
+
+
+def metric_values(text, name):
+    """Sum of a metric's samples by their status_class label (or '' without one)."""
+    out = {}
+    for match in re.finditer(rf"^{name}(\{{[^}}]*\}})? (\S+)$", text, re.M):
+        labels = match.group(1) or ""
+        klass = re.search(r'status_class="([^"]+)"', labels)
+        key = klass.group(1) if klass else ""
+        out[key] = out.get(key, 0.0) + float(match.group(2))
+    return out
+
+
+class Sampler:
+    """Once a second: the server's memory, threads, fds, CPU and two gauges from /metrics."""
+
+    FIELDS = ["t_s", "phase", "rss_mb", "threads", "fds", "cpu_cores", "queue_depth", "in_flight",
+              "slowloris_open", "broker_rss_mb"]
+
+    def __init__(self, server, started, phase_of, slowloris_open, broker=None):
+        self.server = server
+        self.started = started
+        self.phase_of = phase_of
+        self.slowloris_open = slowloris_open
+        self.broker = broker
+        self.rows = []
+        self.stop_event = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.metrics_errors = 0
+
+    def one(self):
+        pid = self.server.pid
+        now = time.time()
+        cpu = load.cpu_seconds(pid)
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.server.port}/metrics", timeout=2) as response:
+                text = response.read().decode()
+            queue = metric_values(text, "hookpipe_producer_queue_depth").get("")
+            in_flight = metric_values(text, "hookpipe_in_flight_requests").get("")
+        except OSError:
+            self.metrics_errors += 1
+            queue = in_flight = None
+        return now, cpu, {
+            "rss_mb": load.status_kb(pid, "VmRSS") / 1024,
+            "threads": load.status_kb(pid, "Threads"),
+            "fds": len(os.listdir(f"/proc/{pid}/fd")),
+            "queue_depth": queue,
+            "in_flight": in_flight,
+            "slowloris_open": self.slowloris_open(),
+            "broker_rss_mb": load.status_kb(self.broker.pid, "VmRSS") / 1024 if self.broker else None,
+        }
+
+    def run(self):
+        previous = None
+        tick = self.started
+        while not self.stop_event.is_set():
+            now, cpu, row = self.one()
+            t = now - self.started
+            row["t_s"] = round(t, 1)
+            row["phase"] = self.phase_of(t)
+            row["cpu_cores"] = None if previous is None else (cpu - previous[1]) / (now - previous[0])
+            previous = (now, cpu)
+            self.rows.append(row)
+            tick += 1
+            self.stop_event.wait(max(tick - time.time(), 0))
+
+    def start(self):
+        self.thread.start()
+        return self
+
+    def stop(self):
+        self.stop_event.set()
+        self.thread.join()
+
+    def write_csv(self, path):
+        with open(path, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=self.FIELDS)
+            writer.writeheader()
+            for row in self.rows:
+                writer.writerow({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()})
+
+
+def mean(rows, key):
+    values = [row[key] for row in rows if row.get(key) is not None]
+    return statistics.fmean(values) if values else None
+
+
+def summary_line(process, kind="summary"):
+    for line in reversed(process.lines):
+        if line.startswith(kind + " "):
+            return json.loads(line[len(kind) + 1 :])
+    return None
+
+
+def hostile_process(args, name, argv, logdir):
+    return load.Process(name, [sys.executable, os.path.join(args.repo, "benches", "hostile.py"), *argv], logdir=logdir)
+
+
+def run_soak(args, logdir):
+    payload = load.Payload("json-1KB", "application/json", load.json_body(1024), logdir)
+    broker = None
+    brokers = None
+    if args.kafka == "tansu":
+        port = load.free_port()
+        url = f"tcp://127.0.0.1:{port}"
+        workdir = os.path.join(logdir, "tansu")
+        os.makedirs(workdir, exist_ok=True)
+        broker = load.Process(
+            "tansu", [args.tansu, "broker", "--listener-url", url, "--advertised-listener-url", url,
+                      "--storage-engine", "memory://tansu/"],
+            env=dict(os.environ, RUST_LOG="warn"), cwd=workdir, logdir=logdir,
+        ).start()
+        load.wait_port(port, 30, broker)
+        brokers = f"127.0.0.1:{port}"
+    server = load.Server("hookpipe", args, logdir, brokers=brokers, label="soak-hookpipe").start()
+    url = server.urls["bench"]
+    path = "/" + url.split("/", 3)[3]
+    log(f"hookpipe pid {server.pid} on port {server.port} ({args.kafka} Kafka), listener path {path}")
+
+    calibration = None
+    if args.rate:
+        rate = args.rate
+    else:
+        log(f"calibrating: wrk closed loop, 64 connections, {args.calibrate_secs} s (after 2 s of warm-up)")
+        load.run_wrk(args, url, payload, 2)
+        calibration = load.run_wrk(args, url, payload, args.calibrate_secs)
+        rate = int(calibration["rps"] * args.share)
+        log(f"  max {calibration['rps']:.0f} req/s (non-2xx {calibration['non_2xx']}): soak rate {rate}/s")
+    normal_rate = max(int(rate * (1 - args.hostile_share)), 1)
+    hostile_rate = rate * args.hostile_share
+    time.sleep(3)  # let the calibration's connections close
+    before = {
+        "rss_mb": load.status_kb(server.pid, "VmRSS") / 1024,
+        "threads": load.status_kb(server.pid, "Threads"),
+        "fds": len(os.listdir(f"/proc/{server.pid}/fd")),
+    }
+    log(f"before the soak: RSS {before['rss_mb']:.1f} MB, {before['threads']} threads, {before['fds']} fds")
+
+    secs, baseline = args.secs, args.baseline_secs
+    slowloris = hostile_process(args, "slowloris", [
+        "slowloris", "--port", str(server.port), "--path", path, "--count", str(args.slowloris),
+        "--interval", str(args.slowloris_interval), "--secs", str(secs - baseline), "--mode", args.slowloris_mode,
+    ], logdir)
+    mix = hostile_process(args, "hostile-mix", [
+        "mix", "--port", str(server.port), "--path", path, "--rate", f"{hostile_rate:.3f}", "--secs", str(secs),
+    ], logdir)
+
+    def slowloris_open():
+        if slowloris.proc is None:
+            return 0
+        for line in reversed(slowloris.lines[-5:]):
+            if line.startswith("tick "):
+                return json.loads(line[5:])["open"]
+        return 0
+
+    def phase_of(t):
+        return "baseline" if t < baseline else "slowloris" if t < secs else "cooldown"
+
+    started = time.time()
+    sampler = Sampler(server, started, phase_of, slowloris_open, broker).start()
+    mix.start()
+    segments = []
+    cpu_at = {"start": load.cpu_seconds(server.pid)}
+
+    def oha_segments():
+        while True:
+            t = time.time() - started
+            length = min(args.segment_secs, secs - t)
+            if length < 2:
+                return
+            result = load.run_oha(args, url, payload, int(round(length)), normal_rate)
+            segments.append({"start_s": round(t, 1), "end_s": round(time.time() - started, 1),
+                             "phase": "baseline" if t < baseline - 1 else "slowloris", **result})
+            r = segments[-1]
+            log(f"  segment {r['start_s']:.0f}-{r['end_s']:.0f} s ({r['phase']}): {r['rps']:.0f} req/s, "
+                f"p50 {r['p50_ms']:.2f} p99 {r['p99_ms']:.2f} max {r['max_ms']:.1f} ms, non-2xx {r['non_2xx']}, "
+                f"errors {r['socket_errors']}")
+
+    generator = threading.Thread(target=oha_segments, daemon=True)
+    log(f"soak: {secs} s at {rate}/s ({normal_rate}/s valid, {hostile_rate:.1f}/s hostile); slowloris of "
+        f"{args.slowloris} from {baseline} s")
+    generator.start()
+    time.sleep(max(started + baseline - time.time(), 0))
+    cpu_at["slowloris"] = load.cpu_seconds(server.pid)
+    slowloris.start()
+    generator.join()
+    cpu_at["end"] = load.cpu_seconds(server.pid)
+    log("load done; waiting for the slowloris and the hostile mix to finish")
+    slowloris.wait_for_line(r"^summary ", 120)
+    mix.wait_for_line(r"^summary ", 120)
+    log(f"cool-down {args.cooldown_secs} s")
+    time.sleep(max(started + secs + args.cooldown_secs - time.time(), 0))
+    sampler.stop()
+    peak_rss = load.status_kb(server.pid, "VmHWM") / 1024
+    server_log = server.process.log_path
+    server.stop()
+    broker_peak = load.status_kb(broker.pid, "VmHWM") / 1024 if broker else None
+    if broker:
+        broker.stop()
+    slowloris.stop()
+    mix.stop()
+    return {
+        "kafka": args.kafka,
+        "rate": rate,
+        "normal_rate": normal_rate,
+        "hostile_rate": hostile_rate,
+        "calibration": calibration,
+        "before": before,
+        "peak_rss_mb": peak_rss,
+        "broker_peak_rss_mb": broker_peak,
+        "server_cores": {
+            "baseline": (cpu_at["slowloris"] - cpu_at["start"]) / baseline,
+            "slowloris": (cpu_at["end"] - cpu_at["slowloris"]) / max(secs - baseline, 1),
+        },
+        "segments": segments,
+        "slowloris": summary_line(slowloris),
+        "slowloris_ready": summary_line(slowloris, "ready"),
+        "hostile": summary_line(mix),
+        "hostile_peak_in_flight": max([json.loads(line[5:])["in_flight"] for line in mix.lines if line.startswith("tick ")] or [0]),
+        "samples": sampler.rows,
+        "metrics_errors": sampler.metrics_errors,
+        "server_log": server_log,
+    }, sampler
+
+
+def evaluate(args, result):
+    """The checks of the module doc: (name, measured, limit, pass)."""
+    secs = args.secs
+    rows = result["samples"]
+    load_rows = [r for r in rows if r["t_s"] < secs]
+    base = [r for r in load_rows if 0.2 * secs <= r["t_s"] < 0.4 * secs]
+    end = [r for r in load_rows if r["t_s"] >= 0.8 * secs]
+    cool = [r for r in rows if r["t_s"] >= secs]
+    before = result["before"]
+    checks = []
+
+    def add(name, measured, limit, ok):
+        checks.append({"check": name, "measured": measured, "limit": limit, "pass": bool(ok)})
+
+    rss_base, rss_end = mean(base, "rss_mb"), mean(end, "rss_mb")
+    grew = rss_end - rss_base
+    add("RSS growth (mean of last 20 % vs 20-40 %)", f"{rss_base:.1f} -> {rss_end:.1f} MB ({grew:+.1f} MB, {grew / rss_base:+.1%})",
+        f"not both > {RSS_GROWTH_RATIO:.0%} and > {RSS_GROWTH_MB:g} MB",
+        not (grew > RSS_GROWTH_RATIO * rss_base and grew > RSS_GROWTH_MB))
+    fd_base, fd_end = mean(base, "fds"), mean(end, "fds")
+    add("open fds, trend", f"{fd_base:.0f} -> {fd_end:.0f}", f"<= base + {FD_TREND_SLACK}", fd_end <= fd_base + FD_TREND_SLACK)
+    fd_peak = max(r["fds"] for r in load_rows)
+    fd_limit = before["fds"] + args.slowloris + load.CONNECTIONS + result["hostile_peak_in_flight"] + FD_PEAK_SLACK
+    add("open fds, peak", f"{fd_peak}", f"<= {fd_limit} (before {before['fds']} + slowloris {args.slowloris} + oha "
+        f"{load.CONNECTIONS} + hostile in flight {result['hostile_peak_in_flight']} + {FD_PEAK_SLACK})", fd_peak <= fd_limit)
+    fd_after = cool[-1]["fds"] if cool else None
+    add("open fds after the cool-down", f"{fd_after}", f"<= {before['fds'] + FD_AFTER_SLACK} (before + {FD_AFTER_SLACK})",
+        fd_after is not None and fd_after <= before["fds"] + FD_AFTER_SLACK)
+    threads_peak = max(r["threads"] for r in rows)
+    add("threads, peak", f"{before['threads']} -> max {threads_peak}", f"<= before + {THREAD_SLACK}",
+        threads_peak <= before["threads"] + THREAD_SLACK)
+    q_base, q_end = mean(base, "queue_depth"), mean(end, "queue_depth")
+    add("producer queue depth, trend", f"{q_base:.1f} -> {q_end:.1f} (max {max(r['queue_depth'] or 0 for r in load_rows):.0f})",
+        "end <= 2 x base + 100", q_end is not None and q_base is not None and q_end <= 2 * q_base + 100)
+    q_after = [r["queue_depth"] for r in cool if r["queue_depth"] is not None]
+    add("producer queue depth after the load", f"{q_after[-1]:.0f}" if q_after else "none",
+        f"<= {QUEUE_DRAINED}", bool(q_after) and q_after[-1] <= QUEUE_DRAINED)
+    in_flight_after = [r["in_flight"] for r in cool if r["in_flight"] is not None]
+    add("requests in flight after the cool-down", f"{in_flight_after[-1]:.0f}" if in_flight_after else "none", "0",
+        bool(in_flight_after) and in_flight_after[-1] == 0)
+
+    segments = result["segments"]
+    normal_non_2xx = sum(s["non_2xx"] for s in segments)
+    normal_errors = sum(s["socket_errors"] for s in segments)
+    add("normal requests: non-2xx and socket errors", f"{normal_non_2xx} / {normal_errors}", "0 / 0",
+        normal_non_2xx == 0 and normal_errors == 0)
+    p99_before = median_of(segments, "baseline", "p99_ms")
+    p99_during = median_of(segments, "slowloris", "p99_ms")
+    limit = None if p99_before is None else P99_FACTOR * p99_before + P99_SLACK_MS
+    add("normal p99 with the slowloris vs before (median of segments)",
+        f"{fmt_ms(p99_before)} -> {fmt_ms(p99_during)}", "none" if limit is None else f"<= {limit:.1f} ms "
+        f"({P99_FACTOR:g} x before + {P99_SLACK_MS:g} ms)", limit is not None and p99_during is not None and p99_during <= limit)
+    hostile = result["hostile"] or {}
+    unexpected = hostile.get("unexpected", {"no summary": 1})
+    add("hostile requests with the wrong answer", f"{sum(unexpected.values())} of {hostile.get('sent', 0)}"
+        + (f" ({', '.join(f'{k} x{v}' for k, v in sorted(unexpected.items()))})" if unexpected else ""), "0",
+        not unexpected)
+    slow = result["slowloris"] or {}
+    deadline = BODY_READ_TIMEOUT_S + args.slowloris_interval + 5
+    for mode in ("headers", "body"):
+        part = slow.get(mode) or {}
+        if args.slowloris_mode not in ("mixed", mode):
+            continue
+        ended, longest = part.get("ended_by_server", 0), part.get("lifetime_max_s")
+        add(f"slowloris ({mode}) connections ended by the server", f"{ended}, longest {fmt_s(longest)}",
+            f"> 0, longest <= {deadline:g} s", ended > 0 and longest is not None and longest <= deadline)
+    return checks
+
+
+def median_of(segments, phase, key):
+    values = [s[key] for s in segments if s["phase"] == phase and s.get(key) is not None]
+    return statistics.median(values) if values else None
+
+
+def worst_of(segments, phase, key):
+    values = [s[key] for s in segments if s["phase"] == phase and s.get(key) is not None]
+    return max(values) if values else None
+
+
+def fmt_ms(value):
+    return "–" if value is None else f"{value:.2f} ms"
+
+
+def fmt_s(value):
+    return "–" if value is None else f"{value:.1f} s"
+
+
+def figures(args, result):
+    """The start -> end figures of the report."""
+    rows = result["samples"]
+    secs = args.secs
+    load_rows = [r for r in rows if r["t_s"] < secs]
+    first = [r for r in load_rows if r["t_s"] < min(args.baseline_secs, 10)] or load_rows[:1]
+    base = [r for r in load_rows if 0.2 * secs <= r["t_s"] < 0.4 * secs]
+    end = [r for r in load_rows if r["t_s"] >= 0.8 * secs]
+    baseline_rows = [r for r in load_rows if r["phase"] == "baseline" and r["t_s"] >= 2]
+    cool = [r for r in rows if r["t_s"] >= secs]
+    out = {}
+    for key in ("rss_mb", "fds", "threads", "queue_depth", "in_flight", "cpu_cores"):
+        out[key] = {
+            "before": result["before"].get(key),
+            "first_10s": mean(first, key),
+            "baseline": mean(baseline_rows, key),
+            "window_20_40": mean(base, key),
+            "last_20": mean(end, key),
+            "max": max((r[key] for r in load_rows if r.get(key) is not None), default=None),
+            "after_cooldown": cool[-1].get(key) if cool else None,
+        }
+    segs = result["segments"]
+    counts = {}
+    for s in segs:
+        for k, v in s["status_counts"].items():
+            counts[k] = counts.get(k, 0) + v
+    out["normal"] = {
+        "requests": sum(s["requests"] for s in segs),
+        "status_counts": counts,
+        "socket_errors": sum(s["socket_errors"] for s in segs),
+        "before": {k: median_of(segs, "baseline", k) for k in ("rps", "p50_ms", "p99_ms", "p999_ms", "max_ms")},
+        "during": {k: median_of(segs, "slowloris", k) for k in ("rps", "p50_ms", "p99_ms", "p999_ms", "max_ms")},
+        "during_worst": {k: worst_of(segs, "slowloris", k) for k in ("p99_ms", "p999_ms", "max_ms")},
+    }
+    baseline_rss = out["rss_mb"]["baseline"]
+    slowloris_rss = out["rss_mb"]["window_20_40"]
+    if baseline_rss and slowloris_rss and args.slowloris:
+        out["rss_per_slowloris_conn_kb"] = (slowloris_rss - baseline_rss) * 1024 / args.slowloris
+    return out
+
+
+def markdown(report):
+    r, f, a = report["result"], report["figures"], report["args"]
+    m = report["machine"]
+    slow = r["slowloris"] or {}
+    hostile = r["hostile"] or {}
+    lines = [
+        "# hookpipe soak",
+        "",
+        f"- date: {report['date']}; commit {report['commit']}; verdict: **{'pass' if report['pass'] else 'FAIL'}**",
+        f"- machine: {m['nproc']} cores, {m['cpu_model']}, {m['mem_gb']:.0f} GB RAM, {m['kernel']}; "
+        f"generators, slowloris and server share it{report['machine_note']}",
+        f"- command: `{report['command']}`",
+        f"- load: {a['secs']} s at {r['rate']}/s = {a['share']:.0%} of "
+        + (f"the calibrated maximum {r['calibration']['rps']:.0f} req/s (wrk, 64 connections, {a['calibrate_secs']} s)"
+           if r["calibration"] else "the given rate")
+        + f"; {r['normal_rate']}/s valid signed 1 KB JSON (oha {report['tools']['oha']}, open loop, 64 connections, "
+        f"{a['segment_secs']} s segments) + {r['hostile_rate']:.1f}/s hostile ({a['hostile_share']:.0%}); "
+        f"{r['kafka']} Kafka",
+        f"- slowloris: {a['slowloris']} connections ({a['slowloris_mode']}), one byte every {a['slowloris_interval']:g} s, "
+        f"from {a['baseline_secs']} s to the end; then {a['cooldown_secs']} s of cool-down",
+        "",
+        "## Checks",
+        "",
+        "| check | measured | limit | pass |",
+        "|---|---|---|---|",
+    ]
+    for c in report["checks"]:
+        lines.append(f"| {c['check']} | {c['measured']} | {c['limit']} | {'yes' if c['pass'] else '**NO**'} |")
+
+    def num(value, digits=1):
+        return "–" if value is None else f"{value:,.{digits}f}"
+
+    lines += [
+        "",
+        "## Resources",
+        "",
+        "| | before the load | baseline (no slowloris) | 20-40 % | last 20 % | max | after cool-down |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for key, name, digits in (("rss_mb", "RSS MB", 1), ("fds", "open fds", 0), ("threads", "threads", 0),
+                              ("queue_depth", "producer queue depth", 1), ("in_flight", "requests in flight", 1),
+                              ("cpu_cores", "server CPU (cores)", 2)):
+        x = f[key]
+        lines.append(f"| {name} | {num(x['before'], digits)} | {num(x['baseline'], digits)} | {num(x['window_20_40'], digits)} | "
+                     f"{num(x['last_20'], digits)} | {num(x['max'], digits)} | {num(x['after_cooldown'], digits)} |")
+    lines += [
+        "",
+        f"Peak RSS (VmHWM, including the calibration): {r['peak_rss_mb']:.1f} MB. "
+        + (f"RSS per slowloris connection: {f['rss_per_slowloris_conn_kb']:.1f} KB. " if "rss_per_slowloris_conn_kb" in f else "")
+        + f"Server CPU: {r['server_cores']['baseline']:.2f} cores before the slowloris, "
+        f"{r['server_cores']['slowloris']:.2f} with it."
+        + (f" Broker peak RSS {r['broker_peak_rss_mb']:.0f} MB (in-memory storage: grows with what it keeps; not checked)."
+           if r.get("broker_peak_rss_mb") else ""),
+        "",
+        "## Normal requests",
+        "",
+        "| | req/s | p50 ms | p99 ms | p99.9 ms | max ms |",
+        "|---|---|---|---|---|---|",
+    ]
+    n = f["normal"]
+    for label, x in (("before the slowloris (median of segments)", n["before"]),
+                     ("with the slowloris (median of segments)", n["during"]),
+                     ("with the slowloris (worst segment)", dict(n["during_worst"], rps=None))):
+        lines.append(f"| {label} | {num(x.get('rps'), 0)} | {num(x.get('p50_ms'), 2)} | {num(x.get('p99_ms'), 2)} | "
+                     f"{num(x.get('p999_ms'), 2)} | {num(x.get('max_ms'), 1)} |")
+    classes = {}
+    for status, count in n["status_counts"].items():
+        classes[status[0] + "xx"] = classes.get(status[0] + "xx", 0) + count
+    lines += [
+        "",
+        f"{n['requests']:,} normal requests: " + ", ".join(f"{k} {v:,}" for k, v in sorted(classes.items()))
+        + f"; socket errors {n['socket_errors']}.",
+        "",
+        "| segment s | phase | req/s | p50 ms | p99 ms | p99.9 ms | max ms | non-2xx |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for s in r["segments"]:
+        lines.append(f"| {s['start_s']:.0f}-{s['end_s']:.0f} | {s['phase']} | {s['rps']:,.0f} | {num(s['p50_ms'], 2)} | "
+                     f"{num(s['p99_ms'], 2)} | {num(s['p999_ms'], 2)} | {num(s['max_ms'], 1)} | {s['non_2xx']} |")
+    hclasses = {}
+    for status, count in hostile.get("status_counts", {}).items():
+        key = status[0] + "xx" if status[:1].isdigit() else status
+        hclasses[key] = hclasses.get(key, 0) + count
+    lines += [
+        "",
+        "## Hostile requests",
+        "",
+        f"{hostile.get('sent', 0):,} sent: " + ", ".join(f"{k} {v:,}" for k, v in sorted(hclasses.items()))
+        + f"; wrong answers: {sum(hostile.get('unexpected', {}).values())}.",
+        "",
+        "| kind | weight | expected | got |",
+        "|---|---|---|---|",
+    ]
+    for kind, got in hostile.get("by_kind", {}).items():
+        lines.append(f"| {kind} | {hostile['weights'][kind]:g} | {', '.join(hostile['expected'][kind])} | "
+                     + ", ".join(f"{k} x{v:,}" for k, v in sorted(got.items())) + " |")
+    ready = r.get("slowloris_ready") or {}
+    lines += [
+        "",
+        "## Slowloris",
+        "",
+        f"{slow.get('target', 0):,} connections open after {ready.get('after_s', '–')} s; at least "
+        f"{slow.get('min_open_after_ready') or 0:,} open at any time after that; {slow.get('opened', 0):,} opened in all "
+        f"(each reopened at once when the server ended it), {slow.get('failed_connects', 0)} failed connects, "
+        f"{slow.get('bytes_sent', 0):,} bytes sent.",
+        "",
+        "| kind | ended by the server | how | lifetime p50 | p99 | max |",
+        "|---|---|---|---|---|---|",
+    ]
+    for mode in ("headers", "body"):
+        part = slow.get(mode) or {}
+        if not part.get("ended_by_server") and a["slowloris_mode"] not in ("mixed", mode):
+            continue
+        how = ", ".join(f"{k} x{v:,}" for k, v in sorted(part.get("endings", {}).items()))
+        lines.append(f"| {mode} | {part.get('ended_by_server', 0):,} | {how} | {fmt_s(part.get('lifetime_p50_s'))} | "
+                     f"{fmt_s(part.get('lifetime_p99_s'))} | {fmt_s(part.get('lifetime_max_s'))} |")
+    lines += ["", f"Per-second samples: `{report['csv']}`.", ""]
+    return "\n".join(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repo", required=True)
+    parser.add_argument("--hookpipe", required=True)
+    parser.add_argument("--wrk", default="wrk")
+    parser.add_argument("--oha", default="oha")
+    parser.add_argument("--tansu", default=os.path.expanduser("~/.cache/hookpipe/tansu/bin/tansu"))
+    parser.add_argument("--kafka", choices=("embedded", "tansu"), default="embedded")
+    parser.add_argument("--config", default="benches/load.toml")
+    parser.add_argument("--secs", type=int, default=600)
+    parser.add_argument("--rate", type=int, help="requests/s of the soak (default: --share of the calibrated maximum)")
+    parser.add_argument("--share", type=float, default=0.5)
+    parser.add_argument("--calibrate-secs", type=int, default=10)
+    parser.add_argument("--hostile-share", type=float, default=0.01)
+    parser.add_argument("--slowloris", type=int, default=2000)
+    parser.add_argument("--slowloris-interval", type=float, default=5.0)
+    parser.add_argument("--slowloris-mode", choices=("headers", "body", "mixed"), default="mixed")
+    parser.add_argument("--baseline-secs", type=int, help="seconds before the slowloris starts (default: 10 %% of --secs, at least a segment)")
+    parser.add_argument("--segment-secs", type=int, help="length of one oha run (default: --secs / 20, at least 10)")
+    parser.add_argument("--cooldown-secs", type=int, default=20)
+    parser.add_argument("--generator-threads", type=int, default=2)
+    parser.add_argument("--hookpipe-log", default="info")
+    parser.add_argument("--out", help="directory for soak.md/.json/.csv (default: benches/results for a run of 600 s "
+                        "or more, else the log directory)")
+    parser.add_argument("--command", default=" ".join(sys.argv))
+    args = parser.parse_args()
+    args.segment_secs = args.segment_secs or max(10, args.secs // 20)
+    args.baseline_secs = args.baseline_secs or max(args.segment_secs, round(args.secs * 0.1 / args.segment_secs) * args.segment_secs)
+    if args.baseline_secs >= 0.2 * args.secs and args.secs >= 50:
+        parser.error("--baseline-secs must end before the 20-40 % window the growth checks start from")
+    args.config = args.config if os.path.isabs(args.config) else os.path.join(args.repo, args.config)
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    logdir = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"hookpipe-soak-{stamp}")
+    os.makedirs(logdir, exist_ok=True)
+    out_dir = args.out or (os.path.join(args.repo, "benches/results") if args.secs >= 600 else logdir)
+    out_dir = out_dir if os.path.isabs(out_dir) else os.path.join(args.repo, out_dir)
+    os.makedirs(out_dir, exist_ok=True)
+    args.wrk_lua = os.path.join(logdir, "post.lua")
+    with open(args.wrk_lua, "w") as f:
+        f.write(load.WRK_LUA)
+    log(f"logs in {logdir}; results to {out_dir}")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    signal.signal(signal.SIGINT, lambda *_: sys.exit(130))
+    try:
+        result, sampler = run_soak(args, logdir)
+    finally:
+        load.stop_all()
+    csv_path = os.path.join(out_dir, "soak.csv")
+    sampler.write_csv(csv_path)
+    checks = evaluate(args, result)
+    commit = subprocess.run(["git", "-C", args.repo, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "-C", args.repo, "status", "--porcelain", "src"], capture_output=True, text=True).stdout.strip()
+    load_avg = os.getloadavg()
+    report = {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": load.machine(),
+        "machine_note": f"; load average at the end {load_avg[0]:.1f} / {load_avg[1]:.1f} / {load_avg[2]:.1f} (1/5/15 min)",
+        "command": args.command,
+        "commit": commit + (" (src/ modified)" if dirty else ""),
+        "tools": {"oha": load.tool_version([args.oha, "--version"]).replace("oha ", "")},
+        "args": {k: v for k, v in vars(args).items() if k not in ("command",)},
+        "csv": os.path.relpath(csv_path, args.repo) if csv_path.startswith(args.repo) else csv_path,
+        "result": {k: v for k, v in result.items() if k != "samples"},
+        "figures": figures(args, result),
+        "checks": checks,
+        "pass": all(c["pass"] for c in checks),
+    }
+    with open(os.path.join(out_dir, "soak.json"), "w") as f:
+        json.dump(report, f, indent=1)
+    text = markdown(report)
+    with open(os.path.join(out_dir, "soak.md"), "w") as f:
+        f.write(text)
+    print(text)
+    log(f"wrote {out_dir}/soak.md, soak.json, soak.csv: {'pass' if report['pass'] else 'FAIL'}")
+    sys.exit(0 if report["pass"] else 1)
+
+
+if __name__ == "__main__":
+    main()
