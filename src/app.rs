@@ -255,6 +255,8 @@ fn serve_fully(
         registry: registry.clone(),
         in_flight: AtomicUsize::new(0),
         max_in_flight: settings.server.max_in_flight,
+        reading: AtomicUsize::new(0),
+        max_reading: settings.server.max_body_readers,
         body_read_timeout: Duration::from_millis(settings.server.body_read_timeout_ms),
         request_timeout: Duration::from_millis(settings.server.request_timeout_ms),
         external_base_url: settings.external_base_url(),
@@ -291,7 +293,8 @@ fn serve_fully(
         producer: producer.clone(),
         in_flight: {
             let state = state.clone();
-            Box::new(move || state.in_flight.load(Ordering::Relaxed))
+            // Requests still sending their body are in flight for the drain: they are finished too.
+            Box::new(move || state.in_flight.load(Ordering::Relaxed) + state.reading.load(Ordering::Relaxed))
         },
     });
     let http_threads = match settings.server.workers {

@@ -31,6 +31,10 @@ pub struct ServerSettings {
     /// Requests processed at once by this instance; above it, 503 + `Retry-After`.
     #[serde(default = "default_max_in_flight")]
     pub max_in_flight: usize,
+    /// Requests whose body is being read at once by this instance (slow senders wait here, not
+    /// in `max_in_flight`); above it, 503 + `Retry-After`.
+    #[serde(default = "default_max_body_readers")]
+    pub max_body_readers: usize,
     /// Deadline for a request from the end of its body to its answer (includes the Kafka ack).
     #[serde(default = "default_request_timeout_ms")]
     pub request_timeout_ms: u64,
@@ -134,6 +138,7 @@ impl Default for ServerSettings {
             public_id_secret: None,
             workers: 0,
             max_in_flight: default_max_in_flight(),
+            max_body_readers: default_max_body_readers(),
             request_timeout_ms: default_request_timeout_ms(),
             body_read_timeout_ms: default_body_read_timeout_ms(),
             max_body_bytes: default_max_body_bytes(),
@@ -157,6 +162,11 @@ fn default_listen() -> SocketAddr {
 }
 fn default_max_in_flight() -> usize {
     4096
+}
+/// Four times the in-flight cap: a slowloris of that many bodies costs ~20 KB each (soak figures)
+/// and leaves every processing slot to senders whose body has arrived.
+fn default_max_body_readers() -> usize {
+    16_384
 }
 fn default_request_timeout_ms() -> u64 {
     10_000
@@ -217,6 +227,9 @@ impl ServerSettings {
         }
         if self.max_in_flight == 0 {
             push("max_in_flight", "must be at least 1".into());
+        }
+        if self.max_body_readers == 0 {
+            push("max_body_readers", "must be at least 1".into());
         }
         if let Some(global) = &self.global_rate_limit {
             if !global.problems().is_empty() {

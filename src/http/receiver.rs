@@ -401,13 +401,37 @@ impl actix_web::body::MessageBody for UnreadBody {
     }
 }
 
-/// Decrements the in-flight count when the request ends, however it ends.
-struct InFlight<'a>(&'a AtomicUsize);
+/// A slot of a capped count (bodies being read, requests in flight), given back when the
+/// request ends or moves on, however it does.
+struct Slot<'a> {
+    count: &'a AtomicUsize,
+    gauge: Option<&'a prometheus::IntGauge>,
+}
 
-impl Drop for InFlight<'_> {
+impl<'a> Slot<'a> {
+    /// A slot, or `Overloaded` when all `max` are taken.
+    fn take(
+        count: &'a AtomicUsize,
+        max: usize,
+        gauge: Option<&'a prometheus::IntGauge>,
+    ) -> Result<Slot<'a>, IngestError> {
+        if count.fetch_add(1, Ordering::Relaxed) >= max {
+            count.fetch_sub(1, Ordering::Relaxed);
+            return Err(IngestError::Overloaded);
+        }
+        if let Some(gauge) = gauge {
+            gauge.inc();
+        }
+        Ok(Slot { count, gauge })
+    }
+}
+
+impl Drop for Slot<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
-        METRICS.in_flight.dec();
+        self.count.fetch_sub(1, Ordering::Relaxed);
+        if let Some(gauge) = self.gauge {
+            gauge.dec();
+        }
     }
 }
 
@@ -420,13 +444,9 @@ async fn handle<'a>(
     request_id: Arc<str>,
     read: &mut ReadSoFar<'a>,
 ) -> Result<Accepted, IngestError> {
-    if state.in_flight.fetch_add(1, Ordering::Relaxed) >= state.max_in_flight {
-        state.in_flight.fetch_sub(1, Ordering::Relaxed);
-        return Err(IngestError::Overloaded);
-    }
-    let _in_flight = InFlight(&state.in_flight);
-    METRICS.in_flight.inc();
-
+    // Reading the body takes a reader's slot, not one of the requests in flight: senders that
+    // dribble their bodies (a slowloris) cannot shed those whose body has arrived.
+    let reading = Slot::take(&state.reading, state.max_reading, None)?;
     let content_encoding = request
         .headers()
         .get(header::CONTENT_ENCODING)
@@ -443,6 +463,8 @@ async fn handle<'a>(
     // compression is a transport detail applied after signing.
     let body =
         decode::decode(body, encoding, listener.max_body_bytes).map_err(decode_error(listener.max_body_bytes))?;
+    let _in_flight = Slot::take(&state.in_flight, state.max_in_flight, Some(&METRICS.in_flight))?;
+    drop(reading);
     BodyReceived {
         listener: listener.id(),
         bytes: body.len(),

@@ -20,6 +20,11 @@ pub struct AppState {
     pub in_flight: AtomicUsize,
     /// Cap on `in_flight`.
     pub max_in_flight: usize,
+    /// Requests whose body is still being read: not yet in flight, so that slow senders cannot
+    /// take the slots of those whose body has arrived.
+    pub reading: AtomicUsize,
+    /// Cap on `reading`.
+    pub max_reading: usize,
     /// Body read deadline.
     pub body_read_timeout: Duration,
     /// Chain deadline.

@@ -149,44 +149,55 @@ fn header_floods_are_refused() {
 }
 
 #[test]
-fn in_flight_cap_sheds_load_with_503() {
+fn slow_bodies_wait_in_their_own_cap_and_never_take_the_slots_of_arrived_requests() {
     let broker = Broker::start();
     let config = r#"
 [server]
 public_id_secret = "test-secret-0123456789"
 listen = "127.0.0.1:0"
 max_in_flight = 2
+max_body_readers = 8
 [[listeners]]
 id = "slow"
 "#;
     let app = spawn_app(settings(config, &broker.bootstrap), &broker.bootstrap);
     let addr = app.addr;
     let path = app.hook_path("slow");
-    // Two senders are slow with their bodies: both requests are in flight.
-    let mut slow: Vec<std::net::TcpStream> = (0..2)
-        .map(|_| {
-            let mut stream = std::net::TcpStream::connect(addr).unwrap();
-            let head = format!(
-                "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 7\r\nConnection: close\r\n\r\n{{\"a\":"
-            );
-            stream.write_all(head.as_bytes()).unwrap();
-            stream
-        })
-        .collect();
+    let post = || request(addr, "POST", &path, &[("Content-Type", "application/json")], b"{}");
+    let slow_sender = || {
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 7\r\nConnection: close\r\n\r\n{{\"a\":"
+        );
+        stream.write_all(head.as_bytes()).unwrap();
+        stream
+    };
+    // Six senders dribble their bodies, three times the in-flight cap: senders whose body has
+    // arrived are still served (the slow ones hold readers' slots, not requests' in flight).
+    let mut slow: Vec<std::net::TcpStream> = (0..6).map(|_| slow_sender()).collect();
     std::thread::sleep(Duration::from_millis(500));
-    let shed = request(addr, "POST", &path, &[("Content-Type", "application/json")], b"{}");
+    for _ in 0..5 {
+        let served = post();
+        assert_eq!(
+            served.status,
+            204,
+            "a slowloris starved a normal sender: {}",
+            served.text()
+        );
+    }
+    // All readers' slots taken: the next sender is shed, with Retry-After.
+    slow.extend((0..2).map(|_| slow_sender()));
+    std::thread::sleep(Duration::from_millis(500));
+    let shed = post();
     assert_eq!(shed.status, 503, "{}", shed.text());
     assert_eq!(shed.header("retry-after"), Some("1"));
+    // The slow senders finish and are answered; capacity is back.
     for stream in &mut slow {
         stream.write_all(b"1}  ").unwrap();
         let response = read_response(stream);
         assert_eq!(response.status, 204, "{}", response.text());
     }
-    // Capacity is back once they finished.
-    assert_eq!(
-        request(addr, "POST", &path, &[("Content-Type", "application/json")], b"{}").status,
-        204
-    );
+    assert_eq!(post().status, 204);
 }
 
 /// Canary secrets go through every verification path, valid and invalid, with the most
