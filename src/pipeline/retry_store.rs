@@ -192,9 +192,12 @@ mod tests {
         }
     }
 
-    /// Every message of partition 0 of `topic` up to its end: key, payload and headers. Called
-    /// once the stage answered, so everything it produced is there.
-    fn read_all(cluster: &EmbeddedCluster, topic: &str) -> Vec<(String, Vec<u8>, Vec<(String, String)>)> {
+    /// A message read back: key, payload and headers.
+    type Read = (String, Vec<u8>, Vec<(String, String)>);
+
+    /// Every message of partition 0 of `topic` up to its end. Called once the stage answered,
+    /// so everything it produced is there.
+    fn read_all(cluster: &EmbeddedCluster, topic: &str) -> Vec<Read> {
         let consumer: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", cluster.bootstrap_servers())
             .set("group.id", "retry-store-test")

@@ -646,7 +646,7 @@ mod tests {
         );
         assert_eq!(entry.retry_data_missing, None);
         assert_eq!(entry.topic, "hookpipe.pages");
-        assert!(settled.errors.get("r-0").is_none(), "imported records keep nothing");
+        assert!(!settled.errors.contains_key("r-0"), "imported records keep nothing");
     }
 
     #[test]

@@ -68,7 +68,7 @@ fn skip_whitespace(bytes: &[u8], mut at: usize) -> usize {
 /// top-level `id` member is (the page stage's default trace key). Containers nest at most
 /// `max_depth`.
 fn compact_value(bytes: &[u8], mut at: usize, max_depth: usize, out: &mut Vec<u8>) -> Option<(usize, IdAt)> {
-    debug_assert!(RECORD_DEPTH_LIMIT < 128, "open containers are bits of a u128");
+    const { assert!(RECORD_DEPTH_LIMIT < 128, "open containers are bits of a u128") };
     debug_assert!(out.is_empty());
     // Bit `d` is set when the container at depth `d + 1` is an object.
     let mut objects: u128 = 0;

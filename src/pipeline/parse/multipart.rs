@@ -225,16 +225,15 @@ fn parse_part_headers(block: &[u8], part: usize, encoding: &'static Encoding) ->
                     .find(|(param, _)| param.eq_ignore_ascii_case("charset"))
                     .map(|(_, value)| value);
             }
-            "content-transfer-encoding" => {
+            "content-transfer-encoding"
                 if !["7bit", "8bit", "binary"]
                     .iter()
-                    .any(|ok| value.eq_ignore_ascii_case(ok))
-                {
-                    return Err(malformed(format!(
-                        "part {part} uses Content-Transfer-Encoding \"{}\" (RFC 7578 deprecates it; send the bytes as they are)",
-                        echo(value)
-                    )));
-                }
+                    .any(|ok| value.eq_ignore_ascii_case(ok)) =>
+            {
+                return Err(malformed(format!(
+                    "part {part} uses Content-Transfer-Encoding \"{}\" (RFC 7578 deprecates it; send the bytes as they are)",
+                    echo(value)
+                )));
             }
             _ => {}
         }
@@ -284,8 +283,11 @@ mod tests {
         )
     }
 
+    /// A part to build: its name, its file name and type if it is a file, its content.
+    type BuiltPart<'a> = (&'a str, Option<(&'a str, &'a str)>, &'a [u8]);
+
     /// A body built as a browser builds it: CRLF line ends, `--boundary` lines, no preamble.
-    fn browser_body(parts: &[(&str, Option<(&str, &str)>, &[u8])]) -> Vec<u8> {
+    fn browser_body(parts: &[BuiltPart<'_>]) -> Vec<u8> {
         let mut body = Vec::new();
         for (name, file, content) in parts {
             body.extend_from_slice(format!("--{BOUNDARY}\r\n").as_bytes());
@@ -487,7 +489,7 @@ mod tests {
 
         #[test]
         fn round_trip(fields in proptest::collection::vec(("[a-z]{1,4}", "\\PC{0,12}"), 0..12)) {
-            let parts: Vec<(&str, Option<(&str, &str)>, &[u8])> =
+            let parts: Vec<BuiltPart<'_>> =
                 fields.iter().map(|(k, v)| (k.as_str(), None, v.as_bytes())).collect();
             let mut expected = Map::new();
             for (k, v) in &fields {
