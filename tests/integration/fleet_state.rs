@@ -93,8 +93,8 @@ fn listeners_urls_samples_debug_windows_and_errors_are_the_same_on_every_instanc
     let (a, b, c) = (&fleet[0], &fleet[1], &fleet[2]);
 
     // A just-started instance can take up to ~1 s to see its first change of the state topic
-    // (measured: 0.9-1.1 s for the instance started last, a few ms for the others; not yet
-    // diagnosed); once settled, every change shows up on every instance within milliseconds.
+    // (measured: 0.1-1.1 s for the instance started last, a few ms for the others; starting
+    // its consumer at the low watermark instead of `Beginning` did not change it); once settled, every change shows up on every instance within milliseconds.
     std::thread::sleep(Duration::from_secs(3));
     // Created on A, it answers on every instance.
     let created = api(a, "POST", "/listeners", Some(json!({"id": "fleet"})));
