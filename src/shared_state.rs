@@ -10,7 +10,6 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{listener::ListenerConfig, Settings};
-use crate::kafka::dedup_feed::DedupFeed;
 use crate::kafka::state::{LogTopic, StateTopic};
 use crate::pipeline::dedup::Deduplicator;
 use crate::pipeline::listener::Registry;
@@ -89,10 +88,9 @@ pub struct SharedState {
     pub state: Arc<StateTopic>,
     /// Debug captures.
     pub debug_log: Arc<LogTopic>,
-    /// Delivery ids the fleet accepted (listeners with `dedup`), followed from the dedup topic.
+    /// Delivery ids the fleet accepted (listeners with `dedup`), followed from the dedup topic
+    /// once `kafka::dedup_feed::spawn_open` has opened it.
     pub dedup: Arc<Deduplicator>,
-    /// The dedup topic's follower, kept open as long as the state is.
-    _dedup_feed: Arc<DedupFeed>,
     /// This instance's name in captures.
     pub instance: String,
     /// Keys sealing listener secrets in `state`.
@@ -117,7 +115,6 @@ impl SharedState {
         )
         .await?;
         let dedup = Deduplicator::new();
-        let dedup_feed = DedupFeed::open(&settings.kafka, bootstrap, dedup.clone(), create).await?;
         let instance = settings.server.instance_id.clone().unwrap_or_else(|| {
             let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
                 .map(|h| h.trim().to_string())
@@ -129,7 +126,6 @@ impl SharedState {
             state,
             debug_log,
             dedup,
-            _dedup_feed: dedup_feed,
             instance,
             keyring,
         }))

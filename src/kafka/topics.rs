@@ -41,10 +41,14 @@ pub enum TopicRole {
 }
 
 impl TopicRole {
-    /// Whether `hookpipe serve` needs the topic to start. It can start without the errors topic:
-    /// the errors view opens once the topic is there (a worker creates it too).
+    /// Whether `hookpipe serve` needs the topic to start. It can start without the errors topic
+    /// (the errors view opens once the topic is there; a worker creates it too) and without the
+    /// dedup topic.
     pub fn required_at_start(self) -> bool {
-        self != TopicRole::Errors
+        // The dedup topic neither: until it is there, each instance deduplicates what it
+        // accepted itself (`kafka::dedup_feed::spawn_open`), and a deployment that creates its
+        // topics by hand starts after an upgrade that added it.
+        !matches!(self, TopicRole::Errors | TopicRole::Dedup)
     }
 }
 
@@ -482,16 +486,16 @@ mod tests {
     }
 
     #[test]
-    fn only_the_errors_topic_is_optional_at_start() {
+    fn only_the_errors_and_dedup_topics_are_optional_at_start() {
         for role in [
             TopicRole::Pages,
             TopicRole::State,
             TopicRole::DebugLog,
             TopicRole::Quarantine,
-            TopicRole::Dedup,
         ] {
             assert!(role.required_at_start(), "{role:?}");
         }
         assert!(!TopicRole::Errors.required_at_start());
+        assert!(!TopicRole::Dedup.required_at_start());
     }
 }
