@@ -250,7 +250,7 @@ fn serve_fully(
 
     let open_pages: Arc<OpenPages> = Arc::default();
     let dedup = shared.dedup.clone();
-    crate::kafka::dedup_feed::spawn_open(dedup.clone(), settings.kafka.clone(), bootstrap.to_string());
+    crate::pipeline::dedup_feed::spawn_open(dedup.clone(), settings.kafka.clone(), bootstrap.to_string());
     let draining = web::Data::new(Draining::default());
     let state = web::Data::new(state::AppState {
         registry: registry.clone(),

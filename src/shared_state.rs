@@ -89,7 +89,7 @@ pub struct SharedState {
     /// Debug captures.
     pub debug_log: Arc<LogTopic>,
     /// Delivery ids the fleet accepted (listeners with `dedup`), followed from the dedup topic
-    /// once `kafka::dedup_feed::spawn_open` has opened it.
+    /// once `pipeline::dedup_feed::spawn_open` has opened it.
     pub dedup: Arc<Deduplicator>,
     /// This instance's name in captures.
     pub instance: String,

@@ -4,7 +4,6 @@
 //! pages back.
 
 pub mod availability;
-pub mod dedup_feed;
 pub mod embedded;
 pub mod producer;
 pub mod state;

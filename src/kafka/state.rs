@@ -195,7 +195,7 @@ impl fmt::Debug for LogTopic {
 }
 
 /// What the follower thread feeds each record into.
-pub(super) trait Sink: Send + Sync + 'static {
+pub(crate) trait Sink: Send + Sync + 'static {
     /// Applies one record; `value` is `None` for a tombstone.
     fn apply(&self, key: &str, value: Option<&[u8]>, timestamp_ms: i64);
 
@@ -373,7 +373,7 @@ impl Drop for StopOnDrop {
 type Progress = HashMap<i32, watch::Receiver<i64>>;
 
 /// The part every mirrored topic shares: producer, follower thread, and read-your-writes.
-pub(super) struct Follower {
+pub(crate) struct Follower {
     topic: String,
     producer: Arc<Supervised>,
     progress: Progress,
@@ -381,7 +381,7 @@ pub(super) struct Follower {
 }
 
 impl Follower {
-    pub(super) async fn open(
+    pub(crate) async fn open(
         settings: &KafkaSettings,
         bootstrap: &str,
         topic: &str,
@@ -432,7 +432,7 @@ impl Follower {
     }
 
     /// Enqueues a write; the delivery future, and the generation of the handle it went to.
-    pub(super) fn enqueue(&self, key: &str, value: Option<&[u8]>) -> Result<(DeliveryFuture, u64), String> {
+    pub(crate) fn enqueue(&self, key: &str, value: Option<&[u8]>) -> Result<(DeliveryFuture, u64), String> {
         let mut record = FutureRecord::<str, [u8]>::to(&self.topic).key(key);
         if let Some(value) = value {
             record = record.payload(value);

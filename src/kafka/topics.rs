@@ -46,7 +46,7 @@ impl TopicRole {
     /// dedup topic.
     pub fn required_at_start(self) -> bool {
         // The dedup topic neither: until it is there, each instance deduplicates what it
-        // accepted itself (`kafka::dedup_feed::spawn_open`), and a deployment that creates its
+        // accepted itself (`pipeline::dedup_feed::spawn_open`), and a deployment that creates its
         // topics by hand starts after an upgrade that added it.
         !matches!(self, TopicRole::Errors | TopicRole::Dedup)
     }

@@ -14,6 +14,7 @@
 
 pub mod debug;
 pub mod dedup;
+pub mod dedup_feed;
 pub mod handshake;
 pub mod ingest_error;
 pub mod listener;

@@ -7,10 +7,10 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use super::state::{Follower, Sink};
-use super::topics::Cleanup;
 use crate::config::dedup::MAX_WINDOW_SECS;
 use crate::config::kafka::KafkaSettings;
+use crate::kafka::state::{Follower, Sink};
+use crate::kafka::topics::Cleanup;
 use crate::pipeline::dedup::{Deduplicator, Feed};
 use crate::pipeline::unix_millis_now;
 
