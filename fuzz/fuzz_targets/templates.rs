@@ -70,6 +70,30 @@ fn strings(value: &Value, out: &mut Vec<String>) {
     }
 }
 
+/// The fields the templates above read.
+const FIELDS: &[&str] = &[
+    "id", "data", "a", "b", "sku", "tags", "nothing", "email", "country", "name", "phone", "region",
+    "created_at", "ts", "date", "qty", "total", "discount", "customer", "user", "items",
+];
+
+/// The errors the template gives over records that hold nothing of a hostile record: an empty
+/// one, and ones whose every field is a value of each JSON type. Their text is the helpers' own
+/// (`dateFormat: no date`), so a hostile record's string found in one of them is not a leak (a
+/// record key `teFormat: no date` was reported as one).
+fn fixed_errors(set: &TemplateSet) -> Vec<String> {
+    let fillers = [r#"1"#, r#""x""#, "true", "null", "[]", "{}", r#"[1,"x"]"#, r#"{"id":1}"#];
+    let mut records = vec!["{}".to_string()];
+    records.extend(fillers.iter().map(|filler| {
+        let fields: Vec<String> = FIELDS.iter().map(|field| format!("{field:?}:{filler}")).collect();
+        format!("{{{}}}", fields.join(","))
+    }));
+    records
+        .iter()
+        .filter_map(|record| serde_json::from_str::<Value>(record).ok())
+        .filter_map(|record| set.render("t", &record).err())
+        .collect()
+}
+
 fn hostile_records(mut input: Input<'_>) {
     let template = TEMPLATES[input.below(TEMPLATES.len())];
     let strict = input.flag();
@@ -93,10 +117,12 @@ fn hostile_records(mut input: Input<'_>) {
                 assert!(reason.len() <= 512, "a long error: {} bytes", reason.len());
                 let mut found = Vec::new();
                 strings(&record.to_value(), &mut found);
-                for text in found
-                    .iter()
-                    .filter(|text| text.len() >= 12 && !template.contains(text.as_str()))
-                {
+                let fixed = fixed_errors(&set);
+                for text in found.iter().filter(|text| {
+                    text.len() >= 12
+                        && !template.contains(text.as_str())
+                        && !fixed.iter().any(|error| error.contains(text.as_str()))
+                }) {
                     assert!(
                         !reason.contains(text.as_str()),
                         "the error shows record content {text:?}: {reason}"

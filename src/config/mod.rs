@@ -105,13 +105,8 @@ impl Settings {
             apply_env_override(&mut root, &name, &value)?;
         }
         let mut errors = take_unparsable_text(&mut root);
-        let mut settings: Settings = serde_path_to_error::deserialize(toml::Value::Table(root)).map_err(|error| {
-            let key = error.path().to_string();
-            single(
-                if key == "." { "<root>".into() } else { key },
-                error.into_inner().to_string(),
-            )
-        })?;
+        let mut settings: Settings = serde_path_to_error::deserialize(toml::Value::Table(root))
+            .map_err(|error| single(dotted_key(error.path()), error.into_inner().to_string()))?;
         errors.extend(settings.read_schema_files(base));
         if let Err(problems) = settings.validate() {
             errors.extend(problems.0);
@@ -231,6 +226,46 @@ fn toml_error_message(error: &toml::de::Error) -> String {
         "invalid TOML".to_string()
     } else {
         message.to_string()
+    }
+}
+
+/// The dotted key of a deserialization error, as the user would write it: `listeners[0].id`,
+/// with a key that is empty or not a bare TOML key quoted (`"".x`, `"a.b"`), so that no problem
+/// names an empty key; `<root>` for the file itself.
+fn dotted_key(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let bare = |key: &str| {
+        !key.is_empty()
+            && key
+                .bytes()
+                .all(|byte| byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'-')
+    };
+    let mut out = String::new();
+    for segment in path.iter() {
+        match segment {
+            Segment::Seq { index } => out.push_str(&format!("[{index}]")),
+            Segment::Map { key } | Segment::Enum { variant: key } => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                if bare(key) {
+                    out.push_str(key);
+                } else {
+                    out.push_str(&format!("{key:?}"));
+                }
+            }
+            Segment::Unknown => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push('?');
+            }
+        }
+    }
+    if out.is_empty() {
+        "<root>".into()
+    } else {
+        out
     }
 }
 
@@ -355,6 +390,23 @@ mod tests {
             .unwrap_err()
             .0;
         assert_eq!(errors[0].key, "listeners[0].page_size");
+    }
+
+    /// Found by the `config` fuzz target: an empty quoted key named a problem with an empty key
+    /// ("unknown field ``" at ``).
+    #[test]
+    fn empty_and_quoted_keys_are_named_as_written() {
+        for (text, key) in [
+            ("[\"\"]\n", "\"\""),
+            ("''.''._r = \"x\"\n", "\"\""),
+            ("[kafka]\n\"\" = 1\n", "kafka.\"\""),
+            ("[kafka.\"a.b\"]\nx = 1\n", "kafka.\"a.b\""),
+            ("[[listeners]]\nid = \"a\"\n\"x y\" = 1\n", "listeners[0].\"x y\""),
+        ] {
+            let errors = Settings::from_toml_and_env(text, env(&[])).unwrap_err().0;
+            assert!(!errors[0].key.is_empty(), "{text:?}: {errors:?}");
+            assert_eq!(errors[0].key, key, "{text:?}: {errors:?}");
+        }
     }
 
     #[test]
