@@ -161,6 +161,15 @@ def summary_line(process, kind="summary"):
     return None
 
 
+def machine_busy_seconds():
+    """CPU-seconds every core of the machine has been busy (all of /proc/stat's cpu line but
+    idle and iowait)."""
+    with open("/proc/stat") as f:
+        fields = [int(v) for v in f.readline().split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields[:8]) - idle) / load.CLK_TCK
+
+
 def hostile_process(args, name, argv, logdir):
     return load.Process(name, [sys.executable, os.path.join(args.repo, "benches", "hostile.py"), *argv], logdir=logdir)
 
@@ -185,6 +194,16 @@ def run_soak(args, logdir):
     url = server.urls["bench"]
     path = "/" + url.split("/", 3)[3]
     log(f"hookpipe pid {server.pid} on port {server.port} ({args.kafka} Kafka), listener path {path}")
+    # The control experiment: the slowloris aimed at a second, identical server, so that the
+    # machine carries the same load (generator and a server ending slow connections) while the
+    # measured server has no slow connection. The same p99 rise then means the machine, not the
+    # server, made it.
+    decoy = None
+    slow_port, slow_path = server.port, path
+    if args.slowloris_decoy:
+        decoy = load.Server("hookpipe", args, logdir, brokers=brokers, label="soak-decoy").start()
+        slow_port, slow_path = decoy.port, "/" + decoy.urls["bench"].split("/", 3)[3]
+        log(f"slowloris decoy: a second hookpipe, pid {decoy.pid} on port {decoy.port}")
 
     calibration = None
     if args.rate:
@@ -207,7 +226,7 @@ def run_soak(args, logdir):
 
     secs, baseline = args.secs, args.baseline_secs
     slowloris = hostile_process(args, "slowloris", [
-        "slowloris", "--port", str(server.port), "--path", path, "--count", str(args.slowloris),
+        "slowloris", "--port", str(slow_port), "--path", slow_path, "--count", str(args.slowloris),
         "--interval", str(args.slowloris_interval), "--secs", str(secs - baseline), "--mode", args.slowloris_mode,
     ], logdir)
     mix = hostile_process(args, "hostile-mix", [
@@ -230,6 +249,7 @@ def run_soak(args, logdir):
     mix.start()
     segments = []
     cpu_at = {"start": load.cpu_seconds(server.pid)}
+    machine_at = {"start": machine_busy_seconds()}
 
     def oha_segments():
         while True:
@@ -251,9 +271,13 @@ def run_soak(args, logdir):
     generator.start()
     time.sleep(max(started + baseline - time.time(), 0))
     cpu_at["slowloris"] = load.cpu_seconds(server.pid)
+    machine_at["slowloris"] = machine_busy_seconds()
     slowloris.start()
     generator.join()
     cpu_at["end"] = load.cpu_seconds(server.pid)
+    machine_at["end"] = machine_busy_seconds()
+    slowloris_cpu = load.cpu_seconds(slowloris.proc.pid) if slowloris.proc else None
+    decoy_cpu = load.cpu_seconds(decoy.pid) if decoy else None
     log("load done; waiting for the slowloris and the hostile mix to finish")
     slowloris.wait_for_line(r"^summary ", 120)
     mix.wait_for_line(r"^summary ", 120)
@@ -263,6 +287,8 @@ def run_soak(args, logdir):
     peak_rss = load.status_kb(server.pid, "VmHWM") / 1024
     server_log = server.process.log_path
     server.stop()
+    if decoy:
+        decoy.stop()
     broker_peak = load.status_kb(broker.pid, "VmHWM") / 1024 if broker else None
     if broker:
         broker.stop()
@@ -281,6 +307,15 @@ def run_soak(args, logdir):
             "baseline": (cpu_at["slowloris"] - cpu_at["start"]) / baseline,
             "slowloris": (cpu_at["end"] - cpu_at["slowloris"]) / max(secs - baseline, 1),
         },
+        # Busy cores of the whole machine (every process, from /proc/stat), the slowloris
+        # generator's and the decoy's CPU: what the load itself cost the shared 2 cores.
+        "machine_cores": {
+            "baseline": (machine_at["slowloris"] - machine_at["start"]) / baseline,
+            "slowloris": (machine_at["end"] - machine_at["slowloris"]) / max(secs - baseline, 1),
+        },
+        "slowloris_generator_cores": slowloris_cpu / max(secs - baseline, 1) if slowloris_cpu is not None else None,
+        "decoy_cores": decoy_cpu / max(secs - baseline, 1) if decoy_cpu is not None else None,
+        "slowloris_target": "decoy" if decoy else "server",
         "segments": segments,
         "slowloris": summary_line(slowloris),
         "slowloris_ready": summary_line(slowloris, "ready"),
@@ -415,7 +450,7 @@ def figures(args, result):
     }
     baseline_rss = out["rss_mb"]["baseline"]
     slowloris_rss = out["rss_mb"]["window_20_40"]
-    if baseline_rss and slowloris_rss and args.slowloris:
+    if baseline_rss and slowloris_rss and args.slowloris and not args.slowloris_decoy:
         out["rss_per_slowloris_conn_kb"] = (slowloris_rss - baseline_rss) * 1024 / args.slowloris
     return out
 
@@ -471,6 +506,13 @@ def markdown(report):
         + (f"RSS per slowloris connection: {f['rss_per_slowloris_conn_kb']:.1f} KB. " if "rss_per_slowloris_conn_kb" in f else "")
         + f"Server CPU: {r['server_cores']['baseline']:.2f} cores before the slowloris, "
         f"{r['server_cores']['slowloris']:.2f} with it."
+        + (f" The whole machine: {r['machine_cores']['baseline']:.2f} busy cores before the slowloris, "
+           f"{r['machine_cores']['slowloris']:.2f} with it (the slowloris generator "
+           f"{r['slowloris_generator_cores'] or 0:.2f}"
+           + (f", the decoy server {r['decoy_cores']:.2f}" if r.get("decoy_cores") is not None else "") + ")."
+           if r.get("machine_cores") else "")
+        + (" **Control run: the slowloris was aimed at a second hookpipe (the decoy), not at the measured one.**"
+           if r.get("slowloris_target") == "decoy" else "")
         + (f" Broker peak RSS {r['broker_peak_rss_mb']:.0f} MB (in-memory storage: grows with what it keeps; not checked)."
            if r.get("broker_peak_rss_mb") else ""),
         "",
@@ -557,6 +599,8 @@ def main():
     parser.add_argument("--slowloris", type=int, default=2000)
     parser.add_argument("--slowloris-interval", type=float, default=5.0)
     parser.add_argument("--slowloris-mode", choices=("headers", "body", "mixed"), default="mixed")
+    parser.add_argument("--slowloris-decoy", action="store_true",
+                        help="control experiment: aim the slowloris at a second hookpipe instead of the measured one")
     parser.add_argument("--baseline-secs", type=int, help="seconds before the slowloris starts (default: 10 %% of --secs, at least a segment)")
     parser.add_argument("--segment-secs", type=int, help="length of one oha run (default: --secs / 20, at least 10)")
     parser.add_argument("--cooldown-secs", type=int, default=20)
