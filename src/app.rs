@@ -65,15 +65,20 @@ struct ListenerTls {
 }
 
 impl ListenerTls {
-    /// Loads `server.tls`'s pair (if set) and installs its reload on SIGHUP.
+    /// Loads `server.tls`'s pair (if set) and installs its reload on SIGHUP (without TLS, a
+    /// SIGHUP is logged and ignored).
     fn start(settings: &Settings) -> Result<Option<ListenerTls>, String> {
+        let sighup = |resolver| {
+            crate::tls::server::reload_on_sighup(resolver)
+                .map_err(|e| format!("cannot listen for SIGHUP (the TLS certificate reload): {e}"))
+        };
         let Some((cert_file, key_file)) = settings.server.tls.as_ref().and_then(|tls| tls.files()) else {
+            sighup(None)?;
             return Ok(None);
         };
         let resolver =
             Arc::new(CertificateResolver::open(cert_file, key_file).map_err(|e| format!("server.tls: {e}"))?);
-        crate::tls::server::reload_on_sighup(resolver.clone())
-            .map_err(|e| format!("cannot listen for SIGHUP (the TLS certificate reload): {e}"))?;
+        sighup(Some(resolver.clone()))?;
         Ok(Some(ListenerTls {
             config: resolver.server_config(),
         }))

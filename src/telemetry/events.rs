@@ -491,6 +491,21 @@ impl TlsReloadFailed<'_> {
     }
 }
 
+/// A SIGHUP with nothing to reload (`serve` without `server.tls`, or a worker): logged, the
+/// process carries on.
+pub struct HangupIgnored {
+    /// `serve` or `worker`.
+    pub tier: &'static str,
+}
+
+impl HangupIgnored {
+    /// Writes the log line.
+    pub fn emit(&self) {
+        tracing::info!(target: "hookpipe::signals", tier = self.tier,
+            "SIGHUP: nothing to reload (only server.tls is reloaded; the configuration file is read at start), carrying on");
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Worker.
 

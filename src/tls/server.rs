@@ -284,16 +284,23 @@ impl ResolvesServerCert for CertificateResolver {
     }
 }
 
-/// Reloads `resolver` on every SIGHUP, for as long as the actix system runs. The handler is
+/// Reloads `resolver` on every SIGHUP, for as long as the actix system runs; without TLS
+/// (`None`) a SIGHUP is logged and changes nothing (the configuration file is read only at
+/// start), so a `kill -HUP` meant for a reload never ends the process. The handler is
 /// installed before this returns (from then on SIGHUP no longer terminates the process); must
 /// be called inside the actix (tokio) runtime.
-pub fn reload_on_sighup(resolver: Arc<CertificateResolver>) -> std::io::Result<()> {
+pub fn reload_on_sighup(resolver: Option<Arc<CertificateResolver>>) -> std::io::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut hangups = signal(SignalKind::hangup())?;
     actix_web::rt::spawn(async move {
         while hangups.recv().await.is_some() {
-            // Failures are logged and counted by `reload`; the pair in service stays.
-            let _ = resolver.reload();
+            match &resolver {
+                // Failures are logged and counted by `reload`; the pair in service stays.
+                Some(resolver) => {
+                    let _ = resolver.reload();
+                }
+                None => crate::telemetry::events::HangupIgnored { tier: "serve" }.emit(),
+            }
         }
     });
     Ok(())

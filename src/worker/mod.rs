@@ -112,16 +112,27 @@ pub fn stop_on_signals(shutdown: Shutdown) -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the signal runtime: {e}"))?;
-    let mut terminate = runtime
-        .block_on(async { tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) })
-        .map_err(|e| format!("cannot listen for SIGTERM: {e}"))?;
+    use tokio::signal::unix::{signal, SignalKind};
+    let (mut terminate, mut hangup) = runtime
+        .block_on(async { Ok::<_, std::io::Error>((signal(SignalKind::terminate())?, signal(SignalKind::hangup())?)) })
+        .map_err(|e| format!("cannot listen for SIGTERM and SIGHUP: {e}"))?;
     std::thread::Builder::new()
         .name("worker-signals".into())
         .spawn(move || {
             runtime.block_on(async {
-                let term = Box::pin(terminate.recv());
-                let interrupt = Box::pin(tokio::signal::ctrl_c());
-                futures_util::future::select(term, interrupt).await;
+                use futures_util::future::{select, Either};
+                let mut stop = select(Box::pin(terminate.recv()), Box::pin(tokio::signal::ctrl_c()));
+                // A SIGHUP (a reload meant for the serve tier, a closed terminal) is logged and
+                // ignored: the worker has nothing to reload.
+                loop {
+                    match select(stop, Box::pin(hangup.recv())).await {
+                        Either::Left(_) => break,
+                        Either::Right((_, pending)) => {
+                            crate::telemetry::events::HangupIgnored { tier: "worker" }.emit();
+                            stop = pending;
+                        }
+                    }
+                }
             });
             tracing::info!("stop requested: finishing the page in hand, then committing");
             shutdown.request();

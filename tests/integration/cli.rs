@@ -141,6 +141,20 @@ fn serve_on_the_embedded_default_prints_urls_and_tail_shows_pages() {
         "https://shop.example.com/admin/orders/42"
     );
 
+    // SIGHUP without server.tls: logged and ignored (it used to end the process).
+    let pid = serve.id().to_string();
+    assert!(Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(serve.try_wait().unwrap().is_none(), "serve survives SIGHUP");
+    let response = request(
+        addr,
+        "POST",
+        &path,
+        &[("Content-Type", "application/json")],
+        br#"{"data":{"items":[{"order_id":"41"}]}}"#,
+    );
+    assert_eq!(response.status, 204, "after SIGHUP: {}", response.text());
+
     // SIGTERM while a request waits on its page (linger 500 ms): it still gets its 204.
     let in_flight = std::thread::spawn(move || {
         request(
@@ -152,7 +166,6 @@ fn serve_on_the_embedded_default_prints_urls_and_tail_shows_pages() {
         )
     });
     std::thread::sleep(Duration::from_millis(150));
-    let pid = serve.id().to_string();
     assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
     let response = in_flight.join().unwrap();
     assert_eq!(
@@ -168,6 +181,7 @@ fn serve_on_the_embedded_default_prints_urls_and_tail_shows_pages() {
         stderr.contains("NOTHING IS DURABLE"),
         "loud warning about the embedded cluster:\n{stderr}"
     );
+    assert!(stderr.contains("SIGHUP: nothing to reload"), "SIGHUP logged:\n{stderr}");
 }
 
 fn wait_with_timeout(child: &mut std::process::Child, timeout: Duration) -> std::process::ExitStatus {

@@ -288,6 +288,13 @@ fn sigterm_finishes_the_page_in_hand_and_commits_so_a_restart_repeats_nothing() 
         metric(&text, r#"hookpipe_worker_consumer_lag{topic="hookpipe.pages"}"#).filter(|lag| *lag > 0.0)
     });
     assert!(lag <= 40.0, "lag counts pages: {lag}");
+    // SIGHUP is logged and ignored (it used to end the worker).
+    let hangup = Command::new("kill").args(["-HUP", &worker.pid().to_string()]).status();
+    assert!(hangup.unwrap().success());
+    eventually("the SIGHUP logged", Duration::from_secs(5), || {
+        worker.log().contains("SIGHUP: nothing to reload").then_some(())
+    });
+    assert_eq!(http_get(metrics_addr, "/metrics").0, 200, "the worker survives SIGHUP");
     // Stop while a page is in the target's hands (received, not answered yet).
     let in_hand = eventually("a page in flight", Duration::from_secs(20), || {
         let received = target.received().len();
