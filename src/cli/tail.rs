@@ -1,4 +1,5 @@
-//! `hookpipe tail`: print the pages arriving on a topic, one JSON line (or indented JSON) each.
+//! `hookpipe tail`: print the pages arriving on a topic, one JSON line (or indented JSON) each;
+//! a CloudEvent is printed in the JSON event format, whatever its mode (`wire::cloudevents`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -7,7 +8,7 @@ use std::time::Duration;
 use clap::Args;
 
 use crate::cli::load;
-use crate::kafka::tail::{StartAt, TopicReader};
+use crate::kafka::tail::{ReadMessage, StartAt, TopicReader};
 
 /// `hookpipe tail`: where to read and how to print.
 #[derive(Args, Debug)]
@@ -21,7 +22,7 @@ pub struct TailArgs {
     /// Start from the oldest stored page instead of new ones only.
     #[arg(long)]
     pub from_beginning: bool,
-    /// Print each page indented instead of one line per page.
+    /// Print each page (or event) indented instead of one line per page.
     #[arg(long)]
     pub pretty: bool,
     /// Stop after this many pages.
@@ -62,7 +63,7 @@ pub fn run(args: TailArgs) -> ExitCode {
         match reader.next(Duration::from_millis(500)) {
             Ok(None) => {}
             Ok(Some(message)) => {
-                println!("{}", page_text(&message.payload, args.pretty));
+                println!("{}", message_text(&message, args.pretty));
                 printed += 1;
             }
             Err(error) => {
@@ -72,6 +73,27 @@ pub fn run(args: TailArgs) -> ExitCode {
         }
     }
     ExitCode::SUCCESS
+}
+
+/// A message as text: a binary CloudEvent as the structured event it is (attributes from its
+/// headers, the value as `data`), anything else as its value.
+fn message_text(message: &ReadMessage, pretty: bool) -> String {
+    let headers: Vec<(&str, &[u8])> = message
+        .headers
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.as_bytes()))
+        .collect();
+    match crate::wire::cloudevents::read(&headers, &message.payload) {
+        Some(Ok(event)) if event.mode == crate::wire::cloudevents::Mode::Binary => {
+            let shown = event.to_structured();
+            if pretty {
+                serde_json::to_string_pretty(&shown).unwrap_or_default()
+            } else {
+                shown.to_string()
+            }
+        }
+        _ => page_text(&message.payload, pretty),
+    }
 }
 
 /// A page as JSON (indented with `--pretty`); a payload that is not JSON as lossy UTF-8.
