@@ -104,3 +104,58 @@ fn page_text(payload: &[u8], pretty: bool) -> String {
         Err(_) => String::from_utf8_lossy(payload).into_owned(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::cloudevents::{encode, EventFields, Mode};
+
+    fn message(headers: Vec<(String, String)>, payload: Vec<u8>) -> ReadMessage {
+        ReadMessage {
+            partition: 0,
+            offset: 0,
+            key: Some("gh".into()),
+            headers,
+            payload,
+        }
+    }
+
+    #[test]
+    fn a_binary_event_is_shown_as_the_structured_event_it_is() {
+        let fields = EventFields {
+            id: "r1-0",
+            source: "/listeners/gh",
+            event_type: "com.github.push",
+            time: "2026-01-01T00:00:00.000Z",
+            listener_id: "gh",
+            request_id: "r1",
+            trace_key: "A",
+            data_uri: None,
+            delivery_id: None,
+            mock: false,
+            attempt: None,
+            retry_data_stored: true,
+            partition_key: "gh",
+            data_json: r#"{"x":1}"#,
+        };
+        let binary = encode(Mode::Binary, &fields);
+        let shown: serde_json::Value =
+            serde_json::from_str(&message_text(&message(binary.headers, binary.payload), false)).unwrap();
+        assert_eq!(shown["specversion"], "1.0");
+        assert_eq!(shown["type"], "com.github.push");
+        assert_eq!(shown["datacontenttype"], "application/json");
+        assert_eq!(shown["hookpipetrace"], "A");
+        assert_eq!(shown["data"], serde_json::json!({"x": 1}));
+        let structured = encode(Mode::Structured, &fields);
+        let expected = page_text(&structured.payload, false);
+        assert_eq!(
+            message_text(&message(structured.headers, structured.payload), false),
+            expected
+        );
+        let page = br#"{"type":"page","records":[]}"#.to_vec();
+        assert_eq!(
+            message_text(&message(Vec::new(), page), false),
+            r#"{"records":[],"type":"page"}"#
+        );
+    }
+}

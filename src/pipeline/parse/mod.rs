@@ -99,10 +99,10 @@ impl Handler<Admitted<Ingest>> for ParseActor {
             return Box::pin(async {});
         }
         let next = self.next.clone();
-        // Only a listener whose CloudEvents type has a template looks at the request's headers.
-        let request = webhook
-            .listener
-            .has_event_type_template()
+        // Only a listener whose CloudEvents type has a template looks at the request's headers
+        // (a listener publishing pages pays one branch).
+        let listener = &webhook.listener;
+        let request = (listener.events.is_some() && listener.has_event_type_template())
             .then(|| Box::new(RequestView::of(&webhook)));
         let paginate = Paginate {
             listener: webhook.listener,
