@@ -13,6 +13,8 @@ mkdir -p "$(dirname "$root")"
 # python3-venv is Debian's separate package for `python3 -m venv`.
 if ! python3 -m venv "$root" 2>/dev/null; then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq --no-install-recommends python3-venv
   python3 -m venv "$root"
 fi

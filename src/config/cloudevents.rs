@@ -142,6 +142,28 @@ mod tests {
     }
 
     #[test]
+    fn the_api_takes_the_same_names() {
+        let config: crate::config::listener::ListenerConfig = serde_json::from_value(serde_json::json!({
+            "id": "a", "output_format": "cloudevents_binary", "cloudevents": {"type_template": "x.{{record.kind}}"}
+        }))
+        .unwrap();
+        assert_eq!(config.output_format, Some(OutputFormat::CloudEventsBinary));
+        assert_eq!(
+            serde_json::to_value(&config).unwrap()["cloudevents"],
+            serde_json::json!({"type_template": "x.{{record.kind}}"})
+        );
+        let error = serde_path_to_error::deserialize::<_, crate::config::listener::ListenerConfig>(
+            serde_json::json!({"id": "a", "output_format": "avro"}),
+        )
+        .unwrap_err();
+        assert_eq!(error.path().to_string(), "output_format");
+        assert_eq!(
+            error.into_inner().to_string(),
+            "must be one of page, cloudevents_binary, cloudevents_structured"
+        );
+    }
+
+    #[test]
     fn problems_name_the_key() {
         let text = format!(
             "[kafka]\noutput_format = \"avro\"\n{BASE}output_format = \"cloudevents\"\n\

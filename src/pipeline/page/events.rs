@@ -263,6 +263,26 @@ mod tests {
         assert!(probe.drain().is_empty(), "nothing published");
     }
 
+    #[test]
+    fn kafka_output_format_is_the_default_a_listener_overrides() {
+        use crate::pipeline::testing::{listener_of, settings};
+        use crate::wire::cloudevents::Mode;
+        let by_default = settings("[kafka]\noutput_format = \"cloudevents_structured\"\n[[listeners]]\nid = \"t\"\n");
+        let compiled = listener_of(&by_default);
+        assert_eq!(
+            compiled
+                .events
+                .as_ref()
+                .map(|events| (events.mode, events.source.as_str())),
+            Some((Mode::Structured, "/listeners/t"))
+        );
+        let own = settings(
+            "[kafka]\noutput_format = \"cloudevents_structured\"\n[[listeners]]\nid = \"t\"\noutput_format = \"page\"\n",
+        );
+        assert!(listener_of(&own).events.is_none(), "the listener's own format wins");
+        assert!(listener("").events.is_none(), "pages unless asked");
+    }
+
     #[actix::test]
     async fn pages_listeners_are_untouched() {
         let (stage, probe) = page_stage(|_| Ok(()));

@@ -2,6 +2,7 @@
 //! answers each request once every page holding its records is acknowledged (or at once, when
 //! a record cannot be serialized). Records that failed their listener's schema under
 //! `quarantine` go, with their errors, into quarantine pages the request waits for as well.
+//! A listener publishing CloudEvents takes the `events` path instead: one event per record.
 
 mod events;
 pub mod pager;
