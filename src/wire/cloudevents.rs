@@ -490,6 +490,7 @@ pub fn fields_of_record<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use serde_json::json;
 
     fn fields(data_json: &str) -> EventFields<'_> {
@@ -737,6 +738,83 @@ mod tests {
             structured("application/cloudevents+json", base64).unwrap().data,
             json!({"a": 1})
         );
+    }
+
+    fn text() -> impl Strategy<Value = String> {
+        "[a-z0-9\"\\\\\n\t\u{e9}\u{1F600}/:{} -]{1,12}"
+    }
+
+    fn json_data() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            "[a-z\"\\\\\n\u{e9}{}\\[\\],: ]{0,8}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(3, 16, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                proptest::collection::vec(("[a-z\"]{0,3}", inner), 0..4)
+                    .prop_map(|members| Value::Object(members.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        /// Whatever the texts (quotes, newlines, non-ASCII) and the data, an event written in
+        /// either mode reads back as what was written.
+        #[test]
+        fn any_event_written_reads_back(
+            id in text(), source in text(), event_type in text(), time in text(), listener in text(),
+            request_id in text(), trace in text(), data_uri in proptest::option::of(text()),
+            delivery_id in proptest::option::of(text()), mock in any::<bool>(),
+            attempt in proptest::option::of(2u32..100), stored in any::<bool>(), data in json_data(),
+        ) {
+            let data_json = data.to_string();
+            let fields = EventFields {
+                id: &id, source: &source, event_type: &event_type, time: &time, listener_id: &listener,
+                request_id: &request_id, trace_key: &trace, data_uri: data_uri.as_deref(),
+                delivery_id: delivery_id.as_deref(), mock, attempt, retry_data_stored: stored,
+                partition_key: &listener, data_json: &data_json,
+            };
+            for mode in [Mode::Binary, Mode::Structured] {
+                let event = encode(mode, &fields);
+                let read_back = read(&borrowed(&event.headers), &event.payload).unwrap().unwrap();
+                prop_assert_eq!(read_back.mode, mode);
+                prop_assert_eq!(read_back.listener_id(), Some(listener.clone()));
+                prop_assert_eq!(read_back.retry_data_stored(), stored);
+                let record = read_back.into_record();
+                prop_assert_eq!(&record["id"], &Value::String(id.clone()));
+                prop_assert_eq!(&record["request_id"], &Value::String(request_id.clone()));
+                prop_assert_eq!(&record["trace_key"], &Value::String(trace.clone()));
+                prop_assert_eq!(&record["data_uri"], &data_uri.clone().map_or(Value::Null, Value::String));
+                prop_assert_eq!(&record["received_at"], &Value::String(time.clone()));
+                prop_assert_eq!(record.get("delivery_id").and_then(Value::as_str), delivery_id.as_deref());
+                prop_assert_eq!(record.get("mock").is_some(), mock);
+                prop_assert_eq!(record.get("attempt").and_then(Value::as_u64), attempt.map(u64::from));
+                prop_assert_eq!(&record["event"]["type"], &Value::String(event_type.clone()));
+                prop_assert_eq!(&record["event"]["source"], &Value::String(source.clone()));
+                prop_assert_eq!(&record["data"], &data);
+            }
+        }
+
+        /// Any headers and value: read, never a panic; what reads has its required attributes.
+        #[test]
+        fn any_message_reads_or_is_refused(
+            headers in proptest::collection::vec((
+                prop_oneof![Just("ce_specversion".to_string()), Just("ce_id".to_string()), Just("ce_source".to_string()),
+                    Just("ce_type".to_string()), Just("content-type".to_string()), "ce_[a-z]{1,4}"],
+                prop_oneof![Just(b"1.0".to_vec()), Just(b"application/cloudevents+json".to_vec()),
+                    Just(b"text/plain".to_vec()), proptest::collection::vec(any::<u8>(), 0..6)],
+            ), 0..7),
+            payload in proptest::collection::vec(any::<u8>(), 0..40),
+        ) {
+            let borrowed: Vec<(&str, &[u8])> = headers.iter().map(|(name, value)| (name.as_str(), value.as_slice())).collect();
+            if let Some(Ok(event)) = read(&borrowed, &payload) {
+                prop_assert!(!event.id.is_empty() && !event.source.is_empty() && !event.event_type.is_empty());
+                let _ = (event.listener_id(), event.retry_data_stored(), event.to_structured(), event.into_record());
+            }
+        }
     }
 
     #[test]
