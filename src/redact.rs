@@ -20,20 +20,7 @@ use crate::pipeline::verify::body_token;
 use crate::pipeline::verify::scheme::Verifier;
 use crate::secret::Secret;
 
-/// Headers whose values never leave the process in a response template, a capture or a log.
-pub const SENSITIVE_HEADERS: &[&str] = &[
-    "authorization",
-    "proxy-authorization",
-    "cookie",
-    "x-hub-signature",
-    "x-hub-signature-256",
-    "stripe-signature",
-    "x-slack-signature",
-    "x-shopify-hmac-sha256",
-    "webhook-signature",
-    "x-zendesk-webhook-signature",
-    "x-twilio-signature",
-];
+pub use crate::secret::SENSITIVE_HEADERS;
 
 /// A short, stable, non-reversible name for a secret: the first 8 hex digits of its SHA-256.
 pub fn fingerprint(secret: &str) -> String {

@@ -32,3 +32,17 @@ impl std::fmt::Display for Secret {
         f.write_str("[redacted]")
     }
 }
+/// Headers whose values never leave the process in a response template, a capture or a log.
+pub const SENSITIVE_HEADERS: &[&str] = &[
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "x-hub-signature",
+    "x-hub-signature-256",
+    "stripe-signature",
+    "x-slack-signature",
+    "x-shopify-hmac-sha256",
+    "webhook-signature",
+    "x-zendesk-webhook-signature",
+    "x-twilio-signature",
+];

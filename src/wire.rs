@@ -16,10 +16,15 @@
 //!   `{"id","request_id","received_at"[,"delivery_id"][,"mock"],"errors":[{"instance_path",
 //!   "schema_path","message"}],"errors_truncated","data"}`.
 //!
+//! - A listener may publish **CloudEvents** instead of pages (`output_format`): one event per
+//!   record, written and read by [`cloudevents`].
+//!
 //! The writers put bytes together by hand: a record is serialized once, at ingest, and its bytes
 //! are copied unchanged into the page, which is not built as a tree.
 //! The readers are serde structs that leave records as the caller asks (`serde_json::Value`, or
 //! a borrowed `&RawValue` to skip building them).
+
+pub mod cloudevents;
 
 use std::borrow::Cow;
 use std::fmt;

@@ -77,6 +77,14 @@ pub struct ListenerView {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub schema: Option<Value>,
+    /// What its topic's messages are: `page`, `cloudevents_binary` or `cloudevents_structured`
+    /// (absent: `kafka.output_format`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_format: Option<String>,
+    /// The attributes of its CloudEvents: `type_template`, `source` (absent: the defaults).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub cloudevents: Option<Value>,
     /// Handshake rules: checks providers make of the endpoint, answered without publishing
     /// (secrets shown as fingerprints).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -169,6 +177,15 @@ pub struct ListenerInput {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub schema: Option<Value>,
+    /// `page`, `cloudevents_binary` or `cloudevents_structured` (README › CloudEvents; absent:
+    /// `kafka.output_format`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_format: Option<String>,
+    /// `type_template` (handlebars over `headers`, `query`, `record`, `listener_id`) and
+    /// `source` of its CloudEvents.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub cloudevents: Option<Value>,
     /// Handshake rules (README › Handshakes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Vec<Object>>)]

@@ -1,4 +1,5 @@
-//! `hookpipe tail`: print the pages arriving on a topic, one JSON line (or indented JSON) each.
+//! `hookpipe tail`: print the pages arriving on a topic, one JSON line (or indented JSON) each;
+//! a CloudEvent is printed in the JSON event format, whatever its mode (`wire::cloudevents`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -7,7 +8,7 @@ use std::time::Duration;
 use clap::Args;
 
 use crate::cli::load;
-use crate::kafka::tail::{StartAt, TopicReader};
+use crate::kafka::tail::{ReadMessage, StartAt, TopicReader};
 
 /// `hookpipe tail`: where to read and how to print.
 #[derive(Args, Debug)]
@@ -21,7 +22,7 @@ pub struct TailArgs {
     /// Start from the oldest stored page instead of new ones only.
     #[arg(long)]
     pub from_beginning: bool,
-    /// Print each page indented instead of one line per page.
+    /// Print each page (or event) indented instead of one line per page.
     #[arg(long)]
     pub pretty: bool,
     /// Stop after this many pages.
@@ -62,7 +63,7 @@ pub fn run(args: TailArgs) -> ExitCode {
         match reader.next(Duration::from_millis(500)) {
             Ok(None) => {}
             Ok(Some(message)) => {
-                println!("{}", page_text(&message.payload, args.pretty));
+                println!("{}", message_text(&message, args.pretty));
                 printed += 1;
             }
             Err(error) => {
@@ -74,11 +75,87 @@ pub fn run(args: TailArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// A message as text: a binary CloudEvent as the structured event it is (attributes from its
+/// headers, the value as `data`), anything else as its value.
+fn message_text(message: &ReadMessage, pretty: bool) -> String {
+    let headers: Vec<(&str, &[u8])> = message
+        .headers
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.as_bytes()))
+        .collect();
+    match crate::wire::cloudevents::read(&headers, &message.payload) {
+        Some(Ok(event)) if event.mode == crate::wire::cloudevents::Mode::Binary => {
+            let shown = event.to_structured();
+            if pretty {
+                serde_json::to_string_pretty(&shown).unwrap_or_default()
+            } else {
+                shown.to_string()
+            }
+        }
+        _ => page_text(&message.payload, pretty),
+    }
+}
+
 /// A page as JSON (indented with `--pretty`); a payload that is not JSON as lossy UTF-8.
 fn page_text(payload: &[u8], pretty: bool) -> String {
     match serde_json::from_slice::<serde_json::Value>(payload) {
         Ok(value) if pretty => serde_json::to_string_pretty(&value).unwrap_or_default(),
         Ok(value) => value.to_string(),
         Err(_) => String::from_utf8_lossy(payload).into_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::cloudevents::{encode, EventFields, Mode};
+
+    fn message(headers: Vec<(String, String)>, payload: Vec<u8>) -> ReadMessage {
+        ReadMessage {
+            partition: 0,
+            offset: 0,
+            key: Some("gh".into()),
+            headers,
+            payload,
+        }
+    }
+
+    #[test]
+    fn a_binary_event_is_shown_as_the_structured_event_it_is() {
+        let fields = EventFields {
+            id: "r1-0",
+            source: "/listeners/gh",
+            event_type: "com.github.push",
+            time: "2026-01-01T00:00:00.000Z",
+            listener_id: "gh",
+            request_id: "r1",
+            trace_key: "A",
+            data_uri: None,
+            delivery_id: None,
+            mock: false,
+            attempt: None,
+            retry_data_stored: true,
+            partition_key: "gh",
+            data_json: r#"{"x":1}"#,
+        };
+        let binary = encode(Mode::Binary, &fields);
+        let shown: serde_json::Value =
+            serde_json::from_str(&message_text(&message(binary.headers, binary.payload), false)).unwrap();
+        assert_eq!(shown["specversion"], "1.0");
+        assert_eq!(shown["type"], "com.github.push");
+        assert_eq!(shown["datacontenttype"], "application/json");
+        assert_eq!(shown["hookpipetrace"], "A");
+        assert_eq!(shown["data"], serde_json::json!({"x": 1}));
+        let structured = encode(Mode::Structured, &fields);
+        let expected = page_text(&structured.payload, false);
+        assert_eq!(
+            message_text(&message(structured.headers, structured.payload), false),
+            expected
+        );
+        let page = br#"{"type":"page","records":[]}"#.to_vec();
+        assert_eq!(
+            message_text(&message(Vec::new(), page), false),
+            r#"{"records":[],"type":"page"}"#
+        );
     }
 }

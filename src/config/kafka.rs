@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
+use super::cloudevents::OutputFormat;
 use super::from_text::deserialize_from_text;
 
 /// Kafka settings.
@@ -69,6 +70,10 @@ pub struct KafkaSettings {
     /// Extra librdkafka properties (security, timeouts). Cannot weaken acks or idempotence.
     #[serde(default)]
     pub properties: BTreeMap<String, String>,
+    /// What the pages topics' messages are for listeners without their own `output_format`:
+    /// `page` (the default), `cloudevents_binary` or `cloudevents_structured`.
+    #[serde(default)]
+    pub output_format: OutputFormat,
 }
 
 impl Default for KafkaSettings {
@@ -92,6 +97,7 @@ impl Default for KafkaSettings {
             topic_partitions: default_topic_partitions(),
             replication_factor: default_replication_factor(),
             properties: BTreeMap::new(),
+            output_format: OutputFormat::Page,
         }
     }
 }

@@ -5,6 +5,7 @@ use serde::de::IntoDeserializer;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::body_format::{default_methods, method_problems, BodyFormat, CsvOptions, MultipartOptions, NdjsonOptions};
+use super::cloudevents::{CloudEventsOptions, OutputFormat};
 use super::dedup::DedupOptions;
 use super::handshake::HandshakeConfig;
 use super::kafka::validate_topic_name;
@@ -71,6 +72,13 @@ pub struct ListenerConfig {
     /// Deduplication by the provider's delivery id (absent: every delivery is published).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dedup: Option<DedupOptions>,
+    /// What its topic's messages are: `page`, `cloudevents_binary` or `cloudevents_structured`;
+    /// absent: `kafka.output_format`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_format: Option<OutputFormat>,
+    /// The attributes of its CloudEvents (`type_template`, `source`), when it publishes them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloudevents: Option<CloudEventsOptions>,
 }
 
 /// Default page size: 20 records, as in the product hookpipe replaces.
@@ -328,6 +336,9 @@ impl ListenerConfig {
         }
         if let Some(dedup) = &self.dedup {
             problems.extend(dedup.problems(&self.verification));
+        }
+        if let Some(cloudevents) = &self.cloudevents {
+            problems.extend(cloudevents.problems());
         }
         // Defined beside the handshake compiler (`pipeline::handshake`), as `validate` is beside
         // the verifier: what is checked and what is compiled cannot drift apart.

@@ -8,6 +8,7 @@ use std::collections::HashSet;
 use std::path::Path;
 
 pub mod body_format;
+pub mod cloudevents;
 pub mod dedup;
 pub mod env;
 pub mod error;
@@ -25,6 +26,7 @@ pub mod worker;
 
 use serde::Deserialize;
 
+use cloudevents::OutputFormat;
 use env::apply_env_override;
 use error::{single, ConfigError, ConfigErrors};
 use kafka::{Compression, KafkaSettings};
@@ -283,9 +285,10 @@ fn toml_error_key(error: &toml::de::Error) -> String {
 /// the wrong TOML type is left for deserialization to name.
 fn take_unparsable_text(root: &mut toml::Table) -> Vec<ConfigError> {
     type Check = fn(&str) -> Option<String>;
-    let section_values: [(&str, &str, Check); 3] = [
+    let section_values: [(&str, &str, Check); 4] = [
         ("server", "listen", |text| parse_listen(text).err()),
         ("kafka", "compression", |text| Compression::parse(text).err()),
+        ("kafka", "output_format", |text| OutputFormat::parse(text).err()),
         ("worker", "metrics_listen", |text| parse_metrics_listen(text).err()),
     ];
     let mut errors = Vec::new();
@@ -308,6 +311,14 @@ fn take_unparsable_text(root: &mut toml::Table) -> Vec<ConfigError> {
             .and_then(toml::Value::as_str)
             .unwrap_or_default()
             .to_string();
+        let output_format = listener.get("output_format").and_then(toml::Value::as_str);
+        if let Some(message) = output_format.and_then(|text| OutputFormat::parse(text).err()) {
+            listener.remove("output_format");
+            errors.push(ConfigError {
+                key: format!("listeners[{id}].output_format"),
+                message,
+            });
+        }
         let Some(content) = listener.get_mut("content").and_then(toml::Value::as_table_mut) else {
             continue;
         };

@@ -19,10 +19,11 @@ use crate::pipeline::handshake::{Decision, HandshakeAnswer, HandshakeRequest};
 use crate::pipeline::ingest_error::IngestError;
 use crate::pipeline::listener::Listener;
 use crate::pipeline::reply::Reply;
+use crate::pipeline::request_view::{template_headers, template_query};
 use crate::pipeline::stage::TryForwardError;
 use crate::pipeline::verify::ActixHeaders;
 use crate::pipeline::{rfc3339_millis, unix_millis_now, Accepted, Chain, Ingest, Webhook};
-use crate::redact::{redacted_body, redacted_headers, redacted_query, SENSITIVE_HEADERS};
+use crate::redact::{redacted_body, redacted_headers, redacted_query};
 use crate::shared_state::{DEBUG_BODY_LIMIT, SAMPLE_BODY_LIMIT, SAMPLE_RECORDS_LIMIT};
 use crate::telemetry::events::{
     BodyReceived, DebugCaptureDropped, HandshakeDecided, RefusalCause, RequestFinished, RequestRefused, TemplateFailed,
@@ -669,42 +670,11 @@ fn handshake_response(answer: &HandshakeAnswer) -> HttpResponse {
     }
 }
 
-/// The request headers a response template may echo: none that carries a credential, the
-/// listener's own token header included.
-fn template_headers(headers: &HeaderMap, secret_header: Option<&str>) -> serde_json::Map<String, serde_json::Value> {
-    headers
-        .iter()
-        .filter(|(name, _)| !SENSITIVE_HEADERS.contains(&name.as_str()))
-        .filter(|(name, _)| secret_header.is_none_or(|secret| !secret.eq_ignore_ascii_case(name.as_str())))
-        .filter_map(|(name, value)| Some((name.as_str().to_string(), value.to_str().ok()?.into())))
-        .collect()
-}
-
-/// The decoded query parameters a response template may echo: all but the listener's token
-/// parameter.
-fn template_query(query: &str, secret_param: Option<&str>) -> serde_json::Map<String, serde_json::Value> {
-    let decode = |s: &str| percent_decode_lossy(s);
-    query
-        .split('&')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| {
-            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            (decode(key), serde_json::Value::String(decode(value)))
-        })
-        .filter(|(key, _)| secret_param.is_none_or(|secret| secret != key))
-        .collect()
-}
-
 /// Answer for methods other than POST and PUT on an ingest path.
 pub async fn method_not_allowed() -> HttpResponse {
     HttpResponse::MethodNotAllowed()
         .insert_header((header::ALLOW, "POST, PUT"))
         .json(serde_json::json!({ "error": "method not allowed; use POST or PUT" }))
-}
-
-/// Lossy `+`/`%XX` decoding for the template's view of the query string (never for records).
-fn percent_decode_lossy(input: &str) -> String {
-    crate::urlencoded::decode_lossy(input)
 }
 
 #[cfg(test)]

@@ -31,6 +31,6 @@ pub mod retry_data;
 pub mod store;
 
 pub use entry::{do_not_store_reason, error_key, too_large_reason, ErrorEntry, RetryData};
-pub use republish::{republish, Republish};
+pub use republish::{republish, republish_events, Republish};
 pub use retry_data::{find_retry_data, RetryLookup, RETRY_LOOKUP_BATCH, RETRY_LOOKUP_CLOCK_MARGIN};
 pub use store::ErrorsStore;

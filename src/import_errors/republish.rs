@@ -1,10 +1,12 @@
 //! Republishing failed records for another attempt: grouped by the page stage's `Pager`, written
-//! and headed by `crate::wire`, so a republished page is built as any other page.
+//! and headed by `crate::wire`, so a republished page is built as any other page — or, for a
+//! listener publishing CloudEvents, one event per record (`wire::cloudevents`), as at ingest.
 
 use std::collections::BTreeSet;
 
 use super::entry::{ErrorEntry, RetryData};
 use crate::kafka::producer::{OutgoingMessage, PageProducer, PublishError};
+use crate::pipeline::listener::EventOutput;
 use crate::pipeline::page::pager::{ClosedPage, Pager};
 use crate::pipeline::{new_id, rfc3339_millis, unix_millis_now};
 use crate::wire;
@@ -59,6 +61,56 @@ pub async fn republish(
                 .await
         });
     }
+    futures_util::future::join_all(deliveries).await.into_iter().collect()
+}
+
+/// Republishes records of a listener publishing CloudEvents to `topic`, one event per record with
+/// `hookpipeattempt` = the error's attempt + 1, its id, type and source kept (a record failed
+/// while its listener published pages gets the listener's source and the default type).
+pub async fn republish_events(
+    producer: &PageProducer,
+    listener_id: &str,
+    topic: &str,
+    output: &EventOutput,
+    max_message_bytes: usize,
+    records: &[Republish],
+) -> Result<(), PublishError> {
+    let mut events = Vec::with_capacity(records.len());
+    for item in records {
+        let record = &item.data.record;
+        let data_json = record.get("data").unwrap_or(&serde_json::Value::Null).to_string();
+        let fields = wire::cloudevents::fields_of_record(
+            record,
+            listener_id,
+            &output.source,
+            &data_json,
+            item.error.attempt + 1,
+        )
+        .ok_or_else(|| PublishError::Delivery(format!("record {} has no id", item.error.record_id)))?;
+        let event = wire::cloudevents::encode(output.mode, &fields);
+        if event.payload.len() > max_message_bytes {
+            return Err(PublishError::Delivery(format!(
+                "record {} is over pipeline.max_page_bytes as an event",
+                item.error.record_id
+            )));
+        }
+        events.push(event);
+    }
+    let deliveries = events.iter().map(|event| async move {
+        let headers: Vec<(&str, &str)> = event
+            .headers
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_str()))
+            .collect();
+        producer
+            .publish(OutgoingMessage {
+                topic,
+                key: listener_id,
+                payload: &event.payload,
+                headers: &headers,
+            })
+            .await
+    });
     futures_util::future::join_all(deliveries).await.into_iter().collect()
 }
 

@@ -10,6 +10,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use crate::config::body_format::BodyFormat;
+use crate::config::cloudevents::{default_source, OutputFormat};
 use crate::config::error::{single, ConfigErrors};
 use crate::config::listener::{response_content_type, ListenerConfig};
 use crate::config::resource_path::ResourcePath;
@@ -20,10 +21,12 @@ use crate::pipeline::rate_limit::bucket::LeakyBucket;
 use crate::pipeline::schema::ListenerSchema;
 use crate::pipeline::verify::scheme::Verifier;
 use crate::templates::TemplateSet;
+use crate::wire::cloudevents::Mode;
 
 const TRACE_KEY: &str = "trace_key";
 const DATA_URI: &str = "data_uri";
 const RESPONSE_BODY: &str = "response_body";
+const EVENT_TYPE: &str = "event_type";
 
 /// A listener ready to serve: everything that can fail was checked when it was compiled.
 pub struct Listener {
@@ -57,7 +60,18 @@ pub struct Listener {
     pub source: Source,
     /// `Content-Type` of the success body.
     pub response_content_type: String,
+    /// How it publishes CloudEvents, one per record; `None`: it publishes pages.
+    pub events: Option<EventOutput>,
     templates: TemplateSet,
+}
+
+/// How a listener publishing CloudEvents (`output_format`) writes them (`wire::cloudevents`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventOutput {
+    /// Binary or structured content mode.
+    pub mode: Mode,
+    /// Every event's `source`.
+    pub source: String,
 }
 
 impl std::fmt::Debug for Listener {
@@ -117,11 +131,32 @@ impl ListenerConfig {
             (TRACE_KEY, "trace_key_template", &self.trace_key_template),
             (DATA_URI, "data_uri_template", &self.data_uri_template),
             (RESPONSE_BODY, "response.body", &self.response.body),
+            (
+                EVENT_TYPE,
+                "cloudevents.type_template",
+                &self
+                    .cloudevents
+                    .as_ref()
+                    .and_then(|options| options.type_template.clone()),
+            ),
         ] {
             if let Some(template) = template {
                 templates.add(name, template).map_err(|message| single(key, message))?;
             }
         }
+        let mode = match self.output_format.unwrap_or(settings.kafka.output_format) {
+            OutputFormat::Page => None,
+            OutputFormat::CloudEventsBinary => Some(Mode::Binary),
+            OutputFormat::CloudEventsStructured => Some(Mode::Structured),
+        };
+        let events = mode.map(|mode| EventOutput {
+            mode,
+            source: self
+                .cloudevents
+                .as_ref()
+                .and_then(|options| options.source.clone())
+                .unwrap_or_else(|| default_source(&self.id)),
+        });
         let resource_path = self
             .resource_path
             .as_deref()
@@ -152,6 +187,7 @@ impl ListenerConfig {
             )),
             source: Source::Config,
             response_content_type,
+            events,
             templates,
             config: self.clone(),
         })
@@ -187,6 +223,17 @@ impl Listener {
     /// Renders the success body over the request context.
     pub fn render_response_body(&self, context: &serde_json::Value) -> Result<String, String> {
         self.render(RESPONSE_BODY, context)
+    }
+
+    /// Renders the CloudEvents `type` template over `context` (the request and the record), if
+    /// one is set.
+    pub fn render_event_type<T: serde::Serialize>(&self, context: &T) -> Option<Result<String, String>> {
+        self.templates.has(EVENT_TYPE).then(|| self.render(EVENT_TYPE, context))
+    }
+
+    /// Whether the CloudEvents `type` has a template.
+    pub fn has_event_type_template(&self) -> bool {
+        self.templates.has(EVENT_TYPE)
     }
 
     fn render<T: serde::Serialize>(&self, name: &str, data: &T) -> Result<String, String> {

@@ -22,6 +22,7 @@ pub mod page;
 pub mod parse;
 pub mod rate_limit;
 pub mod reply;
+pub mod request_view;
 pub mod retry_store;
 pub mod schema;
 pub mod stage;

@@ -36,12 +36,15 @@ pub struct PublishPage {
 }
 
 /// Where a page goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Destination {
     /// The listener's pages topic, for the import workers.
     Pages,
     /// The quarantine topic: records that failed the listener's schema.
     Quarantine,
+    /// The listener's topic, as one CloudEvent (`wire::cloudevents`) with these headers: the
+    /// "page" is one record, its id the event's.
+    Event(Vec<(String, String)>),
 }
 
 /// The retry-store stage: makes pages durable in Kafka.
@@ -72,7 +75,7 @@ impl Handler<Admitted<PublishPage>> for RetryStoreActor {
 /// drain's flush of the open pages, `page::OpenPages::flush`, once the HTTP threads are idle).
 pub async fn store_page(producer: PageProducer, page: PublishPage) -> Result<(), PublishError> {
     let request_ids = page.request_ids.iter().map(|request_id| &**request_id);
-    let (topic, headers) = match page.destination {
+    let (topic, headers) = match &page.destination {
         Destination::Pages => (
             &page.listener.topic,
             wire::page_headers(
@@ -88,6 +91,13 @@ pub async fn store_page(producer: PageProducer, page: PublishPage) -> Result<(),
         Destination::Quarantine => (
             &page.listener.quarantine_topic,
             wire::quarantine_headers(page.listener.id(), &page.page_id, request_ids),
+        ),
+        Destination::Event(headers) => (
+            &page.listener.topic,
+            headers
+                .iter()
+                .map(|(name, value)| (name.as_str(), value.as_str()))
+                .collect(),
         ),
     };
     let started = std::time::Instant::now();

@@ -25,7 +25,7 @@ use futures_util::future::{join, join_all};
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::statistics::Statistics;
 use serde_json::Value;
 
@@ -33,7 +33,6 @@ use crate::config::{worker::TargetConfig, Settings};
 use crate::import_errors::{do_not_store_reason, too_large_reason, ErrorEntry, ErrorsStore};
 use crate::pipeline::{rfc3339_millis, unix_millis_now};
 use crate::telemetry::events::{ConsumerLag, PageImportTimed, PageImported, PageMalformed};
-use crate::wire::{HEADER_RETRY_DATA, RETRY_DATA_NONE};
 use file_target::JsonLinesTarget;
 use http_target::HttpTarget;
 use import::{import_page, Abandoned, Pacer, RecordOutcome, Target};
@@ -424,31 +423,21 @@ impl Worker {
 
     fn process(&self, message: &BorrowedMessage<'_>, shutdown: &Shutdown) -> Step {
         let topic = message.topic();
-        let page = match IncomingPage::parse(message.payload().unwrap_or_default()) {
-            Ok(page) => page,
-            Err(reason) => {
-                PageMalformed {
-                    topic,
-                    partition: message.partition(),
-                    offset: message.offset(),
-                    reason: &reason,
+        let headers = page::headers_of(message);
+        let (page, stores_retry_data) =
+            match IncomingPage::from_message(message.payload().unwrap_or_default(), &headers) {
+                Ok(incoming) => incoming,
+                Err(reason) => {
+                    PageMalformed {
+                        topic,
+                        partition: message.partition(),
+                        offset: message.offset(),
+                        reason: &reason,
+                    }
+                    .emit();
+                    return Step::Done;
                 }
-                .emit();
-                return Step::Done;
-            }
-        };
-        // `none`: the listener has `do_not_store_retry_data`. Pages without the header are not
-        // hookpipe's own; their records are kept like any others.
-        let stores_retry_data = message
-            .headers()
-            .and_then(|headers| {
-                headers
-                    .iter()
-                    .find(|h| h.key == HEADER_RETRY_DATA)
-                    .and_then(|h| h.value)
-                    .map(|v| v != RETRY_DATA_NONE.as_bytes())
-            })
-            .unwrap_or(true);
+            };
         let keep = stores_retry_data.then_some(self.retry_data_max_bytes);
         let pacer = LivePacer { shutdown };
         let started = Instant::now();

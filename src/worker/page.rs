@@ -1,9 +1,11 @@
 //! A page as the worker reads it: the envelope the PageActor wrote (README, "A page"; read by
 //! `crate::wire`) and its records, each kept whole so targets receive exactly what was published.
+//! A CloudEvent (`wire::cloudevents`, either mode) is read as a page of one record.
 
+use rdkafka::message::{BorrowedMessage, Headers, Message};
 use serde_json::Value;
 
-use crate::wire::PageMessage;
+use crate::wire::{cloudevents, PageMessage, HEADER_RETRY_DATA, RETRY_DATA_NONE};
 
 /// A page read from a pages topic.
 #[derive(Debug, Clone, PartialEq)]
@@ -35,6 +37,47 @@ impl IncomingPage {
             records: page.records,
         })
     }
+}
+
+/// A message of a pages topic as read, with whether its listener keeps retry data of the
+/// records that fail.
+pub type Incoming = (IncomingPage, bool);
+
+impl IncomingPage {
+    /// Reads a message of a pages topic: a CloudEvent (its headers say so) is a page of one
+    /// record whose page id is the event id ([`cloudevents::ReadEvent::into_record`]); anything
+    /// else is read as a page. Retry data is kept unless the page's `hookpipe-retry-data` header,
+    /// or the event's `hookpiperetrydata` extension, says `none` (pages without the header are
+    /// not hookpipe's own; their records are kept like any others).
+    pub fn from_message(payload: &[u8], headers: &[(&str, &[u8])]) -> Result<Incoming, String> {
+        let Some(event) = cloudevents::read(headers, payload) else {
+            let stores_retry_data = headers
+                .iter()
+                .find(|(name, _)| *name == HEADER_RETRY_DATA)
+                .is_none_or(|(_, value)| *value != RETRY_DATA_NONE.as_bytes());
+            return Ok((IncomingPage::parse(payload)?, stores_retry_data));
+        };
+        let event = event.map_err(|error| error.to_string())?;
+        let listener_id = event
+            .listener_id()
+            .ok_or("CloudEvent names no listener (no `hookpipelistener`, and `source` is not /listeners/{id})")?;
+        let stores_retry_data = event.retry_data_stored();
+        let page = IncomingPage {
+            listener_id,
+            page_id: event.id.clone(),
+            created_at: None,
+            records: vec![event.into_record()],
+        };
+        Ok((page, stores_retry_data))
+    }
+}
+
+/// A message's headers, as `(name, value)` (a header without a value as empty).
+pub fn headers_of<'a>(message: &'a BorrowedMessage<'_>) -> Vec<(&'a str, &'a [u8])> {
+    message
+        .headers()
+        .map(|headers| headers.iter().map(|h| (h.key, h.value.unwrap_or_default())).collect())
+        .unwrap_or_default()
 }
 
 /// A record's id (checked present by `IncomingPage::parse`).
@@ -81,6 +124,65 @@ mod tests {
         assert_eq!(trace_key(&page.records[1]), "");
         assert_eq!(attempt(&page.records[0]), 1);
         assert_eq!(attempt(&page.records[1]), 3);
+    }
+
+    #[test]
+    fn an_event_in_either_mode_is_a_page_of_one_record() {
+        use crate::wire::cloudevents::{encode, EventFields, Mode};
+        for (mode, stored) in [(Mode::Binary, true), (Mode::Structured, false)] {
+            let event = encode(
+                mode,
+                &EventFields {
+                    id: "r1-2",
+                    source: "/listeners/gh",
+                    event_type: "com.github.push",
+                    time: "2026-01-01T00:00:00.000Z",
+                    listener_id: "gh",
+                    request_id: "r1",
+                    trace_key: "A",
+                    data_uri: None,
+                    delivery_id: None,
+                    mock: false,
+                    attempt: Some(2),
+                    retry_data_stored: stored,
+                    partition_key: "gh",
+                    data_json: r#"{"x":1}"#,
+                },
+            );
+            let headers: Vec<(&str, &[u8])> = event.headers.iter().map(|(k, v)| (k.as_str(), v.as_bytes())).collect();
+            let (page, keeps_retry_data) = IncomingPage::from_message(&event.payload, &headers).unwrap();
+            assert_eq!(
+                (page.listener_id.as_str(), page.page_id.as_str()),
+                ("gh", "r1-2"),
+                "{mode:?}"
+            );
+            assert_eq!(page.records.len(), 1);
+            let record = &page.records[0];
+            assert_eq!(
+                (record_id(record), trace_key(record), attempt(record)),
+                ("r1-2", "A", 2)
+            );
+            assert_eq!(record["data"], json!({"x": 1}));
+            assert_eq!(keeps_retry_data, stored, "{mode:?}");
+        }
+        // A page says with its header; an event the reader refuses is malformed, with the reason.
+        let page = br#"{"type":"page","version":1,"listener_id":"l","page_id":"p","records":[]}"#;
+        let (_, keeps) = IncomingPage::from_message(page, &[("hookpipe-retry-data", b"none")]).unwrap();
+        assert!(!keeps);
+        assert!(IncomingPage::from_message(page, &[]).unwrap().1);
+        let error = IncomingPage::from_message(b"{}", &[("ce_specversion", b"1.0"), ("ce_id", b"e")]).unwrap_err();
+        assert_eq!(error, "CloudEvent has no `source`");
+        let error = IncomingPage::from_message(
+            b"{}",
+            &[
+                ("ce_specversion", b"1.0"),
+                ("ce_id", b"e"),
+                ("ce_source", b"s"),
+                ("ce_type", b"t"),
+            ],
+        )
+        .unwrap_err();
+        assert!(error.contains("names no listener"), "{error}");
     }
 
     #[test]

@@ -14,6 +14,7 @@ mod broker_down;
 mod chaos;
 mod cli;
 mod cli_listeners;
+mod cloudevents;
 mod console;
 mod dedup;
 mod deploy_files;

@@ -20,7 +20,8 @@ use crate::api_model::{
 use crate::config::kafka::KafkaSettings;
 use crate::http::state::AppState;
 use crate::import_errors::{
-    find_retry_data, republish, ErrorEntry, ErrorsStore, Republish, RetryData, RetryLookup, RETRY_LOOKUP_BATCH,
+    find_retry_data, republish, republish_events, ErrorEntry, ErrorsStore, Republish, RetryData, RetryLookup,
+    RETRY_LOOKUP_BATCH,
 };
 use crate::pipeline::{rfc3339_millis, unix_millis_now};
 use crate::telemetry::METRICS;
@@ -345,15 +346,11 @@ async fn retry_entries(
         let topic = listener
             .as_ref()
             .map_or_else(|| batch[0].data.topic.clone(), |l| l.topic.clone());
-        let published = republish(
-            &state.producer,
-            listener_id,
-            &topic,
-            page_size,
-            state.settings.pipeline.max_page_bytes,
-            &batch,
-        )
-        .await;
+        let max_bytes = state.settings.pipeline.max_page_bytes;
+        let published = match listener.as_ref().and_then(|listener| listener.events.as_ref()) {
+            Some(events) => republish_events(&state.producer, listener_id, &topic, events, max_bytes, &batch).await,
+            None => republish(&state.producer, listener_id, &topic, page_size, max_bytes, &batch).await,
+        };
         if let Err(error) = published {
             // Best effort: the errors stay open either way; only the mark is wrong.
             for item in &batch {

@@ -2,7 +2,9 @@
 //! answers each request once every page holding its records is acknowledged (or at once, when
 //! a record cannot be serialized). Records that failed their listener's schema under
 //! `quarantine` go, with their errors, into quarantine pages the request waits for as well.
+//! A listener publishing CloudEvents takes the `events` path instead: one event per record.
 
+mod events;
 pub mod pager;
 
 use std::collections::HashMap;
@@ -16,7 +18,7 @@ use crate::kafka::producer::{PageProducer, PublishError};
 use crate::pipeline::ingest_error::IngestError;
 use crate::pipeline::listener::Listener;
 use crate::pipeline::parse::records::Record;
-use crate::pipeline::reply::{PageShare, Reply};
+use crate::pipeline::reply::{PageShare, PageShares, Reply};
 use crate::pipeline::retry_store::{store_page, Destination, PublishPage};
 use crate::pipeline::schema::Quarantined;
 use crate::pipeline::{rfc3339_millis, Accepted, Admitted, Stage};
@@ -45,6 +47,9 @@ pub struct Paginate {
     pub indexes: Option<Vec<usize>>,
     /// Records that failed the listener's schema, for the quarantine topic.
     pub quarantined: Vec<Quarantined>,
+    /// The request's headers and query, for a listener whose CloudEvents `type` template may use
+    /// them; `None` for every other listener.
+    pub request: Option<Box<crate::pipeline::request_view::RequestView>>,
     /// What the reply says once every page holding the records is acknowledged.
     pub accepted: Accepted,
     /// The request's answer.
@@ -209,6 +214,38 @@ impl PageActor {
     }
 }
 
+impl PageActor {
+    /// Publishes a request's quarantine pages at once, beside its pages (they are not shared
+    /// between requests, so they wait for nothing), each settling a share of its reply.
+    fn publish_quarantine(
+        &mut self,
+        quarantine: Vec<QuarantinePage>,
+        listener: &Arc<Listener>,
+        request_id: &Arc<str>,
+        shares: &PageShares,
+        ctx: &mut Context<Self>,
+    ) {
+        for page in quarantine {
+            let share = shares.share();
+            let next = self.next.clone();
+            let publish = PublishPage {
+                listener: listener.clone(),
+                page_id: page.page_id,
+                payload: page.payload,
+                request_ids: vec![request_id.clone()],
+                record_count: page.record_count,
+                destination: Destination::Quarantine,
+            };
+            ctx.spawn(
+                async move {
+                    share.settle(next.forward(publish).await.unwrap_or(Err(PublishError::Closed)));
+                }
+                .into_actor(self),
+            );
+        }
+    }
+}
+
 impl Actor for PageActor {
     type Context = Context<Self>;
     // No flush in `stopping`: a publish spawned there would race the HTTP thread's arbiter
@@ -239,6 +276,10 @@ impl Handler<Admitted<Paginate>> for PageActor {
 
     fn handle(&mut self, admitted: Admitted<Paginate>, ctx: &mut Context<Self>) {
         let message = admitted.into_message();
+        if message.listener.events.is_some() {
+            // A listener publishing CloudEvents: one event per record, no page (`events`).
+            return self.publish_events(message, ctx);
+        }
         let serialized = serialize_records(&message, self.max_page_bytes)
             .and_then(|serialized| Ok((serialized, quarantine_pages(&message, self.max_page_bytes)?)));
         let (serialized, quarantine) = match serialized {
@@ -250,26 +291,7 @@ impl Handler<Admitted<Paginate>> for PageActor {
         // Answered when the last page holding one of its records settles, quarantine pages included.
         let shares = message.reply.share_among_pages(message.accepted);
         let request_id = message.request_id;
-        for page in quarantine {
-            let share = shares.share();
-            let next = self.next.clone();
-            let publish = PublishPage {
-                listener: listener.clone(),
-                page_id: page.page_id,
-                payload: page.payload,
-                request_ids: vec![request_id.clone()],
-                record_count: page.record_count,
-                destination: Destination::Quarantine,
-            };
-            // Published at once, beside the request's pages: quarantine pages are not shared
-            // between requests, so they wait for nothing.
-            ctx.spawn(
-                async move {
-                    share.settle(next.forward(publish).await.unwrap_or(Err(PublishError::Closed)));
-                }
-                .into_actor(self),
-            );
-        }
+        self.publish_quarantine(quarantine, &listener, &request_id, &shares, ctx);
         if serialized.is_empty() {
             // Every record was quarantined: the quarantine pages' shares answer the request.
             return;
@@ -329,20 +351,7 @@ fn serialize_records(message: &Paginate, max_page_bytes: usize) -> Result<Vec<Ve
     let mut out = Vec::with_capacity(message.records.len());
     for (position, record) in message.records.iter().enumerate() {
         let index = message.indexes.as_ref().map_or(position, |indexes| indexes[position]);
-        let trace_key = if listener.has_trace_key_template() {
-            match listener.render_trace_key(record) {
-                Ok(trace_key) => Some(trace_key),
-                Err(reason) => template_failed(listener, "trace_key", "trace key", reason)?,
-            }
-        } else {
-            None
-        };
-        let trace_key = trace_key.unwrap_or_else(|| default_trace_key(record));
-        let data_uri = match listener.render_data_uri(record) {
-            Some(Ok(uri)) => Some(uri),
-            Some(Err(reason)) => template_failed(listener, "data_uri", "data URI", reason)?,
-            None => None,
-        };
+        let (trace_key, data_uri) = trace_key_and_data_uri(listener, record)?;
         let bytes = wire::serialize_record(&wire::RecordFields {
             id: &wire::record_id(&message.request_id, index),
             request_id: &message.request_id,
@@ -360,6 +369,25 @@ fn serialize_records(message: &Paginate, max_page_bytes: usize) -> Result<Vec<Ve
         out.push(bytes);
     }
     Ok(out)
+}
+
+/// A record's trace key (its template's, or the default) and data URI (its template's, if any).
+fn trace_key_and_data_uri(listener: &Listener, record: &Record) -> Result<(String, Option<String>), IngestError> {
+    let trace_key = if listener.has_trace_key_template() {
+        match listener.render_trace_key(record) {
+            Ok(trace_key) => Some(trace_key),
+            Err(reason) => template_failed(listener, "trace_key", "trace key", reason)?,
+        }
+    } else {
+        None
+    };
+    let trace_key = trace_key.unwrap_or_else(|| default_trace_key(record));
+    let data_uri = match listener.render_data_uri(record) {
+        Some(Ok(uri)) => Some(uri),
+        Some(Err(reason)) => template_failed(listener, "data_uri", "data URI", reason)?,
+        None => None,
+    };
+    Ok((trace_key, data_uri))
 }
 
 /// A quarantine page, serialized.
@@ -483,6 +511,7 @@ mod tests {
             records: vec![Record::from_value(&record).unwrap()],
             indexes: None,
             quarantined: Vec::new(),
+            request: None,
             accepted: Accepted::default(),
             reply: Reply::new().0,
         };
@@ -645,6 +674,7 @@ mod tests {
                 records: records.iter().map(|value| Record::from_value(value).unwrap()).collect(),
                 indexes: None,
                 quarantined: Vec::new(),
+                request: None,
                 accepted: Accepted {
                     record_count: records.len(),
                     ..Accepted::default()
@@ -764,7 +794,7 @@ mod tests {
             // Every record quarantined: no page, and the request fails with its quarantine page.
             let (stage, probe) = page_stage(1 << 20, |page| match page.destination {
                 Destination::Quarantine => Err(PublishError::QueueFull),
-                Destination::Pages => Ok(()),
+                Destination::Pages | Destination::Event(_) => Ok(()),
             });
             let (mut message, awaited) = paginate(&listener(""), &[]);
             message.indexes = Some(Vec::new());

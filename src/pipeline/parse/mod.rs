@@ -21,6 +21,7 @@ use actix_web::http::header::CONTENT_TYPE;
 use crate::config::body_format::BodyFormat;
 use crate::pipeline::ingest_error::IngestError;
 use crate::pipeline::page::Paginate;
+use crate::pipeline::request_view::RequestView;
 use crate::pipeline::schema::{self, Checked, SchemaCounts};
 use crate::pipeline::{Accepted, Admitted, Ingest, Stage};
 use error::ParseError;
@@ -98,6 +99,11 @@ impl Handler<Admitted<Ingest>> for ParseActor {
             return Box::pin(async {});
         }
         let next = self.next.clone();
+        // Only a listener whose CloudEvents type has a template looks at the request's headers
+        // (a listener publishing pages pays one branch).
+        let listener = &webhook.listener;
+        let request = (listener.events.is_some() && listener.has_event_type_template())
+            .then(|| Box::new(RequestView::of(&webhook)));
         let paginate = Paginate {
             listener: webhook.listener,
             request_id: webhook.request_id,
@@ -107,6 +113,7 @@ impl Handler<Admitted<Ingest>> for ParseActor {
             records: checked.valid,
             indexes: checked.indexes,
             quarantined: checked.quarantined,
+            request,
             accepted,
             reply,
         };
