@@ -7,14 +7,13 @@ use std::time::{Duration, Instant};
 use hookpipe::pipeline::rate_limit::bucket::ManualClock;
 
 use hookpipe::secret::Secret;
-use serde_json::{json, Value};
+use serde_json::json;
 
+use crate::helpers::api::{api, TOKEN};
 use crate::helpers::app::{settings, spawn_app, spawn_app_with_clock, TestApp, TEST_SECRETS_KEY};
 use crate::helpers::broker::Broker;
-use crate::helpers::http::{request, Response};
+use crate::helpers::http::request;
 use crate::helpers::signing::hmac_sha256_hex;
-
-const TOKEN: &str = "admin-token-0123456789";
 
 fn config(extra: &str) -> String {
     format!(
@@ -29,18 +28,6 @@ page_linger_ms = 0
 [[listeners]]
 id = "from-file"
 {extra}"#
-    )
-}
-
-fn api(app: &TestApp, method: &str, path: &str, body: Option<Value>) -> Response {
-    let auth = format!("Bearer {TOKEN}");
-    let body = body.map(|b| b.to_string()).unwrap_or_default();
-    request(
-        app.addr,
-        method,
-        &format!("/api/v1{path}"),
-        &[("Authorization", &auth), ("Content-Type", "application/json")],
-        body.as_bytes(),
     )
 }
 

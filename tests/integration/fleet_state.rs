@@ -10,13 +10,13 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use crate::helpers::api::{api, TOKEN};
 use crate::helpers::app::{settings, spawn_app, TestApp};
 use crate::helpers::broker::Broker;
 use crate::helpers::http::{request, Response};
 use crate::helpers::target::{Reply, TargetServer};
 use crate::helpers::worker::{eventually, InProcessWorker};
 
-const TOKEN: &str = "admin-token-0123456789";
 const WAIT: Duration = Duration::from_secs(30);
 
 fn config(target_url: &str) -> String {
@@ -37,18 +37,6 @@ mode = "record"
 initial_backoff_ms = 50
 max_backoff_ms = 400
 "#
-    )
-}
-
-fn api(app: &TestApp, method: &str, path: &str, body: Option<Value>) -> Response {
-    let auth = format!("Bearer {TOKEN}");
-    let body = body.map(|b| b.to_string()).unwrap_or_default();
-    request(
-        app.addr,
-        method,
-        &format!("/api/v1{path}"),
-        &[("Authorization", &auth), ("Content-Type", "application/json")],
-        body.as_bytes(),
     )
 }
 

@@ -6,14 +6,13 @@
 
 use base64::Engine;
 use hmac::{Hmac, Mac};
-use serde_json::{json, Value};
+use serde_json::json;
 use sha2::Sha256;
 
+use crate::helpers::api::api;
 use crate::helpers::app::{all_data, settings, spawn_app, TestApp};
 use crate::helpers::broker::Broker;
 use crate::helpers::http::{metric, request, Response};
-
-const TOKEN: &str = "admin-token-0123456789";
 
 const CONFIG: &str = r#"
 [server]
@@ -344,18 +343,6 @@ fn every_preset_and_rule_answers_over_http_and_only_deliveries_are_published() {
         assert_eq!(metric(&metrics, series), Some(count), "{series}");
     }
     assert_eq!(request(app.addr, "GET", "/healthz", &[], b"").status, 200);
-}
-
-fn api(app: &TestApp, method: &str, path: &str, body: Option<Value>) -> Response {
-    let auth = format!("Bearer {TOKEN}");
-    let body = body.map(|b| b.to_string()).unwrap_or_default();
-    request(
-        app.addr,
-        method,
-        &format!("/api/v1{path}"),
-        &[("Authorization", &auth), ("Content-Type", "application/json")],
-        body.as_bytes(),
-    )
 }
 
 #[test]

@@ -16,13 +16,13 @@ use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::{json, Value};
 
+use crate::helpers::api::{api, errors_when, post_items, TOKEN};
 use crate::helpers::app::{settings, spawn_app, TestApp};
 use crate::helpers::broker::Broker;
-use crate::helpers::http::{http_get, metric, request, Response};
+use crate::helpers::http::{http_get, metric, request};
 use crate::helpers::target::{Reply, TargetServer};
 use crate::helpers::worker::{eventually, InProcessWorker};
 
-const TOKEN: &str = "admin-token-0123456789";
 const BIN: &str = env!("CARGO_BIN_EXE_hookpipe");
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -68,18 +68,6 @@ fn block_on<F: std::future::Future>(future: F) -> F::Output {
         .block_on(future)
 }
 
-fn api(app: &TestApp, method: &str, path: &str, body: Option<Value>) -> Response {
-    let auth = format!("Bearer {TOKEN}");
-    let body = body.map(|b| b.to_string()).unwrap_or_default();
-    request(
-        app.addr,
-        method,
-        &format!("/api/v1{path}"),
-        &[("Authorization", &auth), ("Content-Type", "application/json")],
-        body.as_bytes(),
-    )
-}
-
 /// `hookpipe errors ARGS` against the app: exit code, stdout, stderr.
 fn cli(app: &TestApp, args: &[&str]) -> (i32, String, String) {
     let mut command = Command::new(BIN);
@@ -97,29 +85,6 @@ fn cli(app: &TestApp, args: &[&str]) -> (i32, String, String) {
         String::from_utf8_lossy(&output.stdout).into_owned(),
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
-}
-
-/// Posts `{"items": [...]}` to a listener; returns the request id.
-fn post_items(app: &TestApp, listener: &str, items: Value) -> String {
-    let response = app.post(
-        listener,
-        "application/json",
-        json!({ "items": items }).to_string().as_bytes(),
-    );
-    assert_eq!(response.status, 204, "{}", response.text());
-    response.header("x-request-id").unwrap().to_string()
-}
-
-/// The listener's open errors once there are `count` of them.
-fn errors_when(app: &TestApp, listener: &str, count: usize) -> Vec<Value> {
-    eventually(&format!("{count} open errors of {listener}"), WAIT, || {
-        let response = api(app, "GET", &format!("/listeners/{listener}/errors"), None);
-        if response.status != 200 {
-            return None;
-        }
-        let errors = response.json()["errors"].as_array().cloned().unwrap_or_default();
-        (errors.len() == count).then_some(errors)
-    })
 }
 
 /// Every message of `topic` (none when it does not exist), read until it stays quiet.

@@ -8,12 +8,11 @@ use std::process::Command;
 
 use serde_json::{json, Value};
 
+use crate::helpers::api::{api, TOKEN};
 use crate::helpers::app::{settings, spawn_app, TestApp};
 use crate::helpers::broker::Broker;
-use crate::helpers::http::{metric, request, Response};
+use crate::helpers::http::{metric, request};
 use crate::helpers::worker::eventually;
-
-const TOKEN: &str = "admin-token-0123456789";
 
 /// An order needs a string `id` and a positive integer `qty`.
 const ORDER_SCHEMA: &str = r#"{"type": "object", "required": ["id", "qty"],
@@ -66,18 +65,6 @@ accept = ["csv"]
 policy = "quarantine"
 document = '''{{"type": "object", "properties": {{"email": {{"type": "string", "format": "email"}}}}}}'''
 "#
-    )
-}
-
-fn api(app: &TestApp, method: &str, path: &str, body: Option<Value>) -> Response {
-    let auth = format!("Bearer {TOKEN}");
-    let body = body.map(|b| b.to_string()).unwrap_or_default();
-    request(
-        app.addr,
-        method,
-        &format!("/api/v1{path}"),
-        &[("Authorization", &auth), ("Content-Type", "application/json")],
-        body.as_bytes(),
     )
 }
 

@@ -578,47 +578,33 @@ fn sighup_serves_a_new_certificate_to_new_connections_keeps_open_ones_and_surviv
         Some(1.0)
     );
 
-    // A broken certificate file, then SIGHUP: the reload fails, the second pair stays in service.
-    std::fs::write(&serve.cert_file, "-----BEGIN CERTIFICATE-----\nbroken\n").unwrap();
-    serve.signal("-HUP");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while metric(
-        &serve.metrics(&client),
-        "hookpipe_tls_reloads_total{outcome=\"failed\"}",
-    ) != Some(1.0)
-    {
-        assert!(
-            Instant::now() < deadline,
-            "no failed reload counted; log:\n{}",
-            serve.log_text()
+    // A certificate file that does not load, then SIGHUP: the reload fails (the `failures`-th),
+    // and the second pair stays in service.
+    let refused_reload = |cert_pem: &str, failures: f64| {
+        std::fs::write(&serve.cert_file, cert_pem).unwrap();
+        serve.signal("-HUP");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while metric(
+            &serve.metrics(&client),
+            "hookpipe_tls_reloads_total{outcome=\"failed\"}",
+        ) != Some(failures)
+        {
+            assert!(
+                Instant::now() < deadline,
+                "no failed reload counted; log:\n{}",
+                serve.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(
+            TlsConnection::open(&client, serve.addr).unwrap().server_certificate(),
+            second.der
         );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert_eq!(
-        TlsConnection::open(&client, serve.addr).unwrap().server_certificate(),
-        second.der
-    );
-    // A certificate whose key is not in the key file: refused too.
-    let third = ca.issue("hookpipe-third", 3);
-    std::fs::write(&serve.cert_file, &third.cert_pem).unwrap();
-    serve.signal("-HUP");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while metric(
-        &serve.metrics(&client),
-        "hookpipe_tls_reloads_total{outcome=\"failed\"}",
-    ) != Some(2.0)
-    {
-        assert!(
-            Instant::now() < deadline,
-            "no failed reload counted; log:\n{}",
-            serve.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert_eq!(
-        TlsConnection::open(&client, serve.addr).unwrap().server_certificate(),
-        second.der
-    );
+    };
+    // A broken PEM file.
+    refused_reload("-----BEGIN CERTIFICATE-----\nbroken\n", 1.0);
+    // A certificate whose key is not in the key file.
+    refused_reload(&ca.issue("hookpipe-third", 3).cert_pem, 2.0);
     ids.push(request_id(&curl_post(&serve, r#"{"on":"after the failed reloads"}"#)));
     assert!(serve_running(&serve), "a failed reload does not stop the server");
     let log = serve.log_text();

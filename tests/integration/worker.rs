@@ -9,13 +9,13 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use crate::helpers::api::{api, errors_when, post_items, TOKEN};
 use crate::helpers::app::{settings, spawn_app, TestApp};
 use crate::helpers::broker::Broker;
-use crate::helpers::http::{http_get, metric, request, Response};
+use crate::helpers::http::{http_get, metric, request};
 use crate::helpers::target::{times_seen, Received, Reply, TargetServer};
 use crate::helpers::worker::{eventually, InProcessWorker};
 
-const TOKEN: &str = "admin-token-0123456789";
 const BIN: &str = env!("CARGO_BIN_EXE_hookpipe");
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -54,41 +54,6 @@ trace_key_template = "{{{{order_id}}}}"
 do_not_store_retry_data = true
 "#
     )
-}
-
-fn api(app: &TestApp, method: &str, path: &str, body: Option<Value>) -> Response {
-    let auth = format!("Bearer {TOKEN}");
-    let body = body.map(|b| b.to_string()).unwrap_or_default();
-    request(
-        app.addr,
-        method,
-        &format!("/api/v1{path}"),
-        &[("Authorization", &auth), ("Content-Type", "application/json")],
-        body.as_bytes(),
-    )
-}
-
-/// Posts `{"items": [...]}` to a listener; returns the request id.
-fn post_items(app: &TestApp, listener: &str, items: Value) -> String {
-    let response = app.post(
-        listener,
-        "application/json",
-        json!({ "items": items }).to_string().as_bytes(),
-    );
-    assert_eq!(response.status, 204, "{}", response.text());
-    response.header("x-request-id").unwrap().to_string()
-}
-
-/// The listener's open errors once there are `count` of them.
-fn errors_when(app: &TestApp, listener: &str, count: usize) -> Vec<Value> {
-    eventually(&format!("{count} open errors of {listener}"), WAIT, || {
-        let response = api(app, "GET", &format!("/listeners/{listener}/errors"), None);
-        if response.status != 200 {
-            return None;
-        }
-        let errors = response.json()["errors"].as_array().cloned().unwrap_or_default();
-        (errors.len() == count).then_some(errors)
-    })
 }
 
 /// Record ids the target accepted (2xx), with how often.
