@@ -248,7 +248,10 @@ fn serve_fully(
         .global_rate_limit
         .map(|limit| Arc::new(LeakyBucket::new(limit.capacity, limit.refill_per_sec)));
 
-    let open_pages: Arc<OpenPages> = Arc::default();
+    let partitions_of = producer.clone();
+    let open_pages = Arc::new(OpenPages::with_partitions(Arc::new(move |topic: &str| {
+        partitions_of.partition_count(topic)
+    })));
     let dedup = shared.dedup.clone();
     crate::pipeline::dedup_feed::spawn_open(dedup.clone(), settings.kafka.clone(), bootstrap.to_string());
     let draining = web::Data::new(Draining::default());

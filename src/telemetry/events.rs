@@ -168,7 +168,7 @@ impl BodyReceived<'_> {
 pub struct TemplateFailed<'a> {
     /// The listener's id.
     pub listener: &'a str,
-    /// Which template: `trace_key`, `data_uri` or `response_body`.
+    /// Which template: `trace_key`, `data_uri`, `ordering_key` or `response_body`.
     pub template: &'static str,
     /// Why, from the renderer.
     pub reason: &'a str,
