@@ -39,7 +39,7 @@ use serde_json::Value;
 use crate::config::{worker::TargetConfig, Settings};
 use crate::import_errors::{do_not_store_reason, too_large_reason, ErrorEntry, ErrorsStore};
 use crate::pipeline::{rfc3339_millis, unix_millis_now};
-use crate::telemetry::events::{ConsumerLag, PageImportTimed, PageImported, PageMalformed};
+use crate::telemetry::events::{ConsumerLag, FetchPaused, HeldRecords, PageImportTimed, PageImported, PageMalformed};
 use crate::wire::{HEADER_RETRY_DATA, ORDERED_PAGE_VERSION, RETRY_DATA_NONE};
 use file_target::JsonLinesTarget;
 use http_target::HttpTarget;
@@ -152,11 +152,16 @@ impl Targets {
     }
 
     /// The import threads' way into the targets (`pool::Import`): a page imported in full,
-    /// with real time cut short by `shutdown`, within `page_timeout`.
+    /// with real time cut short by `shutdown` or by the revocation of the run's partition,
+    /// within `page_timeout`.
     fn importer(self: &Arc<Targets>, shutdown: &Shutdown, page_timeout: Duration) -> Import {
         let (targets, shutdown) = (self.clone(), shutdown.clone());
-        Arc::new(move |page: &IncomingPage| {
-            let pacer = LivePacer { shutdown: &shutdown };
+        Arc::new(move |page: &IncomingPage, cancelled: &dyn Fn() -> bool| {
+            let live = LivePacer { shutdown: &shutdown };
+            let pacer = pool::Cancellable {
+                inner: &live,
+                cancelled,
+            };
             match targets.get(&page.listener_id) {
                 Some(target) => import_page(target, page, Instant::now() + page_timeout, &pacer),
                 None => Ok(no_target(page.records.len())),
@@ -202,12 +207,13 @@ fn stores_retry_data(message: &BorrowedMessage<'_>) -> bool {
 }
 
 /// The ordered pages in hand: what is held, the import threads (started with the first), and
-/// whether fetching is paused because `worker.max_held_records` are held.
+/// the partitions whose fetching is paused because `worker.max_held_records` are held.
 #[derive(Default)]
 struct Ordered {
     scheduler: Scheduler,
     pool: Option<Pool>,
-    paused: bool,
+    paused: Vec<PartitionId>,
+    held_reported: usize,
 }
 
 /// What became of a page.
@@ -456,7 +462,7 @@ impl Worker {
     /// (and stores the offsets of) what is done in offset order, and pauses fetching while
     /// `worker.max_held_records` are held. `Err` once the shutdown grace period is over.
     fn drive_ordered(&self, ordered: &mut Ordered, shutdown: &Shutdown) -> Result<(), Abandoned> {
-        if !ordered.scheduler.partitions_held() && !ordered.paused {
+        if !ordered.scheduler.partitions_held() && ordered.paused.is_empty() {
             return Ok(());
         }
         for partition in ordered.scheduler.partitions() {
@@ -474,16 +480,41 @@ impl Worker {
         }
         self.settle_ordered(ordered, shutdown)?;
         let held = ordered.scheduler.held_records();
-        if held >= self.max_held_records || (ordered.paused && held > self.max_held_records / 2) {
-            if !ordered.paused {
-                tracing::info!(held, "worker.max_held_records reached: fetching paused");
+        if held != ordered.held_reported {
+            HeldRecords { held }.emit();
+            ordered.held_reported = held;
+        }
+        if held >= self.max_held_records {
+            // The partitions holding records stop fetching (the others go on: whatever they
+            // bring is held too, and paused in turn) until half the cap is settled.
+            let holding: Vec<PartitionId> = ordered
+                .scheduler
+                .holding()
+                .into_iter()
+                .filter(|partition| !ordered.paused.contains(partition))
+                .collect();
+            if !holding.is_empty() {
+                self.pause(&holding, true);
+                FetchPaused {
+                    held,
+                    partitions: holding.len(),
+                }
+                .emit();
+                ordered.paused.extend(holding);
             }
-            // Again while paused: partitions assigned meanwhile are paused too.
-            self.pause(true);
-            ordered.paused = true;
-        } else if ordered.paused {
-            self.pause(false);
-            ordered.paused = false;
+        } else if !ordered.paused.is_empty() {
+            // Below the cap, partitions holding nothing any more fetch again; at half the cap, all.
+            let holding = ordered.scheduler.holding();
+            let resume: Vec<PartitionId> = ordered
+                .paused
+                .iter()
+                .filter(|partition| held <= self.max_held_records / 2 || !holding.contains(partition))
+                .cloned()
+                .collect();
+            if !resume.is_empty() {
+                self.pause(&resume, false);
+                ordered.paused.retain(|partition| !resume.contains(partition));
+            }
         }
         Ok(())
     }
@@ -504,15 +535,19 @@ impl Worker {
         Ok(())
     }
 
-    fn pause(&self, pause: bool) {
-        let assignment = self.consumer.assignment().unwrap_or_else(|_| TopicPartitionList::new());
+    fn pause(&self, partitions: &[PartitionId], pause: bool) {
+        let mut list = TopicPartitionList::new();
+        for (topic, partition) in partitions {
+            list.add_partition(topic, *partition);
+        }
         let result = if pause {
-            self.consumer.pause(&assignment)
+            self.consumer.pause(&list)
         } else {
-            self.consumer.resume(&assignment)
+            self.consumer.resume(&list)
         };
         if let Err(error) = result {
-            tracing::warn!(%error, pause, "cannot pause or resume fetching");
+            // A partition revoked meanwhile: its next owner fetches it anyway.
+            tracing::debug!(%error, pause, "cannot pause or resume fetching");
         }
     }
 

@@ -233,6 +233,15 @@ impl Scheduler {
         done
     }
 
+    /// Partitions holding records of ordered pages (what a pause at the cap stops fetching).
+    pub fn holding(&self) -> Vec<PartitionId> {
+        self.partitions
+            .iter()
+            .filter(|(_, state)| state.entries.values().any(|entry| matches!(entry, Entry::Page(_))))
+            .map(|(partition, _)| partition.clone())
+            .collect()
+    }
+
     /// Partitions held now.
     pub fn partitions(&self) -> Vec<PartitionId> {
         self.partitions.keys().cloned().collect()

@@ -10,12 +10,59 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::worker::import::{Abandoned, RecordOutcome};
+use crate::worker::import::{Abandoned, Pacer, RecordOutcome};
 use crate::worker::ordered::{PartitionId, Run};
 use crate::worker::page::IncomingPage;
 
-/// Imports the records of a page (a run's records, as a page of their own).
-pub type Import = Arc<dyn Fn(&IncomingPage) -> Result<Vec<RecordOutcome>, Abandoned> + Send + Sync>;
+/// Imports the records of a page (a run's records, as a page of their own); the second
+/// argument says when the run must be given up (its partition was revoked), for its pacer
+/// ([`Cancellable`]).
+pub type Import = Arc<ImportFn>;
+
+/// What [`Import`] points to.
+pub type ImportFn = dyn Fn(&IncomingPage, &dyn Fn() -> bool) -> Result<Vec<RecordOutcome>, Abandoned> + Send + Sync;
+
+/// How often a wait of a run checks whether its partition was revoked.
+const CANCEL_CHECK: Duration = Duration::from_millis(50);
+
+/// A pacer whose waits also end when `cancelled` says so: a run of a revoked partition stops
+/// at its next wait, so a revocation does not wait out a key's backoff.
+pub struct Cancellable<'a> {
+    /// The pacer underneath (real time, cut short by the shutdown).
+    pub inner: &'a dyn Pacer,
+    /// Whether the run must be given up.
+    pub cancelled: &'a dyn Fn() -> bool,
+}
+
+impl Pacer for Cancellable<'_> {
+    fn now(&self) -> Instant {
+        self.inner.now()
+    }
+
+    fn sleep(&self, duration: Duration) -> bool {
+        let end = self.inner.now() + duration;
+        loop {
+            if (self.cancelled)() {
+                return false;
+            }
+            let left = end.saturating_duration_since(self.inner.now());
+            if left.is_zero() {
+                return true;
+            }
+            if !self.inner.sleep(left.min(CANCEL_CHECK)) {
+                return false;
+            }
+        }
+    }
+
+    fn jitter(&self) -> f64 {
+        self.inner.jitter()
+    }
+
+    fn must_abandon(&self) -> bool {
+        (self.cancelled)() || self.inner.must_abandon()
+    }
+}
 
 /// A run and what became of it (`Err(())`: given up, or skipped because its partition was revoked).
 pub type Finished = (Run, Result<Vec<RecordOutcome>, ()>);
@@ -187,12 +234,7 @@ impl Drop for Pool {
     }
 }
 
-fn work(
-    queue: &Mutex<Receiver<Run>>,
-    done: &Sender<Finished>,
-    import: &dyn Fn(&IncomingPage) -> Result<Vec<RecordOutcome>, Abandoned>,
-    partitions: &Partitions,
-) {
+fn work(queue: &Mutex<Receiver<Run>>, done: &Sender<Finished>, import: &ImportFn, partitions: &Partitions) {
     loop {
         let run = match queue.lock().unwrap_or_else(PoisonError::into_inner).recv() {
             Ok(run) => run,
@@ -209,7 +251,8 @@ fn work(
                     .map(|index| run.page.records[*index].clone())
                     .collect(),
             };
-            let result = import(&page).map_err(|Abandoned| ());
+            let cancelled = || !partitions.is_current(&run.partition, run.epoch);
+            let result = import(&page, &cancelled).map_err(|Abandoned| ());
             partitions.end(&run);
             result
         } else {
@@ -246,7 +289,7 @@ mod tests {
     #[test]
     fn runs_are_imported_on_the_threads_with_their_records_only() {
         let partitions = Arc::new(Partitions::default());
-        let import: Import = Arc::new(|page: &IncomingPage| {
+        let import: Import = Arc::new(|page: &IncomingPage, _: &dyn Fn() -> bool| {
             assert_eq!(page.records.len(), 1, "only the run's records");
             Ok(vec![RecordOutcome::Imported { tries: 1 }])
         });
@@ -260,12 +303,55 @@ mod tests {
         assert!(finished.iter().all(|(_, result)| result.is_ok()));
     }
 
+    /// Real time, never abandoning by itself.
+    struct Live;
+
+    impl Pacer for Live {
+        fn now(&self) -> Instant {
+            Instant::now()
+        }
+        fn sleep(&self, duration: Duration) -> bool {
+            std::thread::sleep(duration);
+            true
+        }
+        fn jitter(&self) -> f64 {
+            0.0
+        }
+        fn must_abandon(&self) -> bool {
+            false
+        }
+    }
+
+    #[test]
+    fn a_run_waiting_out_a_backoff_gives_up_when_its_partition_is_revoked() {
+        let partitions = Arc::new(Partitions::default());
+        let import: Import = Arc::new(|_: &IncomingPage, cancelled: &dyn Fn() -> bool| {
+            let pacer = Cancellable {
+                inner: &Live,
+                cancelled,
+            };
+            // A backoff of a minute: cut short by the revocation, not waited out.
+            if pacer.sleep(Duration::from_secs(60)) {
+                Ok(vec![RecordOutcome::Imported { tries: 2 }])
+            } else {
+                Err(Abandoned)
+            }
+        });
+        let pool = Pool::start(1, 8, import, partitions.clone()).unwrap();
+        pool.submit(run(&partitions, "x"));
+        std::thread::sleep(Duration::from_millis(100));
+        partitions.revoke(&[("t".into(), 0)], Duration::from_secs(30));
+        let finished = pool.finished(Duration::from_secs(10));
+        assert_eq!(finished.len(), 1, "the run ended within the revocation's wait");
+        assert_eq!(finished[0].1, Err(()));
+    }
+
     #[test]
     fn a_revoked_partitions_runs_are_skipped_and_revoke_waits_for_those_out() {
         let partitions = Arc::new(Partitions::default());
         let (entered, entered_rx) = mpsc::channel::<()>();
         let entered = Mutex::new(entered);
-        let import: Import = Arc::new(move |_: &IncomingPage| {
+        let import: Import = Arc::new(move |_: &IncomingPage, _: &dyn Fn() -> bool| {
             entered.lock().unwrap().send(()).unwrap();
             std::thread::sleep(Duration::from_millis(300));
             Ok(vec![RecordOutcome::Imported { tries: 1 }])

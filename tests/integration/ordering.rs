@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 
 use crate::helpers::app::{settings, spawn_app, TestApp};
 use crate::helpers::broker::Broker;
+use crate::helpers::http::{http_get, metric};
 use crate::helpers::target::{Received, Reply, TargetServer};
 use crate::helpers::worker::{eventually, InProcessWorker};
 
@@ -23,6 +24,10 @@ const FAILING_KEY: &str = "c-7";
 const RETRY_AFTER_SECS: u64 = 3;
 
 fn config(target_url: &str, worker: &str) -> String {
+    config_with(target_url, worker, "metrics_listen = \"\"")
+}
+
+fn config_with(target_url: &str, worker: &str, worker_extra: &str) -> String {
     format!(
         r#"
 [pipeline]
@@ -30,7 +35,7 @@ page_linger_ms = 0
 [kafka]
 topic_partitions = 3
 [worker]
-metrics_listen = ""
+{worker_extra}
 session_timeout_ms = 6000
 key_concurrency = 8
 [worker.default_target]
@@ -57,6 +62,73 @@ fn post(app: &TestApp, items: &[Value]) {
     assert_eq!(response.status, 204, "{}", response.text());
 }
 
+/// The target of both tests: 503 (`Retry-After`) for the first two requests carrying a record
+/// of the failing key, 200 otherwise.
+fn failing_twice() -> TargetServer {
+    TargetServer::start(|request, history| {
+        let carries_failing_key = main_records(request)
+            .iter()
+            .any(|record| record["data"]["customer"] == FAILING_KEY);
+        let failed_before = history.iter().filter(|r| r.status == 503).count();
+        if carries_failing_key && failed_before < 2 {
+            return Reply::status(503).with_header("Retry-After", &RETRY_AFTER_SECS.to_string());
+        }
+        Reply::status(200)
+    })
+}
+
+/// The 1,000 records: record n of key `c-(n % 50)` with sequence number n / 50.
+fn main_phase() -> Vec<Value> {
+    (0..RECORDS)
+        .map(|n| json!({"customer": format!("c-{}", n % KEYS), "seq": n / KEYS, "phase": "main"}))
+        .collect()
+}
+
+/// Waits until the target accepted every record of the main phase; returns what it received.
+fn all_imported(target: &TargetServer) -> Vec<Received> {
+    eventually("every record imported", Duration::from_secs(120), || {
+        let received = target.received();
+        let imported: std::collections::HashSet<(String, u64)> = received
+            .iter()
+            .filter(|r| r.status == 200)
+            .flat_map(main_records)
+            .map(|r| {
+                (
+                    r["data"]["customer"].as_str().unwrap().to_string(),
+                    r["data"]["seq"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        (imported.len() == RECORDS).then_some(received)
+    })
+}
+
+/// Checks that every key's records were accepted in sequence (a record accepted again is one
+/// accepted before: at least once, never overtaken); returns the number of such duplicates.
+fn assert_per_key_order(received: &[&Received]) -> usize {
+    let mut next: HashMap<String, u64> = HashMap::new();
+    let mut duplicates = 0;
+    for request in received.iter().filter(|r| r.status == 200) {
+        for record in main_records(request) {
+            let key = record["data"]["customer"].as_str().unwrap().to_string();
+            let seq = record["data"]["seq"].as_u64().unwrap();
+            let expected = next.entry(key.clone()).or_insert(0);
+            if seq < *expected {
+                duplicates += 1;
+                continue;
+            }
+            assert_eq!(
+                seq, *expected,
+                "key {key}: record {seq} arrived before record {expected}"
+            );
+            *expected += 1;
+        }
+    }
+    assert_eq!(next.len(), KEYS);
+    assert!(next.values().all(|count| *count == (RECORDS / KEYS) as u64), "{next:?}");
+    duplicates
+}
+
 /// The records of the main phase a request carried.
 fn main_records(request: &Received) -> Vec<Value> {
     request
@@ -80,16 +152,7 @@ fn accepted_by_worker(received: &[Received]) -> BTreeMap<String, usize> {
 #[test]
 fn records_of_a_key_are_imported_in_order_and_a_failing_key_holds_back_only_itself() {
     let broker = Broker::start();
-    let target = TargetServer::start(|request, history| {
-        let carries_failing_key = main_records(request)
-            .iter()
-            .any(|record| record["data"]["customer"] == FAILING_KEY);
-        let failed_before = history.iter().filter(|r| r.status == 503).count();
-        if carries_failing_key && failed_before < 2 {
-            return Reply::status(503).with_header("Retry-After", &RETRY_AFTER_SECS.to_string());
-        }
-        Reply::status(200)
-    });
+    let target = failing_twice();
     let app_settings = settings(&config(&target.url(), "app"), &broker.bootstrap);
     let app = spawn_app(app_settings, &broker.bootstrap);
     let first = InProcessWorker::start(
@@ -117,9 +180,7 @@ fn records_of_a_key_are_imported_in_order_and_a_failing_key_holds_back_only_itse
     let warmed_up = target.received().len();
 
     // 1,000 records, record n of key `c-(n % 50)` with sequence number n / 50, in requests of 20.
-    let all: Vec<Value> = (0..RECORDS)
-        .map(|n| json!({"customer": format!("c-{}", n % KEYS), "seq": n / KEYS, "phase": "main"}))
-        .collect();
+    let all = main_phase();
     let posting = Instant::now();
     for request in all.chunks(PER_REQUEST) {
         post(&app, request);
@@ -201,4 +262,57 @@ fn records_of_a_key_are_imported_in_order_and_a_failing_key_holds_back_only_itse
     assert!(by_worker.get("b").is_some_and(|n| *n > 0), "{by_worker:?}");
     first.stop();
     second.stop();
+}
+
+/// `worker.max_held_records` bounds what a key in retry holds back: one worker, a cap of 60
+/// records, the failing key's partition stops fetching at the cap (paused, counted), the held
+/// records never go far over it, and every key still arrives complete and in order.
+#[test]
+fn held_back_records_are_bounded_by_max_held_records() {
+    const CAP: usize = 60;
+    let broker = Broker::start();
+    let target = failing_twice();
+    let app = spawn_app(
+        settings(&config(&target.url(), "app"), &broker.bootstrap),
+        &broker.bootstrap,
+    );
+    let extra = format!("metrics_listen = \"127.0.0.1:0\"\nmax_held_records = {CAP}");
+    let worker_settings = settings(&config_with(&target.url(), "a", &extra), &broker.bootstrap);
+    let worker = InProcessWorker::start(&worker_settings, &broker.bootstrap);
+    let metrics_addr = worker.metrics_addr.expect("metrics served");
+    let read = |name: &str| metric(&http_get(metrics_addr, "/metrics").1, name).unwrap_or(0.0);
+
+    // Sampled while the records go through: the most held at once.
+    let sampling = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let sampler = {
+        let sampling = sampling.clone();
+        std::thread::spawn(move || {
+            let mut most = 0.0f64;
+            while sampling.load(std::sync::atomic::Ordering::Relaxed) {
+                let text = http_get(metrics_addr, "/metrics").1;
+                most = most.max(metric(&text, "hookpipe_worker_held_records").unwrap_or(0.0));
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            most
+        })
+    };
+    for request in main_phase().chunks(PER_REQUEST) {
+        post(&app, request);
+    }
+    let received = all_imported(&target);
+    sampling.store(false, std::sync::atomic::Ordering::Relaxed);
+    let most_held = sampler.join().unwrap();
+    let all: Vec<&Received> = received.iter().collect();
+    let duplicates = assert_per_key_order(&all);
+    let pauses = read("hookpipe_worker_fetch_pauses_total");
+    eprintln!("held at most {most_held} records (cap {CAP}); {pauses} pauses; {duplicates} duplicates");
+    assert!(pauses >= 1.0, "the cap was reached and fetching paused");
+    // The cap, plus what one poll hands over after it (a page of 20) on each of 3 partitions.
+    assert!(most_held <= (CAP + 3 * PER_REQUEST) as f64, "held {most_held}");
+    assert_eq!(
+        read("hookpipe_worker_held_records"),
+        0.0,
+        "nothing held once all is settled"
+    );
+    worker.stop();
 }
