@@ -276,13 +276,12 @@ impl Handler<Admitted<Paginate>> for PageActor {
         let listener = message.listener;
         // A listener with an ordering key: its records grouped by the partition of their keys,
         // in the order received; any other: one group, the listener's (as always).
-        let groups = if listener.ordering.is_none() {
-            vec![(PageGroup::listener(listener.id().to_string()), serialized)]
-        } else {
-            match self.pages.partition_count(&listener.topic) {
-                Ok(partitions) => by_partition(listener.id(), serialized, &keys, partitions),
+        let partitions = match listener.ordering {
+            None => None,
+            Some(_) => match self.pages.partition_count(&listener.topic) {
+                Ok(partitions) => Some(partitions),
                 Err(error) => return message.reply.refuse(IngestError::Unavailable(error)),
-            }
+            },
         };
         // Answered when the last page holding one of its records settles, quarantine pages included.
         let shares = message.reply.share_among_pages(message.accepted);
@@ -308,14 +307,25 @@ impl Handler<Admitted<Paginate>> for PageActor {
                 .into_actor(self),
             );
         }
-        if groups.iter().all(|(_, records)| records.is_empty()) {
+        if serialized.is_empty() {
             // Every record was quarantined: the quarantine pages' shares answer the request.
             return;
         }
-        let (to_publish, lingers) = {
+        // Without an ordering key, the listener's one group (no allocation on this path).
+        let (mut one, mut several);
+        let groups: &mut dyn Iterator<Item = (PageGroup, Vec<Vec<u8>>)> = match partitions {
+            None => {
+                one = std::iter::once((PageGroup::listener(listener.id().to_string()), serialized));
+                &mut one
+            }
+            Some(partitions) => {
+                several = by_partition(listener.id(), serialized, &keys, partitions).into_iter();
+                &mut several
+            }
+        };
+        let to_publish = {
             let mut pages = self.pages.lock();
             let mut to_publish = Vec::new();
-            let mut lingers = Vec::new();
             for (group, records) in groups {
                 pages.listeners.insert(group.clone(), listener.clone());
                 let (closed, opened) =
@@ -330,27 +340,24 @@ impl Handler<Admitted<Paginate>> for PageActor {
                 } else {
                     to_publish.extend(pages.take_if_idle(&group));
                     if let Some(generation) = opened.filter(|generation| pages.pager.is_open(&group, *generation)) {
-                        lingers.push((group, generation));
+                        // The upper bound on the wait, should publishes stall.
+                        ctx.run_later(self.linger, move |actor, ctx| {
+                            let page = {
+                                let mut pages = actor.pages.lock();
+                                let page = pages.pager.take_generation(&group, generation);
+                                page.and_then(|page| pages.start_publishing(page))
+                            };
+                            if let Some((page, listener)) = page {
+                                actor.publish(page, listener, ctx);
+                            }
+                        });
                     }
                 }
             }
-            (to_publish, lingers)
+            to_publish
         };
         for (page, listener) in to_publish {
             self.publish(page, listener, ctx);
-        }
-        for (group, generation) in lingers {
-            // The upper bound on the wait, should publishes stall.
-            ctx.run_later(self.linger, move |actor, ctx| {
-                let page = {
-                    let mut pages = actor.pages.lock();
-                    let page = pages.pager.take_generation(&group, generation);
-                    page.and_then(|page| pages.start_publishing(page))
-                };
-                if let Some((page, listener)) = page {
-                    actor.publish(page, listener, ctx);
-                }
-            });
         }
     }
 }
