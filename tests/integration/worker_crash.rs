@@ -285,7 +285,7 @@ fn sigkill_mid_stream_and_restart(ordered: bool) {
             .received()
             .iter()
             .flat_map(|request| request.records())
-            .all(|record| record["ordering_key"] == record["data"]["seq"].to_string());
+            .all(|record| record["ordering_key"].as_str() == Some(record["data"]["seq"].to_string().as_str()));
         assert!(keyed, "the records came in version 2 pages, keyed by their seq");
     }
     drop(worker);
