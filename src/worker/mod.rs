@@ -525,7 +525,9 @@ impl Worker {
         for partition in ordered.scheduler.partitions() {
             for settleable in ordered.scheduler.settleable(&partition) {
                 if let Some((page, keep, outcomes)) = settleable.page {
-                    if let Step::Abandoned = self.settle_page(&page, &partition.0, keep, &outcomes, None, shutdown) {
+                    let admitted = settleable.admitted;
+                    if let Step::Abandoned = self.settle_page(&page, &partition.0, keep, &outcomes, admitted, shutdown)
+                    {
                         return Err(Abandoned);
                     }
                 }

@@ -11,6 +11,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
+use std::time::Instant;
 
 use crate::worker::import::RecordOutcome;
 use crate::worker::page::{ordering_key, IncomingPage};
@@ -41,12 +42,16 @@ pub struct Run {
 pub struct Settleable {
     /// Its offset.
     pub offset: i64,
+    /// When an ordered page was read (its import time, waits behind its key included, runs
+    /// from there); `None` for a message that was done when marked.
+    pub admitted: Option<Instant>,
     /// The page, the listener's retry data cap (`None`: stores none) and each record's outcome.
     pub page: Option<(Arc<IncomingPage>, Option<usize>, Vec<RecordOutcome>)>,
 }
 
 #[derive(Debug)]
 struct HeldPage {
+    admitted: Instant,
     page: Arc<IncomingPage>,
     keep: Option<usize>,
     outcomes: Vec<Option<RecordOutcome>>,
@@ -117,11 +122,15 @@ impl Scheduler {
     ) -> Vec<Run> {
         let page = Arc::new(page);
         let mut runs: Vec<(Arc<str>, Vec<usize>)> = Vec::new();
+        let mut run_of: HashMap<&str, usize> = HashMap::new();
         for (index, record) in page.records.iter().enumerate() {
             let key = ordering_key(record);
-            match runs.iter_mut().find(|(k, _)| &**k == key) {
-                Some((_, indexes)) => indexes.push(index),
-                None => runs.push((Arc::from(key), vec![index])),
+            match run_of.get(key) {
+                Some(run) => runs[*run].1.push(index),
+                None => {
+                    run_of.insert(key, runs.len());
+                    runs.push((Arc::from(key), vec![index]));
+                }
             }
         }
         let state = self.state(partition, epoch);
@@ -129,6 +138,7 @@ impl Scheduler {
             Entry::Done
         } else {
             Entry::Page(HeldPage {
+                admitted: Instant::now(),
                 page: page.clone(),
                 keep,
                 outcomes: vec![None; page.records.len()],
@@ -216,9 +226,11 @@ impl Scheduler {
                 Entry::Page(_) | Entry::Done => {}
             }
             let offset = *first.key();
+            let mut admitted = None;
             let page = match first.remove() {
                 Entry::Done => None,
                 Entry::Page(held) => {
+                    admitted = Some(held.admitted);
                     self.held_records = self.held_records.saturating_sub(held.page.records.len());
                     let outcomes = held
                         .outcomes
@@ -228,7 +240,7 @@ impl Scheduler {
                     Some((held.page, held.keep, outcomes))
                 }
             };
-            done.push(Settleable { offset, page });
+            done.push(Settleable { offset, admitted, page });
         }
         done
     }
