@@ -13,7 +13,7 @@ use serde_json::Value;
 use hookpipe::config::Settings;
 use hookpipe::pipeline::listener::Listener;
 use hookpipe::pipeline::page::default_trace_key;
-use hookpipe::pipeline::page::pager::Pager;
+use hookpipe::pipeline::page::pager::{PageGroup, Pager};
 use hookpipe::pipeline::parse::records::Record;
 use hookpipe::wire::serialize_page;
 
@@ -106,12 +106,13 @@ fn bench_paging(c: &mut Criterion) {
         group.throughput(Throughput::Elements(count as u64));
         group.bench_with_input(BenchmarkId::from_parameter(label), &records, |b, records| {
             let mut pager: Pager<()> = Pager::default();
+            let orders = PageGroup::listener("orders".into());
             b.iter_batched(
                 || records.clone(),
                 |records| {
-                    let (closed, _) = pager.add("orders", records, 20, 5 * 1024 * 1024, || ());
+                    let (closed, _) = pager.add(&orders, records, 20, 5 * 1024 * 1024, || ());
                     black_box(closed);
-                    black_box(pager.take("orders"))
+                    black_box(pager.take(&orders))
                 },
                 criterion::BatchSize::SmallInput,
             )

@@ -253,7 +253,11 @@ fn serve_fully(
         .global_rate_limit
         .map(|limit| Arc::new(LeakyBucket::new(limit.capacity, limit.refill_per_sec)));
 
-    let open_pages: Arc<OpenPages> = Arc::default();
+    let partitions_of = producer.clone();
+    let open_pages = Arc::new(OpenPages::with_partitions(Arc::new(move |topic: &str| {
+        partitions_of.partition_count(topic)
+    })));
+    prefetch_partition_counts(settings, &producer);
     let dedup = shared.dedup.clone();
     crate::pipeline::dedup_feed::spawn_open(dedup.clone(), settings.kafka.clone(), bootstrap.to_string());
     let draining = web::Data::new(Draining::default());
@@ -341,4 +345,37 @@ fn serve_fully(
         producer,
         drain,
     })
+}
+
+/// Asks the brokers, in the background, for the partitions of the topics of the configured
+/// listeners with an ordering key, so that their first request does not wait for it (README
+/// "Ordering"); a failure here is only logged: the first request asks again.
+fn prefetch_partition_counts(settings: &Settings, producer: &PageProducer) {
+    let topics: std::collections::BTreeSet<String> = settings
+        .listeners
+        .iter()
+        .filter(|listener| listener.ordering_key.is_some())
+        .map(|listener| {
+            listener
+                .topic
+                .clone()
+                .unwrap_or_else(|| settings.kafka.pages_topic.clone())
+        })
+        .collect();
+    if topics.is_empty() {
+        return;
+    }
+    let producer = producer.clone();
+    let spawned = std::thread::Builder::new()
+        .name("partition-counts".into())
+        .spawn(move || {
+            for topic in topics {
+                if let Err(error) = producer.partition_count(&topic) {
+                    tracing::warn!(topic, %error, "cannot read the partitions of an ordered listener's topic yet");
+                }
+            }
+        });
+    if let Err(error) = spawned {
+        tracing::warn!(%error, "cannot start the partition count prefetch");
+    }
 }

@@ -3,13 +3,17 @@
 //!
 //! - A **page** (a pages topic; key = listener id; headers from [`page_headers`]):
 //!   `{"type":"page","version":1,"listener_id","page_id","created_at","records":[…]}`.
+//!   A listener with an `ordering_key` writes **version 2**: the same envelope, every record of
+//!   it carrying its `"ordering_key"`, and all of them of one partition (the page stage
+//!   publishes it to the partition of their keys). Readers take both versions.
 //! - **Legacy retry data** (the retry topic; key = page id; headers from [`retry_data_headers`]):
 //!   `{"type":"retry_data","version":2,"listener_id","topic","page_id","created_at","records":[…]}`,
 //!   the page's records byte for byte plus the topic they were published to. Earlier versions
 //!   wrote one for every page at ingest; hookpipe now only reads them, for the errors those
 //!   versions recorded (retry data is kept with each error instead: `import_errors`).
 //! - A **record**: `{"id","request_id","trace_key","data_uri","received_at"[,"delivery_id"]
-//!   [,"mock"],"data"}`; a record republished through the errors API also carries `"attempt"`.
+//!   [,"mock"][,"ordering_key"],"data"}` (`ordering_key` in version 2 pages only); a record
+//!   republished through the errors API also carries `"attempt"`.
 //! - A **quarantine page** (`kafka.quarantine_topic`; key = listener id; headers from
 //!   [`quarantine_headers`]): `{"type":"quarantine","version":1,"listener_id","page_id",
 //!   "created_at","records":[…]}`, whose records failed their listener's schema:
@@ -38,8 +42,11 @@ use serde_json::Value;
 
 /// `type` of a page message.
 pub const PAGE_TYPE: &str = "page";
-/// `version` of the page messages written, and the only one read.
+/// `version` of the page messages of listeners without an ordering key.
 pub const PAGE_VERSION: u64 = 1;
+/// `version` of the page messages of listeners with an ordering key: every record carries its
+/// `ordering_key`, and the page holds records of one partition. The newest version read.
+pub const ORDERED_PAGE_VERSION: u64 = 2;
 /// `type` of a retry data message.
 pub const RETRY_DATA_TYPE: &str = "retry_data";
 /// `version` of the retry data messages written (1 was one message per record, keyed by record id).
@@ -101,6 +108,16 @@ pub struct RecordFields<'a> {
 /// Serializes one record:
 /// `{"id","request_id","trace_key","data_uri","received_at"[,"delivery_id"][,"mock"],"data"}`.
 pub fn serialize_record(fields: &RecordFields<'_>) -> Vec<u8> {
+    record_bytes(fields, None)
+}
+
+/// Serializes one record of a version 2 page, with its ordering key:
+/// `{"id","request_id","trace_key","data_uri","received_at"[,"delivery_id"][,"mock"],"ordering_key","data"}`.
+pub fn serialize_ordered_record(fields: &RecordFields<'_>, ordering_key: &str) -> Vec<u8> {
+    record_bytes(fields, Some(ordering_key))
+}
+
+fn record_bytes(fields: &RecordFields<'_>, ordering_key: Option<&str>) -> Vec<u8> {
     let mut bytes = Vec::with_capacity(fields.data_json.len() + 200);
     bytes.extend_from_slice(br#"{"id":"#);
     write_json_string(&mut bytes, fields.id);
@@ -121,6 +138,10 @@ pub fn serialize_record(fields: &RecordFields<'_>) -> Vec<u8> {
     }
     if fields.mock {
         bytes.extend_from_slice(br#","mock":true"#);
+    }
+    if let Some(ordering_key) = ordering_key {
+        bytes.extend_from_slice(br#","ordering_key":"#);
+        write_json_string(&mut bytes, ordering_key);
     }
     bytes.extend_from_slice(br#","data":"#);
     bytes.extend_from_slice(fields.data_json.as_bytes());
@@ -194,6 +215,20 @@ pub fn serialize_quarantine_page(listener_id: &str, page_id: &str, created_at: &
 /// `{"type":"page","version":1,"listener_id","page_id","created_at","records":[…]}`.
 pub fn serialize_page(listener_id: &str, page_id: &str, created_at: &str, records: &[Vec<u8>]) -> Vec<u8> {
     records_message(PAGE_TYPE, PAGE_VERSION, listener_id, None, page_id, created_at, records)
+}
+
+/// Serializes a version 2 page around records from [`serialize_ordered_record`], all of one
+/// partition: `{"type":"page","version":2,"listener_id","page_id","created_at","records":[…]}`.
+pub fn serialize_ordered_page(listener_id: &str, page_id: &str, created_at: &str, records: &[Vec<u8>]) -> Vec<u8> {
+    records_message(
+        PAGE_TYPE,
+        ORDERED_PAGE_VERSION,
+        listener_id,
+        None,
+        page_id,
+        created_at,
+        records,
+    )
 }
 
 /// Serializes the legacy retry data of a page, as earlier versions wrote it at ingest (the
@@ -349,10 +384,10 @@ pub enum ReadError {
         /// The type wanted.
         expected: &'static str,
     },
-    /// `version` is absent or not the one this reader knows.
-    #[error("unsupported `version` (this worker reads version {supported})")]
+    /// `version` is absent or not one this reader knows.
+    #[error("unsupported `version` (this worker reads versions 1 to {supported})")]
     UnsupportedVersion {
-        /// The only version read.
+        /// The newest version read.
         supported: u64,
     },
     /// A required text member is absent, empty or not a string.
@@ -367,6 +402,9 @@ pub enum ReadError {
 /// `&RawValue` to leave them unparsed).
 #[derive(Debug, Clone, PartialEq)]
 pub struct PageMessage<R> {
+    /// Its version: [`PAGE_VERSION`], or [`ORDERED_PAGE_VERSION`] when its records carry their
+    /// ordering keys.
+    pub version: u64,
     /// Its listener (never empty).
     pub listener_id: String,
     /// Its id (never empty).
@@ -378,24 +416,28 @@ pub struct PageMessage<R> {
 }
 
 impl<'de, R: Deserialize<'de>> PageMessage<R> {
-    /// Reads a page message: `type` "page", `version` 1, a non-empty `listener_id` and
+    /// Reads a page message: `type` "page", `version` 1 or 2, a non-empty `listener_id` and
     /// `page_id`, a `records` array, checked in that order.
     pub fn read(payload: &'de [u8]) -> Result<PageMessage<R>, ReadError> {
         let envelope = Envelope::<R>::read(payload)?;
         if envelope.message_type.as_deref() != Some(PAGE_TYPE) {
             return Err(ReadError::WrongType { expected: PAGE_TYPE });
         }
-        if envelope.version != Some(PAGE_VERSION) {
-            return Err(ReadError::UnsupportedVersion {
-                supported: PAGE_VERSION,
-            });
-        }
+        let version = match envelope.version {
+            Some(version @ (PAGE_VERSION | ORDERED_PAGE_VERSION)) => version,
+            _ => {
+                return Err(ReadError::UnsupportedVersion {
+                    supported: ORDERED_PAGE_VERSION,
+                })
+            }
+        };
         let non_empty = |text: Option<String>| text.filter(|text| !text.is_empty());
         let listener_id = non_empty(envelope.listener_id).ok_or(ReadError::Missing("listener_id"))?;
         let page_id = non_empty(envelope.page_id).ok_or(ReadError::Missing("page_id"))?;
         let created_at = non_empty(envelope.created_at);
         let records = envelope.records.ok_or(ReadError::NoRecords)?;
         Ok(PageMessage {
+            version,
             listener_id,
             page_id,
             created_at,
@@ -567,6 +609,9 @@ pub struct PageRecord<'a> {
     /// Mock output.
     #[serde(default)]
     pub mock: bool,
+    /// Its ordering key (version 2 pages).
+    #[serde(borrow, default)]
+    pub ordering_key: Option<Cow<'a, str>>,
     /// The attempt of a record republished through the errors API (absent: 1).
     #[serde(default)]
     pub attempt: Option<u32>,
@@ -728,12 +773,16 @@ mod tests {
             (r#"{"type":"sample"}"#, "`type` is not \"page\""),
             (r#"{"type":7,"version":1}"#, "`type` is not \"page\""),
             (
-                r#"{"type":"page","version":2}"#,
-                "unsupported `version` (this worker reads version 1)",
+                r#"{"type":"page","version":3}"#,
+                "unsupported `version` (this worker reads versions 1 to 2)",
             ),
             (
                 r#"{"type":"page","version":1.0}"#,
-                "unsupported `version` (this worker reads version 1)",
+                "unsupported `version` (this worker reads versions 1 to 2)",
+            ),
+            (
+                r#"{"type":"page"}"#,
+                "unsupported `version` (this worker reads versions 1 to 2)",
             ),
             (
                 r#"{"type":"page","version":1,"page_id":"p","records":[]}"#,
@@ -808,6 +857,7 @@ mod tests {
         let serialized: Vec<Vec<u8>> = records.iter().map(serialize_record).collect();
         let page = serialize_page(listener_id, page_id, created_at, &serialized);
         let read = PageMessage::<&RawValue>::read(&page).unwrap();
+        assert_eq!(read.version, PAGE_VERSION);
         assert_eq!(read.listener_id, listener_id);
         assert_eq!(read.page_id, page_id);
         assert_eq!(read.created_at.as_deref(), Some(created_at));
@@ -827,6 +877,7 @@ mod tests {
             assert_eq!(record.delivery_id.as_deref(), fields.delivery_id);
             assert_eq!(record.mock, fields.mock);
             assert_eq!(record.attempt, None);
+            assert_eq!(record.ordering_key, None);
             assert_eq!(record.data.get(), fields.data_json);
         }
         let as_values = PageMessage::<Value>::read(&page).unwrap();
@@ -925,6 +976,37 @@ mod tests {
                 .collect();
             round_trip(&listener_id, &page_id, &created_at, &records);
         }
+    }
+
+    /// Version 2 (a listener with an ordering key): the exact bytes, each record's key before
+    /// its data; read back with its keys, while version 1 pages still read as before.
+    #[test]
+    fn ordered_pages_are_version_2_and_version_1_still_reads() {
+        let record = serialize_ordered_record(&fields(r#"{"customer":"c\"1"}"#), "c\"1");
+        assert_eq!(
+            String::from_utf8(record.clone()).unwrap(),
+            r#"{"id":"r1-0","request_id":"r1","trace_key":"T\"1","data_uri":"https://x/1","received_at":"2026-01-01T00:00:00.010Z","ordering_key":"c\"1","data":{"customer":"c\"1"}}"#
+        );
+        let page = serialize_ordered_page("orders", "p2", "2026-01-01T00:00:00.012Z", &[record]);
+        assert!(page.starts_with(br#"{"type":"page","version":2,"listener_id":"orders","page_id":"p2","#));
+        let read = PageMessage::<&RawValue>::read(&page).unwrap();
+        assert_eq!(read.version, ORDERED_PAGE_VERSION);
+        let first: PageRecord<'_> = serde_json::from_str(read.records[0].get()).unwrap();
+        assert_eq!(first.ordering_key.as_deref(), Some("c\"1"));
+        assert_eq!(first.data.get(), r#"{"customer":"c\"1"}"#);
+
+        // A version 1 page as written before version 2 existed (bytes, not the writer).
+        let old = br#"{"type":"page","version":1,"listener_id":"orders","page_id":"p1","created_at":"2026-01-01T00:00:00.012Z","records":[{"id":"r1-0","request_id":"r1","trace_key":"A","data_uri":null,"received_at":"2026-01-01T00:00:00.010Z","data":{"a":1}}]}"#;
+        let read = PageMessage::<Value>::read(old).unwrap();
+        assert_eq!(read.version, PAGE_VERSION);
+        assert_eq!(read.records[0]["data"], json!({"a": 1}));
+        let raw = PageMessage::<&RawValue>::read(old).unwrap();
+        let record: PageRecord<'_> = serde_json::from_str(raw.records[0].get()).unwrap();
+        assert_eq!(record.ordering_key, None);
+        // Records of unordered listeners are written as they always were.
+        assert!(!String::from_utf8(serialize_record(&fields("1")))
+            .unwrap()
+            .contains("ordering_key"));
     }
 
     #[test]

@@ -53,6 +53,10 @@ pub struct ListenerView {
     /// Handlebars template giving each record's data URI.
     #[serde(default)]
     pub data_uri_template: Option<String>,
+    /// Records with the same ordering key are imported in order, different keys in parallel:
+    /// a dotted path into the record or a template over it (README › Ordering; absent: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ordering_key: Option<String>,
     /// Whether a template failure refuses the request.
     #[serde(default)]
     pub strict_templates: bool,
@@ -149,6 +153,10 @@ pub struct ListenerInput {
     /// Handlebars template of the data URI.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_uri_template: Option<String>,
+    /// Ordering key: a dotted path into the record (`customer.id`) or a template over it
+    /// (`{{customer_id}}`); records of one key are imported in order (README › Ordering).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ordering_key: Option<String>,
     /// A template failure refuses the request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub strict_templates: Option<bool>,

@@ -50,6 +50,12 @@ pub struct ListenerConfig {
     /// Handlebars template over a record giving its data URI.
     #[serde(default)]
     pub data_uri_template: Option<String>,
+    /// Records with the same ordering key are imported in the order received, records with
+    /// different keys in parallel (README, "Ordering"): a dotted path into the record
+    /// (`customer.id`) or a template over it (`{{customer_id}}`). Absent: the listener's pages
+    /// share one partition and are imported one after the other, as always.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ordering_key: Option<String>,
     /// Template failures on a record refuse the request (400) and a missing field is an
     /// error; by default a failure falls back (default trace key, null data URI, no body).
     #[serde(default)]
@@ -79,6 +85,22 @@ pub struct ListenerConfig {
     /// The attributes of its CloudEvents (`type_template`, `source`), when it publishes them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cloudevents: Option<CloudEventsOptions>,
+}
+
+/// Whether `text` is an ordering key: a template when it holds `{{`, else a dotted path.
+fn ordering_key_problem(text: &str) -> Result<(), String> {
+    if text.contains("{{") {
+        return crate::templates::validate(text);
+    }
+    match crate::dotted_path::segments(text) {
+        Ok(_) => Ok(()),
+        Err(crate::dotted_path::DottedPathError::Empty) => {
+            Err("must be a dotted path into the record (`customer.id`) or a template (`{{customer_id}}`)".into())
+        }
+        Err(crate::dotted_path::DottedPathError::EmptySegment) => {
+            Err("is not a dotted path: two dots in a row, or a dot at either end".into())
+        }
+    }
 }
 
 /// Default page size: 20 records, as in the product hookpipe replaces.
@@ -313,6 +335,11 @@ impl ListenerConfig {
                 }
             }
         }
+        if let Some(ordering_key) = &self.ordering_key {
+            if let Err(message) = ordering_key_problem(ordering_key) {
+                problems.push(("ordering_key".into(), message));
+            }
+        }
         if !matches!(self.response.status, 200 | 201 | 202 | 204) {
             problems.push(("response.status".into(), "must be 200, 201, 202 or 204".into()));
         }
@@ -441,6 +468,38 @@ mod tests {
                 errors[0].message.contains("unknown helper `nosuchhelper`"),
                 "{line}: {errors:?}"
             );
+        }
+    }
+
+    #[test]
+    fn an_ordering_key_is_a_dotted_path_or_a_template_and_its_problems_are_named() {
+        for good in [
+            "customer_id",
+            "customer.id",
+            "items.0.sku",
+            "{{customer_id}}",
+            "{{a}}-{{b.c}}",
+        ] {
+            let text = format!("{BASE}ordering_key = '{good}'\n");
+            let settings = Settings::from_toml_and_env(&text, env(&[])).unwrap();
+            assert_eq!(settings.listeners[0].ordering_key.as_deref(), Some(good));
+        }
+        assert_eq!(
+            Settings::from_toml_and_env(BASE, env(&[])).unwrap().listeners[0].ordering_key,
+            None
+        );
+        for (bad, says) in [
+            ("", "must be a dotted path"),
+            ("customer..id", "is not a dotted path"),
+            (".id", "is not a dotted path"),
+            ("{{nosuchhelper a}}", "unknown helper `nosuchhelper`"),
+            ("{{#if a}}", "template"),
+        ] {
+            let text = format!("{BASE}ordering_key = '{bad}'\n");
+            let errors = Settings::from_toml_and_env(&text, env(&[])).unwrap_err().0;
+            assert_eq!(errors.len(), 1, "{bad}: {errors:?}");
+            assert_eq!(errors[0].key, "listeners[orders].ordering_key", "{bad}");
+            assert!(errors[0].message.contains(says), "{bad}: {}", errors[0].message);
         }
     }
 

@@ -49,6 +49,15 @@ pub struct WorkerSettings {
     /// (brokers refuse messages over ~1 MB by default) and every instance's errors mirror.
     #[serde(default = "default_worker_retry_data_max_bytes")]
     pub retry_data_max_bytes: usize,
+    /// Ordering keys imported at once (threads), for pages of listeners with an `ordering_key`:
+    /// a key retried with backoff holds one of them, the other keys use the rest.
+    #[serde(default = "default_worker_key_concurrency")]
+    pub key_concurrency: usize,
+    /// Records of ordered pages a worker holds at most (read and not yet settled: being
+    /// imported, waiting behind their key, or done behind an earlier page of their partition);
+    /// at the cap the worker stops fetching until half of them are settled.
+    #[serde(default = "default_worker_max_held_records")]
+    pub max_held_records: usize,
     /// Target of listeners without an entry in `targets`; none: their records are recorded as errors.
     #[serde(default)]
     pub default_target: Option<TargetConfig>,
@@ -68,6 +77,8 @@ impl Default for WorkerSettings {
             session_timeout_ms: default_worker_session_timeout_ms(),
             shutdown_timeout_secs: default_worker_shutdown_timeout_secs(),
             retry_data_max_bytes: default_worker_retry_data_max_bytes(),
+            key_concurrency: default_worker_key_concurrency(),
+            max_held_records: default_worker_max_held_records(),
             default_target: None,
             targets: BTreeMap::new(),
         }
@@ -104,6 +115,16 @@ fn default_worker_shutdown_timeout_secs() -> u64 {
 /// Kafka's default 1 MB message limit.
 fn default_worker_retry_data_max_bytes() -> usize {
     256 * 1024
+}
+/// 8: a few keys in retry leave most threads importing; each thread is idle but for its target's
+/// answers, so more cost little.
+fn default_worker_key_concurrency() -> usize {
+    8
+}
+/// 10,000 records: at the 256 KiB retry data cap, under 3 GB in the worst case; webhook records
+/// of a few KB take tens of MB.
+fn default_worker_max_held_records() -> usize {
+    10_000
 }
 /// Highest `retry_data_max_bytes`: the entry around the record must fit Kafka's default
 /// `message.max.bytes` (1,000,000) too.
@@ -152,6 +173,12 @@ impl WorkerSettings {
                 "retry_data_max_bytes".into(),
                 format!("must be between 1024 and {MAX_RETRY_DATA_BYTES}"),
             );
+        }
+        if !(1..=256).contains(&self.key_concurrency) {
+            push("key_concurrency".into(), "must be between 1 and 256".into());
+        }
+        if !(1..=1_000_000).contains(&self.max_held_records) {
+            push("max_held_records".into(), "must be between 1 and 1000000".into());
         }
         if let Some(target) = &self.default_target {
             for (key, message) in target.problems() {
@@ -403,6 +430,21 @@ mod tests {
                 .unwrap_err()
                 .0;
         assert!(errors[0].key.starts_with("worker.default_target"), "{errors:?}");
+    }
+
+    #[test]
+    fn ordered_import_limits_have_defaults_and_bounds() {
+        let settings = Settings::from_toml_and_env(BASE, env(&[])).unwrap();
+        assert_eq!(
+            (settings.worker.key_concurrency, settings.worker.max_held_records),
+            (8, 10_000)
+        );
+        let text = format!("{BASE}\n[worker]\nkey_concurrency = 0\nmax_held_records = 0\n");
+        let errors = Settings::from_toml_and_env(&text, env(&[])).unwrap_err().0;
+        let keys: Vec<&str> = errors.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(keys, ["worker.key_concurrency", "worker.max_held_records"]);
+        let set = Settings::from_toml_and_env(BASE, env(&[("HOOKPIPE_WORKER__KEY_CONCURRENCY", "32")])).unwrap();
+        assert_eq!(set.worker.key_concurrency, 32);
     }
 
     #[test]

@@ -7,7 +7,8 @@ use std::collections::BTreeSet;
 use super::entry::{ErrorEntry, RetryData};
 use crate::kafka::producer::{OutgoingMessage, PageProducer, PublishError};
 use crate::pipeline::listener::EventOutput;
-use crate::pipeline::page::pager::{ClosedPage, Pager};
+
+use crate::pipeline::page::pager::{ClosedPage, PageGroup, Pager};
 use crate::pipeline::{new_id, rfc3339_millis, unix_millis_now};
 use crate::wire;
 
@@ -124,6 +125,7 @@ fn pages_of(
 ) -> Result<Vec<ClosedPage<Option<String>>>, serde_json::Error> {
     let mut pager: Pager<Option<String>> = Pager::default();
     let mut pages: Vec<ClosedPage<Option<String>>> = Vec::new();
+    let group = PageGroup::listener(listener_id.to_string());
     for item in records {
         let mut record = item.data.record.clone();
         if let Some(object) = record.as_object_mut() {
@@ -134,21 +136,21 @@ fn pages_of(
         // A record that no longer fits a page on its own (`attempt` made it longer, or the limit
         // went down since) goes alone in a page, as the pager requires every record to fit.
         if serialized.len() + 1 > max_page_bytes {
-            pages.extend(pager.take(listener_id));
+            pages.extend(pager.take(&group));
             pages.push(ClosedPage {
-                listener_id: listener_id.to_string(),
+                group: group.clone(),
                 records: vec![serialized],
                 waiters: vec![request_id],
             });
             continue;
         }
         // Added one by one, so the pager asks for one waiter (this request id) per record.
-        let (closed, _opened) = pager.add(listener_id, vec![serialized], page_size.max(1), max_page_bytes, || {
+        let (closed, _opened) = pager.add(&group, vec![serialized], page_size.max(1), max_page_bytes, || {
             request_id.clone()
         });
         pages.extend(closed);
     }
-    pages.extend(pager.take(listener_id));
+    pages.extend(pager.take(&group));
     Ok(pages)
 }
 

@@ -4,7 +4,8 @@
 //! reports, and the librdkafka handle underneath is replaced when it can no longer deliver
 //! (`kafka::supervisor`).
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -49,10 +50,15 @@ pub struct OutgoingMessage<'a> {
     pub headers: &'a [(&'a str, &'a str)],
 }
 
+/// How long asking the brokers for a topic's partitions may take (once per topic).
+const PARTITIONS_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Shared, thread-safe producer; clones share one supervised librdkafka handle.
 #[derive(Clone)]
 pub struct PageProducer {
     supervised: Arc<Supervised>,
+    /// Partitions of the topics asked about by [`PageProducer::partition_count`], kept.
+    partitions: Arc<Mutex<HashMap<String, i32>>>,
 }
 
 impl PageProducer {
@@ -64,12 +70,55 @@ impl PageProducer {
         config.set("statistics.interval.ms", STATISTICS_INTERVAL_MS.to_string());
         Ok(PageProducer {
             supervised: Supervised::start(config)?,
+            partitions: Arc::default(),
         })
+    }
+
+    /// How many partitions `topic` has: asked of the brokers the first time (blocking, at most
+    /// a few seconds), then kept for the life of the process, so that a key maps to the same
+    /// partition for as long as the process runs (ordering keys, README "Ordering").
+    pub fn partition_count(&self, topic: &str) -> Result<i32, PublishError> {
+        if let Some(count) = self
+            .partitions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(topic)
+        {
+            return Ok(*count);
+        }
+        let current = self.supervised.current();
+        let metadata = current
+            .producer
+            .client()
+            .fetch_metadata(Some(topic), PARTITIONS_TIMEOUT)
+            .map_err(|error| PublishError::Delivery(format!("cannot read the partitions of {topic}: {error}")))?;
+        let count = metadata
+            .topics()
+            .iter()
+            .find(|t| t.name() == topic && t.error().is_none())
+            .map_or(0, |t| t.partitions().len() as i32);
+        if count < 1 {
+            return Err(PublishError::Delivery(format!("topic {topic} has no partitions (yet)")));
+        }
+        self.partitions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(topic.to_string(), count);
+        Ok(count)
     }
 
     /// Enqueues a message and waits for its delivery report; refuses it at once while Kafka is
     /// known to be unavailable.
     pub async fn publish(&self, message: OutgoingMessage<'_>) -> Result<(), PublishError> {
+        self.publish_to_partition(message, None).await
+    }
+
+    /// [`PageProducer::publish`] to a chosen partition (`None`: the partitioner picks by key).
+    pub async fn publish_to_partition(
+        &self,
+        message: OutgoingMessage<'_>,
+        partition: Option<i32>,
+    ) -> Result<(), PublishError> {
         let availability = self.supervised.availability();
         if let Some(refusal) = availability.refusal() {
             return Err(PublishError::Unavailable(refusal));
@@ -81,10 +130,13 @@ impl PageProducer {
                 value: Some(*value),
             });
         }
-        let record = FutureRecord::to(message.topic)
+        let mut record = FutureRecord::to(message.topic)
             .key(message.key)
             .payload(message.payload)
             .headers(headers);
+        if let Some(partition) = partition {
+            record = record.partition(partition);
+        }
         let current = self.supervised.current();
         let generation = current.generation;
         let sent = current.producer.send_result(record);

@@ -16,6 +16,7 @@ use crate::config::listener::{response_content_type, ListenerConfig};
 use crate::config::resource_path::ResourcePath;
 use crate::config::Settings;
 use crate::pipeline::handshake::Handshakes;
+use crate::pipeline::page::ordering::{key_at_path, OrderingKey};
 use crate::pipeline::parse::records::Record;
 use crate::pipeline::rate_limit::bucket::LeakyBucket;
 use crate::pipeline::schema::ListenerSchema;
@@ -27,6 +28,7 @@ const TRACE_KEY: &str = "trace_key";
 const DATA_URI: &str = "data_uri";
 const RESPONSE_BODY: &str = "response_body";
 const EVENT_TYPE: &str = "event_type";
+const ORDERING_KEY: &str = "ordering_key";
 
 /// A listener ready to serve: everything that can fail was checked when it was compiled.
 pub struct Listener {
@@ -62,6 +64,8 @@ pub struct Listener {
     pub response_content_type: String,
     /// How it publishes CloudEvents, one per record; `None`: it publishes pages.
     pub events: Option<EventOutput>,
+    /// How its records' ordering key is found; `None`: the listener has none.
+    pub ordering: Option<OrderingKey>,
     templates: TemplateSet,
 }
 
@@ -157,6 +161,18 @@ impl ListenerConfig {
                 .and_then(|options| options.source.clone())
                 .unwrap_or_else(|| default_source(&self.id)),
         });
+        let ordering = match self.ordering_key.as_deref() {
+            None => None,
+            Some(text) => {
+                let ordering = OrderingKey::parse(text).map_err(|message| single("ordering_key", message))?;
+                if ordering == OrderingKey::Template {
+                    templates
+                        .add(ORDERING_KEY, text)
+                        .map_err(|message| single("ordering_key", message))?;
+                }
+                Some(ordering)
+            }
+        };
         let resource_path = self
             .resource_path
             .as_deref()
@@ -188,6 +204,7 @@ impl ListenerConfig {
             source: Source::Config,
             response_content_type,
             events,
+            ordering,
             templates,
             config: self.clone(),
         })
@@ -213,6 +230,15 @@ impl Listener {
     /// Renders the data URI template over a record, if one is set.
     pub fn render_data_uri(&self, record: &Record) -> Option<Result<String, String>> {
         self.templates.has(DATA_URI).then(|| self.render(DATA_URI, record))
+    }
+
+    /// The record's ordering key when the listener has one (`Some(Ok)`; empty when the record
+    /// has no value there), or why its template failed.
+    pub fn ordering_key_of(&self, record: &Record) -> Option<Result<String, String>> {
+        Some(match self.ordering.as_ref()? {
+            OrderingKey::Path(path) => Ok(key_at_path(&record.to_value(), path).unwrap_or_default()),
+            OrderingKey::Template => self.render(ORDERING_KEY, record),
+        })
     }
 
     /// Whether the success response has a body template.

@@ -33,6 +33,9 @@ pub struct PublishPage {
     pub record_count: usize,
     /// A page of records, or of quarantined records.
     pub destination: Destination,
+    /// The partition of a page of a listener with an ordering key (all its records' keys map
+    /// to it); `None`: the partitioner's, by the listener id.
+    pub partition: Option<i32>,
 }
 
 /// Where a page goes.
@@ -101,14 +104,13 @@ pub async fn store_page(producer: PageProducer, page: PublishPage) -> Result<(),
         ),
     };
     let started = std::time::Instant::now();
-    let result = producer
-        .publish(OutgoingMessage {
-            topic,
-            key: page.listener.id(),
-            payload: &page.payload,
-            headers: &headers,
-        })
-        .await;
+    let message = OutgoingMessage {
+        topic,
+        key: page.listener.id(),
+        payload: &page.payload,
+        headers: &headers,
+    };
+    let result = producer.publish_to_partition(message, page.partition).await;
     let listener = page.listener.id();
     let produce_latency = started.elapsed();
     let producer_queue_depth = producer.queue_depth();
@@ -199,6 +201,7 @@ mod tests {
             request_ids: vec![Arc::from("r1"), Arc::from("r2")],
             record_count: 3,
             destination: Destination::Pages,
+            partition: None,
         }
     }
 

@@ -168,7 +168,7 @@ impl BodyReceived<'_> {
 pub struct TemplateFailed<'a> {
     /// The listener's id.
     pub listener: &'a str,
-    /// Which template: `trace_key`, `data_uri` or `response_body`.
+    /// Which template: `trace_key`, `data_uri`, `ordering_key` or `response_body`.
     pub template: &'static str,
     /// Why, from the renderer.
     pub reason: &'a str,
@@ -629,5 +629,38 @@ impl ConsumerLag<'_> {
             .consumer_lag
             .with_label_values(&[self.topic])
             .set(self.lag);
+    }
+}
+
+/// The records of ordered pages a worker holds changed (`worker::ordered`).
+pub struct HeldRecords {
+    /// Records read and not yet settled.
+    pub held: usize,
+}
+
+impl HeldRecords {
+    /// Sets `hookpipe_worker_held_records`.
+    pub fn emit(&self) {
+        WORKER_METRICS.held_records.set(self.held as i64);
+    }
+}
+
+/// `worker.max_held_records` were held: fetching of the partitions holding them is paused.
+pub struct FetchPaused {
+    /// Records held.
+    pub held: usize,
+    /// Partitions paused.
+    pub partitions: usize,
+}
+
+impl FetchPaused {
+    /// Increments `hookpipe_worker_fetch_pauses_total` and writes the log line.
+    pub fn emit(&self) {
+        WORKER_METRICS.fetch_pauses.inc();
+        tracing::info!(
+            held = self.held,
+            partitions = self.partitions,
+            "worker.max_held_records reached: fetching of the partitions holding them paused"
+        );
     }
 }

@@ -147,6 +147,10 @@ pub struct WorkerMetrics {
     pub target_responses: IntCounterVec,
     /// Messages not yet consumed by this worker, summed over its partitions, by topic.
     pub consumer_lag: IntGaugeVec,
+    /// Records of ordered pages held (read, not yet settled), capped by `worker.max_held_records`.
+    pub held_records: IntGauge,
+    /// Times fetching was paused because `worker.max_held_records` were held.
+    pub fetch_pauses: IntCounter,
 }
 
 /// Registers metrics in one registry, noting their names; every constructor panics only on a
@@ -437,6 +441,14 @@ impl WorkerMetrics {
                 &["listener", "status_class"],
             ),
             consumer_lag,
+            held_records: declare.gauge(
+                "hookpipe_worker_held_records",
+                "Records of ordered pages (listeners with an ordering_key) read and not yet settled: being imported, waiting behind their key, or done behind an earlier page of their partition.",
+            ),
+            fetch_pauses: declare.counter(
+                "hookpipe_worker_fetch_pauses_total",
+                "Times the worker paused fetching the partitions holding records because worker.max_held_records were held.",
+            ),
             names: declare.names(),
             registry,
         }

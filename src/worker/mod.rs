@@ -7,36 +7,48 @@
 //! on rebalance and at shutdown) only after every record of its page is imported or recorded
 //! as an error, so a crash at any point re-imports at most the pages after the last commit.
 //! Pages are processed one at a time on the thread that polls the consumer, so a rebalance
-//! (served inside `poll`) never lands in the middle of a page.
+//! (served inside `poll`) never lands in the middle of a page — except the pages of listeners
+//! with an ordering key (version 2): their keys are imported at once by the threads of `pool`,
+//! in per-key order (`ordered`), and a partition's offsets are stored in offset order once
+//! everything before them is settled; a revocation waits for the runs being imported.
 
 pub mod backoff;
 pub mod file_target;
 pub mod http_target;
 pub mod import;
 pub mod metrics_server;
+pub mod ordered;
 pub mod page;
+pub mod pool;
+pub mod stop;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::future::{join, join_all};
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::statistics::Statistics;
+use rdkafka::TopicPartitionList;
 use serde_json::Value;
 
 use crate::config::{worker::TargetConfig, Settings};
 use crate::import_errors::{do_not_store_reason, too_large_reason, ErrorEntry, ErrorsStore};
 use crate::pipeline::{rfc3339_millis, unix_millis_now};
-use crate::telemetry::events::{ConsumerLag, PageImportTimed, PageImported, PageMalformed};
+use crate::telemetry::events::{ConsumerLag, FetchPaused, HeldRecords, PageImportTimed, PageImported, PageMalformed};
+use crate::wire::{HEADER_RETRY_DATA, ORDERED_PAGE_VERSION, RETRY_DATA_NONE};
 use file_target::JsonLinesTarget;
 use http_target::HttpTarget;
 use import::{import_page, Abandoned, Pacer, RecordOutcome, Target};
+use ordered::{PartitionId, Scheduler};
 use page::IncomingPage;
+use pool::{Import, Partitions, Pool};
+use stop::LivePacer;
+pub use stop::{stop_on_signals, Shutdown};
 
 /// How long one `poll` waits before the loop checks for shutdown again.
 const POLL_INTERVAL: Duration = Duration::from_millis(200);
@@ -51,97 +63,16 @@ const ERROR_LOG_INTERVAL: Duration = Duration::from_secs(10);
 const TOPIC_CREATION_TIMEOUT: Duration = Duration::from_secs(15);
 /// Longest wait between attempts to record a page's errors while Kafka refuses them.
 const MAX_WRITE_BACKOFF: Duration = Duration::from_secs(10);
+/// How long one `poll` waits while runs of ordered pages are being imported, so that the next
+/// run of a key starts soon after the one before it finished.
+const ORDERED_POLL_INTERVAL: Duration = Duration::from_millis(5);
 
-/// Asks a worker to stop: it finishes the page in hand, within a grace period.
-#[derive(Clone, Debug)]
-pub struct Shutdown {
-    state: Arc<ShutdownState>,
+/// Consumer callbacks: statistics become the lag gauge, rebalances are logged, and a revocation
+/// waits for the runs of ordered pages of the revoked partitions being imported (up to `revoke_wait`).
+struct WorkerContext {
+    partitions: Arc<Partitions>,
+    revoke_wait: Duration,
 }
-
-#[derive(Debug)]
-struct ShutdownState {
-    requested_at: Mutex<Option<Instant>>,
-    grace: Duration,
-}
-
-impl Shutdown {
-    /// A handle whose page in hand may take `grace` to finish once stop is requested.
-    pub fn new(grace: Duration) -> Shutdown {
-        Shutdown {
-            state: Arc::new(ShutdownState {
-                requested_at: Mutex::new(None),
-                grace,
-            }),
-        }
-    }
-
-    /// With the grace period of `worker.shutdown_timeout_secs`.
-    pub fn for_settings(settings: &Settings) -> Shutdown {
-        Shutdown::new(Duration::from_secs(settings.worker.shutdown_timeout_secs))
-    }
-
-    /// Requests the stop (the first request starts the grace period).
-    pub fn request(&self) {
-        let mut requested_at = self.state.requested_at.lock().unwrap_or_else(PoisonError::into_inner);
-        requested_at.get_or_insert_with(Instant::now);
-    }
-
-    /// Whether a stop was requested.
-    pub fn requested(&self) -> bool {
-        self.state
-            .requested_at
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .is_some()
-    }
-
-    /// Whether the grace period of a requested stop is over.
-    fn grace_over(&self) -> bool {
-        self.state
-            .requested_at
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .is_some_and(|at| at.elapsed() >= self.state.grace)
-    }
-}
-
-/// Requests `shutdown` on SIGTERM or Ctrl-C (a thread with its own small runtime).
-pub fn stop_on_signals(shutdown: Shutdown) -> Result<(), String> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the signal runtime: {e}"))?;
-    use tokio::signal::unix::{signal, SignalKind};
-    let (mut terminate, mut hangup) = runtime
-        .block_on(async { Ok::<_, std::io::Error>((signal(SignalKind::terminate())?, signal(SignalKind::hangup())?)) })
-        .map_err(|e| format!("cannot listen for SIGTERM and SIGHUP: {e}"))?;
-    std::thread::Builder::new()
-        .name("worker-signals".into())
-        .spawn(move || {
-            runtime.block_on(async {
-                use futures_util::future::{select, Either};
-                let mut stop = select(Box::pin(terminate.recv()), Box::pin(tokio::signal::ctrl_c()));
-                // A SIGHUP (a reload meant for the serve tier, a closed terminal) is logged and
-                // ignored: the worker has nothing to reload.
-                loop {
-                    match select(stop, Box::pin(hangup.recv())).await {
-                        Either::Left(_) => break,
-                        Either::Right((_, pending)) => {
-                            crate::telemetry::events::HangupIgnored { tier: "worker" }.emit();
-                            stop = pending;
-                        }
-                    }
-                }
-            });
-            tracing::info!("stop requested: finishing the page in hand, then committing");
-            shutdown.request();
-        })
-        .map_err(|e| format!("cannot start the signal thread: {e}"))?;
-    Ok(())
-}
-
-/// Consumer callbacks: statistics become the lag gauge, rebalances are logged.
-struct WorkerContext;
 
 impl ClientContext for WorkerContext {
     /// librdkafka's own log lines (group membership, broker connections) go through `tracing`.
@@ -163,6 +94,17 @@ impl ClientContext for WorkerContext {
 }
 
 impl ConsumerContext for WorkerContext {
+    fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(list) = rebalance {
+            let revoked: Vec<PartitionId> = list
+                .elements()
+                .iter()
+                .map(|e| (e.topic().to_string(), e.partition()))
+                .collect();
+            self.partitions.revoke(&revoked, self.revoke_wait);
+        }
+    }
+
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         let describe = |list: &rdkafka::TopicPartitionList| {
             list.elements()
@@ -209,6 +151,24 @@ impl Targets {
         Ok(Targets { by_listener, default })
     }
 
+    /// The import threads' way into the targets (`pool::Import`): a page imported in full,
+    /// with real time cut short by `shutdown` or by the revocation of the run's partition,
+    /// within `page_timeout`.
+    fn importer(self: &Arc<Targets>, shutdown: &Shutdown, page_timeout: Duration) -> Import {
+        let (targets, shutdown) = (self.clone(), shutdown.clone());
+        Arc::new(move |page: &IncomingPage, cancelled: &dyn Fn() -> bool| {
+            let live = LivePacer { shutdown: &shutdown };
+            let pacer = pool::Cancellable {
+                inner: &live,
+                cancelled,
+            };
+            match targets.get(&page.listener_id) {
+                Some(target) => import_page(target, page, Instant::now() + page_timeout, &pacer),
+                None => Ok(no_target(page.records.len())),
+            }
+        })
+    }
+
     fn get(&self, listener_id: &str) -> Option<&dyn Target> {
         self.by_listener
             .get(listener_id)
@@ -217,38 +177,43 @@ impl Targets {
     }
 }
 
-/// Real time; sleeps are cut short when the shutdown grace period ends.
-struct LivePacer<'a> {
-    shutdown: &'a Shutdown,
+/// Every record failed: the listener has no target.
+fn no_target(records: usize) -> Vec<RecordOutcome> {
+    vec![
+        RecordOutcome::Failed {
+            error: "no target configured for this listener (worker.targets.<listener id> or worker.default_target)"
+                .into(),
+            status: None,
+            tries: 0,
+        };
+        records
+    ]
 }
 
-impl Pacer for LivePacer<'_> {
-    fn now(&self) -> Instant {
-        Instant::now()
-    }
+/// Whether the page's listener keeps retry data of failed records (`hookpipe-retry-data`):
+/// `none` is `do_not_store_retry_data`; pages without the header are not hookpipe's own, and
+/// their records are kept like any others.
+fn stores_retry_data(message: &BorrowedMessage<'_>) -> bool {
+    message
+        .headers()
+        .and_then(|headers| {
+            headers
+                .iter()
+                .find(|h| h.key == HEADER_RETRY_DATA)
+                .and_then(|h| h.value)
+                .map(|v| v != RETRY_DATA_NONE.as_bytes())
+        })
+        .unwrap_or(true)
+}
 
-    fn sleep(&self, duration: Duration) -> bool {
-        let end = Instant::now() + duration;
-        loop {
-            if self.shutdown.grace_over() {
-                return false;
-            }
-            let left = end.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return true;
-            }
-            std::thread::sleep(left.min(Duration::from_millis(50)));
-        }
-    }
-
-    fn jitter(&self) -> f64 {
-        // 53 random bits from a v4 UUID: uniform in [0, 1) without a random-number dependency.
-        (uuid::Uuid::new_v4().as_u128() >> 75) as f64 / (1u64 << 53) as f64
-    }
-
-    fn must_abandon(&self) -> bool {
-        self.shutdown.grace_over()
-    }
+/// The ordered pages in hand: what is held, the import threads (started with the first), and
+/// the partitions whose fetching is paused because `worker.max_held_records` are held.
+#[derive(Default)]
+struct Ordered {
+    scheduler: Scheduler,
+    pool: Option<Pool>,
+    paused: Vec<PartitionId>,
+    held_reported: usize,
 }
 
 /// What became of a page.
@@ -264,11 +229,14 @@ pub struct Worker {
     consumer: BaseConsumer<WorkerContext>,
     runtime: tokio::runtime::Runtime,
     errors: Arc<ErrorsStore>,
-    targets: Targets,
+    targets: Arc<Targets>,
     topics: Vec<String>,
     metrics_addr: Option<SocketAddr>,
     page_timeout: Duration,
     retry_data_max_bytes: usize,
+    partitions: Arc<Partitions>,
+    key_concurrency: usize,
+    max_held_records: usize,
 }
 
 impl Worker {
@@ -314,6 +282,7 @@ impl Worker {
             );
         }
         let worker = &settings.worker;
+        let partitions = Arc::new(Partitions::default());
         let mut client_config = crate::kafka::base_client_config(&settings.kafka, bootstrap);
         // librdkafka only hands over lines up to this level; debug lines (with a `debug`
         // property) only when `HOOKPIPE_LOG` asks for `librdkafka=debug`.
@@ -342,7 +311,10 @@ impl Worker {
             )
             .set("statistics.interval.ms", STATISTICS_INTERVAL_MS.to_string())
             .set("fetch.wait.max.ms", "200")
-            .create_with_context(WorkerContext)
+            .create_with_context(WorkerContext {
+                partitions: partitions.clone(),
+                revoke_wait: Duration::from_millis(worker.page_timeout_ms),
+            })
             .map_err(|e| format!("cannot create the Kafka consumer: {e}"))?;
         for topic in topics.iter().filter(|t| !t.starts_with('^')) {
             // Exported from the start; librdkafka's first statistics replace it.
@@ -357,11 +329,14 @@ impl Worker {
             consumer,
             runtime,
             errors,
-            targets,
+            targets: Arc::new(targets),
             topics,
             metrics_addr,
             page_timeout: Duration::from_millis(worker.page_timeout_ms),
             retry_data_max_bytes: worker.retry_data_max_bytes,
+            partitions,
+            key_concurrency: worker.key_concurrency,
+            max_held_records: worker.max_held_records,
         })
     }
 
@@ -383,8 +358,17 @@ impl Worker {
     /// Imports pages until `shutdown` is requested, then commits and leaves the group.
     pub fn run(self, shutdown: &Shutdown) {
         let mut last_error_log: Option<Instant> = None;
+        let mut ordered = Ordered::default();
         while !shutdown.requested() {
-            let message = match self.consumer.poll(POLL_INTERVAL) {
+            if self.drive_ordered(&mut ordered, shutdown).is_err() {
+                break;
+            }
+            let wait = if ordered.scheduler.running() > 0 {
+                ORDERED_POLL_INTERVAL
+            } else {
+                POLL_INTERVAL
+            };
+            let message = match self.consumer.poll(wait) {
                 None => continue,
                 Some(Ok(message)) => message,
                 Some(Err(error)) => {
@@ -395,14 +379,20 @@ impl Worker {
                     continue;
                 }
             };
-            match self.process(&message, shutdown) {
-                Step::Done => {
-                    if let Err(error) = self.consumer.store_offset_from_message(&message) {
-                        // The partition moved to another worker meanwhile: it imports the page again.
-                        tracing::warn!(topic = message.topic(), partition = message.partition(), offset = message.offset(), %error,
-                            "cannot store the offset of an imported page (partition revoked?)");
-                    }
+            // A page or a CloudEvent (`page::IncomingPage::from_message`); ordered pages go to
+            // their keys' runs.
+            let headers = page::headers_of(&message);
+            let parsed = IncomingPage::from_message(message.payload().unwrap_or_default(), &headers);
+            let parsed = match parsed {
+                Ok((page, _, ORDERED_PAGE_VERSION)) => {
+                    self.admit(&mut ordered, &message, page, shutdown);
+                    continue;
                 }
+                Ok((page, stores_retry_data, _)) => Ok((page, stores_retry_data)),
+                Err(reason) => Err(reason),
+            };
+            match self.process(&message, parsed, shutdown) {
+                Step::Done => self.done(&mut ordered, &message),
                 Step::Abandoned => {
                     tracing::warn!(
                         topic = message.topic(),
@@ -414,6 +404,7 @@ impl Worker {
                 }
             }
         }
+        self.finish_ordered(&mut ordered, shutdown);
         match self.consumer.commit_consumer_state(CommitMode::Sync) {
             Ok(()) => tracing::info!("offsets committed; leaving the consumer group"),
             Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
@@ -421,23 +412,183 @@ impl Worker {
         }
     }
 
-    fn process(&self, message: &BorrowedMessage<'_>, shutdown: &Shutdown) -> Step {
-        let topic = message.topic();
-        let headers = page::headers_of(message);
-        let (page, stores_retry_data) =
-            match IncomingPage::from_message(message.payload().unwrap_or_default(), &headers) {
-                Ok(incoming) => incoming,
-                Err(reason) => {
-                    PageMalformed {
-                        topic,
-                        partition: message.partition(),
-                        offset: message.offset(),
-                        reason: &reason,
-                    }
-                    .emit();
-                    return Step::Done;
+    /// A message processed on this thread is done: its offset is stored now, or — when ordered
+    /// pages before it in its partition are still held — once they are settled.
+    fn done(&self, ordered: &mut Ordered, message: &BorrowedMessage<'_>) {
+        if !ordered.scheduler.partitions_held() {
+            // No ordered page anywhere: as always.
+            return self.store_offset(message.topic(), message.partition(), message.offset());
+        }
+        let partition: PartitionId = (message.topic().to_string(), message.partition());
+        match ordered.scheduler.epoch(&partition) {
+            Some(epoch) if !ordered.scheduler.is_idle(&partition) && self.partitions.is_current(&partition, epoch) => {
+                ordered.scheduler.mark_done(&partition, epoch, message.offset());
+            }
+            _ => self.store_offset(message.topic(), message.partition(), message.offset()),
+        }
+    }
+
+    fn store_offset(&self, topic: &str, partition: i32, offset: i64) {
+        if let Err(error) = self.consumer.store_offset(topic, partition, offset) {
+            // The partition moved to another worker meanwhile: it imports the page again.
+            tracing::warn!(topic, partition, offset, %error,
+                "cannot store the offset of an imported page (partition revoked?)");
+        }
+    }
+
+    /// Holds an ordered page and starts the runs of its keys that may start.
+    fn admit(&self, ordered: &mut Ordered, message: &BorrowedMessage<'_>, page: IncomingPage, shutdown: &Shutdown) {
+        let partition: PartitionId = (message.topic().to_string(), message.partition());
+        let epoch = self.partitions.epoch(&partition);
+        let keep = stores_retry_data(message).then_some(self.retry_data_max_bytes);
+        let runs = ordered.scheduler.admit(&partition, epoch, message.offset(), page, keep);
+        if ordered.pool.is_none() {
+            let importer = self.targets.importer(shutdown, self.page_timeout);
+            match Pool::start(
+                self.key_concurrency,
+                self.max_held_records,
+                importer,
+                self.partitions.clone(),
+            ) {
+                Ok(pool) => ordered.pool = Some(pool),
+                Err(error) => tracing::error!(%error, "ordered pages cannot be imported"),
+            }
+        }
+        if let Some(pool) = &ordered.pool {
+            for run in runs {
+                pool.submit(run);
+            }
+        }
+    }
+
+    /// Forgets revoked partitions, starts the next run of each key whose run finished, settles
+    /// (and stores the offsets of) what is done in offset order, and pauses fetching while
+    /// `worker.max_held_records` are held. `Err` once the shutdown grace period is over.
+    fn drive_ordered(&self, ordered: &mut Ordered, shutdown: &Shutdown) -> Result<(), Abandoned> {
+        if !ordered.scheduler.partitions_held() && ordered.paused.is_empty() {
+            return Ok(());
+        }
+        for partition in ordered.scheduler.partitions() {
+            let epoch = ordered.scheduler.epoch(&partition);
+            if epoch.is_some_and(|epoch| !self.partitions.is_current(&partition, epoch)) {
+                ordered.scheduler.revoke(&partition);
+            }
+        }
+        if let Some(pool) = &ordered.pool {
+            for (run, result) in pool.finished(Duration::ZERO) {
+                if let Some(next) = ordered.scheduler.finished(&run, result) {
+                    pool.submit(next);
                 }
-            };
+            }
+        }
+        self.settle_ordered(ordered, shutdown)?;
+        let held = ordered.scheduler.held_records();
+        if held != ordered.held_reported {
+            HeldRecords { held }.emit();
+            ordered.held_reported = held;
+        }
+        if held >= self.max_held_records {
+            // The partitions holding records stop fetching (the others go on: whatever they
+            // bring is held too, and paused in turn) until half the cap is settled.
+            let holding: Vec<PartitionId> = ordered
+                .scheduler
+                .holding()
+                .into_iter()
+                .filter(|partition| !ordered.paused.contains(partition))
+                .collect();
+            if !holding.is_empty() {
+                self.pause(&holding, true);
+                FetchPaused {
+                    held,
+                    partitions: holding.len(),
+                }
+                .emit();
+                ordered.paused.extend(holding);
+            }
+        } else if !ordered.paused.is_empty() {
+            // Below the cap, partitions holding nothing any more fetch again; at half the cap, all.
+            let holding = ordered.scheduler.holding();
+            let resume: Vec<PartitionId> = ordered
+                .paused
+                .iter()
+                .filter(|partition| held <= self.max_held_records / 2 || !holding.contains(partition))
+                .cloned()
+                .collect();
+            if !resume.is_empty() {
+                self.pause(&resume, false);
+                ordered.paused.retain(|partition| !resume.contains(partition));
+            }
+        }
+        Ok(())
+    }
+
+    /// Settles what is done at the front of each partition held, in offset order, storing
+    /// each offset once its page's errors are recorded.
+    fn settle_ordered(&self, ordered: &mut Ordered, shutdown: &Shutdown) -> Result<(), Abandoned> {
+        for partition in ordered.scheduler.partitions() {
+            for settleable in ordered.scheduler.settleable(&partition) {
+                if let Some((page, keep, outcomes)) = settleable.page {
+                    let admitted = settleable.admitted;
+                    if let Step::Abandoned = self.settle_page(&page, &partition.0, keep, &outcomes, admitted, shutdown)
+                    {
+                        return Err(Abandoned);
+                    }
+                }
+                self.store_offset(&partition.0, partition.1, settleable.offset);
+            }
+        }
+        Ok(())
+    }
+
+    fn pause(&self, partitions: &[PartitionId], pause: bool) {
+        let mut list = TopicPartitionList::new();
+        for (topic, partition) in partitions {
+            list.add_partition(topic, *partition);
+        }
+        let result = if pause {
+            self.consumer.pause(&list)
+        } else {
+            self.consumer.resume(&list)
+        };
+        if let Err(error) = result {
+            // A partition revoked meanwhile: its next owner fetches it anyway.
+            tracing::debug!(%error, pause, "cannot pause or resume fetching");
+        }
+    }
+
+    /// At shutdown: waits for the runs being imported (cut short once the grace period is
+    /// over), then settles what is done.
+    fn finish_ordered(&self, ordered: &mut Ordered, shutdown: &Shutdown) {
+        let Some(pool) = ordered.pool.take() else { return };
+        // Runs not started yet are not started now; those out end with the grace period.
+        self.partitions.close();
+        for (run, result) in pool.stop() {
+            // The next run of a key is not started: its page is not settled.
+            let _ = ordered.scheduler.finished(&run, result);
+        }
+        let _ = self.settle_ordered(ordered, shutdown);
+    }
+
+    fn process(
+        &self,
+        message: &BorrowedMessage<'_>,
+        parsed: Result<(IncomingPage, bool), String>,
+        shutdown: &Shutdown,
+    ) -> Step {
+        let topic = message.topic();
+        let (page, stores_retry_data) = match parsed {
+            Ok(incoming) => incoming,
+            Err(reason) => {
+                PageMalformed {
+                    topic,
+                    partition: message.partition(),
+                    offset: message.offset(),
+                    reason: &reason,
+                }
+                .emit();
+                return Step::Done;
+            }
+        };
         let keep = stores_retry_data.then_some(self.retry_data_max_bytes);
         let pacer = LivePacer { shutdown };
         let started = Instant::now();
@@ -446,28 +597,36 @@ impl Worker {
                 Ok(outcomes) => outcomes,
                 Err(Abandoned) => return Step::Abandoned,
             },
-            None => vec![
-                RecordOutcome::Failed {
-                    error:
-                        "no target configured for this listener (worker.targets.<listener id> or worker.default_target)"
-                            .into(),
-                    status: None,
-                    tries: 0,
-                };
-                page.records.len()
-            ],
+            None => no_target(page.records.len()),
         };
+        self.settle_page(&page, topic, keep, &outcomes, Some(started), shutdown)
+    }
+
+    /// Records a page's errors and resolutions once every record is imported or failed
+    /// (`started`: when its import began, for the page timing metric).
+    fn settle_page(
+        &self,
+        page: &IncomingPage,
+        topic: &str,
+        keep: Option<usize>,
+        outcomes: &[RecordOutcome],
+        started: Option<Instant>,
+        shutdown: &Shutdown,
+    ) -> Step {
+        let pacer = LivePacer { shutdown };
         let listener = page.listener_id.as_str();
-        PageImportTimed {
-            listener,
-            elapsed: started.elapsed(),
+        if let Some(started) = started {
+            PageImportTimed {
+                listener,
+                elapsed: started.elapsed(),
+            }
+            .emit();
         }
-        .emit();
         let (imported, failed, retried) = outcomes.iter().fold((0, 0, 0), |(i, f, r), outcome| match outcome {
             RecordOutcome::Imported { tries } => (i + 1, f, r + u64::from(tries.saturating_sub(1))),
             RecordOutcome::Failed { tries, .. } => (i, f + 1, r + u64::from(tries.saturating_sub(1))),
         });
-        let settled = settle(&page, topic, keep, &outcomes, unix_millis_now(), &|trace_key| {
+        let settled = settle(page, topic, keep, outcomes, unix_millis_now(), &|trace_key| {
             self.errors.open_with_trace_key(listener, trace_key)
         });
         let mut wait = Duration::from_millis(250);

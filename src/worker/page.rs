@@ -24,24 +24,33 @@ impl IncomingPage {
     /// Parses and checks a page message (`wire::PageMessage`), then that every record has an
     /// id; the error says what is wrong with it.
     pub fn parse(payload: &[u8]) -> Result<IncomingPage, String> {
+        Self::parse_versioned(payload).map(|(page, _)| page)
+    }
+
+    /// [`IncomingPage::parse`], with the page's version: 2 (`wire::ORDERED_PAGE_VERSION`) when
+    /// its records carry ordering keys and are imported key by key (`worker::ordered`).
+    pub fn parse_versioned(payload: &[u8]) -> Result<(IncomingPage, u64), String> {
         let page = PageMessage::<Value>::read(payload).map_err(|error| error.to_string())?;
         for (index, record) in page.records.iter().enumerate() {
             if record.get("id").and_then(Value::as_str).is_none_or(str::is_empty) {
                 return Err(format!("record {index} has no string `id`"));
             }
         }
-        Ok(IncomingPage {
+        let version = page.version;
+        let page = IncomingPage {
             listener_id: page.listener_id,
             page_id: page.page_id,
             created_at: page.created_at,
             records: page.records,
-        })
+        };
+        Ok((page, version))
     }
 }
 
 /// A message of a pages topic as read, with whether its listener keeps retry data of the
-/// records that fail.
-pub type Incoming = (IncomingPage, bool);
+/// records that fail, and its page format version (an event reads as version 1: a page of one
+/// record, in no key's order).
+pub type Incoming = (IncomingPage, bool, u64);
 
 impl IncomingPage {
     /// Reads a message of a pages topic: a CloudEvent (its headers say so) is a page of one
@@ -55,7 +64,8 @@ impl IncomingPage {
                 .iter()
                 .find(|(name, _)| *name == HEADER_RETRY_DATA)
                 .is_none_or(|(_, value)| *value != RETRY_DATA_NONE.as_bytes());
-            return Ok((IncomingPage::parse(payload)?, stores_retry_data));
+            let (page, version) = IncomingPage::parse_versioned(payload)?;
+            return Ok((page, stores_retry_data, version));
         };
         let event = event.map_err(|error| error.to_string())?;
         let listener_id = event
@@ -68,7 +78,7 @@ impl IncomingPage {
             created_at: None,
             records: vec![event.into_record()],
         };
-        Ok((page, stores_retry_data))
+        Ok((page, stores_retry_data, 1))
     }
 }
 
@@ -88,6 +98,12 @@ pub fn record_id(record: &Value) -> &str {
 /// A record's trace key; empty when it has none (then nothing auto-resolves by it).
 pub fn trace_key(record: &Value) -> &str {
     record.get("trace_key").and_then(Value::as_str).unwrap_or_default()
+}
+
+/// A record's ordering key (version 2 pages); empty when it has none, as the page stage writes
+/// for a record without a value at the listener's key.
+pub fn ordering_key(record: &Value) -> &str {
+    record.get("ordering_key").and_then(Value::as_str).unwrap_or_default()
 }
 
 /// A record's attempt: 1 for the original delivery, more for retries through the errors API.
@@ -150,7 +166,8 @@ mod tests {
                 },
             );
             let headers: Vec<(&str, &[u8])> = event.headers.iter().map(|(k, v)| (k.as_str(), v.as_bytes())).collect();
-            let (page, keeps_retry_data) = IncomingPage::from_message(&event.payload, &headers).unwrap();
+            let (page, keeps_retry_data, version) = IncomingPage::from_message(&event.payload, &headers).unwrap();
+            assert_eq!(version, 1);
             assert_eq!(
                 (page.listener_id.as_str(), page.page_id.as_str()),
                 ("gh", "r1-2"),
@@ -167,7 +184,7 @@ mod tests {
         }
         // A page says with its header; an event the reader refuses is malformed, with the reason.
         let page = br#"{"type":"page","version":1,"listener_id":"l","page_id":"p","records":[]}"#;
-        let (_, keeps) = IncomingPage::from_message(page, &[("hookpipe-retry-data", b"none")]).unwrap();
+        let (_, keeps, _) = IncomingPage::from_message(page, &[("hookpipe-retry-data", b"none")]).unwrap();
         assert!(!keeps);
         assert!(IncomingPage::from_message(page, &[]).unwrap().1);
         let error = IncomingPage::from_message(b"{}", &[("ce_specversion", b"1.0"), ("ce_id", b"e")]).unwrap_err();
@@ -186,12 +203,28 @@ mod tests {
     }
 
     #[test]
+    fn version_2_pages_carry_their_records_keys_and_version_1_reads_as_before() {
+        let v2 = json!({"type": "page", "version": 2, "listener_id": "orders", "page_id": "p2",
+            "records": [{"id": "r-0", "ordering_key": "c-1", "data": 1}, {"id": "r-1", "data": 2}]})
+        .to_string();
+        let (page, version) = IncomingPage::parse_versioned(v2.as_bytes()).unwrap();
+        assert_eq!(version, 2);
+        assert_eq!(ordering_key(&page.records[0]), "c-1");
+        assert_eq!(ordering_key(&page.records[1]), "", "no key: the empty one");
+        let v1 = json!({"type": "page", "version": 1, "listener_id": "orders", "page_id": "p1",
+            "records": [{"id": "r-0", "data": 1}]})
+        .to_string();
+        assert_eq!(IncomingPage::parse_versioned(v1.as_bytes()).unwrap().1, 1);
+        assert_eq!(IncomingPage::parse(v1.as_bytes()).unwrap().page_id, "p1");
+    }
+
+    #[test]
     fn refuses_what_is_not_a_page() {
         for (payload, expected) in [
             ("nope", "not JSON"),
             ("[1]", "not a JSON object"),
             (r#"{"type":"sample"}"#, "type"),
-            (r#"{"type":"page","version":2}"#, "version"),
+            (r#"{"type":"page","version":3}"#, "version"),
             (
                 r#"{"type":"page","version":1,"page_id":"p","records":[]}"#,
                 "listener_id",

@@ -24,6 +24,7 @@ mod handshake;
 mod hostile;
 mod ingest;
 mod openapi;
+mod ordering;
 mod outage;
 mod rate_limit;
 mod retry_data;

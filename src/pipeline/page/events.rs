@@ -58,6 +58,7 @@ impl PageActor {
                 request_ids: vec![request_id.clone()],
                 record_count: 1,
                 destination: Destination::Event(event.headers),
+                partition: None,
             };
             ctx.spawn(
                 async move {

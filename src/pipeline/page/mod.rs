@@ -3,8 +3,10 @@
 //! a record cannot be serialized). Records that failed their listener's schema under
 //! `quarantine` go, with their errors, into quarantine pages the request waits for as well.
 //! A listener publishing CloudEvents takes the `events` path instead: one event per record.
+//! A listener with an ordering key has one open page per partition of its topic (`ordering`).
 
 mod events;
+pub mod ordering;
 pub mod pager;
 
 use std::collections::HashMap;
@@ -24,7 +26,7 @@ use crate::pipeline::schema::Quarantined;
 use crate::pipeline::{rfc3339_millis, Accepted, Admitted, Stage};
 use crate::telemetry::events::TemplateFailed;
 use crate::wire;
-use pager::{ClosedPage, Pager};
+use pager::{ClosedPage, PageGroup, Pager};
 
 /// The records of one request, to be paged, with the request's reply.
 #[derive(Debug, Message)]
@@ -69,18 +71,40 @@ type Waiter = (Arc<str>, PageShare);
 #[derive(Default)]
 pub struct OpenPages {
     inner: Mutex<OpenPagesState>,
+    /// How many partitions a topic has, for listeners with an ordering key.
+    partitions: Option<PartitionCount>,
 }
+
+/// How many partitions a topic has (`PageProducer::partition_count`).
+pub type PartitionCount = Arc<dyn Fn(&str) -> Result<i32, PublishError> + Send + Sync>;
 
 #[derive(Default)]
 struct OpenPagesState {
     pager: Pager<Waiter>,
-    /// Listener of each open page (pages keep their listener's topic at open time).
-    listeners: HashMap<String, Arc<Listener>>,
-    /// Pages of each listener being published right now, by any worker.
-    publishing: HashMap<String, usize>,
+    /// Listener of each open page's group (pages keep their listener's topic at open time).
+    listeners: HashMap<PageGroup, Arc<Listener>>,
+    /// Pages of each group being published right now, by any worker.
+    publishing: HashMap<PageGroup, usize>,
 }
 
 impl OpenPages {
+    /// Open pages whose listeners with an ordering key learn their topic's partitions from
+    /// `partitions`; without it (`Default`), such listeners' requests are refused (503).
+    pub fn with_partitions(partitions: PartitionCount) -> OpenPages {
+        OpenPages {
+            inner: Mutex::default(),
+            partitions: Some(partitions),
+        }
+    }
+
+    /// The partitions of `topic`.
+    fn partition_count(&self, topic: &str) -> Result<i32, PublishError> {
+        match &self.partitions {
+            Some(partitions) => partitions(topic),
+            None => Err(PublishError::Delivery("no partition count for ordered pages".into())),
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, OpenPagesState> {
         // A panic while holding the lock cannot leave the pager half-updated in a way that
         // matters more than losing the process; keep serving.
@@ -104,14 +128,14 @@ impl OpenPages {
         };
         let count = pages.len();
         let publishes = pages.into_iter().map(|(page, listener)| {
-            let (message, waiters, listener_id) = page_message(page, listener);
+            let (message, waiters, group) = page_message(page, listener);
             let producer = producer.clone();
             async move {
                 let result = store_page(producer, message).await;
                 for (_, share) in waiters {
                     share.settle(result.clone());
                 }
-                self.lock().finish_publishing(&listener_id);
+                self.lock().finish_publishing(&group);
             }
         });
         futures_util::future::join_all(publishes).await;
@@ -120,37 +144,37 @@ impl OpenPages {
 }
 
 impl OpenPagesState {
-    /// The listener's open page with its listener, if it may go now (group commit).
-    fn take_if_idle(&mut self, listener_id: &str) -> Option<(ClosedPage<Waiter>, Arc<Listener>)> {
-        if self.publishing.get(listener_id).copied().unwrap_or(0) >= MAX_PUBLISHING {
+    /// The group's open page with its listener, if it may go now (group commit).
+    fn take_if_idle(&mut self, group: &PageGroup) -> Option<(ClosedPage<Waiter>, Arc<Listener>)> {
+        if self.publishing.get(group).copied().unwrap_or(0) >= MAX_PUBLISHING {
             return None;
         }
-        let page = self.pager.take(listener_id)?;
+        let page = self.pager.take(group)?;
         self.start_publishing(page)
     }
 
     /// Counts `page` as being published and pairs it with its listener.
     fn start_publishing(&mut self, page: ClosedPage<Waiter>) -> Option<(ClosedPage<Waiter>, Arc<Listener>)> {
-        let Some(listener) = self.listeners.get(&page.listener_id).cloned() else {
+        let Some(listener) = self.listeners.get(&page.group).cloned() else {
             debug_assert!(false, "page of an unknown listener");
             return None;
         };
-        *self.publishing.entry(page.listener_id.clone()).or_default() += 1;
+        *self.publishing.entry(page.group.clone()).or_default() += 1;
         Some((page, listener))
     }
 
-    /// A publish of the listener finished; forgets listeners with nothing open or in flight.
-    fn finish_publishing(&mut self, listener_id: &str) {
-        let in_flight = match self.publishing.get_mut(listener_id) {
+    /// A publish of the group finished; forgets groups with nothing open or in flight.
+    fn finish_publishing(&mut self, group: &PageGroup) {
+        let in_flight = match self.publishing.get_mut(group) {
             Some(count) => {
                 *count = count.saturating_sub(1);
                 *count
             }
             None => 0,
         };
-        if in_flight == 0 && !self.pager.has_open(listener_id) {
-            self.publishing.remove(listener_id);
-            self.listeners.remove(listener_id);
+        if in_flight == 0 && !self.pager.has_open(group) {
+            self.publishing.remove(group);
+            self.listeners.remove(group);
         }
     }
 }
@@ -163,7 +187,7 @@ pub struct PageActor {
     pages: Arc<OpenPages>,
 }
 
-/// Pages of one listener the instance publishes at once before new records wait for a page.
+/// Pages of one group (listener, or listener and partition) the instance publishes at once before new records wait for a page.
 ///
 /// This is group commit: while nothing is in flight a page goes out at once (no added
 /// latency at low load); while a publish is in flight, records of concurrent requests
@@ -186,10 +210,10 @@ impl PageActor {
         }
     }
 
-    /// Publishes a page on this HTTP thread; when it is done, the listener's next page may go.
+    /// Publishes a page on this HTTP thread; when it is done, the group's next page may go.
     fn publish(&mut self, page: ClosedPage<Waiter>, listener: Arc<Listener>, ctx: &mut Context<Self>) {
         let next = self.next.clone();
-        let (message, waiters, listener_id) = page_message(page, listener);
+        let (message, waiters, group) = page_message(page, listener);
         // Spawned on this actor's context so a full RetryStore mailbox delays this page only.
         ctx.spawn(
             async move {
@@ -203,8 +227,8 @@ impl PageActor {
             .map(move |(), actor, ctx| {
                 let next_page = {
                     let mut pages = actor.pages.lock();
-                    pages.finish_publishing(&listener_id);
-                    pages.take_if_idle(&listener_id)
+                    pages.finish_publishing(&group);
+                    pages.take_if_idle(&group)
                 };
                 if let Some((page, listener)) = next_page {
                     actor.publish(page, listener, ctx);
@@ -235,6 +259,7 @@ impl PageActor {
                 request_ids: vec![request_id.clone()],
                 record_count: page.record_count,
                 destination: Destination::Quarantine,
+                partition: None,
             };
             ctx.spawn(
                 async move {
@@ -253,11 +278,14 @@ impl Actor for PageActor {
     // the drain and again by `App::run` on the system's own arbiter once the threads have stopped.
 }
 
-/// The page message of a closed page, with the requests waiting for it and its listener id.
-fn page_message(page: ClosedPage<Waiter>, listener: Arc<Listener>) -> (PublishPage, Vec<Waiter>, String) {
+/// The page message of a closed page, with the requests waiting for it and its group.
+fn page_message(page: ClosedPage<Waiter>, listener: Arc<Listener>) -> (PublishPage, Vec<Waiter>, PageGroup) {
     let page_id = crate::pipeline::new_id();
     let created_at = rfc3339_millis(crate::pipeline::unix_millis_now());
-    let payload = wire::serialize_page(listener.id(), &page_id, &created_at, &page.records);
+    let payload = match page.group.partition {
+        None => wire::serialize_page(listener.id(), &page_id, &created_at, &page.records),
+        Some(_) => wire::serialize_ordered_page(listener.id(), &page_id, &created_at, &page.records),
+    };
     let mut request_ids: Vec<Arc<str>> = page.waiters.iter().map(|(id, _)| id.clone()).collect();
     request_ids.dedup();
     let message = PublishPage {
@@ -267,8 +295,9 @@ fn page_message(page: ClosedPage<Waiter>, listener: Arc<Listener>) -> (PublishPa
         request_ids,
         record_count: page.records.len(),
         destination: Destination::Pages,
+        partition: page.group.partition,
     };
-    (message, page.waiters, page.listener_id)
+    (message, page.waiters, page.group)
 }
 
 impl Handler<Admitted<Paginate>> for PageActor {
@@ -282,12 +311,20 @@ impl Handler<Admitted<Paginate>> for PageActor {
         }
         let serialized = serialize_records(&message, self.max_page_bytes)
             .and_then(|serialized| Ok((serialized, quarantine_pages(&message, self.max_page_bytes)?)));
-        let (serialized, quarantine) = match serialized {
+        let ((serialized, keys), quarantine) = match serialized {
             Ok(serialized) => serialized,
             Err(error) => return message.reply.refuse(error),
         };
         let listener = message.listener;
-        let listener_id = listener.id().to_string();
+        // A listener with an ordering key: its records grouped by the partition of their keys,
+        // in the order received; any other: one group, the listener's (as always).
+        let partitions = match listener.ordering {
+            None => None,
+            Some(_) => match self.pages.partition_count(&listener.topic) {
+                Ok(partitions) => Some(partitions),
+                Err(error) => return message.reply.refuse(IngestError::Unavailable(error)),
+            },
+        };
         // Answered when the last page holding one of its records settles, quarantine pages included.
         let shares = message.reply.share_among_pages(message.accepted);
         let request_id = message.request_id;
@@ -296,63 +333,98 @@ impl Handler<Admitted<Paginate>> for PageActor {
             // Every record was quarantined: the quarantine pages' shares answer the request.
             return;
         }
-        let (to_publish, linger) = {
+        // Without an ordering key, the listener's one group (no allocation on this path).
+        let (mut one, mut several);
+        let groups: &mut dyn Iterator<Item = (PageGroup, Vec<Vec<u8>>)> = match partitions {
+            None => {
+                one = std::iter::once((PageGroup::listener(listener.id().to_string()), serialized));
+                &mut one
+            }
+            Some(partitions) => {
+                several = by_partition(listener.id(), serialized, &keys, partitions).into_iter();
+                &mut several
+            }
+        };
+        let to_publish = {
             let mut pages = self.pages.lock();
-            pages.listeners.insert(listener_id.clone(), listener.clone());
-            let (closed, opened) = pages.pager.add(
-                &listener_id,
-                serialized,
-                listener.config.page_size,
-                self.max_page_bytes,
-                || (request_id.clone(), shares.share()),
-            );
-            let mut to_publish: Vec<_> = closed
-                .into_iter()
-                .filter_map(|page| pages.start_publishing(page))
-                .collect();
-            let mut linger = None;
-            if self.linger.is_zero() {
-                to_publish.extend(
+            let mut to_publish = Vec::new();
+            for (group, records) in groups {
+                pages.listeners.insert(group.clone(), listener.clone());
+                let (closed, opened) =
                     pages
                         .pager
-                        .take(&listener_id)
-                        .and_then(|page| pages.start_publishing(page)),
-                );
-            } else {
-                to_publish.extend(pages.take_if_idle(&listener_id));
-                linger = opened.filter(|generation| pages.pager.is_open(&listener_id, *generation));
+                        .add(&group, records, listener.config.page_size, self.max_page_bytes, || {
+                            (request_id.clone(), shares.share())
+                        });
+                to_publish.extend(closed.into_iter().filter_map(|page| pages.start_publishing(page)));
+                if self.linger.is_zero() {
+                    to_publish.extend(pages.pager.take(&group).and_then(|page| pages.start_publishing(page)));
+                } else {
+                    to_publish.extend(pages.take_if_idle(&group));
+                    if let Some(generation) = opened.filter(|generation| pages.pager.is_open(&group, *generation)) {
+                        // The upper bound on the wait, should publishes stall.
+                        ctx.run_later(self.linger, move |actor, ctx| {
+                            let page = {
+                                let mut pages = actor.pages.lock();
+                                let page = pages.pager.take_generation(&group, generation);
+                                page.and_then(|page| pages.start_publishing(page))
+                            };
+                            if let Some((page, listener)) = page {
+                                actor.publish(page, listener, ctx);
+                            }
+                        });
+                    }
+                }
             }
-            (to_publish, linger)
+            to_publish
         };
         for (page, listener) in to_publish {
             self.publish(page, listener, ctx);
         }
-        if let Some(generation) = linger {
-            // The upper bound on the wait, should publishes stall.
-            ctx.run_later(self.linger, move |actor, ctx| {
-                let page = {
-                    let mut pages = actor.pages.lock();
-                    let page = pages.pager.take_generation(&listener_id, generation);
-                    page.and_then(|page| pages.start_publishing(page))
-                };
-                if let Some((page, listener)) = page {
-                    actor.publish(page, listener, ctx);
-                }
-            });
-        }
     }
 }
 
+/// The serialized records of a request to a listener with an ordering key, grouped by the
+/// partition of each record's key (`keys`, one per record) in the order they came.
+fn by_partition(
+    listener_id: &str,
+    records: Vec<Vec<u8>>,
+    keys: &[String],
+    partitions: i32,
+) -> Vec<(PageGroup, Vec<Vec<u8>>)> {
+    debug_assert_eq!(records.len(), keys.len());
+    let mut groups: Vec<(PageGroup, Vec<Vec<u8>>)> = Vec::new();
+    for (record, key) in records.into_iter().zip(keys) {
+        let partition = Some(ordering::partition_for(key, partitions));
+        match groups.iter_mut().find(|(group, _)| group.partition == partition) {
+            Some((_, records)) => records.push(record),
+            None => groups.push((
+                PageGroup {
+                    listener_id: listener_id.to_string(),
+                    partition,
+                },
+                vec![record],
+            )),
+        }
+    }
+    groups
+}
+
+/// The serialized records of a request and, for a listener with an ordering key, each one's
+/// key (empty otherwise).
+type Serialized = (Vec<Vec<u8>>, Vec<String>);
+
 /// Serializes every record of a request, rejecting the whole request if one is too large,
 /// before any of its records enters a page.
-fn serialize_records(message: &Paginate, max_page_bytes: usize) -> Result<Vec<Vec<u8>>, IngestError> {
+fn serialize_records(message: &Paginate, max_page_bytes: usize) -> Result<Serialized, IngestError> {
     let listener = &message.listener;
     let received_at = rfc3339_millis(message.received_at_ms);
     let mut out = Vec::with_capacity(message.records.len());
+    let mut keys = Vec::new();
     for (position, record) in message.records.iter().enumerate() {
         let index = message.indexes.as_ref().map_or(position, |indexes| indexes[position]);
         let (trace_key, data_uri) = trace_key_and_data_uri(listener, record)?;
-        let bytes = wire::serialize_record(&wire::RecordFields {
+        let fields = wire::RecordFields {
             id: &wire::record_id(&message.request_id, index),
             request_id: &message.request_id,
             trace_key: &trace_key,
@@ -361,14 +433,30 @@ fn serialize_records(message: &Paginate, max_page_bytes: usize) -> Result<Vec<Ve
             delivery_id: message.delivery_id.as_deref(),
             mock: message.mock,
             data_json: record.json(),
-        });
+        };
+        let bytes = match listener.ordering_key_of(record) {
+            None => wire::serialize_record(&fields),
+            Some(key) => {
+                // A failed template: strict refuses the request, otherwise the empty key (the
+                // records without a key share one order).
+                let key = match key {
+                    Ok(key) => key,
+                    Err(reason) => {
+                        template_failed(listener, "ordering_key", "ordering key", reason)?.unwrap_or_default()
+                    }
+                };
+                let bytes = wire::serialize_ordered_record(&fields, &key);
+                keys.push(key);
+                bytes
+            }
+        };
         // `+ 1` matches the pager's cost of a record (its separating comma).
         if bytes.len() + 1 > max_page_bytes {
             return Err(IngestError::RecordTooLarge { limit: max_page_bytes });
         }
         out.push(bytes);
     }
-    Ok(out)
+    Ok((out, keys))
 }
 
 /// A record's trace key (its template's, or the default) and data URI (its template's, if any).
@@ -424,8 +512,9 @@ fn quarantine_pages(message: &Paginate, max_page_bytes: usize) -> Result<Vec<Qua
         records.push(bytes);
     }
     let mut pager = Pager::<()>::default();
-    let (mut pages, _) = pager.add(listener.id(), records, listener.config.page_size, max_page_bytes, || ());
-    pages.extend(pager.take(listener.id()));
+    let group = PageGroup::listener(listener.id().to_string());
+    let (mut pages, _) = pager.add(&group, records, listener.config.page_size, max_page_bytes, || ());
+    pages.extend(pager.take(&group));
     let created_at = rfc3339_millis(crate::pipeline::unix_millis_now());
     Ok(pages
         .into_iter()
@@ -515,7 +604,7 @@ mod tests {
             accepted: Accepted::default(),
             reply: Reply::new().0,
         };
-        let serialized = serialize_records(&message, 1 << 20)?;
+        let (serialized, _) = serialize_records(&message, 1 << 20)?;
         Ok(serde_json::from_slice(&serialized[0]).unwrap())
     }
 
@@ -626,11 +715,12 @@ mod tests {
             });
             {
                 let mut state = pages.lock();
-                state.listeners.insert("t".into(), listener.clone());
+                let group = PageGroup::listener("t".into());
+                state.listeners.insert(group.clone(), listener.clone());
                 let records = vec![br#"{"id":"a"}"#.to_vec(), br#"{"id":"b"}"#.to_vec()];
                 let (closed, opened) = state
                     .pager
-                    .add("t", records, 20, 1 << 20, || (Arc::from("r1"), shares.share()));
+                    .add(&group, records, 20, 1 << 20, || (Arc::from("r1"), shares.share()));
                 assert!(closed.is_empty() && opened.is_some(), "one open page");
             }
             drop(shares);
@@ -697,6 +787,88 @@ mod tests {
             let page: serde_json::Value = serde_json::from_slice(&pages[0].payload).unwrap();
             assert_eq!(page["records"][1]["trace_key"], "b");
             assert_eq!(page["records"][0]["mock"], true);
+        }
+
+        /// An ordering key: a request's records go to one page per partition of their keys, in
+        /// the order received, as version 2 pages carrying each record's key; records without
+        /// a value there share the empty key; without a partition count the request is refused.
+        #[actix::test]
+        async fn an_ordering_key_pages_records_by_the_partition_of_their_key() {
+            let (next, probe) = probe_answering(|_| Ok(()));
+            let pages = Arc::new(OpenPages::with_partitions(Arc::new(|_: &str| Ok(4))));
+            let stage = Stage::start("page", 4, PageActor::new(next, Duration::ZERO, 1 << 20, pages));
+            let customers = ["c-1", "c-2", "c-1", "c-3", "c-2", "c-1"];
+            let mut records: Vec<serde_json::Value> = customers
+                .iter()
+                .enumerate()
+                .map(|(n, customer)| json!({"customer": {"id": customer}, "n": n}))
+                .collect();
+            records.push(json!({"n": 6}));
+            let ordered = listener("ordering_key = \"customer.id\"");
+            let (message, awaited) = paginate(&ordered, &records);
+            stage.forward(message).await.unwrap();
+            assert_eq!(awaited.outcome().await.unwrap().record_count, 7);
+            let published = probe.drain();
+            let mut seen = Vec::new();
+            for page in &published {
+                let body: serde_json::Value = serde_json::from_slice(&page.payload).unwrap();
+                assert_eq!(body["version"], 2);
+                let partition = page.partition.expect("an ordered page names its partition");
+                for record in body["records"].as_array().unwrap() {
+                    let key = record["ordering_key"].as_str().unwrap();
+                    assert_eq!(ordering::partition_for(key, 4), partition, "{key}");
+                    seen.push((key.to_string(), record["data"]["n"].as_u64().unwrap()));
+                }
+            }
+            assert_eq!(seen.len(), 7, "every record once");
+            for key in ["c-1", "c-2", "c-3", ""] {
+                let order: Vec<u64> = seen.iter().filter(|(k, _)| k == key).map(|(_, n)| *n).collect();
+                let expected: Vec<u64> = records
+                    .iter()
+                    .filter(|r| r["customer"]["id"].as_str().unwrap_or("") == key)
+                    .map(|r| r["n"].as_u64().unwrap())
+                    .collect();
+                assert_eq!(order, expected, "key {key:?} keeps its order");
+            }
+            let partitions: std::collections::BTreeSet<i32> = published.iter().filter_map(|p| p.partition).collect();
+            assert_eq!(
+                partitions.len(),
+                published.len(),
+                "one page per partition for one request"
+            );
+
+            // A listener without one: one page, version 1, no partition, no key.
+            let (stage, probe) = page_stage(1 << 20, |_| Ok(()));
+            let (message, awaited) = paginate(&listener(""), &records);
+            stage.forward(message).await.unwrap();
+            awaited.outcome().await.unwrap();
+            let published = probe.drain();
+            assert_eq!((published.len(), published[0].partition), (1, None));
+            let body: serde_json::Value = serde_json::from_slice(&published[0].payload).unwrap();
+            assert_eq!(body["version"], 1);
+            assert!(body["records"][0].get("ordering_key").is_none());
+
+            // No partition count (the broker cannot say): 503, nothing published.
+            let (stage, probe) = page_stage(1 << 20, |_| Ok(()));
+            let (message, awaited) = paginate(&ordered, &records);
+            stage.forward(message).await.unwrap();
+            assert!(matches!(awaited.outcome().await, Err(IngestError::Unavailable(_))));
+            assert!(probe.drain().is_empty());
+        }
+
+        #[actix::test]
+        async fn an_ordering_key_template_renders_the_key() {
+            let (next, probe) = probe_answering(|_| Ok(()));
+            let pages = Arc::new(OpenPages::with_partitions(Arc::new(|_: &str| Ok(2))));
+            let stage = Stage::start("page", 4, PageActor::new(next, Duration::ZERO, 1 << 20, pages));
+            let (message, awaited) = paginate(
+                &listener("ordering_key = '{{region}}/{{customer_id}}'"),
+                &[json!({"region": "eu", "customer_id": 7})],
+            );
+            stage.forward(message).await.unwrap();
+            awaited.outcome().await.unwrap();
+            let body: serde_json::Value = serde_json::from_slice(&probe.drain()[0].payload).unwrap();
+            assert_eq!(body["records"][0]["ordering_key"], "eu/7");
         }
 
         #[actix::test]
