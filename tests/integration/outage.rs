@@ -331,7 +331,11 @@ pub(crate) fn outage_under_load(
             .filter(|s| s.status == 204 && s.finished >= at)
             .map(|s| s.finished)
             .min()
-            .expect("204s after the outage")
+            .unwrap_or_else(|| {
+                // The load stopped while refusals were coming back (every sender waiting).
+                let diagnosis = expected.diagnose.map(|diagnose| diagnose()).unwrap_or_default();
+                panic!("{case}: no 204 after the repair (or after its last refusal); {diagnosis}")
+            })
     };
     let first_ok = first_204_after(back_at);
     let first_ok = if expected.may_flap {
