@@ -2,7 +2,8 @@
 //! librdkafka's events: whether pages are being acknowledged (`/readyz`), whether a page is
 //! refused at once instead of holding its request (every broker is down), and when the librdkafka
 //! producer must be replaced by a fresh one (a fatal error, producer-state errors that keep
-//! coming, no producer id while a broker answers, or every broker gone).
+//! coming, no producer id while a broker answers, every broker gone, or a delivery timed out
+//! once it had a producer id).
 //!
 //! Pure logic: the clock is passed in, librdkafka is only named by its error codes, so every rule
 //! is unit-tested here. Events carry the *generation* of the producer they come from; those of a
