@@ -2,7 +2,8 @@
 //! librdkafka's events: whether pages are being acknowledged (`/readyz`), whether a page is
 //! refused at once instead of holding its request (every broker is down), and when the librdkafka
 //! producer must be replaced by a fresh one (a fatal error, producer-state errors that keep
-//! coming, no producer id while a broker answers, or every broker gone).
+//! coming, no producer id while a broker answers, every broker gone, or a delivery timed out
+//! once it had a producer id).
 //!
 //! Pure logic: the clock is passed in, librdkafka is only named by its error codes, so every rule
 //! is unit-tested here. Events carry the *generation* of the producer they come from; those of a
@@ -23,8 +24,12 @@ pub const PRODUCER_STATE_FAILURE_LIMIT: u32 = 3;
 /// What a failed delivery says about Kafka.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailureKind {
-    /// Kafka was not reachable, or did not answer in time: pages are not being acknowledged.
+    /// Kafka was not reachable: pages are not being acknowledged.
     Unreachable,
+    /// Kafka did not acknowledge within `message.timeout.ms`: pages are not being acknowledged,
+    /// and if the message was in flight, librdkafka's idempotent producer bumps its epoch
+    /// locally before it produces again — which Tansu cannot take (see `replacement_due`).
+    TimedOut,
     /// The broker refused the producer's id, epoch or sequence, or failed on them: the
     /// idempotence state is lost, and a fresh producer (a new `InitProducerId`) is the way out.
     ProducerState,
@@ -52,6 +57,7 @@ pub fn classify(code: RDKafkaErrorCode) -> FailureKind {
         | Code::UnknownTopicOrPartition
         | Code::TopicAuthorizationFailed
         | Code::InvalidTopic => FailureKind::Page,
+        Code::MessageTimedOut | Code::RequestTimedOut => FailureKind::TimedOut,
         _ => FailureKind::Unreachable,
     }
 }
@@ -98,6 +104,10 @@ pub enum ReplaceReason {
     ProducerStateErrors,
     /// No producer id for [`NO_PRODUCER_ID_LIMIT`] while a broker answers.
     NoProducerId,
+    /// A delivery timed out while the producer had an id (its message may have been in
+    /// flight): librdkafka would bump the epoch locally and produce with it, and Tansu 0.6's
+    /// storage dies on an epoch it never issued (README, "Broker outages").
+    TimedOut,
 }
 
 impl ReplaceReason {
@@ -108,6 +118,7 @@ impl ReplaceReason {
             ReplaceReason::BrokersDown => "brokers_down",
             ReplaceReason::ProducerStateErrors => "producer_state_errors",
             ReplaceReason::NoProducerId => "no_producer_id",
+            ReplaceReason::TimedOut => "timed_out",
         }
     }
 
@@ -118,6 +129,9 @@ impl ReplaceReason {
             ReplaceReason::BrokersDown => "every broker went down",
             ReplaceReason::ProducerStateErrors => "deliveries keep failing on the producer id, epoch or sequence",
             ReplaceReason::NoProducerId => "no producer id while a broker answers",
+            ReplaceReason::TimedOut => {
+                "a delivery timed out with the producer id assigned (an epoch bump would follow)"
+            }
         }
     }
 }
@@ -143,10 +157,19 @@ struct State {
     fatal: bool,
     /// Since the statistics last showed the producer without a producer id.
     no_producer_id_since: Option<Instant>,
+    /// The statistics showed this generation with a producer id (it may have had messages in
+    /// flight).
+    had_producer_id: bool,
+    /// A delivery of this generation timed out after it had a producer id: replace it, and
+    /// give it no more pages meanwhile (they would go out with the bumped epoch).
+    timed_out_with_id: bool,
     /// Every broker went down while this generation was in use: replace it.
     replace_for_outage: bool,
     /// The last acknowledgement.
     last_ack: Option<Instant>,
+    /// Of `failures_since_ack`, those of the handles before the last replacement, until the
+    /// fresh one shows a broker answers it (its producer id, or an acknowledgement).
+    failures_before_replacement: u32,
 }
 
 impl Availability {
@@ -196,6 +219,7 @@ impl Availability {
         state.producer_state_failures = 0;
         state.down_since = None;
         state.last_ack = Some(now);
+        state.failures_before_replacement = 0;
     }
 
     /// A page was not acknowledged.
@@ -209,6 +233,13 @@ impl Availability {
             FailureKind::Unreachable => {
                 state.failures_since_ack += 1;
                 state.producer_state_failures = 0;
+            }
+            FailureKind::TimedOut => {
+                state.failures_since_ack += 1;
+                state.producer_state_failures = 0;
+                if state.had_producer_id {
+                    state.timed_out_with_id = true;
+                }
             }
             FailureKind::ProducerState => {
                 state.failures_since_ack += 1;
@@ -233,16 +264,20 @@ impl Availability {
         }
         if assigned {
             state.no_producer_id_since = None;
+            state.had_producer_id = true;
+            // The fresh producer got its id from a broker: the old ones' failures are forgotten.
+            let carried = std::mem::take(&mut state.failures_before_replacement);
+            state.failures_since_ack = state.failures_since_ack.saturating_sub(carried);
         } else if state.no_producer_id_since.is_none() {
             state.no_producer_id_since = Some(now);
         }
     }
 
     /// Whether a page is refused at once (no point holding its request): every broker is down,
-    /// or the producer failed for good and is about to be replaced.
+    /// or the producer failed for good, or timed out with its id, and is about to be replaced.
     pub fn refusal(&self) -> Option<Readiness> {
         let state = self.lock();
-        if state.fatal {
+        if state.fatal || state.timed_out_with_id {
             Some(Readiness::ProducerFailed)
         } else if state.down_since.is_some() {
             Some(Readiness::BrokersUnreachable)
@@ -282,6 +317,8 @@ impl Availability {
             Some(ReplaceReason::BrokersDown)
         } else if state.producer_state_failures >= PRODUCER_STATE_FAILURE_LIMIT {
             Some(ReplaceReason::ProducerStateErrors)
+        } else if state.timed_out_with_id {
+            Some(ReplaceReason::TimedOut)
         } else if state.down_since.is_none()
             && state
                 .no_producer_id_since
@@ -294,16 +331,21 @@ impl Availability {
     }
 
     /// A fresh producer, `generation`, replaced the current one: what was counted against the
-    /// old one is forgotten; whether the brokers are down is not (the new one finds out again
-    /// from a broker that answers).
+    /// old one's state is forgotten; whether the brokers are down is not (the new one finds out
+    /// again from a broker that answers), nor that deliveries failed since the last
+    /// acknowledgement — pages are not acknowledged until the fresh producer shows a broker
+    /// answers it, by a producer id or an acknowledgement (without that, `/readyz` would say
+    /// 200 right after a replacement while the broker still hangs).
     pub fn replaced(&self, generation: u64) {
         let mut state = self.lock();
         debug_assert!(generation > state.generation);
         state.generation = generation;
-        state.failures_since_ack = 0;
+        state.failures_before_replacement = state.failures_since_ack;
         state.producer_state_failures = 0;
         state.fatal = false;
         state.no_producer_id_since = None;
+        state.had_producer_id = false;
+        state.timed_out_with_id = false;
         state.replace_for_outage = false;
     }
 }
@@ -358,7 +400,7 @@ mod tests {
 
     #[test]
     fn errors_are_read_as_unreachable_producer_state_or_page() {
-        assert_eq!(classify(RDKafkaErrorCode::MessageTimedOut), FailureKind::Unreachable);
+        assert_eq!(classify(RDKafkaErrorCode::MessageTimedOut), FailureKind::TimedOut);
         assert_eq!(
             classify(RDKafkaErrorCode::BrokerTransportFailure),
             FailureKind::Unreachable
@@ -433,6 +475,86 @@ mod tests {
             Readiness::NotAcknowledging,
             "an old ack is no news"
         );
+    }
+
+    #[test]
+    fn a_replacement_while_deliveries_fail_is_not_ready_until_the_fresh_producer_is_answered() {
+        let availability = Availability::new();
+        let now = Instant::now();
+        for _ in 0..PRODUCER_STATE_FAILURE_LIMIT {
+            availability.failed(0, FailureKind::ProducerState);
+        }
+        availability.failed(0, FailureKind::Unreachable);
+        assert_eq!(availability.readiness(), Readiness::NotAcknowledging);
+        availability.replaced(1);
+        assert_eq!(
+            availability.readiness(),
+            Readiness::NotAcknowledging,
+            "nothing acknowledged since the failures: a fresh handle is no news of the broker"
+        );
+        assert_eq!(
+            availability.replacement_due(now),
+            None,
+            "the old handle's state is forgotten"
+        );
+        // The fresh producer still waits for its id (the broker hangs): still not ready.
+        availability.producer_id(1, false, now);
+        assert_eq!(availability.readiness(), Readiness::NotAcknowledging);
+        // The old handle's statistics say nothing.
+        availability.producer_id(0, true, now);
+        assert_eq!(availability.readiness(), Readiness::NotAcknowledging);
+        // A broker granted the fresh producer its id: ready (no traffic needed).
+        availability.producer_id(1, true, now);
+        assert!(availability.readiness().is_ready());
+        // Once confirmed, the id seen again does not clear later failures.
+        availability.failed(1, FailureKind::Unreachable);
+        availability.producer_id(1, true, now);
+        assert_eq!(availability.readiness(), Readiness::NotAcknowledging);
+        // Nor does a replacement's id clear the failures of the fresh handle itself.
+        availability.replaced(2);
+        availability.failed(2, FailureKind::Unreachable);
+        availability.producer_id(2, true, now);
+        assert_eq!(availability.readiness(), Readiness::NotAcknowledging);
+        // An acknowledgement of the fresh producer confirms it too.
+        availability.replaced(3);
+        availability.delivered(3, now);
+        assert!(availability.readiness().is_ready());
+    }
+
+    #[test]
+    fn a_timeout_with_the_producer_id_assigned_refuses_and_replaces_at_once() {
+        let availability = Availability::new();
+        let now = Instant::now();
+        // Without an id nothing was in flight: no epoch to bump, nothing to replace.
+        availability.producer_id(0, false, now);
+        availability.failed(0, FailureKind::TimedOut);
+        assert_eq!(availability.replacement_due(now), None);
+        assert_eq!(availability.refusal(), None);
+        assert_eq!(availability.readiness(), Readiness::NotAcknowledging);
+        availability.producer_id(0, true, now);
+        availability.failed(0, FailureKind::TimedOut);
+        assert_eq!(availability.replacement_due(now), Some(ReplaceReason::TimedOut));
+        assert_eq!(
+            availability.refusal(),
+            Some(Readiness::ProducerFailed),
+            "no page for a handle about to bump its epoch"
+        );
+        // A timeout of the old handle says nothing about the fresh one.
+        availability.replaced(1);
+        assert_eq!(availability.refusal(), None);
+        availability.failed(0, FailureKind::TimedOut);
+        availability.failed(1, FailureKind::TimedOut);
+        assert_eq!(availability.replacement_due(now), None, "the fresh one has no id yet");
+        availability.producer_id(1, true, now);
+        availability.failed(1, FailureKind::TimedOut);
+        assert_eq!(availability.replacement_due(now), Some(ReplaceReason::TimedOut));
+    }
+
+    #[test]
+    fn a_replacement_without_failures_stays_ready() {
+        let availability = Availability::new();
+        availability.replaced(1);
+        assert!(availability.readiness().is_ready());
     }
 
     #[test]

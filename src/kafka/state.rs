@@ -85,7 +85,7 @@ impl StateTopic {
     /// Enqueues `key` = `value` without waiting (hot paths such as sample data); `Err` at once
     /// when the producer queue is full.
     pub fn try_put(&self, key: &str, value: &[u8]) -> Result<(), String> {
-        self.follower.enqueue(key, Some(value)).map(drop)
+        self.follower.enqueue_unawaited(key, Some(value))
     }
 
     /// Deletes `key` (a tombstone); returns once Kafka acknowledged it and this mirror applied it.
@@ -152,9 +152,8 @@ impl LogTopic {
 
     /// Enqueues an append without waiting; `Err` at once when the producer queue is full.
     pub fn try_append(&self, key: &str, value: &[u8]) -> Result<(), String> {
-        // The delivery future is dropped on purpose: the message stays queued and is delivered;
-        // callers that must know the outcome use `append`.
-        self.follower.enqueue(key, Some(value)).map(drop)
+        // Callers that must know the outcome use `append`.
+        self.follower.enqueue_unawaited(key, Some(value))
     }
 
     /// Appends and waits until Kafka acknowledged it and this mirror applied it.
@@ -451,6 +450,24 @@ impl Follower {
                     format!("cannot produce to {}: {error}", self.topic)
                 }
             })
+    }
+
+    /// Enqueues a write nobody waits for; its outcome still feeds the producer's availability
+    /// (a timed-out write must get the handle replaced before librdkafka's bumped epoch goes
+    /// out, as any other: `kafka::supervisor`), watched on the current Tokio runtime if any.
+    pub(crate) fn enqueue_unawaited(&self, key: &str, value: Option<&[u8]>) -> Result<(), String> {
+        let (delivery, generation) = self.enqueue(key, value)?;
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let producer = self.producer.clone();
+            runtime.spawn(async move {
+                match delivery.await {
+                    Ok(Ok(_)) => producer.delivered(generation),
+                    Ok(Err((error, _))) => producer.failed(generation, &error),
+                    Err(_canceled) => {}
+                }
+            });
+        }
+        Ok(())
     }
 
     async fn write(&self, key: &str, value: Option<&[u8]>) -> Result<(), String> {

@@ -5,11 +5,14 @@
 //! one answers; and it replaces the handle with a fresh one — a new `InitProducerId`, not an
 //! epoch bump — when the availability says so, with a backoff.
 //!
-//! Why replace rather than wait: when pages time out with requests in flight (an outage),
-//! librdkafka's idempotent producer bumps its epoch locally and produces with it, sequence 0. Kafka
-//! accepts that; Tansu 0.6 panics on an epoch it never issued and answers every retry with an
-//! unknown server error, so the handle never delivers again (README, "Broker outages"). A fresh
-//! handle asks for a new producer id, which every broker grants.
+//! Why replace rather than wait: when pages time out with requests in flight (an outage, a
+//! blackholed connection, a broker slower than the message timeout), librdkafka's idempotent
+//! producer bumps its epoch locally and produces with it, sequence 0. Kafka accepts that; Tansu
+//! 0.6 panics on an epoch it never issued — in the one task that serves its storage, so from then
+//! on it answers no request that needs storage, from any client, until it is restarted (README,
+//! "Broker outages"). A fresh handle asks for a new producer id, which every broker grants; a
+//! handle whose delivery timed out once it had an id is replaced before the bumped epoch goes
+//! out, and given no page meanwhile.
 
 use std::sync::{Arc, Condvar, Mutex, PoisonError, RwLock, Weak};
 use std::time::{Duration, Instant};
@@ -100,14 +103,14 @@ impl Supervised {
     }
 
     /// Feeds a message of handle `generation` that failed to the availability, waking the
-    /// supervisor when the handle's idempotence state is in doubt.
+    /// supervisor when the handle's idempotence state is in doubt (or about to be: a timeout).
     pub fn failed(&self, generation: u64, error: &KafkaError) {
         let kind = error.rdkafka_error_code().map_or(FailureKind::Unreachable, classify);
         if error.rdkafka_error_code() == Some(RDKafkaErrorCode::Fatal) {
             self.availability.fatal(generation);
         }
         self.availability.failed(generation, kind);
-        if kind == FailureKind::ProducerState {
+        if matches!(kind, FailureKind::ProducerState | FailureKind::TimedOut) {
             self.nudge();
         }
     }
@@ -176,6 +179,10 @@ fn supervise(weak: Weak<Supervised>, wake: Arc<Wake>) {
                 if let Err(error) = supervised.replace(reason) {
                     tracing::error!(%error, "cannot create a fresh Kafka producer; trying again");
                 }
+            } else if reason == ReplaceReason::TimedOut {
+                // Until it is replaced, what it still holds must not go out with the epoch
+                // librdkafka bumps once its requests in flight are over: answered 503 now.
+                supervised.current().producer.purge(PurgeConfig::default().queue());
             }
         }
         if supervised.availability.is_down() {

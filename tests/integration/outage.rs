@@ -202,6 +202,9 @@ pub(crate) struct Fault<'a> {
     /// librdkafka times out the dead connection, and the producer is replaced, only then):
     /// recovery is then counted to the first 2xx after the last refusal.
     pub(crate) may_flap: bool,
+    /// What to add to the message of a case that does not recover (the proxy's state, whether
+    /// the broker answers on its own port, ...).
+    pub(crate) diagnose: Option<&'a dyn Fn() -> String>,
 }
 
 impl<'a> Fault<'a> {
@@ -215,6 +218,7 @@ impl<'a> Fault<'a> {
             answered_within: FAST,
             recovered_within: RECOVERY_LIMIT,
             may_flap: false,
+            diagnose: None,
         }
     }
 }
@@ -281,9 +285,11 @@ pub(crate) fn outage_under_load(
                 Duration::from_secs(5),
             )
             .map(|reader| format!("reads: {:?}", reader.next(Duration::from_secs(5)).map(|m| m.is_some())));
+            let diagnosis = expected.diagnose.map(|diagnose| diagnose()).unwrap_or_default();
             panic!(
                 "{case}: not recovered {recovery_limit:?} after the repair ({} 204s, flapping: {}); \
-                 /readyz {readyz}; replacements {replacements:?}; a fresh client: {fresh_client:?}",
+                 /readyz {readyz}; replacements {replacements:?}; a fresh client: {fresh_client:?}; \
+                 {diagnosis}",
                 load.successes_started_after(back_at),
                 flapping()
             );
@@ -325,7 +331,11 @@ pub(crate) fn outage_under_load(
             .filter(|s| s.status == 204 && s.finished >= at)
             .map(|s| s.finished)
             .min()
-            .expect("204s after the outage")
+            .unwrap_or_else(|| {
+                // The load stopped while refusals were coming back (every sender waiting).
+                let diagnosis = expected.diagnose.map(|diagnose| diagnose()).unwrap_or_default();
+                panic!("{case}: no 204 after the repair (or after its last refusal); {diagnosis}")
+            })
     };
     let first_ok = first_204_after(back_at);
     let first_ok = if expected.may_flap {

@@ -2,7 +2,7 @@
 
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 /// Where the Tansu binary is: `$HOOKPIPE_TANSU`, else the cache `scripts/test.sh` installs to.
@@ -104,7 +104,9 @@ impl Broker {
                 "RUST_LOG",
                 std::env::var("HOOKPIPE_TANSU_LOG").unwrap_or_else(|_| "warn".into()),
             )
-            .stdout(Stdio::null())
+            .env("RUST_BACKTRACE", "1")
+            // Tansu logs on stdout (its tracing) and panics on stderr: both into the log.
+            .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
             .expect("starting tansu");
@@ -137,6 +139,11 @@ impl Broker {
         self.spawn();
     }
 
+    /// The broker's own address (not the proxy's it may advertise).
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.bootstrap.parse().unwrap()
+    }
+
     /// What the broker wrote on stderr so far (its log, across restarts).
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.workdir.join("tansu.log")).unwrap_or_default()
@@ -152,6 +159,21 @@ fn tail(text: &str, lines: usize) -> String {
 impl Drop for Broker {
     fn drop(&mut self) {
         self.kill();
+        if std::thread::panicking() {
+            // The workdir goes: a failing test shows what the broker said first.
+            eprintln!(
+                "tansu on {} (advertised port {}) logged {} panics; its log ends with:\n{}",
+                self.bootstrap,
+                self.advertised_port,
+                self.log().matches("panicked").count(),
+                tail(&self.log(), 60)
+            );
+        }
+        // `HOOKPIPE_KEEP_BROKER_LOGS=DIR`: every broker's whole log is kept there.
+        if let Some(dir) = std::env::var_os("HOOKPIPE_KEEP_BROKER_LOGS") {
+            let kept = PathBuf::from(dir).join(format!("tansu-{}.log", self.port));
+            let _ = std::fs::copy(self.workdir.join("tansu.log"), kept);
+        }
         let _ = std::fs::remove_dir_all(&self.workdir);
     }
 }

@@ -13,7 +13,7 @@
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -39,6 +39,28 @@ struct Shared {
     stopping: AtomicBool,
     /// Both ends of every open connection (clones), to close them on `cut`.
     open: Mutex<Vec<(TcpStream, Option<TcpStream>)>>,
+    /// What it did so far, for `state` (a failing test prints it).
+    counts: Counts,
+}
+
+/// Connections the proxy saw, by what became of them.
+#[derive(Default)]
+struct Counts {
+    accepted: AtomicU64,
+    /// Accepted and closed at once (cut).
+    refused: AtomicU64,
+    /// Accepted while blackholed: read and never answered.
+    swallowed: AtomicU64,
+    /// Accepted but the broker could not be reached.
+    upstream_failed: AtomicU64,
+    /// Forwarded to the broker.
+    forwarded: AtomicU64,
+    /// Directions of forwarded connections still pumping.
+    pumping: AtomicI64,
+    /// Forwarded connections that dropped bytes in a blackhole.
+    dropped: AtomicU64,
+    /// Chunks delivered, each way.
+    chunks: AtomicU64,
 }
 
 impl Proxy {
@@ -53,6 +75,7 @@ impl Proxy {
             latency_ms: AtomicU64::new(0),
             stopping: AtomicBool::new(false),
             open: Mutex::new(Vec::new()),
+            counts: Counts::default(),
         });
         let accept_shared = shared.clone();
         let accept = std::thread::spawn(move || accept_loop(listener, accept_shared));
@@ -91,6 +114,34 @@ impl Proxy {
     }
 }
 
+impl Proxy {
+    /// What the proxy did so far and what it holds (for a failing test's message).
+    pub fn state(&self) -> String {
+        let shared = &self.shared;
+        let c = &shared.counts;
+        format!(
+            "proxy {} -> {}: cut {}, blackhole {}, latency {} ms, accept loop alive {}; connections \
+             accepted {}, refused {}, swallowed {}, upstream failed {}, forwarded {} (of which dropped \
+             bytes {}), directions pumping {}, chunks delivered {}, remembered {}",
+            self.addr,
+            shared.target,
+            shared.cut.load(Ordering::SeqCst),
+            shared.blackhole.load(Ordering::SeqCst),
+            shared.latency_ms.load(Ordering::SeqCst),
+            self.accept.as_ref().is_some_and(|accept| !accept.is_finished()),
+            c.accepted.load(Ordering::SeqCst),
+            c.refused.load(Ordering::SeqCst),
+            c.swallowed.load(Ordering::SeqCst),
+            c.upstream_failed.load(Ordering::SeqCst),
+            c.forwarded.load(Ordering::SeqCst),
+            c.dropped.load(Ordering::SeqCst),
+            c.pumping.load(Ordering::SeqCst),
+            c.chunks.load(Ordering::SeqCst),
+            shared.open.lock().unwrap().len(),
+        )
+    }
+}
+
 impl Shared {
     fn close_all(&self) {
         for (client, upstream) in self.open.lock().unwrap().drain(..) {
@@ -114,16 +165,20 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
             return;
         }
         let Ok(client) = client else { continue };
+        shared.counts.accepted.fetch_add(1, Ordering::SeqCst);
         if shared.cut.load(Ordering::SeqCst) {
+            shared.counts.refused.fetch_add(1, Ordering::SeqCst);
             drop(client);
             continue;
         }
         if shared.blackhole.load(Ordering::SeqCst) {
+            shared.counts.swallowed.fetch_add(1, Ordering::SeqCst);
             shared.remember(&client, None);
             std::thread::spawn(move || swallow(client));
             continue;
         }
         let Ok(upstream) = TcpStream::connect_timeout(&shared.target, Duration::from_secs(2)) else {
+            shared.counts.upstream_failed.fetch_add(1, Ordering::SeqCst);
             drop(client);
             continue;
         };
@@ -132,6 +187,7 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         let (Ok(client_copy), Ok(upstream_copy)) = (client.try_clone(), upstream.try_clone()) else {
             continue;
         };
+        shared.counts.forwarded.fetch_add(1, Ordering::SeqCst);
         shared.remember(&client, Some(&upstream));
         // Shared by both directions: once one dropped bytes, the connection is dead both ways.
         let dropped = Arc::new(AtomicBool::new(false));
@@ -150,15 +206,17 @@ fn swallow(mut client: TcpStream) {
 
 /// Copies `from` to `to` (through a delay line) until either side closes, then closes both.
 fn pump(mut from: TcpStream, to: TcpStream, shared: Arc<Shared>, dropped: Arc<AtomicBool>) {
+    shared.counts.pumping.fetch_add(1, Ordering::SeqCst);
     let (line, delayed) = sync_channel::<(Instant, Vec<u8>)>(DELAY_LINE_CHUNKS);
-    let writer = std::thread::spawn(move || deliver(delayed, to));
+    let writer_shared = shared.clone();
+    let writer = std::thread::spawn(move || deliver(delayed, to, &writer_shared));
     let mut buffer = [0u8; 64 * 1024];
     loop {
         match from.read(&mut buffer) {
             Ok(0) | Err(_) => break,
             Ok(n) => {
-                if shared.blackhole.load(Ordering::SeqCst) {
-                    dropped.store(true, Ordering::SeqCst);
+                if shared.blackhole.load(Ordering::SeqCst) && !dropped.swap(true, Ordering::SeqCst) {
+                    shared.counts.dropped.fetch_add(1, Ordering::SeqCst);
                 }
                 if dropped.load(Ordering::SeqCst) {
                     continue;
@@ -173,6 +231,7 @@ fn pump(mut from: TcpStream, to: TcpStream, shared: Arc<Shared>, dropped: Arc<At
     let to = writer.join().expect("proxy writer");
     let _ = from.shutdown(Shutdown::Both);
     let _ = to.shutdown(Shutdown::Both);
+    shared.counts.pumping.fetch_sub(1, Ordering::SeqCst);
 }
 
 /// Queues a chunk for delivery after the current latency; false once the writer is gone.
@@ -183,7 +242,7 @@ fn send_delayed(line: &SyncSender<(Instant, Vec<u8>)>, shared: &Shared, chunk: &
 
 /// Writes each chunk once it is due, in order; returns the stream once the line is closed or a
 /// write failed.
-fn deliver(delayed: Receiver<(Instant, Vec<u8>)>, mut to: TcpStream) -> TcpStream {
+fn deliver(delayed: Receiver<(Instant, Vec<u8>)>, mut to: TcpStream, shared: &Shared) -> TcpStream {
     for (due, chunk) in delayed {
         let now = Instant::now();
         if due > now {
@@ -194,6 +253,7 @@ fn deliver(delayed: Receiver<(Instant, Vec<u8>)>, mut to: TcpStream) -> TcpStrea
             let _ = to.shutdown(Shutdown::Both);
             break;
         }
+        shared.counts.chunks.fetch_add(1, Ordering::SeqCst);
     }
     to
 }
