@@ -17,6 +17,7 @@ mod cli_listeners;
 mod console;
 mod dedup;
 mod deploy_files;
+mod fleet_rate_limit;
 mod fleet_state;
 mod formats;
 mod handshake;
