@@ -208,6 +208,8 @@ def run_case(args, workdir, n, name, weights):
         deadline = time.time() + 20
         while time.time() < deadline and not all(metric(port, "hookpipe_rate_limit_fleet_members") == n for port in ports):
             time.sleep(0.05)
+        # Seen is not yet counted by all: a few heartbeats more, so each case starts settled.
+        time.sleep(1)
         log(f"N = {n}, {name}: loading for {args.duration} s")
         run = load(ports, weights, args.duration, args.senders)
         t = run["elapsed_s"]

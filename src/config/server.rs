@@ -401,13 +401,13 @@ mod tests {
     fn fleet_rate_limits_are_on_by_default_and_their_periods_are_checked() {
         let settings = Settings::from_toml_and_env(BASE, env(&[])).unwrap();
         let fleet = &settings.server.fleet_rate_limit;
-        assert_eq!((fleet.enabled, fleet.heartbeat_ms, fleet.member_timeout_ms), (true, 250, 3000));
+        assert_eq!(
+            (fleet.enabled, fleet.heartbeat_ms, fleet.member_timeout_ms),
+            (true, 250, 3000)
+        );
         assert_eq!(settings.kafka.fleet_topic, "hookpipe.fleet");
-        let settings = Settings::from_toml_and_env(
-            BASE,
-            env(&[("HOOKPIPE_SERVER__FLEET_RATE_LIMIT__ENABLED", "false")]),
-        )
-        .unwrap();
+        let settings =
+            Settings::from_toml_and_env(BASE, env(&[("HOOKPIPE_SERVER__FLEET_RATE_LIMIT__ENABLED", "false")])).unwrap();
         assert!(!settings.server.fleet_rate_limit.enabled);
         for (heartbeat, timeout, key) in [
             ("10", "3000", "server.fleet_rate_limit.heartbeat_ms"),

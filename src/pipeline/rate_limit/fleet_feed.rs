@@ -33,6 +33,12 @@ const OPEN_RETRY_INTERVAL: Duration = Duration::from_secs(5);
 const DEMAND_SMOOTHING: f64 = 0.3;
 /// Demand below this (requests per second) is not published: the bucket is idle here.
 const IDLE_DEMAND: f64 = 0.01;
+/// The published demand of a bucket changes only when the measured one moves further than this
+/// (relative) from it. A claim is the smallest demand published lately, so a demand that
+/// jitters from one heartbeat to the next would make every instance claim less than the others
+/// count it with, and the fleet accept less than the rate; with steady published values,
+/// claims are exactly what the others count.
+const DEMAND_HYSTERESIS: f64 = 0.2;
 /// How long a leaving instance waits for its tombstone to be acknowledged.
 const LEAVE_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -42,9 +48,10 @@ struct Attached {
     global: Option<Arc<LeakyBucket>>,
 }
 
-/// Smoothed demand per bucket, and when it was last measured.
+/// Smoothed demand per bucket, what was last published of it, and when it was last measured.
 struct Demand {
     rates: HashMap<String, f64>,
+    published: HashMap<String, f64>,
     measured_at: Instant,
 }
 
@@ -87,6 +94,7 @@ pub async fn start(
         clock,
         demand: Mutex::new(Demand {
             rates: HashMap::new(),
+            published: HashMap::new(),
             measured_at: Instant::now(),
         }),
         empty_on_join: AtomicBool::new(false),
@@ -234,12 +242,14 @@ impl FleetLimiter {
         }
     }
 
-    /// Demand per bucket since the last heartbeat, smoothed, in requests per second.
+    /// Demand per bucket since the last heartbeat, smoothed, in requests per second: what to
+    /// publish (see [`DEMAND_HYSTERESIS`]).
     fn measure(&self, buckets: &[(String, Arc<LeakyBucket>, Option<String>)]) -> BTreeMap<String, f64> {
         let mut demand = self.demand.lock().unwrap_or_else(PoisonError::into_inner);
         let elapsed = demand.measured_at.elapsed().as_secs_f64().max(1e-3);
         demand.measured_at = Instant::now();
         let mut rates = HashMap::with_capacity(buckets.len());
+        let mut published = HashMap::with_capacity(buckets.len());
         for (key, bucket, _) in buckets {
             let rate = bucket.take_attempts() as f64 / elapsed;
             let smoothed = match demand.rates.get(key) {
@@ -247,13 +257,18 @@ impl FleetLimiter {
                 None => rate,
             };
             rates.insert(key.clone(), smoothed);
+            let before = demand.published.get(key).copied().unwrap_or(0.0);
+            let now = published_demand(before, smoothed);
+            if now > 0.0 {
+                published.insert(key.clone(), now);
+            }
         }
         demand.rates = rates;
+        demand.published = published;
         demand
-            .rates
+            .published
             .iter()
-            .filter(|(_, rate)| **rate >= IDLE_DEMAND)
-            .map(|(key, rate)| (key.clone(), (rate * 100.0).round() / 100.0))
+            .map(|(key, rate)| (key.clone(), *rate))
             .collect()
     }
 
@@ -322,6 +337,18 @@ impl FleetLimiter {
     }
 }
 
+/// The demand to publish, given what was published before and the smoothed measurement: kept
+/// while the measurement stays within [`DEMAND_HYSTERESIS`] of it; 0 when idle.
+fn published_demand(before: f64, measured: f64) -> f64 {
+    if measured < IDLE_DEMAND {
+        return 0.0;
+    }
+    if before > 0.0 && (measured - before).abs() <= DEMAND_HYSTERESIS * before {
+        return before;
+    }
+    (measured * 100.0).round() / 100.0
+}
+
 impl BucketShares for FleetLimiter {
     fn adopt(&self, listener_id: &str, bucket: &LeakyBucket) {
         let view = self.lock_view();
@@ -346,5 +373,21 @@ impl Sink for ViewSink {
         if let Some(limiter) = self.limiter.upgrade() {
             limiter.on_record(offset, key, value);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn published_demand_holds_still_while_the_measurement_jitters() {
+        assert_eq!(published_demand(0.0, 100.0), 100.0);
+        assert_eq!(published_demand(100.0, 115.0), 100.0);
+        assert_eq!(published_demand(100.0, 85.0), 100.0);
+        assert_eq!(published_demand(100.0, 130.0), 130.0);
+        assert_eq!(published_demand(100.0, 70.004), 70.0);
+        assert_eq!(published_demand(100.0, 0.001), 0.0, "idle");
+        assert_eq!(published_demand(0.0, 0.005), 0.0);
     }
 }
