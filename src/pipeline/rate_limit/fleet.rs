@@ -157,6 +157,30 @@ impl FleetView {
         !self.own.is_empty()
     }
 
+    /// Whether every live member counts this instance: from now on it holds a share (a starting
+    /// instance is not ready before, so a balancer sends it nothing while it would refuse all).
+    pub fn counted(&self) -> bool {
+        self.joined() && self.anchor().is_some()
+    }
+
+    /// The mean demand of the live members, per bucket: what a joining instance presumes its own
+    /// will be (a balancer gives it about as much as the others).
+    pub fn presumed_demand(&self) -> BTreeMap<String, f64> {
+        let mut sums: BTreeMap<String, f64> = BTreeMap::new();
+        let mut members = 0;
+        for (_, member) in self.live() {
+            members += 1;
+            for (bucket, demand) in &member.heartbeat.demand {
+                *sums.entry(bucket.clone()).or_default() += demand;
+            }
+        }
+        for sum in sums.values_mut() {
+            *sum = (*sum / f64::from(members.max(1))).floor();
+        }
+        sums.retain(|_, demand| *demand > 0.0);
+        sums
+    }
+
     /// Whether another member is live (a joining instance with company starts with no tokens).
     pub fn has_company(&self) -> bool {
         self.live().next().is_some()
@@ -403,6 +427,11 @@ mod tests {
         fleet.deliver_to(2);
         assert!(fleet.views[2].joined() && fleet.views[2].has_company());
         assert_eq!(fleet.views[2].share_ppm("l", RATE), 0, "a and b do not count c yet");
+        assert!(!fleet.views[2].counted());
+        assert_eq!(
+            fleet.views[2].presumed_demand(),
+            BTreeMap::from([("l".to_string(), 200.0)])
+        );
         // a and b read c's heartbeat: their shares drop at once (c weighs its floor at least).
         fleet.deliver_to(0);
         fleet.deliver_to(1);
@@ -416,6 +445,7 @@ mod tests {
         assert_eq!(fleet.views[2].share_ppm("l", RATE), 0);
         fleet.beat(1, now, 200.0);
         fleet.deliver_to(2);
+        assert!(fleet.views[2].counted());
         assert!(fleet.views[2].share_ppm("l", RATE) > 0);
         assert!(total(&fleet.shares()) <= WHOLE_SHARE_PPM);
         // c gets busy: after a few rounds the bucket is divided equally.

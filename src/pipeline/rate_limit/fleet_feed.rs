@@ -39,6 +39,10 @@ const IDLE_DEMAND: f64 = 0.01;
 /// count it with, and the fleet accept less than the rate; with steady published values,
 /// claims are exactly what the others count.
 const DEMAND_HYSTERESIS: f64 = 0.2;
+/// For this long after joining, an instance publishes at least the mean demand of the others
+/// (`FleetView::presumed_demand`): it is counted with about its share from its first heartbeat
+/// on, rather than with nothing until it has measured traffic a balancer only starts sending.
+const WARM_UP: Duration = Duration::from_secs(5);
 /// How long a leaving instance waits for its tombstone to be acknowledged.
 const LEAVE_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -68,6 +72,8 @@ pub struct FleetLimiter {
     empty_on_join: AtomicBool,
     left: AtomicBool,
     members: AtomicUsize,
+    /// When this instance's first heartbeat came back.
+    joined_at: OnceLock<Instant>,
 }
 
 /// Opens the fleet topic and joins the fleet in the background, waiting up to [`JOIN_TIMEOUT`]
@@ -100,6 +106,7 @@ pub async fn start(
         empty_on_join: AtomicBool::new(false),
         left: AtomicBool::new(false),
         members: AtomicUsize::new(1),
+        joined_at: OnceLock::new(),
     });
     crate::telemetry::METRICS.rate_limit_fleet_members.set(1);
     spawn_heartbeats(
@@ -108,8 +115,9 @@ pub async fn start(
         bootstrap.to_string(),
         Duration::from_millis(fleet.heartbeat_ms),
     );
+    // Not ready (the starting server answers /readyz 503) until every live member counts it.
     let deadline = Instant::now() + JOIN_TIMEOUT;
-    while !limiter.lock_view().joined() {
+    while !limiter.lock_view().counted() {
         if Instant::now() >= deadline {
             tracing::warn!(topic = %settings.kafka.fleet_topic, timeout_ms = JOIN_TIMEOUT.as_millis() as u64,
                 "not joined to the fleet yet: holding every rate-limit bucket whole (as a single instance) until it is");
@@ -243,8 +251,12 @@ impl FleetLimiter {
     }
 
     /// Demand per bucket since the last heartbeat, smoothed, in requests per second: what to
-    /// publish (see [`DEMAND_HYSTERESIS`]).
-    fn measure(&self, buckets: &[(String, Arc<LeakyBucket>, Option<String>)]) -> BTreeMap<String, f64> {
+    /// publish (see [`DEMAND_HYSTERESIS`]); at least `presumed` (see [`WARM_UP`]).
+    fn measure(
+        &self,
+        buckets: &[(String, Arc<LeakyBucket>, Option<String>)],
+        presumed: &BTreeMap<String, f64>,
+    ) -> BTreeMap<String, f64> {
         let mut demand = self.demand.lock().unwrap_or_else(PoisonError::into_inner);
         let elapsed = demand.measured_at.elapsed().as_secs_f64().max(1e-3);
         demand.measured_at = Instant::now();
@@ -258,10 +270,15 @@ impl FleetLimiter {
             };
             rates.insert(key.clone(), smoothed);
             let before = demand.published.get(key).copied().unwrap_or(0.0);
-            let now = published_demand(before, smoothed);
+            let now = published_demand(before, smoothed).max(presumed.get(key).copied().unwrap_or(0.0));
             if now > 0.0 {
                 published.insert(key.clone(), now);
             }
+        }
+        // Before the buckets are attached (the first heartbeats of a start) too.
+        for (key, presumed) in presumed {
+            let entry = published.entry(key.clone()).or_insert(0.0);
+            *entry = entry.max(*presumed);
         }
         demand.rates = rates;
         demand.published = published;
@@ -276,7 +293,12 @@ impl FleetLimiter {
     fn beat(&self) {
         let Some(follower) = self.follower.get() else { return };
         let buckets = self.buckets();
-        let demand = self.measure(&buckets);
+        let warming = self.joined_at.get().is_none_or(|at| at.elapsed() < WARM_UP);
+        let presumed = match warming {
+            true => self.lock_view().presumed_demand(),
+            false => BTreeMap::new(),
+        };
+        let demand = self.measure(&buckets, &presumed);
         let now_ms = unix_millis_now();
         let heartbeat = {
             let mut view = self.lock_view();
@@ -328,6 +350,7 @@ impl FleetLimiter {
         let joined = self.lock_view().apply(offset, key, heartbeat);
         if joined {
             // From now on the shares are the fleet's.
+            let _ = self.joined_at.set(Instant::now());
             let buckets = self.buckets();
             let view = self.lock_view();
             self.empty_on_join.store(view.has_company(), Ordering::Relaxed);
