@@ -39,9 +39,11 @@ const IDLE_DEMAND: f64 = 0.01;
 /// count it with, and the fleet accept less than the rate; with steady published values,
 /// claims are exactly what the others count.
 const DEMAND_HYSTERESIS: f64 = 0.2;
-/// For this long after joining, an instance publishes at least the mean demand of the others
-/// (`FleetView::presumed_demand`): it is counted with about its share from its first heartbeat
-/// on, rather than with nothing until it has measured traffic a balancer only starts sending.
+/// For this long after joining, an instance publishes for a bucket it has seen no traffic on yet
+/// the mean demand of the others (`FleetView::presumed_demand`): it is counted with about its
+/// part of the traffic from its first heartbeat on, rather than with nothing until it has
+/// measured traffic a balancer only starts sending once it is ready. Its first traffic replaces
+/// the presumption with the measured rate.
 const WARM_UP: Duration = Duration::from_secs(5);
 /// How long a leaving instance waits for its tombstone to be acknowledged.
 const LEAVE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -263,22 +265,28 @@ impl FleetLimiter {
         let mut rates = HashMap::with_capacity(buckets.len());
         let mut published = HashMap::with_capacity(buckets.len());
         for (key, bucket, _) in buckets {
-            let rate = bucket.take_attempts() as f64 / elapsed;
+            let attempts = bucket.take_attempts();
+            let rate = attempts as f64 / elapsed;
             let smoothed = match demand.rates.get(key) {
                 Some(previous) => DEMAND_SMOOTHING * rate + (1.0 - DEMAND_SMOOTHING) * previous,
-                None => rate,
+                // The first traffic here: its rate itself, not a ramp from nothing.
+                None if attempts > 0 => rate,
+                // None yet: what the others see, while warming up (`presumed` is empty after).
+                None => continue,
             };
             rates.insert(key.clone(), smoothed);
             let before = demand.published.get(key).copied().unwrap_or(0.0);
-            let now = published_demand(before, smoothed).max(presumed.get(key).copied().unwrap_or(0.0));
+            let now = published_demand(before, smoothed);
             if now > 0.0 {
                 published.insert(key.clone(), now);
             }
         }
-        // Before the buckets are attached (the first heartbeats of a start) too.
+        // Buckets without traffic here yet (all of them before the buckets are attached, in the
+        // first heartbeats of a start) are presumed to get the others' mean while warming up.
         for (key, presumed) in presumed {
-            let entry = published.entry(key.clone()).or_insert(0.0);
-            *entry = entry.max(*presumed);
+            if !rates.contains_key(key) {
+                published.insert(key.clone(), *presumed);
+            }
         }
         demand.rates = rates;
         demand.published = published;
