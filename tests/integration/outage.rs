@@ -479,8 +479,9 @@ fn a_killed_and_restarted_broker_is_recovered_from_under_load() {
     let mut broker = Broker::start_durable();
     // One instance: fleet rate limits change nothing here. With them on, this SQLite-backed Tansu,
     // killed and restarted a second time, stops answering the reader that reads the pages back
-    // (AllBrokersDown, Tansu alive and busy); off, the test passes. Not understood yet (README,
-    // "Rate limits across the fleet").
+    // (AllBrokersDown; Tansu alive, busy) while heartbeats keep being written; with heartbeats
+    // stopped after the join, or fleet limits off, it passes (README, "Rate limits across the
+    // fleet").
     let config = format!("[server.fleet_rate_limit]\nenabled = false\n{CONFIG}");
     let app = spawn_app(settings(&config, &broker.bootstrap), &broker.bootstrap);
     // Two outages in a row: the second after a recovery that replaced the producer.
