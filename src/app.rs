@@ -31,6 +31,7 @@ use crate::pipeline::listener::Registry;
 use crate::pipeline::page::OpenPages;
 use crate::pipeline::parse::records::ParseLimits;
 use crate::pipeline::rate_limit::bucket::{LeakyBucket, SharedClock};
+use crate::pipeline::rate_limit::fleet_feed::FleetLimiter;
 use crate::pipeline::{Chain, ChainSettings};
 use crate::shared_state::SharedState;
 use crate::shutdown::{Drain, Draining};
@@ -48,6 +49,8 @@ pub struct App {
     pub producer: PageProducer,
     /// The graceful drain `hookpipe serve` runs on SIGTERM (`Drain::on_signal`).
     pub drain: Arc<Drain>,
+    /// This instance's membership of the fleet's rate limits, when they are on.
+    pub fleet: Option<Arc<FleetLimiter>>,
 }
 
 /// Phase one of the start: the listen address bound and the starting server answering on it.
@@ -149,6 +152,10 @@ impl App {
     /// dropped on the way out.
     pub async fn run(self, flush_timeout: Duration) -> Result<(), String> {
         self.server.await.map_err(|e| format!("server error: {e}"))?;
+        if let Some(fleet) = &self.fleet {
+            // Nothing is accepted any more: the others may take this instance's shares now.
+            fleet.leave().await;
+        }
         let pages = self.drain.open_pages.flush(&self.producer).await;
         tracing::info!(open_pages_published = pages, "server stopped; flushing the producer");
         self.producer
@@ -207,7 +214,10 @@ impl Starting {
         if starting.is_finished() {
             return Ok(None);
         }
-        let app = serve_fully(settings, bootstrap, clock, shared, listener, addr, tls)?;
+        // Joins the fleet's rate limits before serving: a newcomer must not serve whole buckets.
+        let fleet =
+            crate::pipeline::rate_limit::fleet_feed::start(settings, bootstrap, clock.clone(), &shared.instance).await;
+        let app = serve_fully(settings, bootstrap, clock, shared, fleet, listener, addr, tls)?;
         // The full server accepts on the same socket already; the starting one lets go.
         starting_handle.stop(true).await;
         drop(starting);
@@ -227,11 +237,13 @@ async fn open_shared(settings: &Settings, bootstrap: &str, topics_exist: bool) -
 }
 
 /// The rest of the start, once the shared state is open: registry, producer, HTTP threads.
+#[allow(clippy::too_many_arguments)] // the parts of `Starting` and what phase two opened
 fn serve_fully(
     settings: &Settings,
     bootstrap: &str,
     clock: SharedClock,
     shared: Arc<SharedState>,
+    fleet: Option<Arc<FleetLimiter>>,
     listener: TcpListener,
     addr: SocketAddr,
     tls: Option<ListenerTls>,
@@ -244,14 +256,19 @@ fn serve_fully(
         false,
     );
     let registry = Arc::new(Registry::from_settings(settings)?);
-    let settings_arc = Arc::new(settings.clone());
-    crate::shared_state::spawn_sync(shared.clone(), registry.clone(), settings_arc.clone());
-    let producer =
-        PageProducer::new(&settings.kafka, bootstrap).map_err(|e| format!("cannot create Kafka producer: {e}"))?;
     let global_bucket = settings
         .server
         .global_rate_limit
         .map(|limit| Arc::new(LeakyBucket::new(limit.capacity, limit.refill_per_sec)));
+    if let Some(fleet) = &fleet {
+        // Before the stored listeners are added: their buckets get their shares as they come.
+        registry.set_shares(fleet.clone());
+        fleet.attach(&registry, global_bucket.clone());
+    }
+    let settings_arc = Arc::new(settings.clone());
+    crate::shared_state::spawn_sync(shared.clone(), registry.clone(), settings_arc.clone());
+    let producer =
+        PageProducer::new(&settings.kafka, bootstrap).map_err(|e| format!("cannot create Kafka producer: {e}"))?;
 
     let partitions_of = producer.clone();
     let open_pages = Arc::new(OpenPages::with_partitions(Arc::new(move |topic: &str| {
@@ -344,6 +361,7 @@ fn serve_fully(
         registry,
         producer,
         drain,
+        fleet,
     })
 }
 

@@ -50,6 +50,10 @@ pub struct KafkaSettings {
     /// Topic of the delivery ids the fleet accepted for listeners with `dedup` (kept 7 days).
     #[serde(default = "default_dedup_topic")]
     pub dedup_topic: String,
+    /// Topic of the serve instances' heartbeats: who is live and what each one's share of every
+    /// rate-limit bucket is divided by (`server.fleet_rate_limit`; kept a minute).
+    #[serde(default = "default_fleet_topic")]
+    pub fleet_topic: String,
     /// Retry topic of earlier versions, which wrote every page's retry data there at ingest: no
     /// longer written nor created, only read (while it exists) for the errors they recorded.
     #[serde(default = "default_retry_topic")]
@@ -91,6 +95,7 @@ impl Default for KafkaSettings {
             errors_topic: default_errors_topic(),
             quarantine_topic: default_quarantine_topic(),
             dedup_topic: default_dedup_topic(),
+            fleet_topic: default_fleet_topic(),
             retry_topic: default_retry_topic(),
             retry_retention_hours: default_retry_retention_hours(),
             create_topics: true,
@@ -137,6 +142,9 @@ fn default_quarantine_topic() -> String {
 }
 fn default_dedup_topic() -> String {
     "hookpipe.dedup".into()
+}
+fn default_fleet_topic() -> String {
+    "hookpipe.fleet".into()
 }
 fn default_retry_topic() -> String {
     "hookpipe.retry".into()
@@ -238,6 +246,7 @@ impl KafkaSettings {
             ("errors_topic", &self.errors_topic),
             ("quarantine_topic", &self.quarantine_topic),
             ("dedup_topic", &self.dedup_topic),
+            ("fleet_topic", &self.fleet_topic),
             ("retry_topic", &self.retry_topic),
         ] {
             if let Err(message) = validate_topic_name(topic) {

@@ -68,6 +68,9 @@ pub struct ServerSettings {
     /// An optional bucket for the whole instance, checked after the listener's own.
     #[serde(default)]
     pub global_rate_limit: Option<RateLimitOptions>,
+    /// Rate limits held by the whole fleet rather than each instance (`pipeline::rate_limit::fleet`).
+    #[serde(default)]
+    pub fleet_rate_limit: FleetRateLimit,
     /// Key sealing the secrets of API-created listeners in the state topic (AES-256-GCM), base64
     /// of 32 random bytes. Unset with the embedded cluster: an ephemeral key is generated. Unset
     /// with real brokers: API writes carrying secrets are refused (409).
@@ -80,6 +83,69 @@ pub struct ServerSettings {
     /// balancer; unset, the listener speaks plain HTTP.
     #[serde(default)]
     pub tls: Option<TlsSettings>,
+}
+
+/// `[server.fleet_rate_limit]`: every listener's bucket (and `global_rate_limit`) divided among
+/// the live instances by heartbeats in `kafka.fleet_topic` (README, "Rate limits across the
+/// fleet"). Off with the embedded cluster, where an instance is always alone.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FleetRateLimit {
+    /// Divide the buckets among the fleet; off, each instance holds every bucket whole (a fleet of
+    /// N instances then accepts N times the rate).
+    #[serde(default = "default_fleet_enabled")]
+    pub enabled: bool,
+    /// How often an instance publishes its heartbeat and re-divides its shares, ms.
+    #[serde(default = "default_heartbeat_ms")]
+    pub heartbeat_ms: u64,
+    /// An instance whose heartbeat is older than this is dropped and its shares re-divided, ms.
+    #[serde(default = "default_member_timeout_ms")]
+    pub member_timeout_ms: u64,
+}
+
+impl Default for FleetRateLimit {
+    fn default() -> Self {
+        FleetRateLimit {
+            enabled: default_fleet_enabled(),
+            heartbeat_ms: default_heartbeat_ms(),
+            member_timeout_ms: default_member_timeout_ms(),
+        }
+    }
+}
+
+/// On: a fleet is what hookpipe is deployed as, and a lone instance behaves exactly as without it.
+fn default_fleet_enabled() -> bool {
+    true
+}
+/// 250 ms: shares follow demand within about a second; 4 small messages a second per instance.
+fn default_heartbeat_ms() -> u64 {
+    250
+}
+/// 3 s: twelve heartbeats missed, well above the clock skew of NTP-synchronised hosts.
+fn default_member_timeout_ms() -> u64 {
+    3000
+}
+/// Bounds of `heartbeat_ms`.
+const HEARTBEAT_MS: std::ops::RangeInclusive<u64> = 50..=10_000;
+
+impl FleetRateLimit {
+    /// Problems, as `(key relative to [server.fleet_rate_limit], message)`.
+    pub fn problems(&self) -> Vec<(String, String)> {
+        let mut problems = Vec::new();
+        if !HEARTBEAT_MS.contains(&self.heartbeat_ms) {
+            problems.push((
+                "heartbeat_ms".to_string(),
+                format!("must be between {} and {}", HEARTBEAT_MS.start(), HEARTBEAT_MS.end()),
+            ));
+        }
+        if self.member_timeout_ms < 4 * self.heartbeat_ms || self.member_timeout_ms > 600_000 {
+            problems.push((
+                "member_timeout_ms".to_string(),
+                "must be at least 4 heartbeats (4 × heartbeat_ms) and at most 600000 (10 minutes)".to_string(),
+            ));
+        }
+        problems
+    }
 }
 
 /// `[server.tls]`: the certificate and key the ingest listener serves (read at start, and again
@@ -145,6 +211,7 @@ impl Default for ServerSettings {
             shutdown_timeout_secs: default_shutdown_timeout_secs(),
             drain_ms: default_drain_ms(),
             global_rate_limit: None,
+            fleet_rate_limit: FleetRateLimit::default(),
             admin_token: None,
             admin_auth_max_failures: default_admin_auth_max_failures(),
             admin_auth_window_secs: default_admin_auth_window_secs(),
@@ -239,6 +306,9 @@ impl ServerSettings {
                 );
             }
         }
+        for (key, message) in self.fleet_rate_limit.problems() {
+            push(&format!("fleet_rate_limit.{key}"), message);
+        }
         if self.drain_ms > MAX_DRAIN_MS {
             push("drain_ms", format!("must be at most {MAX_DRAIN_MS} (5 minutes)"));
         }
@@ -325,6 +395,36 @@ mod tests {
         let keys: Vec<&str> = errors.iter().map(|e| e.key.as_str()).collect();
         assert_eq!(keys, ["server.secrets_key", "server.previous_secrets_keys[1]"]);
         assert!(!errors[0].message.contains("too-short"), "{}", errors[0].message);
+    }
+
+    #[test]
+    fn fleet_rate_limits_are_on_by_default_and_their_periods_are_checked() {
+        let settings = Settings::from_toml_and_env(BASE, env(&[])).unwrap();
+        let fleet = &settings.server.fleet_rate_limit;
+        assert_eq!(
+            (fleet.enabled, fleet.heartbeat_ms, fleet.member_timeout_ms),
+            (true, 250, 3000)
+        );
+        assert_eq!(settings.kafka.fleet_topic, "hookpipe.fleet");
+        let settings =
+            Settings::from_toml_and_env(BASE, env(&[("HOOKPIPE_SERVER__FLEET_RATE_LIMIT__ENABLED", "false")])).unwrap();
+        assert!(!settings.server.fleet_rate_limit.enabled);
+        for (heartbeat, timeout, key) in [
+            ("10", "3000", "server.fleet_rate_limit.heartbeat_ms"),
+            ("500", "1000", "server.fleet_rate_limit.member_timeout_ms"),
+        ] {
+            let errors = Settings::from_toml_and_env(
+                BASE,
+                env(&[
+                    ("HOOKPIPE_SERVER__FLEET_RATE_LIMIT__HEARTBEAT_MS", heartbeat),
+                    ("HOOKPIPE_SERVER__FLEET_RATE_LIMIT__MEMBER_TIMEOUT_MS", timeout),
+                ]),
+            )
+            .unwrap_err()
+            .0;
+            let keys: Vec<&str> = errors.iter().map(|e| e.key.as_str()).collect();
+            assert_eq!(keys, [key], "{heartbeat} / {timeout}");
+        }
     }
 
     #[test]

@@ -198,6 +198,12 @@ pub(crate) trait Sink: Send + Sync + 'static {
     /// Applies one record; `value` is `None` for a tombstone.
     fn apply(&self, key: &str, value: Option<&[u8]>, timestamp_ms: i64);
 
+    /// Applies one record with its place in the topic (sinks that need the offset override
+    /// this; the others get `apply`).
+    fn apply_at(&self, _offset: i64, key: &str, value: Option<&[u8]>, timestamp_ms: i64) {
+        self.apply(key, value, timestamp_ms)
+    }
+
     /// Periodic housekeeping on the follower thread.
     fn maintain(&self) {}
 }
@@ -432,7 +438,20 @@ impl Follower {
 
     /// Enqueues a write; the delivery future, and the generation of the handle it went to.
     pub(crate) fn enqueue(&self, key: &str, value: Option<&[u8]>) -> Result<(DeliveryFuture, u64), String> {
+        self.enqueue_to(None, key, value)
+    }
+
+    /// Enqueues a write to `partition` (by key when `None`), as `enqueue`.
+    pub(crate) fn enqueue_to(
+        &self,
+        partition: Option<i32>,
+        key: &str,
+        value: Option<&[u8]>,
+    ) -> Result<(DeliveryFuture, u64), String> {
         let mut record = FutureRecord::<str, [u8]>::to(&self.topic).key(key);
+        if let Some(partition) = partition {
+            record = record.partition(partition);
+        }
         if let Some(value) = value {
             record = record.payload(value);
         }
@@ -456,7 +475,17 @@ impl Follower {
     /// (a timed-out write must get the handle replaced before librdkafka's bumped epoch goes
     /// out, as any other: `kafka::supervisor`), watched on the current Tokio runtime if any.
     pub(crate) fn enqueue_unawaited(&self, key: &str, value: Option<&[u8]>) -> Result<(), String> {
-        let (delivery, generation) = self.enqueue(key, value)?;
+        self.enqueue_unawaited_to(None, key, value)
+    }
+
+    /// [`Self::enqueue_unawaited`] to `partition` (by key when `None`).
+    pub(crate) fn enqueue_unawaited_to(
+        &self,
+        partition: Option<i32>,
+        key: &str,
+        value: Option<&[u8]>,
+    ) -> Result<(), String> {
+        let (delivery, generation) = self.enqueue_to(partition, key, value)?;
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             let producer = self.producer.clone();
             runtime.spawn(async move {
@@ -637,7 +666,7 @@ fn follow(
                 match decode_key(message.key()) {
                     Ok(key) => {
                         let timestamp_ms = record_timestamp(message.timestamp(), now_ms());
-                        sink.apply(key, message.payload(), timestamp_ms);
+                        sink.apply_at(offset, key, message.payload(), timestamp_ms);
                     }
                     Err(reason) => {
                         tracing::warn!(topic = %topic, partition, offset, reason, "record skipped")

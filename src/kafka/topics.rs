@@ -38,6 +38,8 @@ pub enum TopicRole {
     Quarantine,
     /// `kafka.dedup_topic`: delivery ids the fleet accepted (`pipeline::dedup`).
     Dedup,
+    /// `kafka.fleet_topic`: the serve instances' heartbeats (`pipeline::rate_limit::fleet`).
+    Fleet,
 }
 
 impl TopicRole {
@@ -48,7 +50,9 @@ impl TopicRole {
         // The dedup topic neither: until it is there, each instance deduplicates what it
         // accepted itself (`pipeline::dedup_feed::spawn_open`), and a deployment that creates its
         // topics by hand starts after an upgrade that added it.
-        !matches!(self, TopicRole::Errors | TopicRole::Dedup)
+        // Nor the fleet topic: until it is there, an instance holds its buckets whole, as a lone
+        // instance does (`pipeline::rate_limit::fleet_feed`).
+        !matches!(self, TopicRole::Errors | TopicRole::Dedup | TopicRole::Fleet)
     }
 }
 
@@ -64,6 +68,13 @@ pub enum Cleanup {
         /// `retention.ms`.
         retention_ms: u64,
     },
+    /// `cleanup.policy=delete` with this `retention.ms` and `segment.ms`: a topic read from the
+    /// beginning at every start that must stay small (heartbeats), so segments roll that often
+    /// and are deleted soon after.
+    Ephemeral {
+        /// `retention.ms` and `segment.ms`.
+        retention_ms: u64,
+    },
 }
 
 impl Cleanup {
@@ -75,6 +86,11 @@ impl Cleanup {
             Cleanup::Delete { retention_ms } => vec![
                 ("cleanup.policy", "delete".to_string()),
                 ("retention.ms", retention_ms.to_string()),
+            ],
+            Cleanup::Ephemeral { retention_ms } => vec![
+                ("cleanup.policy", "delete".to_string()),
+                ("retention.ms", retention_ms.to_string()),
+                ("segment.ms", retention_ms.to_string()),
             ],
         }
     }
@@ -164,9 +180,28 @@ pub fn owned_topics(settings: &Settings) -> Vec<OwnedTopic> {
         role: TopicRole::Dedup,
         spec: TopicSpec::retained(&kafka.dedup_topic, crate::config::dedup::MAX_WINDOW_SECS * 1000),
     });
+    // And the heartbeats, so that rate limits hold for the fleet (not required to start).
+    rows.push(OwnedTopic {
+        role: TopicRole::Fleet,
+        spec: fleet_topic(kafka),
+    });
     let mut seen = std::collections::HashSet::new();
     rows.retain(|row| seen.insert(row.spec.name.clone()));
     rows
+}
+
+/// How long heartbeats are kept: far longer than any member timeout, short enough that a start
+/// reads a few thousand at most.
+pub const FLEET_RETENTION: Duration = Duration::from_secs(60);
+
+/// The fleet topic: heartbeats, kept `FLEET_RETENTION`.
+pub fn fleet_topic(kafka: &KafkaSettings) -> TopicSpec {
+    TopicSpec {
+        name: kafka.fleet_topic.clone(),
+        cleanup: Cleanup::Ephemeral {
+            retention_ms: FLEET_RETENTION.as_millis() as u64,
+        },
+    }
 }
 
 /// The topics `hookpipe worker` creates: the pages topics it consumes (patterns cannot be
@@ -438,6 +473,11 @@ mod tests {
                         retention_ms: 604_800_000
                     }
                 ),
+                (
+                    TopicRole::Fleet,
+                    "hookpipe.fleet".to_string(),
+                    Cleanup::Ephemeral { retention_ms: 60_000 }
+                ),
             ]
         );
         assert_eq!(
@@ -445,6 +485,14 @@ mod tests {
             [
                 ("cleanup.policy", "delete".to_string()),
                 ("retention.ms", "5".to_string())
+            ]
+        );
+        assert_eq!(
+            Cleanup::Ephemeral { retention_ms: 7 }.configs(),
+            [
+                ("cleanup.policy", "delete".to_string()),
+                ("retention.ms", "7".to_string()),
+                ("segment.ms", "7".to_string())
             ]
         );
         assert!(Cleanup::BrokerDefault.configs().is_empty());
@@ -461,7 +509,8 @@ mod tests {
                 "shared",
                 "hookpipe.debug",
                 "hookpipe.quarantine",
-                "hookpipe.dedup"
+                "hookpipe.dedup",
+                "hookpipe.fleet"
             ]
         );
     }
@@ -486,7 +535,7 @@ mod tests {
     }
 
     #[test]
-    fn only_the_errors_and_dedup_topics_are_optional_at_start() {
+    fn only_the_errors_dedup_and_fleet_topics_are_optional_at_start() {
         for role in [
             TopicRole::Pages,
             TopicRole::State,
@@ -497,5 +546,6 @@ mod tests {
         }
         assert!(!TopicRole::Errors.required_at_start());
         assert!(!TopicRole::Dedup.required_at_start());
+        assert!(!TopicRole::Fleet.required_at_start());
     }
 }

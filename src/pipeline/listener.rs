@@ -18,7 +18,7 @@ use crate::config::Settings;
 use crate::pipeline::handshake::Handshakes;
 use crate::pipeline::page::ordering::{key_at_path, OrderingKey};
 use crate::pipeline::parse::records::Record;
-use crate::pipeline::rate_limit::bucket::LeakyBucket;
+use crate::pipeline::rate_limit::bucket::{BucketShares, LeakyBucket};
 use crate::pipeline::schema::ListenerSchema;
 use crate::pipeline::verify::scheme::Verifier;
 use crate::templates::TemplateSet;
@@ -305,6 +305,8 @@ pub struct Registry {
     snapshot: RwLock<Arc<Snapshot>>,
     /// Open debug windows: listener id → end (Unix ms).
     debug_windows: RwLock<HashMap<String, i64>>,
+    /// Gives new buckets their share of the fleet's (`fleet_feed`); unset, they are whole.
+    shares: std::sync::OnceLock<Arc<dyn BucketShares>>,
 }
 
 impl Registry {
@@ -323,12 +325,13 @@ impl Registry {
     pub fn rebuild(&self, settings: &Settings, api: Vec<ListenerConfig>) -> Result<(), String> {
         let previous = self.snapshot();
         let mut snapshot = Snapshot::default();
+        let shares = self.shares.get().map(|shares| &**shares);
         let previous_of = |id: &str| previous.by_id.get(id).map(|listener| &**listener);
         for config in &settings.listeners {
             let listener = config
                 .compile_reusing(settings, previous_of(&config.id))
                 .map_err(|errors| errors.within(&format!("listeners[{}]", config.id)).to_string())?;
-            snapshot.insert(listener, &previous);
+            snapshot.insert(listener, &previous, shares);
         }
         for config in api {
             let id = config.id.clone();
@@ -339,13 +342,18 @@ impl Registry {
             match config.compile_reusing(settings, previous_of(&id)) {
                 Ok(mut listener) => {
                     listener.source = Source::Api;
-                    snapshot.insert(listener, &previous);
+                    snapshot.insert(listener, &previous, shares);
                 }
                 Err(error) => tracing::error!(listener = %id, %error, "stored listener is invalid; ignored"),
             }
         }
         *self.snapshot.write().unwrap_or_else(|poison| poison.into_inner()) = Arc::new(snapshot);
         Ok(())
+    }
+
+    /// From now on, a bucket created by [`Registry::rebuild`] gets its share from `shares`.
+    pub fn set_shares(&self, shares: Arc<dyn BucketShares>) {
+        let _ = self.shares.set(shares);
     }
 
     /// The listener behind a public id.
@@ -391,14 +399,20 @@ impl Registry {
 }
 
 impl Snapshot {
-    fn insert(&mut self, mut listener: Listener, previous: &Snapshot) {
+    fn insert(&mut self, mut listener: Listener, previous: &Snapshot, shares: Option<&dyn BucketShares>) {
+        let mut reused = false;
         if let Some(old) = previous.by_id.get(listener.id()) {
             let unchanged = old.config.rate_limit.capacity == listener.config.rate_limit.capacity
                 && old.config.rate_limit.refill_per_sec == listener.config.rate_limit.refill_per_sec;
             if unchanged {
                 listener.bucket = old.bucket.clone();
+                reused = true;
             }
             listener.sample_clock = old.sample_clock.clone();
+        }
+        if let (false, Some(shares)) = (reused, shares) {
+            // Before the snapshot is swapped in: no request sees the bucket whole.
+            shares.adopt(listener.id(), &listener.bucket);
         }
         let listener = Arc::new(listener);
         self.by_public_id.insert(listener.public_id.clone(), listener.clone());

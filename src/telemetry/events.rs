@@ -327,6 +327,47 @@ impl DeliveryDeduplicated<'_> {
     }
 }
 
+/// This instance's view of the fleet changed size (`pipeline::rate_limit::fleet`).
+pub struct FleetMembersChanged<'a> {
+    /// Live members now, this one included.
+    pub members: usize,
+    /// Before.
+    pub previous: usize,
+    /// This instance's member key.
+    pub member: &'a str,
+}
+
+impl FleetMembersChanged<'_> {
+    /// Sets `hookpipe_rate_limit_fleet_members` and writes the line.
+    pub fn emit(&self) {
+        METRICS.rate_limit_fleet_members.set(self.members as i64);
+        tracing::info!(target: "hookpipe::pipeline::rate_limit::fleet", member = self.member,
+            members = self.members, previous = self.previous, "rate-limit buckets divided among the fleet's live members");
+    }
+}
+
+/// This instance's share of a bucket, as of the latest re-division.
+pub struct FleetShare<'a> {
+    /// The listener's id; `None` for `server.global_rate_limit`.
+    pub listener: Option<&'a str>,
+    /// The share, parts per million.
+    pub share_ppm: u32,
+}
+
+impl FleetShare<'_> {
+    /// Sets `hookpipe_rate_limit_fleet_share`.
+    pub fn emit(&self) {
+        let (listener, scope) = match self.listener {
+            Some(listener) => (listener, "listener"),
+            None => ("", "global"),
+        };
+        METRICS
+            .rate_limit_fleet_share
+            .with_label_values(&[listener, scope])
+            .set(f64::from(self.share_ppm) / 1e6);
+    }
+}
+
 /// Kafka answered for a page of quarantined records: acknowledged (`error` is `None`), or not
 /// (its request gets 503, as for a page).
 pub struct QuarantinePublished<'a> {

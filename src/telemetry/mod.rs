@@ -16,8 +16,8 @@ pub mod events;
 use std::sync::LazyLock;
 
 use prometheus::{
-    CounterVec, Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
-    Opts, Registry, TextEncoder,
+    CounterVec, Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 use tracing_subscriber::EnvFilter;
 
@@ -85,6 +85,10 @@ pub struct ServeMetrics {
     pub mailbox_blocked: CounterVec,
     /// Debug windows open on this instance's view.
     pub debug_windows_open: IntGauge,
+    /// Live serve instances the rate-limit buckets are divided among, this one included.
+    pub rate_limit_fleet_members: IntGauge,
+    /// This instance's share (0 to 1) of each bucket, by listener and scope.
+    pub rate_limit_fleet_share: GaugeVec,
     /// Open import errors in this instance's mirror of the errors topic (all listeners).
     pub import_errors_open: IntGauge,
     /// Debug captures dropped because the recorder or its producer queue was full.
@@ -192,6 +196,10 @@ impl<'a> Declare<'a> {
         self.register(IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric"))
     }
 
+    fn float_gauge_vec(&self, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
+        self.register(GaugeVec::new(Opts::new(name, help), labels).expect("valid metric"))
+    }
+
     fn histogram_vec(&self, name: &str, help: &str, buckets: Vec<f64>, labels: &[&str]) -> HistogramVec {
         let opts = HistogramOpts::new(name, help).buckets(buckets);
         self.register(HistogramVec::new(opts, labels).expect("valid metric"))
@@ -295,6 +303,15 @@ impl ServeMetrics {
             in_flight: declare.gauge("hookpipe_in_flight_requests", "Ingest requests being processed."),
             mailbox_blocked,
             debug_windows_open: declare.gauge("hookpipe_debug_windows_open", "Debug windows currently open."),
+            rate_limit_fleet_members: declare.gauge(
+                "hookpipe_rate_limit_fleet_members",
+                "Live serve instances the rate-limit buckets are divided among, this one included (1 when alone or not in a fleet).",
+            ),
+            rate_limit_fleet_share: declare.float_gauge_vec(
+                "hookpipe_rate_limit_fleet_share",
+                "This instance's share (0 to 1) of a rate-limit bucket: its capacity and refill are the bucket's times this (scope `global`: server.global_rate_limit, listener empty).",
+                &["listener", "scope"],
+            ),
             import_errors_open: declare.gauge(
                 "hookpipe_import_errors_open",
                 "Open import errors, all listeners (every instance mirrors the errors topic, so each reports the fleet's count).",

@@ -38,6 +38,12 @@ topic_partitions = 1
 [[listeners]]
 id = "load"
 public_id = "balancerloadlistener0001"
+# The bucket holds for the whole fleet: about five times the load of the senders (a few hundred
+# requests a second), so that instances restarting and joining under a fleet limit are tested
+# too, and no request is refused by it.
+[listeners.rate_limit]
+capacity = 2000
+refill_per_sec = 2000
 "#
     );
     let path = dir.0.join("hookpipe.toml");

@@ -18,6 +18,7 @@ mod cloudevents;
 mod console;
 mod dedup;
 mod deploy_files;
+mod fleet_rate_limit;
 mod fleet_state;
 mod formats;
 mod handshake;

@@ -52,6 +52,15 @@ id = "other"
 
     let pages = app.read_pages(13);
     assert_eq!(pages.len(), 13, "only accepted requests were published");
+
+    // All of the above with fleet limits on (real broker): a lone member, holding every bucket
+    // whole, behaves exactly as an instance without them.
+    let metrics = request(app.addr, "GET", "/metrics", &[], b"").text();
+    assert!(metrics.contains("hookpipe_rate_limit_fleet_members 1\n"), "{metrics}");
+    assert!(
+        metrics.contains("hookpipe_rate_limit_fleet_share{listener=\"limited\",scope=\"listener\"} 1\n"),
+        "{metrics}"
+    );
 }
 
 #[test]

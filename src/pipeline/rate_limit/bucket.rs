@@ -54,10 +54,27 @@ const NANOS_PER_SEC: u128 = 1_000_000_000;
 /// Tokens are counted in millionths so refill stays exact at any rate without floats.
 const SCALE: u128 = 1_000_000;
 
+/// What gives a bucket created after the start (a listener added or changed) its share of the
+/// fleet's bucket (`fleet_feed::FleetLimiter`), before it serves a request.
+pub trait BucketShares: Send + Sync {
+    /// Sets `bucket`'s share: that of listener `listener_id` now.
+    fn adopt(&self, listener_id: &str, bucket: &LeakyBucket);
+}
+
+/// A share of a bucket held for the whole instance: [`LeakyBucket::set_share`] takes parts per
+/// million of this.
+pub const WHOLE_SHARE_PPM: u32 = 1_000_000;
+
 /// A leaky bucket of `capacity` requests that drains at `refill_per_sec` requests per second.
+///
+/// In a fleet (`rate_limit::fleet`) the instance holds a share of it: capacity and refill are
+/// both scaled by the share, which changes every heartbeat. Alone, the share is whole and the
+/// bucket is exactly the configured one.
 #[derive(Debug)]
 pub struct LeakyBucket {
+    /// The configured capacity, scaled by `SCALE`.
     capacity: u128,
+    /// The configured refill, requests per second.
     refill_per_sec: u128,
     state: Mutex<State>,
 }
@@ -71,25 +88,91 @@ struct State {
     /// Tokens promised to requests between the Receiver's check and the rate-limit stage
     /// ([`LeakyBucket::reserve`]), not yet taken or given back.
     reserved: u128,
+    /// This instance's share of the bucket, parts per million.
+    share_ppm: u32,
+    /// The capacity of the share, scaled by `SCALE`.
+    capacity: u128,
+    /// The refill of the share, scaled tokens per second (`SCALE` × requests per second).
+    rate: u128,
+    /// Requests that asked this bucket for a token since [`LeakyBucket::take_attempts`]: the
+    /// demand the fleet divides the bucket by.
+    attempts: u64,
 }
 
 impl LeakyBucket {
     /// A full bucket.
     pub fn new(capacity: u32, refill_per_sec: u32) -> LeakyBucket {
+        let capacity = u128::from(capacity.max(1)) * SCALE;
+        let refill_per_sec = u128::from(refill_per_sec.max(1));
         LeakyBucket {
-            capacity: u128::from(capacity.max(1)) * SCALE,
-            refill_per_sec: u128::from(refill_per_sec.max(1)),
+            capacity,
+            refill_per_sec,
             state: Mutex::new(State {
-                tokens: u128::from(capacity.max(1)) * SCALE,
+                tokens: capacity,
                 last: None,
                 reserved: 0,
+                share_ppm: WHOLE_SHARE_PPM,
+                capacity,
+                rate: refill_per_sec * SCALE,
+                attempts: 0,
             }),
         }
     }
 
+    /// The configured refill, requests per second (not this instance's share of it).
+    pub fn refill_per_sec(&self) -> u32 {
+        self.refill_per_sec as u32
+    }
+
+    /// Holds `share_ppm` millionths of the bucket from `now` on: capacity and refill scaled by
+    /// it (a positive share holds at least one whole token, or it could never accept). Tokens
+    /// above the new capacity are dropped; a larger share gets no tokens at once, only the
+    /// faster refill, so changing shares never adds tokens to the fleet.
+    pub fn set_share(&self, share_ppm: u32, now_nanos: u64) {
+        let share_ppm = share_ppm.min(WHOLE_SHARE_PPM);
+        let mut state = self.lock();
+        if state.share_ppm == share_ppm {
+            return;
+        }
+        self.refill(&mut state, now_nanos);
+        let ppm = u128::from(share_ppm);
+        let whole = u128::from(WHOLE_SHARE_PPM);
+        state.share_ppm = share_ppm;
+        state.capacity = match share_ppm {
+            0 => 0,
+            _ => (self.capacity * ppm / whole).max(SCALE),
+        };
+        state.rate = self.refill_per_sec * SCALE * ppm / whole;
+        state.tokens = state.tokens.min(state.capacity);
+        state.last = Some(now_nanos);
+    }
+
+    /// Drops every free token (an instance joining a running fleet starts with none: the
+    /// others' buckets hold the fleet's).
+    pub fn empty(&self, now_nanos: u64) {
+        let mut state = self.lock();
+        state.tokens = 0;
+        state.last = Some(now_nanos);
+    }
+
+    /// This instance's share, parts per million.
+    pub fn share_ppm(&self) -> u32 {
+        self.lock().share_ppm
+    }
+
+    /// Requests that asked for a token since the last call.
+    pub fn take_attempts(&self) -> u64 {
+        std::mem::take(&mut self.lock().attempts)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|poison| poison.into_inner())
+    }
+
     /// Takes one token at `now`; when none is free, returns the whole seconds until one is.
     pub fn try_acquire(&self, now_nanos: u64) -> Result<(), u64> {
-        let mut state = self.state.lock().unwrap_or_else(|poison| poison.into_inner());
+        let mut state = self.lock();
+        state.attempts += 1;
         self.refill(&mut state, now_nanos);
         if state.tokens >= SCALE {
             state.tokens -= SCALE;
@@ -101,7 +184,7 @@ impl LeakyBucket {
     /// Whether a token is free at `now`, without taking it; when none is, the whole seconds
     /// until one is. A request refused here would be refused by `try_acquire` too.
     pub fn peek(&self, now_nanos: u64) -> Result<(), u64> {
-        let mut state = self.state.lock().unwrap_or_else(|poison| poison.into_inner());
+        let mut state = self.lock();
         self.refill(&mut state, now_nanos);
         if state.tokens >= SCALE {
             Ok(())
@@ -116,7 +199,8 @@ impl LeakyBucket {
     /// [`LeakyBucket::redeem`] (verified: take the token) or [`LeakyBucket::release`] (refused).
     /// When it fails, the whole seconds until a token beyond those promised is free.
     pub fn reserve(&self, now_nanos: u64) -> Result<(), u64> {
-        let mut state = self.state.lock().unwrap_or_else(|poison| poison.into_inner());
+        let mut state = self.lock();
+        state.attempts += 1;
         self.refill(&mut state, now_nanos);
         let needed = (state.reserved + 1) * SCALE;
         if state.tokens >= needed {
@@ -129,13 +213,13 @@ impl LeakyBucket {
 
     /// Gives back a promise of [`LeakyBucket::reserve`] without taking its token.
     pub fn release(&self) {
-        let mut state = self.state.lock().unwrap_or_else(|poison| poison.into_inner());
+        let mut state = self.lock();
         state.reserved = state.reserved.saturating_sub(1);
     }
 
     /// Ends a promise of [`LeakyBucket::reserve`] by taking its token, as `try_acquire` does.
     pub fn redeem(&self, now_nanos: u64) -> Result<(), u64> {
-        let mut state = self.state.lock().unwrap_or_else(|poison| poison.into_inner());
+        let mut state = self.lock();
         state.reserved = state.reserved.saturating_sub(1);
         self.refill(&mut state, now_nanos);
         if state.tokens >= SCALE {
@@ -149,14 +233,14 @@ impl LeakyBucket {
     fn refill(&self, state: &mut State, now_nanos: u64) {
         if let Some(last) = state.last {
             let elapsed = u128::from(now_nanos.saturating_sub(last));
-            let refill = elapsed * self.refill_per_sec * SCALE / NANOS_PER_SEC;
+            let refill = elapsed * state.rate / NANOS_PER_SEC;
             if refill > 0 {
-                state.tokens = (state.tokens + refill).min(self.capacity);
+                state.tokens = (state.tokens + refill).min(state.capacity);
                 // Advance only by the time that produced whole scaled tokens, keeping the remainder.
-                let used = refill * NANOS_PER_SEC / (self.refill_per_sec * SCALE);
+                let used = refill * NANOS_PER_SEC / state.rate;
                 state.last = Some(last + used as u64);
             }
-            if state.tokens == self.capacity {
+            if state.tokens == state.capacity {
                 state.last = Some(now_nanos);
             }
         } else {
@@ -171,8 +255,12 @@ impl LeakyBucket {
     /// Whole seconds (at least 1) until the bucket holds `needed` scaled tokens, or as many as
     /// it can hold.
     fn retry_after_for(&self, state: &State, needed: u128) -> u64 {
-        let missing = needed.min(self.capacity).saturating_sub(state.tokens);
-        let nanos = missing * NANOS_PER_SEC / (self.refill_per_sec * SCALE);
+        if state.rate == 0 {
+            // No share at the moment: the next heartbeat may give one.
+            return 1;
+        }
+        let missing = needed.min(state.capacity).saturating_sub(state.tokens);
+        let nanos = missing * NANOS_PER_SEC / state.rate;
         (nanos.div_ceil(NANOS_PER_SEC) as u64).max(1)
     }
 }
@@ -265,6 +353,61 @@ mod tests {
             .filter(|_| bucket.try_acquire(clock.now_nanos()).is_ok())
             .count();
         assert_eq!(accepted, 10);
+    }
+
+    #[test]
+    fn a_share_scales_capacity_and_refill_and_never_adds_tokens() {
+        let second = 1_000_000_000;
+        let bucket = LeakyBucket::new(1000, 300);
+        bucket.set_share(WHOLE_SHARE_PPM / 4, 0);
+        // A quarter: 250 tokens of the full bucket kept, the rest dropped.
+        assert_eq!((0..1000).filter(|_| bucket.try_acquire(0).is_ok()).count(), 250);
+        // Refilled at a quarter of 300/s: 75 in a second.
+        assert_eq!((0..1000).filter(|_| bucket.try_acquire(second).is_ok()).count(), 75);
+        // A larger share refills faster but brings no tokens with it.
+        bucket.set_share(WHOLE_SHARE_PPM / 2, second);
+        assert!(bucket.try_acquire(second).is_err());
+        assert_eq!(
+            (0..1000).filter(|_| bucket.try_acquire(2 * second).is_ok()).count(),
+            150
+        );
+        // No share: nothing, and a Retry-After of a second (the next heartbeat may bring one).
+        bucket.set_share(0, 2 * second);
+        assert_eq!(bucket.try_acquire(100 * second), Err(1));
+        assert_eq!(bucket.reserve(100 * second), Err(1));
+        // Whole again: the configured bucket, refilling from empty.
+        bucket.set_share(WHOLE_SHARE_PPM, 100 * second);
+        assert_eq!(
+            (0..2000).filter(|_| bucket.try_acquire(110 * second).is_ok()).count(),
+            1000
+        );
+        assert_eq!(bucket.share_ppm(), WHOLE_SHARE_PPM);
+    }
+
+    #[test]
+    fn a_small_share_still_holds_a_whole_token() {
+        let bucket = LeakyBucket::new(10, 10);
+        bucket.set_share(WHOLE_SHARE_PPM / 100, 0);
+        assert_eq!(bucket.try_acquire(0), Ok(()), "a tenth of a token would never accept");
+        assert!(bucket.try_acquire(0).is_err());
+        // Refill at a tenth of a request per second.
+        assert!(bucket.try_acquire(9_000_000_000).is_err());
+        assert_eq!(bucket.try_acquire(10_000_000_000), Ok(()));
+    }
+
+    #[test]
+    fn attempts_count_every_request_that_asked() {
+        let bucket = LeakyBucket::new(1, 1);
+        let _ = bucket.try_acquire(0);
+        let _ = bucket.try_acquire(0);
+        let _ = bucket.reserve(0);
+        bucket.release();
+        let _ = bucket.peek(0);
+        assert_eq!(bucket.take_attempts(), 3, "peeks are not demand");
+        assert_eq!(bucket.take_attempts(), 0);
+        let emptied = LeakyBucket::new(5, 1);
+        emptied.empty(0);
+        assert!(emptied.try_acquire(0).is_err());
     }
 
     #[test]

@@ -3,6 +3,8 @@
 //! a bucket. The decision itself is [`limiter::RateLimiter`], shared with the Receiver.
 
 pub mod bucket;
+pub mod fleet;
+pub mod fleet_feed;
 pub mod limiter;
 
 use actix::prelude::*;
