@@ -89,7 +89,7 @@ pub async fn republish_events(
         )
         .ok_or_else(|| PublishError::Delivery(format!("record {} has no id", item.error.record_id)))?;
         let event = wire::cloudevents::encode(output.mode, &fields);
-        if event.payload.len() > max_message_bytes {
+        if event.message_bytes() > max_message_bytes {
             return Err(PublishError::Delivery(format!(
                 "record {} is over pipeline.max_page_bytes as an event",
                 item.error.record_id

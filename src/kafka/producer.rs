@@ -86,6 +86,11 @@ impl PageProducer {
         {
             return Ok(*count);
         }
+        // Not while Kafka is known to be unavailable: the caller is the page stage, on an HTTP
+        // thread, which the metadata request would block for `PARTITIONS_TIMEOUT` per request.
+        if let Some(refusal) = self.supervised.availability().refusal() {
+            return Err(PublishError::Unavailable(refusal));
+        }
         let current = self.supervised.current();
         let metadata = current
             .producer
@@ -218,6 +223,26 @@ mod tests {
             payload: b"page",
             headers: &[],
         }
+    }
+
+    /// While the brokers are known to be down, a topic's partitions are not asked for (the
+    /// page stage's HTTP thread would wait `PARTITIONS_TIMEOUT` on every request of an ordered
+    /// listener): refused at once, as a publish is.
+    #[test]
+    fn partitions_are_not_asked_for_while_kafka_is_known_down() {
+        let producer = PageProducer::new(&KafkaSettings::default(), "127.0.0.1:1").unwrap();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let mut last = None;
+        while Instant::now() < deadline {
+            if producer.availability().refusal().is_some() {
+                match producer.partition_count("t") {
+                    Err(PublishError::Unavailable(_)) => return,
+                    other => last = Some(format!("{other:?}")),
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("never refused as unavailable (last: {last:?})");
     }
 
     /// A fatal error (what librdkafka raises when a broker refuses the idempotent producer's

@@ -460,7 +460,7 @@ impl WorkerMetrics {
             consumer_lag,
             held_records: declare.gauge(
                 "hookpipe_worker_held_records",
-                "Records of ordered pages (listeners with an ordering_key) read and not yet settled: being imported, waiting behind their key, or done behind an earlier page of their partition.",
+                "Records of ordered pages (listeners with an ordering_key) read and not yet settled: being imported, waiting behind their key, or done behind an earlier page of their partition; one for each other message done behind them.",
             ),
             fetch_pauses: declare.counter(
                 "hookpipe_worker_fetch_pauses_total",

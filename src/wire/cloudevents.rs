@@ -101,6 +101,19 @@ pub struct EncodedEvent {
     pub headers: Vec<(String, String)>,
 }
 
+impl EncodedEvent {
+    /// Bytes of the Kafka message: its value and its headers' names and values (a binary
+    /// event's attributes, which can be as large as its data: the trace key, the data URI).
+    pub fn message_bytes(&self) -> usize {
+        self.payload.len()
+            + self
+                .headers
+                .iter()
+                .map(|(name, value)| name.len() + value.len())
+                .sum::<usize>()
+    }
+}
+
 /// One attribute value: the CloudEvents types hookpipe writes.
 enum Attribute<'a> {
     Text(&'a str),

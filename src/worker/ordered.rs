@@ -82,7 +82,8 @@ pub struct Scheduler {
 }
 
 impl Scheduler {
-    /// Records held (read and not yet settled), the figure `worker.max_held_records` caps.
+    /// Records held (read and not yet settled), the figure `worker.max_held_records` caps: the
+    /// records of ordered pages, and one for each other message done behind them.
     pub fn held_records(&self) -> usize {
         self.held_records
     }
@@ -162,7 +163,7 @@ impl Scheduler {
                 });
             }
         }
-        self.held_records += page.records.len();
+        self.held_records += page.records.len().max(1);
         self.running += ready.len();
         ready
     }
@@ -171,6 +172,7 @@ impl Scheduler {
     /// could not be read), held behind the ordered pages before it.
     pub fn mark_done(&mut self, partition: &PartitionId, epoch: u64, offset: i64) {
         self.state(partition, epoch).entries.insert(offset, Entry::Done);
+        self.held_records += 1;
     }
 
     /// A run finished (`Err(())`: given up at shutdown, its page is never settled); returns the
@@ -227,11 +229,12 @@ impl Scheduler {
             }
             let offset = *first.key();
             let mut admitted = None;
-            let page = match first.remove() {
+            let entry = first.remove();
+            self.held_records = self.held_records.saturating_sub(held_by(&entry));
+            let page = match entry {
                 Entry::Done => None,
                 Entry::Page(held) => {
                     admitted = Some(held.admitted);
-                    self.held_records = self.held_records.saturating_sub(held.page.records.len());
                     let outcomes = held
                         .outcomes
                         .into_iter()
@@ -266,9 +269,7 @@ impl Scheduler {
             return;
         };
         for entry in state.entries.values() {
-            if let Entry::Page(held) = entry {
-                self.held_records = self.held_records.saturating_sub(held.page.records.len());
-            }
+            self.held_records = self.held_records.saturating_sub(held_by(entry));
         }
         let out = state.keys.values().filter(|queue| !queue.is_empty()).count();
         self.running = self.running.saturating_sub(out);
@@ -285,6 +286,15 @@ impl Scheduler {
                 entries: BTreeMap::new(),
                 keys: HashMap::new(),
             })
+    }
+}
+
+/// What an entry counts towards `Scheduler::held_records`: a page its records, a message done
+/// (or an empty page) one.
+fn held_by(entry: &Entry) -> usize {
+    match entry {
+        Entry::Page(held) => held.page.records.len().max(1),
+        Entry::Done => 1,
     }
 }
 
@@ -375,7 +385,11 @@ mod tests {
         // Another message of the partition, done at once, waits behind as well.
         scheduler.mark_done(&p0(), 1, 6);
         assert!(scheduler.settleable(&p0()).is_empty(), "offset 1 holds the commit back");
-        assert_eq!(scheduler.held_records(), 5);
+        assert_eq!(
+            scheduler.held_records(),
+            6,
+            "five records and the message done behind them"
+        );
         let failed = RecordOutcome::Failed {
             error: "HTTP 503".into(),
             status: Some(503),
@@ -413,6 +427,35 @@ mod tests {
         assert!(scheduler.settleable(&p0()).is_empty());
         assert!(scheduler.finished(&again[0], ok(&again[0])).is_none());
         assert_eq!(scheduler.settleable(&p0()).len(), 1);
+    }
+
+    /// Messages done behind a page still in retry (another listener's pages on the same
+    /// partition, read and imported at full speed) are held too, until the page before them
+    /// settles: they count towards `worker.max_held_records`, or nothing would bound them.
+    #[test]
+    fn messages_done_behind_a_held_page_count_as_held() {
+        let mut scheduler = Scheduler::default();
+        let slow = scheduler.admit(&p0(), 1, 1, page("a", &["slow"]), None);
+        for offset in 2..102 {
+            scheduler.mark_done(&p0(), 1, offset);
+        }
+        assert_eq!(
+            scheduler.held_records(),
+            101,
+            "the page's record and the 100 messages behind it"
+        );
+        assert_eq!(scheduler.holding(), [p0()]);
+        scheduler.finished(&slow[0], ok(&slow[0]));
+        assert_eq!(scheduler.settleable(&p0()).len(), 101);
+        assert_eq!(scheduler.held_records(), 0);
+
+        let other: PartitionId = ("t".into(), 1);
+        scheduler.admit(&other, 1, 1, page("b", &["x"]), None);
+        scheduler.admit(&other, 1, 2, page("c", &[]), None);
+        scheduler.mark_done(&other, 1, 3);
+        assert_eq!(scheduler.held_records(), 3);
+        scheduler.revoke(&other);
+        assert_eq!(scheduler.held_records(), 0, "a revocation forgets them all");
     }
 
     #[test]

@@ -124,7 +124,7 @@ fn encode_events(
                 data_json: record.json(),
             },
         );
-        if event.payload.len() > max_message_bytes {
+        if event.message_bytes() > max_message_bytes {
             return Err(IngestError::RecordTooLarge {
                 limit: max_message_bytes,
             });
@@ -233,6 +233,23 @@ mod tests {
             awaited.outcome().await,
             Err(IngestError::Unavailable(PublishError::QueueFull))
         ));
+    }
+
+    /// A binary event's attributes are Kafka headers, as much a part of the message as its
+    /// value: a record whose id (its default trace key, `ce_hookpipetrace`) is as large as the
+    /// limit is too large (413), not a message Kafka refuses (503, retried for ever).
+    #[actix::test]
+    async fn a_binary_event_counts_its_headers_in_the_size_limit() {
+        let (stage, probe) = page_stage(|_| Ok(()));
+        let binary = "output_format = \"cloudevents_binary\"\n";
+        let record = json!({"id": "i".repeat(600 * 1024)});
+        let (message, awaited) = paginate(&listener(binary), &[record], &[]);
+        stage.forward(message).await.unwrap();
+        assert!(
+            matches!(awaited.outcome().await, Err(IngestError::RecordTooLarge { limit }) if limit == 1 << 20),
+            "refused as too large"
+        );
+        assert!(probe.drain().is_empty(), "nothing published");
     }
 
     #[actix::test]
