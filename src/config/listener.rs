@@ -270,6 +270,22 @@ impl RateLimitOptions {
 }
 
 impl ListenerConfig {
+    /// `ordering_key` with CloudEvents output (its own `output_format`, else `default`, the
+    /// `kafka.output_format`): refused, since events are keyed by the listener (one partition,
+    /// in strict order) and the worker imports them as unordered pages of one record, so the key
+    /// would be silently ignored.
+    pub fn ordering_output_problem(&self, default: OutputFormat) -> Option<(String, String)> {
+        let format = self.output_format.unwrap_or(default);
+        (self.ordering_key.is_some() && format != OutputFormat::Page).then(|| {
+            (
+                "ordering_key".to_string(),
+                "cannot be used with CloudEvents output (output_format, or kafka.output_format): set \
+                 output_format = \"page\" for this listener, or remove ordering_key"
+                    .to_string(),
+            )
+        })
+    }
+
     /// Problems with this listener, as `(key relative to the listener, message)`: every rule,
     /// its schema (compiled to be checked) last.
     pub fn problems(&self) -> Vec<(String, String)> {
@@ -501,6 +517,22 @@ mod tests {
             assert_eq!(errors[0].key, "listeners[orders].ordering_key", "{bad}");
             assert!(errors[0].message.contains(says), "{bad}: {}", errors[0].message);
         }
+    }
+
+    #[test]
+    fn an_ordering_key_with_cloudevents_output_is_refused() {
+        let own = format!("{BASE}ordering_key = 'customer_id'\noutput_format = 'cloudevents_binary'\n");
+        let errors = Settings::from_toml_and_env(&own, env(&[])).unwrap_err().0;
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].key, "listeners[orders].ordering_key");
+        assert!(errors[0].message.contains("CloudEvents"), "{}", errors[0].message);
+        // The default of kafka.output_format counts; a listener that publishes pages may order.
+        let text = format!("{BASE}ordering_key = 'customer_id'\n");
+        let by_default = [("HOOKPIPE_KAFKA__OUTPUT_FORMAT", "cloudevents_structured")];
+        let errors = Settings::from_toml_and_env(&text, env(&by_default)).unwrap_err().0;
+        assert_eq!(errors[0].key, "listeners[orders].ordering_key", "{errors:?}");
+        let pages = format!("{text}output_format = 'page'\n");
+        assert!(Settings::from_toml_and_env(&pages, env(&by_default)).is_ok());
     }
 
     #[test]

@@ -143,6 +143,7 @@ impl Settings {
                 problems.push(("id".to_string(), "is defined twice".to_string()));
             }
             problems.extend(listener.problems());
+            problems.extend(listener.ordering_output_problem(self.kafka.output_format));
             if let Some(public_id) = &listener.public_id {
                 if !seen_public.insert(public_id.clone()) {
                     problems.push(("public_id".into(), "is used by another listener".into()));

@@ -100,6 +100,7 @@ impl ListenerConfig {
     /// is compiled again only when it changed.
     pub fn compile_reusing(&self, settings: &Settings, previous: Option<&Listener>) -> Result<Listener, ConfigErrors> {
         let mut problems = self.problems_besides_schema();
+        problems.extend(self.ordering_output_problem(settings.kafka.output_format));
         let reused = previous
             .filter(|previous| previous.config.schema == self.schema)
             .and_then(|previous| previous.schema.clone());
@@ -483,6 +484,21 @@ mod tests {
                 "response.status: must be 200, 201, 202 or 204",
             ]
         );
+    }
+
+    /// What the API's writes and the registry compile refuses as the file's check does
+    /// (`config::listener`): an ordering key on a listener that publishes CloudEvents.
+    #[test]
+    fn compile_refuses_an_ordering_key_with_cloudevents_output() {
+        let settings = settings();
+        let mut config = settings.listeners[0].clone();
+        config.ordering_key = Some("customer_id".into());
+        assert!(config.compile(&settings).is_ok());
+        config.output_format = Some(crate::config::cloudevents::OutputFormat::CloudEventsStructured);
+        let Err(errors) = config.compile(&settings) else {
+            panic!("an ordering key with CloudEvents output compiled")
+        };
+        assert_eq!(errors.0[0].key, "ordering_key", "{errors:?}");
     }
 
     #[test]
