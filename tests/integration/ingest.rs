@@ -4,8 +4,9 @@
 use serde_json::json;
 
 use crate::helpers::app::{all_data, settings, spawn_app, Page};
-use crate::helpers::broker::Broker;
+use crate::helpers::broker::{free_port, Broker};
 use crate::helpers::http::{read_response, request};
+use crate::helpers::proxy::Proxy;
 
 const LISTENERS: &str = r#"
 [pipeline]
@@ -227,7 +228,13 @@ fn requests_on_different_workers_share_one_open_page() {
 /// the page stage together, checks every record is published once with its request id, and
 /// returns the pages.
 fn publish_concurrently(workers: usize, requests: usize) -> Vec<Page> {
-    let broker = Broker::start();
+    // Behind a proxy that slows the broker's answers while the requests complete: the first
+    // page's publish is still out when the others' records arrive, however a loaded machine
+    // schedules the senders (a CI run saw 6 pages of 8 requests without it).
+    let proxy_port = free_port();
+    let broker = Broker::start_durable_behind(proxy_port);
+    let proxy = Proxy::start(proxy_port, broker.bootstrap.parse().unwrap());
+    let bootstrap = proxy.addr.to_string();
     let config = format!(
         r#"
 [server]
@@ -240,7 +247,7 @@ page_linger_ms = 300
 id = "plain"
 "#
     );
-    let app = spawn_app(settings(&config, &broker.bootstrap), &broker.bootstrap);
+    let app = spawn_app(settings(&config, &bootstrap), &bootstrap);
     let addr = app.addr;
     let path = app.hook_path("plain");
     // All requests are held one byte short of their body, then completed together, so
@@ -260,12 +267,14 @@ id = "plain"
         })
         .collect();
     std::thread::sleep(std::time::Duration::from_millis(300));
+    proxy.set_latency(std::time::Duration::from_millis(150));
     for stream in &mut streams {
         stream.write_all(b"}").unwrap();
     }
     for stream in &mut streams {
         assert_eq!(read_response(stream).status, 204);
     }
+    proxy.set_latency(std::time::Duration::ZERO);
     // Fewer pages than requests are expected: read until the first, then until quiet.
     let pages: Vec<Page> = app
         .reader("hookpipe.pages")
