@@ -134,6 +134,7 @@ try {
   await page.locator("#create-listener #id").fill(LISTENER);
   await page.locator("#create-listener #name").fill("Shop orders");
   await page.locator("#create-listener #trace_key_template").fill("{{order_id}}");
+  await page.locator("#create-listener #ordering_key").fill("sku");
   await page.locator("#verification-type").selectOption("hmac");
   await page.locator("#v-header").fill("X-Shop-Signature");
   await page.locator("#v-prefix").fill("sha256=");
@@ -146,6 +147,12 @@ try {
   const fingerprints = await page.locator("#secrets td.mono").allTextContents();
   check(fingerprints.length === 1 && !fingerprints[0].includes(SECRET), `secrets shown as one fingerprint: ${fingerprints}`);
   check(!(await page.content()).includes(SECRET), "the secret is nowhere on the page");
+  const created = await page.evaluate(async ([base, token, id]) => {
+    const answer = await fetch(`${base}/api/v1/listeners/${id}`, { headers: { Authorization: `Bearer ${token}` } });
+    return answer.json();
+  }, [BASE, TOKEN, LISTENER]);
+  check(created.ordering_key === "sku" && created.output_format === undefined && created.dedup === undefined,
+    `the form's delivery settings: ${JSON.stringify([created.ordering_key, created.output_format, created.dedup])}`);
 
   step("copy the listener's URL");
   await page.locator("#copy-url").click();

@@ -79,6 +79,9 @@ export function createForm(onSubmit) {
   showVerification();
   const status = h("select", { id: "response-status" }, ["204", "200", "201", "202"].map((s) => h("option", { value: s }, s)));
   const problem = h("p", { class: "error-text", "data-test": "create-error" });
+  const outputFormat = h("select", { id: "output_format" },
+    [["", "server default"], ["page", "pages"], ["cloudevents_binary", "CloudEvents, binary mode"],
+      ["cloudevents_structured", "CloudEvents, structured mode"]].map(([v, label]) => h("option", { value: v }, label)));
   const form = h("form", { class: "card", id: "create-listener" },
     h("h2", {}, "Create a listener"),
     h("div", { class: "grid" },
@@ -98,6 +101,15 @@ export function createForm(onSubmit) {
       field("Trace key template", text("trace_key_template", { class: "mono", placeholder: "{{order_id}}" })),
       field("Data URI template", text("data_uri_template", { class: "mono", placeholder: "{{base_url}}/orders/{{id}}" }))),
     h("label", { class: "inline" }, h("input", { type: "checkbox", id: "strict_templates" }), "Strict templates (a failure refuses the request)"),
+    h("h3", {}, "Delivery"),
+    h("div", { class: "grid" },
+      field("Ordering key", text("ordering_key", { class: "mono", placeholder: "customer.id or {{region}}/{{customer_id}}" }),
+        "records with one key are imported in order; different keys in parallel"),
+      field("Output format", outputFormat, "CloudEvents: one event per record (not with an ordering key)"),
+      field("Dedup window (seconds)", h("input", { type: "number", id: "dedup-window", min: 1, placeholder: "the provider's horizon" }),
+        "with deduplication on")),
+    h("label", { class: "inline" }, h("input", { type: "checkbox", id: "dedup" }),
+      "Deduplicate deliveries by the provider's delivery id (a repeat is answered, not published)"),
     h("h3", {}, "Response"),
     h("div", { class: "grid" },
       field("Success status", status),
@@ -166,6 +178,9 @@ function buildBody(form, type) {
     trace_key_template: value(form, "trace_key_template") || undefined,
     data_uri_template: value(form, "data_uri_template") || undefined,
     strict_templates: form.querySelector("#strict_templates").checked,
+    ordering_key: value(form, "ordering_key") || undefined,
+    output_format: value(form, "output_format") || undefined,
+    dedup: form.querySelector("#dedup").checked ? { window_secs: number(form, "dedup-window") } : undefined,
     response: { status: Number(value(form, "response-status")), media_type: value(form, "media_type") || "json",
       body: value(form, "response_body") || undefined },
     verification: verificationBody(form, type),
