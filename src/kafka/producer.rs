@@ -5,7 +5,7 @@
 //! (`kafka::supervisor`).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -53,12 +53,30 @@ pub struct OutgoingMessage<'a> {
 /// How long asking the brokers for a topic's partitions may take (once per topic).
 const PARTITIONS_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long a caller waits for another thread's partitions request before it is refused.
+const PARTITIONS_WAIT_FOR_OTHER: Duration = Duration::from_millis(250);
+
+/// After a failed partitions request, how long requests for that topic are refused at once
+/// before the brokers are asked again.
+const PARTITIONS_RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// What is known of a topic's partitions.
+#[derive(Debug, Clone)]
+enum Partitions {
+    /// Asked and answered: kept for the life of the process.
+    Known(i32),
+    /// Being asked right now, by some thread.
+    Asking,
+    /// The last request failed, at that instant, for that reason.
+    Failed(std::time::Instant, String),
+}
+
 /// Shared, thread-safe producer; clones share one supervised librdkafka handle.
 #[derive(Clone)]
 pub struct PageProducer {
     supervised: Arc<Supervised>,
     /// Partitions of the topics asked about by [`PageProducer::partition_count`], kept.
-    partitions: Arc<Mutex<HashMap<String, i32>>>,
+    partitions: Arc<(Mutex<HashMap<String, Partitions>>, Condvar)>,
 }
 
 impl PageProducer {
@@ -77,38 +95,73 @@ impl PageProducer {
     /// How many partitions `topic` has: asked of the brokers the first time (blocking, at most
     /// a few seconds), then kept for the life of the process, so that a key maps to the same
     /// partition for as long as the process runs (ordering keys, README "Ordering").
+    ///
+    /// The caller is the page stage, on an HTTP thread, so at most one thread per topic waits
+    /// for the brokers: while one asks, the others wait for its answer at most
+    /// [`PARTITIONS_WAIT_FOR_OTHER`] and are then refused (503); after a failed request they
+    /// are refused at once for [`PARTITIONS_RETRY_AFTER`] before anyone asks again. Brokers
+    /// that hang without being known down so cost one blocked thread, not all of them.
     pub fn partition_count(&self, topic: &str) -> Result<i32, PublishError> {
-        if let Some(count) = self
-            .partitions
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(topic)
-        {
-            return Ok(*count);
+        let (table, answered) = &*self.partitions;
+        let mut partitions = table.lock().unwrap_or_else(PoisonError::into_inner);
+        let waiting_since = std::time::Instant::now();
+        loop {
+            match partitions.get(topic) {
+                Some(Partitions::Known(count)) => return Ok(*count),
+                Some(Partitions::Asking) => {
+                    let left = PARTITIONS_WAIT_FOR_OTHER.saturating_sub(waiting_since.elapsed());
+                    if left.is_zero() {
+                        return Err(PublishError::Delivery(format!(
+                            "the partitions of {topic} are being asked for"
+                        )));
+                    }
+                    partitions = answered
+                        .wait_timeout(partitions, left)
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0;
+                }
+                Some(Partitions::Failed(at, problem)) if at.elapsed() < PARTITIONS_RETRY_AFTER => {
+                    return Err(PublishError::Delivery(problem.clone()))
+                }
+                Some(Partitions::Failed(..)) | None => break,
+            }
         }
-        // Not while Kafka is known to be unavailable: the caller is the page stage, on an HTTP
-        // thread, which the metadata request would block for `PARTITIONS_TIMEOUT` per request.
+        // Not while Kafka is known to be unavailable: the metadata request would block the
+        // thread for `PARTITIONS_TIMEOUT`.
         if let Some(refusal) = self.supervised.availability().refusal() {
             return Err(PublishError::Unavailable(refusal));
         }
+        partitions.insert(topic.to_string(), Partitions::Asking);
+        drop(partitions);
+        let answer = self.ask_partition_count(topic);
+        let known = match &answer {
+            Ok(count) => Partitions::Known(*count),
+            Err(problem) => Partitions::Failed(std::time::Instant::now(), problem.clone()),
+        };
+        table
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(topic.to_string(), known);
+        answered.notify_all();
+        answer.map_err(PublishError::Delivery)
+    }
+
+    /// Asks the brokers how many partitions `topic` has (at most [`PARTITIONS_TIMEOUT`]).
+    fn ask_partition_count(&self, topic: &str) -> Result<i32, String> {
         let current = self.supervised.current();
         let metadata = current
             .producer
             .client()
             .fetch_metadata(Some(topic), PARTITIONS_TIMEOUT)
-            .map_err(|error| PublishError::Delivery(format!("cannot read the partitions of {topic}: {error}")))?;
+            .map_err(|error| format!("cannot read the partitions of {topic}: {error}"))?;
         let count = metadata
             .topics()
             .iter()
             .find(|t| t.name() == topic && t.error().is_none())
             .map_or(0, |t| t.partitions().len() as i32);
         if count < 1 {
-            return Err(PublishError::Delivery(format!("topic {topic} has no partitions (yet)")));
+            return Err(format!("topic {topic} has no partitions (yet)"));
         }
-        self.partitions
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(topic.to_string(), count);
         Ok(count)
     }
 
@@ -243,6 +296,57 @@ mod tests {
             std::thread::sleep(Duration::from_millis(20));
         }
         panic!("never refused as unavailable (last: {last:?})");
+    }
+
+    /// Brokers that hang without being known down (here: a listener that accepts connections
+    /// and never answers) block one thread per topic, once: the others are refused at once
+    /// while it asks, and for a moment after it failed.
+    #[test]
+    fn one_thread_at_a_time_waits_for_a_topics_partitions() {
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = silent.local_addr().unwrap();
+        let held = std::thread::spawn(move || {
+            let connections: Vec<_> = silent.incoming().take(8).filter_map(Result::ok).collect();
+            std::thread::sleep(Duration::from_secs(30));
+            drop(connections);
+        });
+        drop(held);
+        let producer = PageProducer::new(&KafkaSettings::default(), &address.to_string()).unwrap();
+        let asking = {
+            let producer = producer.clone();
+            std::thread::spawn(move || {
+                let started = Instant::now();
+                let answer = producer.partition_count("t");
+                (answer, started.elapsed())
+            })
+        };
+        // The first caller is asking (it holds the entry) ...
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while !matches!(producer.partitions.0.lock().unwrap().get("t"), Some(Partitions::Asking)) {
+            assert!(Instant::now() < deadline, "the first caller never started asking");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // ... so a second one is refused after a short wait instead of waiting as long.
+        let started = Instant::now();
+        let second = producer.partition_count("t");
+        assert!(
+            matches!(&second, Err(PublishError::Delivery(problem)) if problem.contains("being asked")),
+            "{second:?}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(1), "the second caller waited");
+        let (first, waited) = asking.join().unwrap();
+        assert!(first.is_err(), "a broker that never answers gave {first:?}");
+        assert!(
+            waited >= Duration::from_secs(1),
+            "the first caller did wait ({waited:?})"
+        );
+        // Right after the failure, refused at once with its reason.
+        let started = Instant::now();
+        let third = producer.partition_count("t");
+        assert!(
+            third.is_err() && started.elapsed() < Duration::from_millis(500),
+            "{third:?}"
+        );
     }
 
     /// A fatal error (what librdkafka raises when a broker refuses the idempotent producer's
