@@ -277,8 +277,18 @@ fn serve_fully(
     prefetch_partition_counts(settings, &producer);
     let dedup = shared.dedup.clone();
     crate::pipeline::dedup_feed::spawn_open(dedup.clone(), settings.kafka.clone(), bootstrap.to_string());
+    let import_waits = crate::import_wait::Waiters::new(settings.server.max_import_waits);
+    crate::import_wait::feed::open_when_needed(&import_waits, settings.kafka.clone(), bootstrap.to_string());
+    if settings
+        .listeners
+        .iter()
+        .any(|listener| listener.response.waits_for_import())
+    {
+        import_waits.open_feed();
+    }
     let draining = web::Data::new(Draining::default());
     let state = web::Data::new(state::AppState {
+        import_waits,
         registry: registry.clone(),
         in_flight: AtomicUsize::new(0),
         max_in_flight: settings.server.max_in_flight,
@@ -321,7 +331,16 @@ fn serve_fully(
         in_flight: {
             let state = state.clone();
             // Requests still sending their body are in flight for the drain: they are finished too.
-            Box::new(move || state.in_flight.load(Ordering::Relaxed) + state.reading.load(Ordering::Relaxed))
+            // And those waiting for their import, which left the receiver's count with their ack.
+            Box::new(move || {
+                state.in_flight.load(Ordering::Relaxed)
+                    + state.reading.load(Ordering::Relaxed)
+                    + state.import_waits.in_flight()
+            })
+        },
+        stop_waiting: {
+            let waits = state.import_waits.clone();
+            Box::new(move || waits.stop_waiting())
         },
     });
     let http_threads = match settings.server.workers {
