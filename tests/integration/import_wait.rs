@@ -4,7 +4,8 @@
 //! records, whichever instance holds the connection; pages of listeners with an ordering key and
 //! CloudEvents wait the same way; a listener that does not wait is answered at once and gets no
 //! result written; with the worker stopped the answer is 202 after the timeout, and the record is
-//! imported once a worker runs again.
+//! imported once a worker runs again; over `server.max_import_waits` a request is refused (503)
+//! before anything of it is published; Kafka gone, the answer is the usual 503.
 
 use std::time::{Duration, Instant};
 
@@ -16,7 +17,7 @@ use crate::helpers::http::{http_get, metric, Response};
 use crate::helpers::target::{Received, Reply, TargetServer};
 use crate::helpers::worker::{eventually, InProcessWorker};
 
-fn config(target_url: &str, wait_timeout_ms: u64) -> String {
+fn config(target_url: &str, wait_timeout_ms: u64, max_import_waits: usize) -> String {
     let waiting = |id: &str, extra: &str| {
         format!(
             r#"
@@ -33,6 +34,10 @@ body = '{{"order": "{{{{results.0.target.id}}}}", "imported": {{{{imported}}}} }
     };
     format!(
         r#"
+[server]
+public_id_secret = "test-secret-0123456789"
+listen = "127.0.0.1:0"
+max_import_waits = {max_import_waits}
 [pipeline]
 page_linger_ms = 0
 [worker]
@@ -84,7 +89,10 @@ fn serve_metric(app: &TestApp, series: &str) -> f64 {
 fn answers_wait_for_the_import_on_whichever_instance_holds_the_request() {
     let broker = Broker::start();
     let target = target();
-    let settings = settings(&config(&format!("http://{}", target.addr), 30_000), &broker.bootstrap);
+    let settings = settings(
+        &config(&format!("http://{}", target.addr), 30_000, 1024),
+        &broker.bootstrap,
+    );
     let a = spawn_app(settings.clone(), &broker.bootstrap);
     let b = spawn_app(settings.clone(), &broker.bootstrap);
     let _worker = InProcessWorker::start(&settings, &broker.bootstrap);
@@ -198,7 +206,7 @@ fn with_no_worker_the_answer_is_202_at_the_timeout_and_the_record_is_imported_la
     let target = target();
     let timeout = Duration::from_millis(1500);
     let settings = settings(
-        &config(&format!("http://{}", target.addr), timeout.as_millis() as u64),
+        &config(&format!("http://{}", target.addr), timeout.as_millis() as u64, 1),
         &broker.bootstrap,
     );
     let app = spawn_app(settings.clone(), &broker.bootstrap);
@@ -222,8 +230,50 @@ fn with_no_worker_the_answer_is_202_at_the_timeout_and_the_record_is_imported_la
     assert_eq!(response.json(), json!({"request_id": request_id, "import": "pending"}));
     assert!(target.received().is_empty(), "nothing imported: no worker");
 
+    // With server.max_import_waits = 1 waiting already, the next request is refused before
+    // anything of it is published.
+    let published_before = app.read_pages(1).len();
+    let holder = {
+        let app_addr = app.addr;
+        let path = app.hook_path("orders");
+        std::thread::spawn(move || {
+            crate::helpers::http::request(
+                app_addr,
+                "POST",
+                &path,
+                &[("Content-Type", "application/json")],
+                json!({"sku": "held"}).to_string().as_bytes(),
+            )
+        })
+    };
+    eventually("one request waiting", Duration::from_secs(10), || {
+        (serve_metric(&app, "hookpipe_import_waits_in_flight") == 1.0).then_some(())
+    });
+    let (refused, _) = post(&app, "orders", json!({"sku": "refused"}));
+    assert_eq!(refused.status, 503, "{}", refused.text());
+    assert_eq!(refused.header("retry-after"), Some("1"));
+    assert_eq!(
+        refused.json()["error"],
+        "too many requests waiting for their import; retry later"
+    );
+    assert_eq!(holder.join().unwrap().status, 202);
+    let published = app.read_pages(published_before + 1);
+    assert_eq!(
+        published.len(),
+        published_before + 1,
+        "the held request's page, not the refused one's"
+    );
+    assert!(published.iter().all(|page| page.data()[0]["sku"] != "refused"));
+    assert_eq!(
+        serve_metric(
+            &app,
+            "hookpipe_import_waits_total{listener=\"orders\",outcome=\"refused\"}"
+        ),
+        1.0
+    );
+
     // The data was durable all along: a worker that starts now imports it.
-    let _worker = InProcessWorker::start(&settings, &broker.bootstrap);
+    let worker = InProcessWorker::start(&settings, &broker.bootstrap);
     let imported = eventually("the record imported", Duration::from_secs(60), || {
         target
             .received()
@@ -234,4 +284,12 @@ fn with_no_worker_the_answer_is_202_at_the_timeout_and_the_record_is_imported_la
         imported.header("x-hookpipe-record-id"),
         Some(format!("{request_id}-0").as_str())
     );
+
+    // Kafka gone: the usual 503, never a 2xx before its acknowledgement, and nothing left waiting.
+    worker.stop();
+    let mut broker = broker;
+    broker.kill();
+    let (response, _) = post(&app, "orders", json!({"sku": "lost"}));
+    assert_eq!(response.status, 503, "{}", response.text());
+    assert_eq!(serve_metric(&app, "hookpipe_import_waits_in_flight"), 0.0);
 }
