@@ -40,6 +40,7 @@ pub const INVALID_FAILURE_STATUS: u16 = 422;
 /// `failure_status`, `failure_body`), as `(key, message)` with keys under the listener.
 pub fn problems(
     wait: WaitFor,
+    success_status: u16,
     wait_timeout_ms: Option<u64>,
     failure_status: Option<u16>,
     failure_body: Option<&str>,
@@ -55,6 +56,13 @@ pub fn problems(
                 problems.push((key.into(), "applies only with response.wait = \"import\"".into()));
             }
         }
+    }
+    if wait == WaitFor::Import && success_status == 202 {
+        problems.push((
+            "response.status".into(),
+            "202 is the answer of a wait that did not finish in time: with wait = \"import\" choose 200, 201 or 204"
+                .into(),
+        ));
     }
     if let Some(timeout) = wait_timeout_ms.filter(|ms| !WAIT_TIMEOUT_MS.contains(ms)) {
         problems.push((
@@ -146,6 +154,10 @@ mod tests {
         assert_eq!(
             problems_of("wait = \"import\"\nfailure_status = 200"),
             ["listeners[orders].response.failure_status: must be a 4xx or 5xx status (a failed import is no success), not 200"]
+        );
+        assert_eq!(
+            problems_of("wait = \"import\"\nstatus = 202"),
+            ["listeners[orders].response.status: 202 is the answer of a wait that did not finish in time: with wait = \"import\" choose 200, 201 or 204"]
         );
         let template = problems_of("wait = \"import\"\nfailure_body = '{{nosuchhelper failures}}'");
         assert_eq!(template.len(), 1, "{template:?}");

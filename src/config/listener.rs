@@ -255,6 +255,7 @@ impl ResponseOptions {
     pub fn wait_problems(&self) -> Vec<(String, String)> {
         import_wait::problems(
             self.wait,
+            self.status,
             self.wait_timeout_ms,
             self.failure_status,
             self.failure_body.as_deref(),

@@ -159,3 +159,92 @@ pub fn unsuccessful_response(
         "failures": failures,
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::testing;
+
+    fn report(failures: &[(usize, Option<u16>)], imported: usize) -> Report {
+        let failures: Vec<(usize, RecordResult)> = failures
+            .iter()
+            .map(|(index, status)| {
+                (
+                    *index,
+                    RecordResult {
+                        id: format!("q-{index}"),
+                        imported: false,
+                        status: *status,
+                        error: Some(format!("HTTP {}: nope", status.unwrap_or(0))),
+                        target: None,
+                    },
+                )
+            })
+            .collect();
+        Report {
+            imported,
+            failed: failures.len(),
+            quarantined: 0,
+            all_failures_invalid: failures
+                .iter()
+                .all(|(_, result)| crate::config::import_wait::says_invalid(result.status)),
+            results: failures.clone(),
+            failures,
+        }
+    }
+
+    async fn answer(listener_toml: &str, outcome: &WaitOutcome) -> (u16, String) {
+        let listener = testing::listener(listener_toml);
+        let request = actix_web::test::TestRequest::post().uri("/hooks/x").to_http_request();
+        let accepted = Accepted {
+            record_count: 2,
+            ..Accepted::default()
+        };
+        let response = unsuccessful_response(&listener, &request, &accepted, "q", outcome);
+        let status = response.status().as_u16();
+        let body = actix_web::body::to_bytes(response.into_body()).await.unwrap();
+        (status, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    const WAITS: &str = "[listeners.response]\nstatus = 200\nwait = \"import\"\n";
+
+    #[actix::test]
+    async fn failures_answer_422_when_the_records_are_invalid_else_502_unless_configured() {
+        let invalid = WaitOutcome::Failed(report(&[(1, Some(422))], 1));
+        let (status, body) = answer(WAITS, &invalid).await;
+        assert_eq!(status, 422);
+        let body: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            body,
+            json!({"error": "import failed", "request_id": "q", "imported": 1, "failed": 1,
+                   "records_quarantined": 0,
+                   "failures": [{"id": "q-1", "index": 1, "status": 422, "error": "HTTP 422: nope"}]})
+        );
+        let unavailable = WaitOutcome::Failed(report(&[(0, Some(422)), (1, Some(503))], 0));
+        assert_eq!(answer(WAITS, &unavailable).await.0, 502);
+        let unreachable = WaitOutcome::Failed(report(&[(0, None)], 1));
+        assert_eq!(answer(WAITS, &unreachable).await.0, 502);
+        let configured = format!("{WAITS}failure_status = 409\n");
+        assert_eq!(answer(&configured, &invalid).await.0, 409);
+    }
+
+    #[actix::test]
+    async fn the_failure_body_template_sees_the_failures_and_a_timeout_is_202_with_the_request_id() {
+        let templated = format!(
+            "{WAITS}media_type = \"text\"\nfailure_body = '{{{{#each failures}}}}{{{{id}}}}={{{{error}}}};{{{{/each}}}} of {{{{record_count}}}}'\n"
+        );
+        let outcome = WaitOutcome::Failed(report(&[(0, Some(400)), (1, Some(404))], 0));
+        assert_eq!(
+            answer(&templated, &outcome).await,
+            (422, "q-0=HTTP 400: nope;q-1=HTTP 404: nope; of 2".to_string())
+        );
+        for pending in [WaitOutcome::TimedOut, WaitOutcome::NoResults] {
+            let (status, body) = answer(WAITS, &pending).await;
+            assert_eq!(status, 202);
+            assert_eq!(
+                serde_json::from_str::<Value>(&body).unwrap(),
+                json!({"request_id": "q", "import": "pending"})
+            );
+        }
+    }
+}
