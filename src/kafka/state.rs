@@ -797,6 +797,44 @@ mod tests {
         entries.iter().map(|(t, v)| (*t, v.to_vec())).collect()
     }
 
+    /// A follower opened from the end hands over only what is written after it opened, however
+    /// soon after (the import results: what was written before waits for nobody).
+    #[actix::test]
+    async fn a_follower_from_the_end_sees_only_what_is_written_after_it_opened() {
+        struct Seen(Mutex<Vec<String>>);
+        impl Sink for Seen {
+            fn apply(&self, key: &str, _value: Option<&[u8]>, _timestamp_ms: i64) {
+                self.0.lock().unwrap().push(key.to_string());
+            }
+        }
+        let cluster = crate::kafka::embedded::EmbeddedCluster::start().unwrap();
+        let settings = KafkaSettings::default();
+        let bootstrap = cluster.bootstrap_servers();
+        cluster.create_topic("from-end", 2).unwrap();
+        let writer = LogTopic::open(&settings, &bootstrap, "from-end", Duration::from_secs(60), 10, false)
+            .await
+            .unwrap();
+        for key in ["old-1", "old-2", "old-3"] {
+            writer.append(key, b"x").await.unwrap();
+        }
+        let seen = Arc::new(Seen(Mutex::new(Vec::new())));
+        let _follower = Follower::open_from_end(&settings, &bootstrap, "from-end", seen.clone())
+            .await
+            .unwrap();
+        // At once: the assignment starts at the high watermarks read at open, not at an `End`
+        // resolved at the first fetch, which would skip what is written meanwhile.
+        writer.append("new-1", b"x").await.unwrap();
+        writer.append("new-2", b"x").await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while seen.0.lock().unwrap().len() < 2 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let mut keys = seen.0.lock().unwrap().clone();
+        keys.sort();
+        assert_eq!(keys, ["new-1", "new-2"]);
+    }
+
     /// The shared state producer is supervised like the pages' one: a handle that can no longer
     /// deliver (a fatal idempotence error, as after an outage on some brokers) is replaced, and
     /// writes are acknowledged again without reopening anything.
