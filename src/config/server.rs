@@ -240,9 +240,9 @@ fn default_max_in_flight() -> usize {
 fn default_max_body_readers() -> usize {
     16_384
 }
-/// 1024: a wait holds a few kilobytes (at most `import_wait::MAX_DETAILED` records' results in
-/// full), so the cap is a bound on memory far below the machine; raise it for listeners whose
-/// senders all wait.
+/// 1024: a wait keeps at most `import_wait::MAX_DETAILED` results and as many failures in full
+/// (~100 KiB at worst, a few hundred bytes for one record), so the cap bounds memory at ~100 MiB;
+/// raise it for fleets whose senders mostly wait.
 fn default_max_import_waits() -> usize {
     1024
 }
