@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use crate::helpers::api::{api, TOKEN};
 use crate::helpers::app::{settings, spawn_app, TestApp};
 use crate::helpers::broker::Broker;
 use crate::helpers::http::{http_get, metric, Response};
@@ -37,6 +38,7 @@ body = '{{"order": "{{{{results.0.target.id}}}}", "imported": {{{{imported}}}} }
 [server]
 public_id_secret = "test-secret-0123456789"
 listen = "127.0.0.1:0"
+admin_token = "{TOKEN}"
 max_import_waits = {max_import_waits}
 [pipeline]
 page_linger_ms = 0
@@ -292,4 +294,66 @@ fn with_no_worker_the_answer_is_202_at_the_timeout_and_the_record_is_imported_la
     let (response, _) = post(&app, "orders", json!({"sku": "lost"}));
     assert_eq!(response.status, 503, "{}", response.text());
     assert_eq!(serve_metric(&app, "hookpipe_import_waits_in_flight"), 0.0);
+}
+
+#[test]
+fn a_listener_set_to_wait_through_the_api_waits_on_every_instance() {
+    let broker = Broker::start();
+    let target = target();
+    let settings = settings(
+        &config(&format!("http://{}", target.addr), 30_000, 1024),
+        &broker.bootstrap,
+    );
+    let a = spawn_app(settings.clone(), &broker.bootstrap);
+    let b = spawn_app(settings.clone(), &broker.bootstrap);
+    let _worker = InProcessWorker::start(&settings, &broker.bootstrap);
+
+    // Checked like the file: a waiting listener cannot answer 202 for success.
+    let refused = api(
+        &a,
+        "POST",
+        "/listeners",
+        Some(json!({"id": "bad", "response": {"status": 202, "wait": "import"}})),
+    );
+    assert_eq!(refused.status, 400, "{}", refused.text());
+    assert!(refused.text().contains("response.status"), "{}", refused.text());
+
+    let created = api(
+        &a,
+        "POST",
+        "/listeners",
+        Some(json!({"id": "api-orders", "response": {"status": 201, "wait": "import",
+            "body": "{\"order\": \"{{results.0.target.id}}\"}"}})),
+    );
+    assert_eq!(created.status, 201, "{}", created.text());
+    let url = created.json()["url"].as_str().unwrap().to_string();
+    let path = &url[url.find("/hooks/").unwrap()..];
+    // On B, once the listener reached it and B reads the results topic (opened when a listener
+    // came to wait): 201 with the target's id; 404 before the listener arrives, 202 before the
+    // results topic is read.
+    let mut attempt = 0;
+    let response = eventually("a waited answer on B", Duration::from_secs(30), || {
+        attempt += 1;
+        let response = crate::helpers::http::request(
+            b.addr,
+            "POST",
+            path,
+            &[("Content-Type", "application/json")],
+            json!({"sku": format!("API{attempt}")}).to_string().as_bytes(),
+        );
+        assert!(
+            matches!(response.status, 201 | 202 | 404),
+            "{}: {}",
+            response.status,
+            response.text()
+        );
+        (response.status == 201).then_some(response)
+    });
+    let body = response.json();
+    assert!(
+        body["order"]
+            .as_str()
+            .is_some_and(|order| order.starts_with("order-API")),
+        "{body}"
+    );
 }
