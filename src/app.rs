@@ -25,6 +25,7 @@ use futures_util::future::{select, Either};
 
 use crate::config::Settings;
 use crate::http::{api, state};
+use crate::import_wait::Waiters;
 use crate::kafka::producer::PageProducer;
 use crate::pipeline::debug::DebugRecorder;
 use crate::pipeline::listener::Registry;
@@ -277,8 +278,12 @@ fn serve_fully(
     prefetch_partition_counts(settings, &producer);
     let dedup = shared.dedup.clone();
     crate::pipeline::dedup_feed::spawn_open(dedup.clone(), settings.kafka.clone(), bootstrap.to_string());
+    let import_waits = Waiters::new(settings.server.max_import_waits);
+    crate::import_wait::feed::open_when_needed(&import_waits, settings.kafka.clone(), bootstrap.to_string());
+    open_results_feed_once_a_listener_waits(&shared, &registry, &import_waits);
     let draining = web::Data::new(Draining::default());
     let state = web::Data::new(state::AppState {
+        import_waits,
         registry: registry.clone(),
         in_flight: AtomicUsize::new(0),
         max_in_flight: settings.server.max_in_flight,
@@ -321,7 +326,16 @@ fn serve_fully(
         in_flight: {
             let state = state.clone();
             // Requests still sending their body are in flight for the drain: they are finished too.
-            Box::new(move || state.in_flight.load(Ordering::Relaxed) + state.reading.load(Ordering::Relaxed))
+            // And those waiting for their import, which left the receiver's count with their ack.
+            Box::new(move || {
+                state.in_flight.load(Ordering::Relaxed)
+                    + state.reading.load(Ordering::Relaxed)
+                    + state.import_waits.in_flight()
+            })
+        },
+        stop_waiting: {
+            let waits = state.import_waits.clone();
+            Box::new(move || waits.stop_waiting())
         },
     });
     let http_threads = match settings.server.workers {
@@ -368,6 +382,40 @@ fn serve_fully(
 /// Asks the brokers, in the background, for the partitions of the topics of the configured
 /// listeners with an ordering key, so that their first request does not wait for it (README
 /// "Ordering"); a failure here is only logged: the first request asks again.
+/// The results topic is read from the moment a listener waits for its imports: one of the file
+/// or stored already, or one set to wait through the API later (seen on every instance as the
+/// registry follows the state topic). Best effort: a request that waits opens it anyway.
+fn open_results_feed_once_a_listener_waits(shared: &SharedState, registry: &Arc<Registry>, waits: &Arc<Waiters>) {
+    let any_waits = |registry: &Registry| {
+        registry
+            .all()
+            .iter()
+            .any(|listener| listener.config.response.waits_for_import())
+    };
+    if any_waits(registry) {
+        return waits.open_feed();
+    }
+    let mut changes = shared.state.subscribe();
+    let (registry, waits) = (Arc::downgrade(registry), Arc::downgrade(waits));
+    actix_web::rt::spawn(async move {
+        loop {
+            match changes.recv().await {
+                Ok(key) if !key.starts_with("listener/") => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                _ => {}
+            }
+            // The registry is rebuilt on the same change (`shared_state::spawn_sync`): after it.
+            actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+            let (Some(registry), Some(waits)) = (registry.upgrade(), waits.upgrade()) else {
+                return;
+            };
+            if any_waits(&registry) {
+                return waits.open_feed();
+            }
+        }
+    });
+}
+
 fn prefetch_partition_counts(settings: &Settings, producer: &PageProducer) {
     let topics: std::collections::BTreeSet<String> = settings
         .listeners

@@ -9,6 +9,7 @@ pub mod config;
 pub mod dotted_path;
 pub mod http;
 pub mod import_errors;
+pub mod import_wait;
 pub mod json_schema;
 pub mod kafka;
 pub mod pipeline;

@@ -74,6 +74,9 @@ pub struct Drain {
     pub producer: PageProducer,
     /// Ingest requests being processed now (the receiver's count).
     pub in_flight: Box<dyn Fn() -> usize + Send + Sync>,
+    /// Called once the instance stopped accepting: requests waiting for their import are answered
+    /// 202 now (their records are durable) rather than holding the stop up to their timeout.
+    pub stop_waiting: Box<dyn Fn() + Send + Sync>,
 }
 
 impl Drain {
@@ -115,6 +118,7 @@ impl Drain {
             }
         }
         server.pause().await;
+        (self.stop_waiting)();
         tracing::info!(target: LOG_TARGET, "stopped accepting; finishing in-flight requests");
         let deadline = Instant::now() + self.finish_timeout;
         let finished = loop {
@@ -185,6 +189,7 @@ mod tests {
                 let in_flight = in_flight.clone();
                 Box::new(move || in_flight.load(Ordering::Relaxed))
             },
+            stop_waiting: Box::new(|| {}),
         });
         let drained = actix_web::rt::spawn({
             let drain = drain.clone();

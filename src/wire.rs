@@ -22,6 +22,10 @@
 //!
 //! - A listener may publish **CloudEvents** instead of pages (`output_format`): one event per
 //!   record, written and read by [`cloudevents`].
+//! - Pages and events of a listener with `response.wait = "import"` also carry the header
+//!   `hookpipe-wait: import` (readers that do not know it ignore it; the value is unchanged), and
+//!   the worker answers them with **import results** (`kafka.results_topic`), written and read
+//!   by [`results`].
 //!
 //! The writers put bytes together by hand: a record is serialized once, at ingest, and its bytes
 //! are copied unchanged into the page, which is not built as a tree.
@@ -29,6 +33,7 @@
 //! a borrowed `&RawValue` to skip building them).
 
 pub mod cloudevents;
+pub mod results;
 
 use std::borrow::Cow;
 use std::fmt;

@@ -54,6 +54,11 @@ pub struct KafkaSettings {
     /// rate-limit bucket is divided by (`server.fleet_rate_limit`; kept a minute).
     #[serde(default = "default_fleet_topic")]
     pub fleet_topic: String,
+    /// Topic of import results: what the import worker did with each record of listeners with
+    /// `response.wait = "import"`, read from its end by every serve instance to answer the
+    /// requests it holds (kept 10 minutes).
+    #[serde(default = "default_results_topic")]
+    pub results_topic: String,
     /// Retry topic of earlier versions, which wrote every page's retry data there at ingest: no
     /// longer written nor created, only read (while it exists) for the errors they recorded.
     #[serde(default = "default_retry_topic")]
@@ -96,6 +101,7 @@ impl Default for KafkaSettings {
             quarantine_topic: default_quarantine_topic(),
             dedup_topic: default_dedup_topic(),
             fleet_topic: default_fleet_topic(),
+            results_topic: default_results_topic(),
             retry_topic: default_retry_topic(),
             retry_retention_hours: default_retry_retention_hours(),
             create_topics: true,
@@ -145,6 +151,9 @@ fn default_dedup_topic() -> String {
 }
 fn default_fleet_topic() -> String {
     "hookpipe.fleet".into()
+}
+fn default_results_topic() -> String {
+    "hookpipe.results".into()
 }
 fn default_retry_topic() -> String {
     "hookpipe.retry".into()
@@ -247,6 +256,7 @@ impl KafkaSettings {
             ("quarantine_topic", &self.quarantine_topic),
             ("dedup_topic", &self.dedup_topic),
             ("fleet_topic", &self.fleet_topic),
+            ("results_topic", &self.results_topic),
             ("retry_topic", &self.retry_topic),
         ] {
             if let Err(message) = validate_topic_name(topic) {

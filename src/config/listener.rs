@@ -8,6 +8,7 @@ use super::body_format::{default_methods, method_problems, BodyFormat, CsvOption
 use super::cloudevents::{CloudEventsOptions, OutputFormat};
 use super::dedup::DedupOptions;
 use super::handshake::HandshakeConfig;
+use super::import_wait::{self, WaitFor, DEFAULT_WAIT_TIMEOUT_MS};
 use super::kafka::validate_topic_name;
 use super::resource_path::ResourcePath;
 use super::schema::SchemaOptions;
@@ -204,9 +205,25 @@ pub struct ResponseOptions {
     pub media_type: String,
     /// Handlebars template of the body, over `request_id`, `record_count`, `records`,
     /// `headers`, `query` and, for a listener with a schema, `records_valid` and
-    /// `records_quarantined`.
+    /// `records_quarantined`; with `wait = "import"`, `results` too (one per record).
     #[serde(default)]
     pub body: Option<String>,
+    /// `none` (default): the answer once Kafka acknowledged the records. `import`: the answer
+    /// once the import worker imported or failed every one (README, "Wait for import").
+    #[serde(default, skip_serializing_if = "WaitFor::is_none")]
+    pub wait: WaitFor,
+    /// With `wait = "import"`: how long the answer waits for the import after Kafka's
+    /// acknowledgement, ms (default 10000); then 202 with the request id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_timeout_ms: Option<u64>,
+    /// With `wait = "import"`: the status when a record failed; unset, 422 when every failure
+    /// is the target calling the records invalid (a 4xx other than 408/429), else 502.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_status: Option<u16>,
+    /// With `wait = "import"`: handlebars template of the failure answer's body, over
+    /// `request_id`, `record_count`, `failures` (`id`, `index`, `status`, `error`) and `results`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_body: Option<String>,
 }
 
 impl Default for ResponseOptions {
@@ -215,7 +232,34 @@ impl Default for ResponseOptions {
             status: default_success_status(),
             media_type: default_media_type(),
             body: None,
+            wait: WaitFor::None,
+            wait_timeout_ms: None,
+            failure_status: None,
+            failure_body: None,
         }
+    }
+}
+
+impl ResponseOptions {
+    /// Whether requests wait for their import (`wait = "import"`).
+    pub fn waits_for_import(&self) -> bool {
+        self.wait == WaitFor::Import
+    }
+
+    /// How long a request waits for its import after Kafka's acknowledgement.
+    pub fn wait_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.wait_timeout_ms.unwrap_or(DEFAULT_WAIT_TIMEOUT_MS))
+    }
+
+    /// The problems of the wait keys (`config::import_wait`).
+    pub fn wait_problems(&self) -> Vec<(String, String)> {
+        import_wait::problems(
+            self.wait,
+            self.status,
+            self.wait_timeout_ms,
+            self.failure_status,
+            self.failure_body.as_deref(),
+        )
     }
 }
 
@@ -365,6 +409,7 @@ impl ListenerConfig {
                 "a 204 response has no body; choose status 200, 201 or 202".into(),
             ));
         }
+        problems.extend(self.response.wait_problems());
         if response_content_type(&self.response.media_type).is_none() {
             problems.push((
                 "response.media_type".into(),

@@ -14,6 +14,7 @@ pub mod env;
 pub mod error;
 mod from_text;
 pub mod handshake;
+pub mod import_wait;
 pub mod kafka;
 pub mod listener;
 pub mod pipeline;

@@ -31,6 +31,10 @@ pub struct ServerSettings {
     /// Requests processed at once by this instance; above it, 503 + `Retry-After`.
     #[serde(default = "default_max_in_flight")]
     pub max_in_flight: usize,
+    /// Requests of listeners with `response.wait = "import"` waiting for their import at once on
+    /// this instance; above it, 503 + `Retry-After` before anything is published.
+    #[serde(default = "default_max_import_waits")]
+    pub max_import_waits: usize,
     /// Requests whose body is being read at once by this instance (slow senders wait here, not
     /// in `max_in_flight`); above it, 503 + `Retry-After`.
     #[serde(default = "default_max_body_readers")]
@@ -205,6 +209,7 @@ impl Default for ServerSettings {
             workers: 0,
             max_in_flight: default_max_in_flight(),
             max_body_readers: default_max_body_readers(),
+            max_import_waits: default_max_import_waits(),
             request_timeout_ms: default_request_timeout_ms(),
             body_read_timeout_ms: default_body_read_timeout_ms(),
             max_body_bytes: default_max_body_bytes(),
@@ -235,6 +240,14 @@ fn default_max_in_flight() -> usize {
 fn default_max_body_readers() -> usize {
     16_384
 }
+/// 1024: a wait keeps at most `import_wait::MAX_DETAILED` results and as many failures in full
+/// (~100 KiB at worst, a few hundred bytes for one record), so the cap bounds memory at ~100 MiB;
+/// raise it for fleets whose senders mostly wait.
+fn default_max_import_waits() -> usize {
+    1024
+}
+/// Largest `max_import_waits` accepted.
+const MAX_IMPORT_WAITS: usize = 1_000_000;
 fn default_request_timeout_ms() -> u64 {
     10_000
 }
@@ -294,6 +307,9 @@ impl ServerSettings {
         }
         if self.max_in_flight == 0 {
             push("max_in_flight", "must be at least 1".into());
+        }
+        if !(1..=MAX_IMPORT_WAITS).contains(&self.max_import_waits) {
+            push("max_import_waits", format!("must be between 1 and {MAX_IMPORT_WAITS}"));
         }
         if self.max_body_readers == 0 {
             push("max_body_readers", "must be at least 1".into());

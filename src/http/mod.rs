@@ -5,6 +5,7 @@ pub mod api;
 pub mod console;
 pub mod decode;
 pub mod health;
+pub mod import_wait;
 pub mod receiver;
 pub mod state;
 

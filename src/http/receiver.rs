@@ -12,8 +12,9 @@ use actix_web::{HttpRequest, HttpResponse, ResponseError};
 use futures_util::StreamExt;
 use tracing::Instrument;
 
-use super::decode;
+use super::{decode, import_wait};
 use crate::http::state::AppState;
+use crate::import_wait::{Registered, Report, WaitOutcome};
 use crate::pipeline::debug::Capture;
 use crate::pipeline::handshake::{Decision, HandshakeAnswer, HandshakeRequest};
 use crate::pipeline::ingest_error::IngestError;
@@ -116,9 +117,22 @@ pub async fn ingest(
         },
     };
 
-    let mut response = match result {
-        Ok(ref accepted) => success_response(listener.as_deref(), &request, accepted, &request_id),
-        Err(ref error) => error.error_response(),
+    // A listener that waits for its imports: the answer once the worker settled the records.
+    let waited = match (&result, read.wait.take(), listener.as_deref()) {
+        (Ok(accepted), Some(registered), Some(listener)) => {
+            import_wait::finish(registered, listener, accepted, &request_id).await
+        }
+        _ => None,
+    };
+    let mut response = match (&result, &waited, listener.as_deref()) {
+        (Ok(accepted), Some(WaitOutcome::Imported(report)), _) => {
+            success_response(listener.as_deref(), &request, accepted, &request_id, Some(report))
+        }
+        (Ok(accepted), Some(outcome), Some(listener)) => {
+            import_wait::unsuccessful_response(listener, &request, accepted, &request_id, outcome)
+        }
+        (Ok(accepted), _, _) => success_response(listener.as_deref(), &request, accepted, &request_id, None),
+        (Err(error), _, _) => error.error_response(),
     };
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response
@@ -187,6 +201,8 @@ struct ReadSoFar<'a> {
     body: Option<Bytes>,
     /// Whether a sample was due when the request entered the chain (its records are kept).
     sample_due: bool,
+    /// The request's registration, when its listener waits for its imports.
+    wait: Option<Registered>,
     /// Ties the borrow of the shared state to the request.
     _state: std::marker::PhantomData<&'a ()>,
 }
@@ -498,6 +514,10 @@ async fn handle<'a>(
     }
     // A load, not a claim: records are kept only while a sample is due.
     read.sample_due = listener.sample_clock.is_due(unix_millis_now());
+    if handshake.is_none() {
+        // Before anything is published: a result however fast finds the request waiting.
+        read.wait = import_wait::register(state, &listener, &request_id)?;
+    }
     let (reply, awaited) = Reply::new();
     let message = Ingest {
         webhook: webhook(request, state, listener, request_id, body, false),
@@ -607,6 +627,7 @@ fn success_response(
     request: &HttpRequest,
     accepted: &Accepted,
     request_id: &str,
+    import: Option<&Report>,
 ) -> HttpResponse {
     let Some(listener) = listener else {
         return HttpResponse::NoContent().finish();
@@ -623,7 +644,7 @@ fn success_response(
     if !listener.has_response_body() || status == StatusCode::NO_CONTENT {
         return response.finish();
     }
-    let context = serde_json::json!({
+    let mut context = serde_json::json!({
         "request_id": request_id,
         "record_count": accepted.record_count,
         "records": accepted.records,
@@ -634,6 +655,11 @@ fn success_response(
         "headers": template_headers(request.headers(), listener.verifier.secret_header()),
         "query": template_query(request.query_string(), listener.verifier.secret_query()),
     });
+    if let Some(report) = import {
+        // Waited for the import: what the target answered for each record.
+        context["results"] = import_wait::results_context(report);
+        context["imported"] = report.imported.into();
+    }
     match listener.render_response_body(&context) {
         Ok(body) => response
             .content_type(listener.response_content_type.as_str())

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::config::Settings;
 use crate::http::api::auth_limit::AuthFailures;
+use crate::import_wait::Waiters;
 use crate::kafka::producer::PageProducer;
 use crate::pipeline::debug::DebugRecorder;
 use crate::pipeline::listener::Registry;
@@ -43,4 +44,6 @@ pub struct AppState {
     pub bootstrap: String,
     /// Failed management-API authentications by peer.
     pub auth_failures: AuthFailures,
+    /// Requests waiting for their import (`response.wait = "import"`).
+    pub import_waits: Arc<Waiters>,
 }

@@ -394,6 +394,38 @@ impl Follower {
         create: bool,
         sink: Arc<dyn Sink>,
     ) -> Result<Follower, String> {
+        Self::open_at(settings, bootstrap, topic, cleanup, create, sink, Start::Beginning).await
+    }
+
+    /// Follows `topic` (which must exist) from its end as found at open: only what is written
+    /// from then on reaches `sink` (the import results: what was written before waits for nobody).
+    pub(crate) async fn open_from_end(
+        settings: &KafkaSettings,
+        bootstrap: &str,
+        topic: &str,
+        sink: Arc<dyn Sink>,
+    ) -> Result<Follower, String> {
+        Self::open_at(
+            settings,
+            bootstrap,
+            topic,
+            Cleanup::BrokerDefault,
+            false,
+            sink,
+            Start::End,
+        )
+        .await
+    }
+
+    async fn open_at(
+        settings: &KafkaSettings,
+        bootstrap: &str,
+        topic: &str,
+        cleanup: Cleanup,
+        create: bool,
+        sink: Arc<dyn Sink>,
+        start: Start,
+    ) -> Result<Follower, String> {
         if create {
             // Superseded by `topics::provision`, after which every follower opens with `create = false`.
             let spec = TopicSpec {
@@ -421,7 +453,17 @@ impl Follower {
         };
         std::thread::Builder::new()
             .name(format!("state-{topic}"))
-            .spawn(move || follow(consumer, thread_topic, metadata_timeout, sink, stop, ready_sender))
+            .spawn(move || {
+                follow(
+                    consumer,
+                    thread_topic,
+                    metadata_timeout,
+                    start,
+                    sink,
+                    stop,
+                    ready_sender,
+                )
+            })
             .map_err(|e| format!("cannot start the follower thread of {topic}: {e}"))?;
         let progress = match ready.await {
             Ok(Ok(progress)) => progress,
@@ -600,11 +642,22 @@ fn discover_partitions(
     }
 }
 
-/// Assigns every partition from the beginning; returns the (low, high) watermarks of each.
+/// Where a follower starts reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Start {
+    /// The oldest record kept: the follower is ready once it read up to the end found at open.
+    Beginning,
+    /// The end found at open (the high watermark, not librdkafka's `End`, which is resolved only
+    /// at the first fetch and would skip what is written meanwhile): ready at once.
+    End,
+}
+
+/// Assigns every partition from `start`; returns the (low, high) watermarks of each.
 fn assign_all(
     consumer: &BaseConsumer,
     topic: &str,
     metadata_timeout: Duration,
+    start: Start,
     stop: &AtomicBool,
 ) -> Result<Vec<(i32, i64, i64)>, String> {
     let partitions = discover_partitions(consumer, topic, metadata_timeout, stop)?;
@@ -615,8 +668,12 @@ fn assign_all(
             .fetch_watermarks(topic, partition, Duration::from_secs(10))
             .map_err(|e| format!("cannot read the offsets of {topic}/{partition}: {e}"))?;
         watermarks.push((partition, low, high));
+        let offset = match start {
+            Start::Beginning => Offset::Beginning,
+            Start::End => Offset::Offset(high),
+        };
         assignment
-            .add_partition_offset(topic, partition, Offset::Beginning)
+            .add_partition_offset(topic, partition, offset)
             .map_err(|e| format!("cannot assign {topic}/{partition}: {e}"))?;
     }
     consumer
@@ -631,11 +688,12 @@ fn follow(
     consumer: BaseConsumer,
     topic: String,
     metadata_timeout: Duration,
+    start: Start,
     sink: Arc<dyn Sink>,
     stop: Arc<AtomicBool>,
     ready: oneshot::Sender<Result<Progress, String>>,
 ) {
-    let watermarks = match assign_all(&consumer, &topic, metadata_timeout, &stop) {
+    let watermarks = match assign_all(&consumer, &topic, metadata_timeout, start, &stop) {
         Ok(watermarks) => watermarks,
         Err(error) => {
             let _ = ready.send(Err(error));
@@ -651,7 +709,7 @@ fn follow(
     }
     let mut behind: HashMap<i32, i64> = watermarks
         .into_iter()
-        .filter(|(_, low, high)| high > low)
+        .filter(|(_, low, high)| start == Start::Beginning && high > low)
         .map(|(partition, _, high)| (partition, high))
         .collect();
     let mut ready = Some((ready, progress));
@@ -737,6 +795,44 @@ mod tests {
 
     fn values(entries: &[(i64, Arc<[u8]>)]) -> Vec<(i64, Vec<u8>)> {
         entries.iter().map(|(t, v)| (*t, v.to_vec())).collect()
+    }
+
+    /// A follower opened from the end hands over only what is written after it opened, however
+    /// soon after (the import results: what was written before waits for nobody).
+    #[actix::test]
+    async fn a_follower_from_the_end_sees_only_what_is_written_after_it_opened() {
+        struct Seen(Mutex<Vec<String>>);
+        impl Sink for Seen {
+            fn apply(&self, key: &str, _value: Option<&[u8]>, _timestamp_ms: i64) {
+                self.0.lock().unwrap().push(key.to_string());
+            }
+        }
+        let cluster = crate::kafka::embedded::EmbeddedCluster::start().unwrap();
+        let settings = KafkaSettings::default();
+        let bootstrap = cluster.bootstrap_servers();
+        cluster.create_topic("from-end", 2).unwrap();
+        let writer = LogTopic::open(&settings, &bootstrap, "from-end", Duration::from_secs(60), 10, false)
+            .await
+            .unwrap();
+        for key in ["old-1", "old-2", "old-3"] {
+            writer.append(key, b"x").await.unwrap();
+        }
+        let seen = Arc::new(Seen(Mutex::new(Vec::new())));
+        let _follower = Follower::open_from_end(&settings, &bootstrap, "from-end", seen.clone())
+            .await
+            .unwrap();
+        // At once: the assignment starts at the high watermarks read at open, not at an `End`
+        // resolved at the first fetch, which would skip what is written meanwhile.
+        writer.append("new-1", b"x").await.unwrap();
+        writer.append("new-2", b"x").await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while seen.0.lock().unwrap().len() < 2 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let mut keys = seen.0.lock().unwrap().clone();
+        keys.sort();
+        assert_eq!(keys, ["new-1", "new-2"]);
     }
 
     /// The shared state producer is supervised like the pages' one: a handle that can no longer

@@ -40,6 +40,9 @@ pub enum TopicRole {
     Dedup,
     /// `kafka.fleet_topic`: the serve instances' heartbeats (`pipeline::rate_limit::fleet`).
     Fleet,
+    /// `kafka.results_topic`: what the import worker did with the records of listeners that
+    /// wait for their imports (`wire::results`).
+    Results,
 }
 
 impl TopicRole {
@@ -52,7 +55,12 @@ impl TopicRole {
         // topics by hand starts after an upgrade that added it.
         // Nor the fleet topic: until it is there, an instance holds its buckets whole, as a lone
         // instance does (`pipeline::rate_limit::fleet_feed`).
-        !matches!(self, TopicRole::Errors | TopicRole::Dedup | TopicRole::Fleet)
+        // Nor the results topic: until it is there, a request that waits for its import is
+        // answered 202 at once (its records are durable; nothing can say they were imported).
+        !matches!(
+            self,
+            TopicRole::Errors | TopicRole::Dedup | TopicRole::Fleet | TopicRole::Results
+        )
     }
 }
 
@@ -185,6 +193,11 @@ pub fn owned_topics(settings: &Settings) -> Vec<OwnedTopic> {
         role: TopicRole::Fleet,
         spec: fleet_topic(kafka),
     });
+    // And the import results, for any listener that is (or will be) set to wait for its imports.
+    rows.push(OwnedTopic {
+        role: TopicRole::Results,
+        spec: results_topic(kafka),
+    });
     let mut seen = std::collections::HashSet::new();
     rows.retain(|row| seen.insert(row.spec.name.clone()));
     rows
@@ -204,8 +217,22 @@ pub fn fleet_topic(kafka: &KafkaSettings) -> TopicSpec {
     }
 }
 
+/// How long import results are kept: far longer than any wait (`response.wait_timeout_ms` is at
+/// most 2 minutes); every instance reads the topic from its end, so this only bounds the disk.
+pub const RESULTS_RETENTION: Duration = Duration::from_secs(600);
+
+/// The results topic: import results, kept `RESULTS_RETENTION`.
+pub fn results_topic(kafka: &KafkaSettings) -> TopicSpec {
+    TopicSpec {
+        name: kafka.results_topic.clone(),
+        cleanup: Cleanup::Ephemeral {
+            retention_ms: RESULTS_RETENTION.as_millis() as u64,
+        },
+    }
+}
+
 /// The topics `hookpipe worker` creates: the pages topics it consumes (patterns cannot be
-/// created) and the errors topic.
+/// created), the errors topic and the results topic.
 pub fn worker_topics(settings: &Settings) -> Vec<OwnedTopic> {
     let mut rows: Vec<OwnedTopic> = settings
         .worker_topics()
@@ -219,6 +246,10 @@ pub fn worker_topics(settings: &Settings) -> Vec<OwnedTopic> {
     rows.push(OwnedTopic {
         role: TopicRole::Errors,
         spec: TopicSpec::compacted(&settings.kafka.errors_topic),
+    });
+    rows.push(OwnedTopic {
+        role: TopicRole::Results,
+        spec: results_topic(&settings.kafka),
     });
     let mut seen = std::collections::HashSet::new();
     rows.retain(|row| seen.insert(row.spec.name.clone()));
@@ -478,6 +509,11 @@ mod tests {
                     "hookpipe.fleet".to_string(),
                     Cleanup::Ephemeral { retention_ms: 60_000 }
                 ),
+                (
+                    TopicRole::Results,
+                    "hookpipe.results".to_string(),
+                    Cleanup::Ephemeral { retention_ms: 600_000 }
+                ),
             ]
         );
         assert_eq!(
@@ -510,7 +546,8 @@ mod tests {
                 "hookpipe.debug",
                 "hookpipe.quarantine",
                 "hookpipe.dedup",
-                "hookpipe.fleet"
+                "hookpipe.fleet",
+                "hookpipe.results"
             ]
         );
     }
@@ -526,16 +563,17 @@ mod tests {
             shown,
             [
                 (TopicRole::Pages, "a".to_string()),
-                (TopicRole::Errors, "hookpipe.errors".to_string())
+                (TopicRole::Errors, "hookpipe.errors".to_string()),
+                (TopicRole::Results, "hookpipe.results".to_string())
             ]
         );
         let defaults = parse_settings("");
         let names: Vec<String> = worker_topics(&defaults).into_iter().map(|row| row.spec.name).collect();
-        assert_eq!(names, ["hookpipe.pages", "hookpipe.errors"]);
+        assert_eq!(names, ["hookpipe.pages", "hookpipe.errors", "hookpipe.results"]);
     }
 
     #[test]
-    fn only_the_errors_dedup_and_fleet_topics_are_optional_at_start() {
+    fn only_the_errors_dedup_fleet_and_results_topics_are_optional_at_start() {
         for role in [
             TopicRole::Pages,
             TopicRole::State,
@@ -547,5 +585,6 @@ mod tests {
         assert!(!TopicRole::Errors.required_at_start());
         assert!(!TopicRole::Dedup.required_at_start());
         assert!(!TopicRole::Fleet.required_at_start());
+        assert!(!TopicRole::Results.required_at_start());
     }
 }

@@ -81,6 +81,10 @@ pub enum IngestError {
     /// Too many requests in flight or a full mailbox: shed load.
     #[error("server busy; retry later")]
     Overloaded,
+    /// `server.max_import_waits` requests of listeners that wait for their import are waiting
+    /// already: refused before anything is published.
+    #[error("too many requests waiting for their import; retry later")]
+    TooManyWaits,
     /// Kafka did not acknowledge in time, or the producer queue is full.
     #[error("storage unavailable; retry later")]
     Unavailable(#[source] PublishError),
@@ -112,6 +116,7 @@ impl IngestError {
             IngestError::Template { .. } => "template_error",
             IngestError::DeliveryInFlight => "delivery_in_flight",
             IngestError::Overloaded => "overloaded",
+            IngestError::TooManyWaits => "import_waits_full",
             IngestError::Unavailable(_) | IngestError::Deadline => "unavailable",
             IngestError::Internal(_) => "internal",
         }
@@ -120,7 +125,7 @@ impl IngestError {
     fn retry_after(&self) -> Option<u64> {
         match self {
             IngestError::RateLimited { retry_after_secs, .. } => Some(*retry_after_secs),
-            IngestError::Overloaded | IngestError::DeliveryInFlight => Some(1),
+            IngestError::Overloaded | IngestError::DeliveryInFlight | IngestError::TooManyWaits => Some(1),
             IngestError::Unavailable(_) | IngestError::Deadline => Some(UNAVAILABLE_RETRY_AFTER_SECS),
             _ => None,
         }
@@ -147,9 +152,10 @@ impl ResponseError for IngestError {
             IngestError::BodyIncomplete | IngestError::CorruptEncoding | IngestError::Template { .. } => {
                 StatusCode::BAD_REQUEST
             }
-            IngestError::Overloaded | IngestError::Unavailable(_) | IngestError::Deadline => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            IngestError::Overloaded
+            | IngestError::TooManyWaits
+            | IngestError::Unavailable(_)
+            | IngestError::Deadline => StatusCode::SERVICE_UNAVAILABLE,
             IngestError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

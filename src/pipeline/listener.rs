@@ -27,6 +27,7 @@ use crate::wire::cloudevents::Mode;
 const TRACE_KEY: &str = "trace_key";
 const DATA_URI: &str = "data_uri";
 const RESPONSE_BODY: &str = "response_body";
+const FAILURE_BODY: &str = "failure_body";
 const EVENT_TYPE: &str = "event_type";
 const ORDERING_KEY: &str = "ordering_key";
 
@@ -136,6 +137,7 @@ impl ListenerConfig {
             (TRACE_KEY, "trace_key_template", &self.trace_key_template),
             (DATA_URI, "data_uri_template", &self.data_uri_template),
             (RESPONSE_BODY, "response.body", &self.response.body),
+            (FAILURE_BODY, "response.failure_body", &self.response.failure_body),
             (
                 EVENT_TYPE,
                 "cloudevents.type_template",
@@ -250,6 +252,14 @@ impl Listener {
     /// Renders the success body over the request context.
     pub fn render_response_body(&self, context: &serde_json::Value) -> Result<String, String> {
         self.render(RESPONSE_BODY, context)
+    }
+
+    /// Renders the failure body of a request that waited for its import (`response.failure_body`),
+    /// if one is set.
+    pub fn render_failure_body(&self, context: &serde_json::Value) -> Option<Result<String, String>> {
+        self.templates
+            .has(FAILURE_BODY)
+            .then(|| self.render(FAILURE_BODY, context))
     }
 
     /// Renders the CloudEvents `type` template over `context` (the request and the record), if

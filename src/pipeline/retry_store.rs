@@ -78,7 +78,7 @@ impl Handler<Admitted<PublishPage>> for RetryStoreActor {
 /// drain's flush of the open pages, `page::OpenPages::flush`, once the HTTP threads are idle).
 pub async fn store_page(producer: PageProducer, page: PublishPage) -> Result<(), PublishError> {
     let request_ids = page.request_ids.iter().map(|request_id| &**request_id);
-    let (topic, headers) = match &page.destination {
+    let (topic, mut headers) = match &page.destination {
         Destination::Pages => (
             &page.listener.topic,
             wire::page_headers(
@@ -103,6 +103,10 @@ pub async fn store_page(producer: PageProducer, page: PublishPage) -> Result<(),
                 .collect(),
         ),
     };
+    if page.destination != Destination::Quarantine && page.listener.config.response.waits_for_import() {
+        // The worker writes import results for these records only (`wire::results`).
+        headers.push((wire::results::HEADER_WAIT, wire::results::WAIT_IMPORT));
+    }
     let started = std::time::Instant::now();
     let message = OutgoingMessage {
         topic,
@@ -325,6 +329,25 @@ mod tests {
         assert!(messages[0]
             .2
             .contains(&(HEADER_RETRY_DATA.to_string(), RETRY_DATA_NONE.to_string())));
+    }
+
+    #[actix::test]
+    async fn only_pages_of_listeners_that_wait_for_their_import_are_marked() {
+        use crate::wire::results::{HEADER_WAIT, WAIT_IMPORT};
+        let (cluster, _settings, listener, stage) = start("[listeners.response]\nwait = \"import\"");
+        stage.forward(page(&listener)).await.unwrap().unwrap();
+        let messages = read_all(&cluster, &listener.topic);
+        assert!(messages[0]
+            .2
+            .contains(&(HEADER_WAIT.to_string(), WAIT_IMPORT.to_string())));
+        let (cluster, _settings, listener, stage) = start("");
+        stage.forward(page(&listener)).await.unwrap().unwrap();
+        let messages = read_all(&cluster, &listener.topic);
+        assert!(
+            messages[0].2.iter().all(|(name, _)| name != HEADER_WAIT),
+            "{:?}",
+            messages[0].2
+        );
     }
 
     #[actix::test]

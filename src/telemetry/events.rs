@@ -705,3 +705,9 @@ impl FetchPaused {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Waiting for imports (`response.wait = "import"`), both tiers.
+
+mod import_wait;
+pub use import_wait::{ImportResultConsumed, ImportResultsPublished, ImportWaitFinished, ImportWaitsInFlight};

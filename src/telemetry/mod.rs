@@ -127,6 +127,16 @@ pub struct ServeMetrics {
     /// The `notAfter` of the certificate the ingest listener serves, in Unix seconds (no series
     /// without `server.tls`).
     pub tls_certificate_expiry: IntGaugeVec,
+    /// Requests waiting for their import now (`response.wait = "import"`), capped by
+    /// `server.max_import_waits`.
+    pub import_waits_in_flight: IntGauge,
+    /// Requests that waited for their import, by listener and outcome (`imported`, `failed`,
+    /// `timed_out`, `refused`: 503 over `server.max_import_waits`, `no_results`: 202 at once,
+    /// the results topic not being read).
+    pub import_waits: IntCounterVec,
+    /// Messages read from the results topic, by outcome (`matched`: for a request waiting here,
+    /// `unknown`: for none, dropped unread; `malformed`).
+    pub import_results_consumed: IntCounterVec,
 }
 
 /// The import worker's metrics (`hookpipe worker`).
@@ -155,6 +165,9 @@ pub struct WorkerMetrics {
     pub held_records: IntGauge,
     /// Times fetching was paused because `worker.max_held_records` were held.
     pub fetch_pauses: IntCounter,
+    /// Import result messages written for requests waiting for their import, by listener and
+    /// outcome (`published`, `failed`).
+    pub import_results: IntCounterVec,
 }
 
 /// Registers metrics in one registry, noting their names; every constructor panics only on a
@@ -382,6 +395,20 @@ impl ServeMetrics {
                 "Expiry (notAfter, Unix seconds) of the TLS certificate the ingest listener serves; absent without server.tls.",
                 &[],
             ),
+            import_waits_in_flight: declare.gauge(
+                "hookpipe_import_waits_in_flight",
+                "Requests of listeners with response.wait = \"import\" waiting for their import on this instance (capped by server.max_import_waits).",
+            ),
+            import_waits: declare.counter_vec(
+                "hookpipe_import_waits_total",
+                "Requests that waited for their import, by outcome: imported (success answer), failed (failure answer), timed_out (202), refused (503 over server.max_import_waits, nothing published), no_results (202 at once: the results topic is not read yet).",
+                &["listener", "outcome"],
+            ),
+            import_results_consumed: declare.counter_vec(
+                "hookpipe_import_results_consumed_total",
+                "Messages read from the results topic: matched (a request waiting here), unknown (none here: dropped unread), malformed.",
+                &["outcome"],
+            ),
             names: declare.names(),
             registry,
         }
@@ -465,6 +492,11 @@ impl WorkerMetrics {
             fetch_pauses: declare.counter(
                 "hookpipe_worker_fetch_pauses_total",
                 "Times the worker paused fetching the partitions holding records because worker.max_held_records were held.",
+            ),
+            import_results: declare.counter_vec(
+                "hookpipe_worker_import_results_total",
+                "Import result messages written to the results topic for requests waiting for their import: published or failed (those requests are answered 202 at their timeout).",
+                &["listener", "outcome"],
             ),
             names: declare.names(),
             registry,

@@ -96,7 +96,7 @@ impl Target for JsonLinesTarget {
         }
         .emit();
         match result {
-            Ok(()) => Answer::Accepted,
+            Ok(()) => Answer::Accepted(None),
             Err(error) => Answer::Retryable {
                 status: None,
                 error,
@@ -126,6 +126,7 @@ mod tests {
     #[test]
     fn each_record_is_one_line_with_its_listener_and_page() {
         let page = IncomingPage {
+            wait_for_import: false,
             listener_id: "l".into(),
             page_id: "p".into(),
             created_at: None,

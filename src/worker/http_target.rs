@@ -2,6 +2,7 @@
 //! `Answer`: 2xx imported (or per-record results), 429/5xx and connection errors retryable
 //! (with `Retry-After`), everything else permanent.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use base64::Engine;
@@ -10,6 +11,7 @@ use serde_json::Value;
 use crate::config::worker::{HttpTargetConfig, ImportMode, TargetAuth};
 use crate::telemetry::events::TargetAnswered;
 use crate::telemetry::status_class;
+use crate::wire::results::{bounded_target, bounded_value};
 use crate::worker::backoff::{parse_retry_after, RetryPolicy};
 use crate::worker::import::{Answer, RecordResult, Target};
 use crate::worker::page::{record_id, IncomingPage};
@@ -150,13 +152,18 @@ impl Target for HttpTarget {
                 }
             }
         };
-        classify(
+        let answer = classify(
             status,
             &text,
             retry_after,
             self.config.per_record_results,
             records.len(),
-        )
+        );
+        if page.wait_for_import {
+            keep_answers(answer, &text)
+        } else {
+            answer
+        }
     }
 
     fn mode(&self) -> ImportMode {
@@ -188,7 +195,7 @@ pub fn classify(
                 error: format!("HTTP {status} with unreadable per-record results: {reason}"),
             },
         },
-        200..=299 => Answer::Accepted,
+        200..=299 => Answer::Accepted(None),
         429 | 500..=599 => Answer::Retryable {
             status: Some(status),
             error: error_text(status, body),
@@ -198,6 +205,31 @@ pub fn classify(
             status: Some(status),
             error: error_text(status, body),
         },
+    }
+}
+
+/// A success with the target's answers kept (pages of listeners that wait for their imports):
+/// the body for every record, or each record's own result object. Pure.
+pub fn keep_answers(answer: Answer, body: &[u8]) -> Answer {
+    match answer {
+        Answer::Accepted(None) => Answer::Accepted(bounded_target(body).map(Arc::new)),
+        Answer::PerRecord { status, results } => {
+            let items = match serde_json::from_slice::<Value>(body) {
+                Ok(Value::Array(items)) => items,
+                Ok(object @ Value::Object(_)) => vec![object],
+                _ => Vec::new(),
+            };
+            let results = results
+                .into_iter()
+                .enumerate()
+                .map(|(index, result)| match result {
+                    RecordResult::Ok(None) => RecordResult::Ok(items.get(index).and_then(bounded_value).map(Arc::new)),
+                    other => other,
+                })
+                .collect();
+            Answer::PerRecord { status, results }
+        }
+        other => other,
     }
 }
 
@@ -214,7 +246,7 @@ fn parse_results(body: &[u8], sent: usize) -> Result<Vec<RecordResult>, String> 
         .iter()
         .enumerate()
         .map(|(index, item)| match item.get("ok").and_then(Value::as_bool) {
-            Some(true) => Ok(RecordResult::Ok),
+            Some(true) => Ok(RecordResult::Ok(None)),
             Some(false) => Ok(RecordResult::Failed {
                 error: item
                     .get("error")
@@ -265,7 +297,7 @@ mod tests {
 
     #[test]
     fn statuses_map_to_answers() {
-        assert_eq!(classify(204, b"", None, false, 3), Answer::Accepted);
+        assert_eq!(classify(204, b"", None, false, 3), Answer::Accepted(None));
         assert_eq!(
             classify(503, b"down", Some(Duration::from_secs(2)), false, 1),
             Answer::Retryable {
@@ -303,7 +335,7 @@ mod tests {
             Answer::PerRecord {
                 status: 200,
                 results: vec![
-                    RecordResult::Ok,
+                    RecordResult::Ok(None),
                     RecordResult::Failed {
                         error: "bad".into(),
                         retryable: false
@@ -337,6 +369,34 @@ mod tests {
     }
 
     #[test]
+    fn answers_are_kept_for_listeners_that_wait() {
+        let page_answer = keep_answers(classify(201, br#"{"id":"o-1"}"#, None, false, 2), br#"{"id":"o-1"}"#);
+        assert_eq!(page_answer, Answer::Accepted(Some(Arc::new(json!({"id": "o-1"})))));
+        assert_eq!(
+            keep_answers(classify(204, b"", None, false, 1), b""),
+            Answer::Accepted(None),
+            "no JSON, nothing kept"
+        );
+        let body = json!([{"ok": true, "id": 7}, {"ok": false, "error": "bad"}]).to_string();
+        let per_record = keep_answers(classify(200, body.as_bytes(), None, true, 2), body.as_bytes());
+        assert_eq!(
+            per_record,
+            Answer::PerRecord {
+                status: 200,
+                results: vec![
+                    RecordResult::Ok(Some(Arc::new(json!({"ok": true, "id": 7})))),
+                    RecordResult::Failed {
+                        error: "bad".into(),
+                        retryable: false
+                    },
+                ]
+            }
+        );
+        let failure = classify(422, br#"{"error":"x"}"#, None, false, 1);
+        assert_eq!(keep_answers(failure.clone(), br#"{"error":"x"}"#), failure);
+    }
+
+    #[test]
     fn long_error_bodies_are_cut() {
         let body = "x".repeat(2_000);
         let text = error_text(400, body.as_bytes());
@@ -347,6 +407,7 @@ mod tests {
     #[test]
     fn page_bodies_carry_only_the_chosen_records() {
         let page = IncomingPage {
+            wait_for_import: false,
             listener_id: "l".into(),
             page_id: "p".into(),
             created_at: Some("t".into()),

@@ -2,17 +2,25 @@
 //! on retryable answers, until every record is imported or has failed. No I/O of its own: the
 //! target and the clock/sleeper are passed in, so the loop is tested with fakes.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use serde_json::Value;
 
 use crate::config::worker::ImportMode;
 use crate::worker::backoff::RetryPolicy;
 use crate::worker::page::IncomingPage;
 
+/// The target's JSON answer for a record (the answer to its request, or its per-record result),
+/// kept only for pages whose listener waits for its imports (`IncomingPage::wait_for_import`)
+/// and only when small (`wire::results::MAX_TARGET_BYTES`).
+pub type TargetAnswer = Option<Arc<Value>>;
+
 /// What a target answered to one request.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Answer {
-    /// Every record sent was imported.
-    Accepted,
+    /// Every record sent was imported; the answer, when kept.
+    Accepted(TargetAnswer),
     /// A 2xx with one result per record sent, in the order sent.
     PerRecord {
         /// The response's status.
@@ -41,8 +49,8 @@ pub enum Answer {
 /// One record's result in a per-record answer.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RecordResult {
-    /// Imported.
-    Ok,
+    /// Imported; the result, when kept.
+    Ok(TargetAnswer),
     /// Not imported.
     Failed {
         /// The target's reason.
@@ -69,6 +77,8 @@ pub enum RecordOutcome {
     Imported {
         /// Requests that carried the record.
         tries: u32,
+        /// The target's answer, when kept.
+        answer: TargetAnswer,
     },
     /// Failed for good: to be recorded as an error.
     Failed {
@@ -141,9 +151,12 @@ fn import_batch(
         tries += 1;
         let indexes: Vec<usize> = pending.iter().map(|(index, _)| *index).collect();
         let retry_after = match target.send(page, &indexes) {
-            Answer::Accepted => {
+            Answer::Accepted(answer) => {
                 for (index, _) in pending {
-                    outcomes[index] = Some(RecordOutcome::Imported { tries });
+                    outcomes[index] = Some(RecordOutcome::Imported {
+                        tries,
+                        answer: answer.clone(),
+                    });
                 }
                 return Ok(());
             }
@@ -176,7 +189,7 @@ fn import_batch(
                 let mut again = Vec::new();
                 for ((index, _), result) in pending.into_iter().zip(results) {
                     match result {
-                        RecordResult::Ok => outcomes[index] = Some(RecordOutcome::Imported { tries }),
+                        RecordResult::Ok(answer) => outcomes[index] = Some(RecordOutcome::Imported { tries, answer }),
                         RecordResult::Failed {
                             error,
                             retryable: false,
@@ -321,6 +334,7 @@ mod tests {
 
     fn page(records: usize) -> IncomingPage {
         IncomingPage {
+            wait_for_import: false,
             listener_id: "l".into(),
             page_id: "p".into(),
             created_at: None,
@@ -344,11 +358,11 @@ mod tests {
     fn a_5xx_is_retried_with_backoff_then_imported_once() {
         let target = Scripted::new(
             ImportMode::Page,
-            vec![retryable(503, None), retryable(500, None), Answer::Accepted],
+            vec![retryable(503, None), retryable(500, None), Answer::Accepted(None)],
         );
         let time = FakeTime::new();
         let outcomes = import_page(&target, &page(2), far(), &time).unwrap();
-        assert_eq!(outcomes, vec![RecordOutcome::Imported { tries: 3 }; 2]);
+        assert_eq!(outcomes, vec![RecordOutcome::Imported { tries: 3, answer: None }; 2]);
         assert_eq!(
             *time.slept.borrow(),
             vec![Duration::from_millis(50), Duration::from_millis(100)]
@@ -410,11 +424,15 @@ mod tests {
             vec![
                 Answer::PerRecord {
                     status: 200,
-                    results: vec![RecordResult::Ok, failed("unknown sku", false), failed("locked", true)],
+                    results: vec![
+                        RecordResult::Ok(None),
+                        failed("unknown sku", false),
+                        failed("locked", true),
+                    ],
                 },
                 Answer::PerRecord {
                     status: 207,
-                    results: vec![RecordResult::Ok],
+                    results: vec![RecordResult::Ok(None)],
                 },
             ],
         );
@@ -422,13 +440,13 @@ mod tests {
         assert_eq!(
             outcomes,
             vec![
-                RecordOutcome::Imported { tries: 1 },
+                RecordOutcome::Imported { tries: 1, answer: None },
                 RecordOutcome::Failed {
                     error: "unknown sku".into(),
                     status: Some(200),
                     tries: 1
                 },
-                RecordOutcome::Imported { tries: 2 },
+                RecordOutcome::Imported { tries: 2, answer: None },
             ]
         );
         assert_eq!(*target.sent.lock().unwrap(), vec![vec![0, 1, 2], vec![2]]);
@@ -440,7 +458,7 @@ mod tests {
             ImportMode::Page,
             vec![Answer::PerRecord {
                 status: 200,
-                results: vec![RecordResult::Ok],
+                results: vec![RecordResult::Ok(None)],
             }],
         );
         let outcomes = import_page(&target, &page(2), far(), &FakeTime::new()).unwrap();
@@ -453,14 +471,14 @@ mod tests {
     fn record_mode_sends_and_retries_each_record_alone() {
         let target = Scripted::new(
             ImportMode::Record,
-            vec![Answer::Accepted, retryable(502, None), Answer::Accepted],
+            vec![Answer::Accepted(None), retryable(502, None), Answer::Accepted(None)],
         );
         let outcomes = import_page(&target, &page(2), far(), &FakeTime::new()).unwrap();
         assert_eq!(
             outcomes,
             vec![
-                RecordOutcome::Imported { tries: 1 },
-                RecordOutcome::Imported { tries: 2 }
+                RecordOutcome::Imported { tries: 1, answer: None },
+                RecordOutcome::Imported { tries: 2, answer: None }
             ]
         );
         assert_eq!(*target.sent.lock().unwrap(), vec![vec![0], vec![1], vec![1]]);

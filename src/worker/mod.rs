@@ -20,6 +20,7 @@ pub mod metrics_server;
 pub mod ordered;
 pub mod page;
 pub mod pool;
+pub mod results;
 pub mod stop;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -237,6 +238,7 @@ pub struct Worker {
     partitions: Arc<Partitions>,
     key_concurrency: usize,
     max_held_records: usize,
+    results: results::ResultsPublisher,
 }
 
 impl Worker {
@@ -337,6 +339,7 @@ impl Worker {
             partitions,
             key_concurrency: worker.key_concurrency,
             max_held_records: worker.max_held_records,
+            results: results::ResultsPublisher::new(settings, bootstrap),
         })
     }
 
@@ -623,7 +626,7 @@ impl Worker {
             .emit();
         }
         let (imported, failed, retried) = outcomes.iter().fold((0, 0, 0), |(i, f, r), outcome| match outcome {
-            RecordOutcome::Imported { tries } => (i + 1, f, r + u64::from(tries.saturating_sub(1))),
+            RecordOutcome::Imported { tries, .. } => (i + 1, f, r + u64::from(tries.saturating_sub(1))),
             RecordOutcome::Failed { tries, .. } => (i, f + 1, r + u64::from(tries.saturating_sub(1))),
         });
         let settled = settle(page, topic, keep, outcomes, unix_millis_now(), &|trace_key| {
@@ -643,6 +646,10 @@ impl Worker {
                 }
             }
         };
+        if page.wait_for_import {
+            // Once the failures are errors: a waiting request hears only what is final.
+            self.runtime.block_on(self.results.publish(page, outcomes));
+        }
         let with_retry_data = settled.errors.values().filter(|e| e.retry_data.is_some()).count() as u64;
         PageImported {
             listener,
@@ -768,6 +775,7 @@ mod tests {
 
     fn page(records: &[(&str, &str)]) -> IncomingPage {
         IncomingPage {
+            wait_for_import: false,
             listener_id: "orders".into(),
             page_id: "p1".into(),
             created_at: None,
@@ -785,7 +793,10 @@ mod tests {
             &page,
             "hookpipe.pages",
             Some(1 << 20),
-            &[RecordOutcome::Imported { tries: 2 }, failed("HTTP 400: no")],
+            &[
+                RecordOutcome::Imported { tries: 2, answer: None },
+                failed("HTTP 400: no"),
+            ],
             42,
             &|_| Vec::new(),
         );
@@ -845,8 +856,8 @@ mod tests {
             None,
             &[
                 failed("x"),
-                RecordOutcome::Imported { tries: 1 },
-                RecordOutcome::Imported { tries: 1 },
+                RecordOutcome::Imported { tries: 1, answer: None },
+                RecordOutcome::Imported { tries: 1, answer: None },
                 failed("y"),
             ],
             1,

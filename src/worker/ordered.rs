@@ -305,6 +305,7 @@ mod tests {
 
     fn page(id: &str, keys: &[&str]) -> IncomingPage {
         IncomingPage {
+            wait_for_import: false,
             listener_id: "l".into(),
             page_id: id.into(),
             created_at: None,
@@ -321,7 +322,10 @@ mod tests {
     }
 
     fn ok(run: &Run) -> Result<Vec<RecordOutcome>, ()> {
-        Ok(vec![RecordOutcome::Imported { tries: 1 }; run.indexes.len()])
+        Ok(vec![
+            RecordOutcome::Imported { tries: 1, answer: None };
+            run.indexes.len()
+        ])
     }
 
     fn described(runs: &[Run]) -> Vec<(i64, String, Vec<usize>)> {

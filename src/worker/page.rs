@@ -5,7 +5,7 @@
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use serde_json::Value;
 
-use crate::wire::{cloudevents, PageMessage, HEADER_RETRY_DATA, RETRY_DATA_NONE};
+use crate::wire::{cloudevents, results, PageMessage, HEADER_RETRY_DATA, RETRY_DATA_NONE};
 
 /// A page read from a pages topic.
 #[derive(Debug, Clone, PartialEq)]
@@ -18,6 +18,9 @@ pub struct IncomingPage {
     pub created_at: Option<String>,
     /// Its records: objects with at least a string `id`.
     pub records: Vec<Value>,
+    /// Its listener waits for the import of its requests (header `hookpipe-wait: import`): the
+    /// worker keeps the target's answers and writes the records' results (`worker::results`).
+    pub wait_for_import: bool,
 }
 
 impl IncomingPage {
@@ -38,6 +41,7 @@ impl IncomingPage {
         }
         let version = page.version;
         let page = IncomingPage {
+            wait_for_import: false,
             listener_id: page.listener_id,
             page_id: page.page_id,
             created_at: page.created_at,
@@ -59,12 +63,16 @@ impl IncomingPage {
     /// or the event's `hookpiperetrydata` extension, says `none` (pages without the header are
     /// not hookpipe's own; their records are kept like any others).
     pub fn from_message(payload: &[u8], headers: &[(&str, &[u8])]) -> Result<Incoming, String> {
+        let wait_for_import = headers
+            .iter()
+            .any(|(name, value)| *name == results::HEADER_WAIT && *value == results::WAIT_IMPORT.as_bytes());
         let Some(event) = cloudevents::read(headers, payload) else {
             let stores_retry_data = headers
                 .iter()
                 .find(|(name, _)| *name == HEADER_RETRY_DATA)
                 .is_none_or(|(_, value)| *value != RETRY_DATA_NONE.as_bytes());
-            let (page, version) = IncomingPage::parse_versioned(payload)?;
+            let (mut page, version) = IncomingPage::parse_versioned(payload)?;
+            page.wait_for_import = wait_for_import;
             return Ok((page, stores_retry_data, version));
         };
         let event = event.map_err(|error| error.to_string())?;
@@ -73,6 +81,7 @@ impl IncomingPage {
             .ok_or("CloudEvent names no listener (no `hookpipelistener`, and `source` is not /listeners/{id})")?;
         let stores_retry_data = event.retry_data_stored();
         let page = IncomingPage {
+            wait_for_import,
             listener_id,
             page_id: event.id.clone(),
             created_at: None,
@@ -181,11 +190,19 @@ mod tests {
             );
             assert_eq!(record["data"], json!({"x": 1}));
             assert_eq!(keeps_retry_data, stored, "{mode:?}");
+            assert!(!page.wait_for_import);
+            let mut marked = headers.clone();
+            marked.push(("hookpipe-wait", b"import"));
+            let (page, _, _) = IncomingPage::from_message(&event.payload, &marked).unwrap();
+            assert!(page.wait_for_import, "an event of a listener that waits, {mode:?}");
         }
         // A page says with its header; an event the reader refuses is malformed, with the reason.
         let page = br#"{"type":"page","version":1,"listener_id":"l","page_id":"p","records":[]}"#;
-        let (_, keeps, _) = IncomingPage::from_message(page, &[("hookpipe-retry-data", b"none")]).unwrap();
+        let (read, keeps, _) = IncomingPage::from_message(page, &[("hookpipe-retry-data", b"none")]).unwrap();
         assert!(!keeps);
+        assert!(!read.wait_for_import, "no header: no results");
+        let (read, _, _) = IncomingPage::from_message(page, &[("hookpipe-wait", b"import")]).unwrap();
+        assert!(read.wait_for_import);
         assert!(IncomingPage::from_message(page, &[]).unwrap().1);
         let error = IncomingPage::from_message(b"{}", &[("ce_specversion", b"1.0"), ("ce_id", b"e")]).unwrap_err();
         assert_eq!(error, "CloudEvent has no `source`");

@@ -242,6 +242,7 @@ fn work(queue: &Mutex<Receiver<Run>>, done: &Sender<Finished>, import: &ImportFn
         };
         let result = if partitions.start(&run) {
             let page = IncomingPage {
+                wait_for_import: run.page.wait_for_import,
                 listener_id: run.page.listener_id.clone(),
                 page_id: run.page.page_id.clone(),
                 created_at: run.page.created_at.clone(),
@@ -277,6 +278,7 @@ mod tests {
             offset: 1,
             key: Arc::from(key),
             page: Arc::new(IncomingPage {
+                wait_for_import: false,
                 listener_id: "l".into(),
                 page_id: "p".into(),
                 created_at: None,
@@ -291,7 +293,7 @@ mod tests {
         let partitions = Arc::new(Partitions::default());
         let import: Import = Arc::new(|page: &IncomingPage, _: &dyn Fn() -> bool| {
             assert_eq!(page.records.len(), 1, "only the run's records");
-            Ok(vec![RecordOutcome::Imported { tries: 1 }])
+            Ok(vec![RecordOutcome::Imported { tries: 1, answer: None }])
         });
         let pool = Pool::start(2, 8, import, partitions.clone()).unwrap();
         pool.submit(run(&partitions, "x"));
@@ -332,7 +334,7 @@ mod tests {
             };
             // A backoff of a minute: cut short by the revocation, not waited out.
             if pacer.sleep(Duration::from_secs(60)) {
-                Ok(vec![RecordOutcome::Imported { tries: 2 }])
+                Ok(vec![RecordOutcome::Imported { tries: 2, answer: None }])
             } else {
                 Err(Abandoned)
             }
@@ -354,7 +356,7 @@ mod tests {
         let import: Import = Arc::new(move |_: &IncomingPage, _: &dyn Fn() -> bool| {
             entered.lock().unwrap().send(()).unwrap();
             std::thread::sleep(Duration::from_millis(300));
-            Ok(vec![RecordOutcome::Imported { tries: 1 }])
+            Ok(vec![RecordOutcome::Imported { tries: 1, answer: None }])
         });
         let pool = Pool::start(1, 8, import, partitions.clone()).unwrap();
         let slow = run(&partitions, "x");

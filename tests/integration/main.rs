@@ -23,6 +23,7 @@ mod fleet_state;
 mod formats;
 mod handshake;
 mod hostile;
+mod import_wait;
 mod ingest;
 mod openapi;
 mod ordering;
