@@ -3,6 +3,9 @@
 # benches/load.sh does), raises the file-descriptor limit and runs benches/soak.py: 10 minutes at
 # 50 % of the calibrated maximum load, 1 % hostile requests, a slowloris of 2,000 connections,
 # RSS / fds / threads / producer queue depth sampled every second; exits 1 when they grow.
+# Paired by default: a second, identical hookpipe (the control) gets half of the load and no
+# slowloris, and the attacked server's p99 is checked against the control's, segment by segment
+# (docs/benchmarks.md#the-paired-starvation-check; `--no-pair` for one server).
 #
 #   benches/soak.sh                        # the full soak (~11 minutes), results in benches/results/soak.*
 #   SOAK_SECS=60 benches/soak.sh           # a quick check (results in the log directory)
