@@ -31,9 +31,9 @@ warm-up; the slowloris is on in both windows) to the mean of the last 20 %:
   - producer queue depth: end mean at most 2 × base mean + 100, and back to <= 5 in the
     cool-down; requests in flight back to 0;
   - normal requests: all 2xx, no socket errors (both servers);
-  - slow senders must not starve normal ones: paired, the median over the slowloris segments
-    of the attacked server's p99 at most 1.5 × the control's (same segments, same machine)
-    + 5 ms; the median segment p99 with the slowloris vs before it (3 × + 10 ms) is reported
+  - slow senders must not starve normal ones: paired, in at least half of the slowloris
+    segments the attacked server's p99 at most 1.5 × the control's in the same segment (same
+    30 s, same machine) + 5 ms; the median segment p99 with the slowloris vs before it (3 × + 10 ms) is reported
     but, paired, not a criterion (it moves with whatever else the shared machine runs); with
     --no-pair it is the criterion, as before;
   - hostile requests: every one got its expected 4xx (never a 2xx, a 5xx or no answer);
@@ -323,6 +323,8 @@ def run_soak(args, logdir):
                 results[i] = load.run_oha(args, s.urls["bench"], payload, int(round(length)), per_server_normal)
 
             runs = [threading.Thread(target=one, args=(i, s)) for i, s in enumerate(servers)]
+            if len(segments) % 2:
+                runs.reverse()  # neither server's oha always starts first
             for run in runs:
                 run.start()
             for run in runs:
@@ -483,13 +485,19 @@ def evaluate(args, result):
         f"({P99_FACTOR:g} x before + {P99_SLACK_MS:g} ms)", limit is not None and p99_during is not None and p99_during <= limit,
         info=bool(control_segments))
     if control_segments:
+        # Segment by segment (the same 30 s on the same machine): is the attacked server's p99
+        # within PAIR_FACTOR x the control's + PAIR_SLACK_MS? It must be in at least half of the
+        # segments with the slowloris, i.e. the median segment passes. Not the ratio of the two
+        # medians: that unpairs the segments, and at 86e6824 it was 1.72 with no slowloris at all.
+        pairs = [(s["p99_ms"], c["p99_ms"]) for s, c in zip(segments, control_segments)
+                 if s["phase"] == "slowloris" and s.get("p99_ms") is not None and c.get("p99_ms") is not None]
+        within = sum(a <= PAIR_FACTOR * c + PAIR_SLACK_MS for a, c in pairs)
         attacked = median_of(segments, "slowloris", "p99_ms")
         unattacked = median_of(control_segments, "slowloris", "p99_ms")
-        pair_limit = None if unattacked is None else PAIR_FACTOR * unattacked + PAIR_SLACK_MS
-        add("normal p99 with the slowloris, attacked vs control server in the same segments (medians)",
-            f"{fmt_ms(attacked)} vs {fmt_ms(unattacked)}",
-            "none" if pair_limit is None else f"<= {pair_limit:.1f} ms ({PAIR_FACTOR:g} x control + {PAIR_SLACK_MS:g} ms)",
-            pair_limit is not None and attacked is not None and attacked <= pair_limit)
+        add("normal p99 with the slowloris, attacked vs control server in the same segments",
+            f"{within} of {len(pairs)} segments within (medians {fmt_ms(attacked)} vs {fmt_ms(unattacked)})",
+            f"attacked <= {PAIR_FACTOR:g} x control + {PAIR_SLACK_MS:g} ms in at least half of the segments",
+            bool(pairs) and 2 * within >= len(pairs))
     hostile = result["hostile"] or {}
     unexpected = dict(hostile.get("unexpected", {"no summary": 1}))
     sent = hostile.get("sent", 0)
@@ -740,7 +748,9 @@ def markdown(report):
         "## Hostile requests",
         "",
         f"{hostile.get('sent', 0):,} sent: " + ", ".join(f"{k} {v:,}" for k, v in sorted(hclasses.items()))
-        + f"; wrong answers: {sum(hostile.get('unexpected', {}).values())}.",
+        + f"; wrong answers: {sum(hostile.get('unexpected', {}).values())}."
+        + (f" The control's mix: {r['control_hostile'].get('sent', 0):,} sent, wrong answers "
+           f"{sum(r['control_hostile'].get('unexpected', {}).values())}." if r.get("control_hostile") else ""),
         "",
         "| kind | weight | expected | got |",
         "|---|---|---|---|",
