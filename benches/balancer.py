@@ -329,6 +329,22 @@ def median(values):
     return values[len(values) // 2]
 
 
+def start_broker(args, workdir):
+    """A Tansu broker with memory storage on a free port; sets `args.bootstrap`."""
+    broker_port = free_port()
+    args.bootstrap = f"127.0.0.1:{broker_port}"
+    url = f"tcp://127.0.0.1:{broker_port}"
+    tansu = subprocess.Popen([args.tansu, "broker", "--listener-url", url, "--advertised-listener-url", url,
+                              "--storage-engine", "memory://tansu/"], cwd=workdir, env=dict(os.environ, RUST_LOG="warn"),
+                             stdout=subprocess.DEVNULL, stderr=open(os.path.join(workdir, "tansu.log"), "a"))
+    try:
+        wait_port(broker_port, 20)
+    except BaseException:
+        tansu.kill()
+        raise
+    return tansu
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--binary", required=True)
@@ -361,31 +377,29 @@ def main():
     with open(lua, "w") as f:
         f.write(WRK_LUA)
     args.lua = lua
-    broker_port = free_port()
-    args.bootstrap = f"127.0.0.1:{broker_port}"
-    url = f"tcp://127.0.0.1:{broker_port}"
-    tansu = subprocess.Popen([args.tansu, "broker", "--listener-url", url, "--advertised-listener-url", url,
-                              "--storage-engine", "memory://tansu/"], cwd=workdir, env=dict(os.environ, RUST_LOG="warn"),
-                             stdout=subprocess.DEVNULL, stderr=open(os.path.join(workdir, "tansu.log"), "w"))
     results = []
-    try:
-        wait_port(broker_port, 20)
-        counts = [int(n) for n in args.instances.split(",")]
-        for rep in range(args.reps):
-            for n in counts:
-                log(f"rep {rep + 1}/{args.reps}: {n} instance(s)")
+    counts = [int(n) for n in args.instances.split(",")]
+    for rep in range(args.reps):
+        for n in counts:
+            log(f"rep {rep + 1}/{args.reps}: {n} instance(s)")
+            # A fresh broker for every fleet: one broker for the whole benchmark holds every
+            # page of the runs before (memory storage) and slows down as it fills, which made
+            # the last fleet of a repetition (always N=3) pay for all the others.
+            tansu = start_broker(args, workdir)
+            try:
                 for run in measure(args, n, workdir, body_file, tansu.pid):
                     run["rep"] = rep
                     log(f"  {run['mode']}: {run['accepted']:.0f} accepted, {run['server_cpu_seconds']:.2f} server "
                         f"CPU-s -> {run['accepted_per_server_cpu_second']:.0f} per CPU-s, "
                         f"{run['accepted_per_second']:.0f}/s")
                     results.append(run)
-    finally:
-        tansu.send_signal(signal.SIGTERM)
-        try:
-            tansu.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            tansu.kill()
+            finally:
+                tansu.send_signal(signal.SIGTERM)
+                try:
+                    tansu.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    tansu.kill()
+                    tansu.wait()
 
     commit = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True).stdout.strip()
     summaries = {mode: summarize([r for r in results if r["mode"] == mode]) for mode in ("closed", "paced")}
@@ -399,7 +413,7 @@ def main():
     lines = [
         f"`{args.command_line}` at {commit or 'an unknown commit'}: {os.cpu_count()} cores, {args.reps} reps (median) of {args.duration} s per run, "
         f"server.workers = {args.server_workers} per instance, one Tansu broker (memory storage), 2-record JSON "
-        "bodies, wrk through haproxy; both runs of an N on the same fleet, one after the other.",
+        "bodies, wrk through haproxy; a fresh broker for every fleet, and both runs of an N on the same fleet, one after the other.",
         "",
         f"Closed loop (saturating: wrk, haproxy, Tansu and the servers share the cores), {args.connections} connections:",
         "",
