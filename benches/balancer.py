@@ -412,8 +412,8 @@ def main():
         json.dump(report, f, indent=2)
     lines = [
         f"`{args.command_line}` at {commit or 'an unknown commit'}: {os.cpu_count()} cores, {args.reps} reps (median) of {args.duration} s per run, "
-        f"server.workers = {args.server_workers} per instance, one Tansu broker (memory storage), 2-record JSON "
-        "bodies, wrk through haproxy; a fresh broker for every fleet, and both runs of an N on the same fleet, one after the other.",
+        f"server.workers = {args.server_workers} per instance, one Tansu broker (memory storage), a fresh one for every fleet, 2-record JSON "
+        "bodies, wrk through haproxy; both runs of an N on the same fleet, one after the other.",
         "",
         f"Closed loop (saturating: wrk, haproxy, Tansu and the servers share the cores), {args.connections} connections:",
         "",
