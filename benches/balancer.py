@@ -1,7 +1,14 @@
 #!/usr/bin/env python3
 """The scaling benchmark behind a load balancer: 1, 2 and 3 `hookpipe serve` instances on one
 Tansu broker behind haproxy (loopback, round robin, health-checking /readyz), loaded by wrk
-through haproxy; reports accepted requests per server CPU-second at each N and its ratio to N=1.
+through haproxy; reports accepted requests per server CPU-second at each N and its ratio to N=1,
+twice per fleet: under a closed loop (wrk as fast as it can: the machine saturates), then paced
+(each connection pauses --paced-delay-ms after every answer: about connections / (pause +
+latency) requests per second, the same at every N, far below saturation). Also the idle CPU of
+every instance (no traffic, before the load), the voluntary context switches of the servers per
+request (a thread going to sleep and being woken again), and the servers' CPU per request by
+thread (HTTP threads, librdkafka's broker and main threads, the producers' poll threads, the
+topic followers), from /proc/PID/task/*/stat.
 
 Run through benches/balancer.sh (it builds the release binary and installs wrk and haproxy).
 Not a test: nothing here asserts; it measures and writes benches/results/balancer.{json,md}.
@@ -72,6 +79,14 @@ wrk.method = "POST"
 wrk.body = f:read("*a")
 f:close()
 wrk.headers["Content-Type"] = "application/json"
+local pause = tonumber(os.getenv("BENCH_DELAY_MS") or "0")
+if pause > 0 then
+  -- Paced: each connection waits this long after every answer, so the offered rate is about
+  -- connections / (pause + latency), the same at every N, and nothing saturates.
+  function delay()
+    return pause
+  end
+end
 function done(summary, latency, requests)
   io.write(string.format('BENCH_JSON {"requests":%d,"duration_us":%d,' ..
     '"errors":{"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d},"p50_us":%d,"p99_us":%d}\n',
@@ -98,6 +113,39 @@ def cpu_seconds(pid):
         data = f.read()
     fields = data[data.rindex(")") + 2:].split()
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def thread_cpu_seconds(pid):
+    """utime + stime per thread name (threads of one name summed), from /proc/PID/task/*/stat."""
+    by_name = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                data = f.read()
+        except OSError:
+            continue  # the thread ended meanwhile
+        name = data[data.index("(") + 1:data.rindex(")")]
+        fields = data[data.rindex(")") + 2:].split()
+        by_name[name] = by_name.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return by_name
+
+
+def context_switches(pid):
+    """Voluntary context switches of all the process's threads (a thread going to sleep)."""
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/status") as f:
+                total += next(int(l.split()[1]) for l in f if l.startswith("voluntary_ctxt_switches"))
+        except (OSError, StopIteration):
+            continue
+    return total
+
+
+def thread_delta(before, after):
+    """CPU seconds per thread name between two `thread_cpu_seconds` (threads that ended are lost)."""
+    return {name: round(value - before.get(name, 0.0), 3) for name, value in after.items()
+            if value - before.get(name, 0.0) > 0}
 
 
 def wait_port(port, timeout):
@@ -193,9 +241,10 @@ class Fleet:
                 process.wait()
 
 
-def run_wrk(args, port, duration, body_file):
-    env = dict(os.environ, BENCH_BODY_FILE=body_file)
-    out = subprocess.run([args.wrk, "-t", "1", "-c", str(args.connections), "-d", f"{duration}s",
+def run_wrk(args, port, duration, body_file, paced=False):
+    env = dict(os.environ, BENCH_BODY_FILE=body_file, BENCH_DELAY_MS=str(args.paced_delay_ms if paced else 0))
+    connections = args.paced_connections if paced else args.connections
+    out = subprocess.run([args.wrk, "-t", "1", "-c", str(connections), "-d", f"{duration}s",
                           "--timeout", "10s", "-s", args.lua, f"http://127.0.0.1:{port}/hooks/{PUBLIC_ID}"],
                          env=env, capture_output=True, text=True, timeout=duration + 60)
     line = next((l for l in out.stdout.splitlines() if l.startswith("BENCH_JSON ")), None)
@@ -204,38 +253,73 @@ def run_wrk(args, port, duration, body_file):
     return json.loads(line[len("BENCH_JSON "):])
 
 
+def load_run(args, fleet, tansu_pid, duration, body_file, paced):
+    """One measured wrk run through the fleet's haproxy: what the servers accepted and spent."""
+    pids = [p.pid for p in fleet.processes]
+    before_cpu = [cpu_seconds(pid) for pid in pids]
+    before_threads = [thread_cpu_seconds(pid) for pid in pids]
+    before_switches = sum(context_switches(pid) for pid in pids)
+    before_ok = [accepted(port) for port in fleet.ports]
+    before_lb, before_broker = cpu_seconds(fleet.haproxy.pid), cpu_seconds(tansu_pid)
+    before_pages = [page_totals(port) for port in fleet.ports]
+    started = time.time()
+    wrk = run_wrk(args, fleet.port, duration, body_file, paced)
+    wall = time.time() - started
+    time.sleep(0.3)  # answers still in flight when wrk stopped
+    cpu = [cpu_seconds(pid) - b for pid, b in zip(pids, before_cpu)]
+    threads = [thread_delta(b, thread_cpu_seconds(pid)) for pid, b in zip(pids, before_threads)]
+    switches = sum(context_switches(pid) for pid in pids) - before_switches
+    ok = [accepted(port) - b for port, b in zip(fleet.ports, before_ok)]
+    after_pages = [page_totals(port) for port in fleet.ports]
+    records = sum(a[0] - b[0] for a, b in zip(after_pages, before_pages))
+    pages = sum(a[1] - b[1] for a, b in zip(after_pages, before_pages))
+    return {
+        "instances": len(pids),
+        "mode": "paced" if paced else "closed",
+        "accepted": sum(ok),
+        "accepted_per_instance": ok,
+        "server_cpu_seconds": sum(cpu),
+        "server_cpu_per_instance": cpu,
+        "server_cpu_by_thread": threads,
+        "accepted_per_server_cpu_second": sum(ok) / sum(cpu) if sum(cpu) else 0.0,
+        "accepted_per_second": sum(ok) / wall,
+        "haproxy_cpu_seconds": cpu_seconds(fleet.haproxy.pid) - before_lb,
+        "broker_cpu_seconds": cpu_seconds(tansu_pid) - before_broker,
+        "records_per_page": records / pages if pages else 0.0,
+        "requests_per_page": sum(ok) / pages if pages else 0.0,
+        "server_sleeps_per_request": switches / sum(ok) if sum(ok) else 0.0,
+        "wall_seconds": wall,
+        "wrk": wrk,
+    }
+
+
+def idle_run(fleet, tansu_pid, seconds):
+    """CPU of each instance (per thread name) and of the broker with no traffic at all."""
+    pids = [p.pid for p in fleet.processes]
+    before = [thread_cpu_seconds(pid) for pid in pids]
+    before_broker = cpu_seconds(tansu_pid)
+    time.sleep(seconds)
+    threads = [thread_delta(b, thread_cpu_seconds(pid)) for pid, b in zip(pids, before)]
+    return {
+        "seconds": seconds,
+        "server_cpu_ms_per_second": [1000 * sum(t.values()) / seconds for t in threads],
+        "server_cpu_by_thread": threads,
+        "broker_cpu_ms_per_second": 1000 * (cpu_seconds(tansu_pid) - before_broker) / seconds,
+    }
+
+
 def measure(args, n, workdir, body_file, tansu_pid):
+    """N instances: idle CPU, then the closed loop, then (unless off) the paced load."""
     fleet = Fleet(args, n, workdir)
     try:
+        idle = idle_run(fleet, tansu_pid, args.idle) if args.idle > 0 else None
         run_wrk(args, fleet.port, args.warmup, body_file)
-        pids = [p.pid for p in fleet.processes]
-        before_cpu = [cpu_seconds(pid) for pid in pids]
-        before_ok = [accepted(port) for port in fleet.ports]
-        before_lb, before_broker = cpu_seconds(fleet.haproxy.pid), cpu_seconds(tansu_pid)
-        before_pages = [page_totals(port) for port in fleet.ports]
-        started = time.time()
-        wrk = run_wrk(args, fleet.port, args.duration, body_file)
-        wall = time.time() - started
-        time.sleep(0.3)  # answers still in flight when wrk stopped
-        cpu = [cpu_seconds(pid) - b for pid, b in zip(pids, before_cpu)]
-        ok = [accepted(port) - b for port, b in zip(fleet.ports, before_ok)]
-        after_pages = [page_totals(port) for port in fleet.ports]
-        records = sum(a[0] - b[0] for a, b in zip(after_pages, before_pages))
-        pages = sum(a[1] - b[1] for a, b in zip(after_pages, before_pages))
-        return {
-            "instances": n,
-            "accepted": sum(ok),
-            "accepted_per_instance": ok,
-            "server_cpu_seconds": sum(cpu),
-            "server_cpu_per_instance": cpu,
-            "accepted_per_server_cpu_second": sum(ok) / sum(cpu) if sum(cpu) else 0.0,
-            "accepted_per_second": sum(ok) / wall,
-            "haproxy_cpu_seconds": cpu_seconds(fleet.haproxy.pid) - before_lb,
-            "broker_cpu_seconds": cpu_seconds(tansu_pid) - before_broker,
-            "records_per_page": records / pages if pages else 0.0,
-            "wall_seconds": wall,
-            "wrk": wrk,
-        }
+        runs = [load_run(args, fleet, tansu_pid, args.duration, body_file, paced=False)]
+        if args.paced_delay_ms > 0:
+            runs.append(load_run(args, fleet, tansu_pid, args.duration, body_file, paced=True))
+        for run in runs:
+            run["idle"] = idle
+        return runs
     finally:
         fleet.stop()
 
@@ -243,6 +327,22 @@ def measure(args, n, workdir, body_file, tansu_pid):
 def median(values):
     values = sorted(values)
     return values[len(values) // 2]
+
+
+def start_broker(args, workdir):
+    """A Tansu broker with memory storage on a free port; sets `args.bootstrap`."""
+    broker_port = free_port()
+    args.bootstrap = f"127.0.0.1:{broker_port}"
+    url = f"tcp://127.0.0.1:{broker_port}"
+    tansu = subprocess.Popen([args.tansu, "broker", "--listener-url", url, "--advertised-listener-url", url,
+                              "--storage-engine", "memory://tansu/"], cwd=workdir, env=dict(os.environ, RUST_LOG="warn"),
+                             stdout=subprocess.DEVNULL, stderr=open(os.path.join(workdir, "tansu.log"), "a"))
+    try:
+        wait_port(broker_port, 20)
+    except BaseException:
+        tansu.kill()
+        raise
+    return tansu
 
 
 def main():
@@ -256,6 +356,12 @@ def main():
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--paced-connections", type=int, default=32,
+                        help="connections of the paced run")
+    parser.add_argument("--paced-delay-ms", type=int, default=10,
+                        help="pause of each paced connection after every answer (0: no paced run)")
+    parser.add_argument("--idle", type=float, default=3,
+                        help="seconds of idle CPU measured before the load (0: none)")
     parser.add_argument("--server-workers", type=int, default=1,
                         help="server.workers (HTTP threads) of each instance")
     parser.add_argument("--out", default="benches/results/balancer")
@@ -271,74 +377,133 @@ def main():
     with open(lua, "w") as f:
         f.write(WRK_LUA)
     args.lua = lua
-    broker_port = free_port()
-    args.bootstrap = f"127.0.0.1:{broker_port}"
-    url = f"tcp://127.0.0.1:{broker_port}"
-    tansu = subprocess.Popen([args.tansu, "broker", "--listener-url", url, "--advertised-listener-url", url,
-                              "--storage-engine", "memory://tansu/"], cwd=workdir, env=dict(os.environ, RUST_LOG="warn"),
-                             stdout=subprocess.DEVNULL, stderr=open(os.path.join(workdir, "tansu.log"), "w"))
     results = []
-    try:
-        wait_port(broker_port, 20)
-        counts = [int(n) for n in args.instances.split(",")]
-        for rep in range(args.reps):
-            for n in counts:
-                log(f"rep {rep + 1}/{args.reps}: {n} instance(s)")
-                run = measure(args, n, workdir, body_file, tansu.pid)
-                run["rep"] = rep
-                log(f"  {run['accepted']:.0f} accepted, {run['server_cpu_seconds']:.2f} server CPU-s -> "
-                    f"{run['accepted_per_server_cpu_second']:.0f} per CPU-s, {run['accepted_per_second']:.0f}/s")
-                results.append(run)
-    finally:
-        tansu.send_signal(signal.SIGTERM)
-        try:
-            tansu.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            tansu.kill()
+    counts = [int(n) for n in args.instances.split(",")]
+    for rep in range(args.reps):
+        for n in counts:
+            log(f"rep {rep + 1}/{args.reps}: {n} instance(s)")
+            # A fresh broker for every fleet: one broker for the whole benchmark holds every
+            # page of the runs before (memory storage) and slows down as it fills, which made
+            # the last fleet of a repetition (always N=3) pay for all the others.
+            tansu = start_broker(args, workdir)
+            try:
+                for run in measure(args, n, workdir, body_file, tansu.pid):
+                    run["rep"] = rep
+                    log(f"  {run['mode']}: {run['accepted']:.0f} accepted, {run['server_cpu_seconds']:.2f} server "
+                        f"CPU-s -> {run['accepted_per_server_cpu_second']:.0f} per CPU-s, "
+                        f"{run['accepted_per_second']:.0f}/s")
+                    results.append(run)
+            finally:
+                tansu.send_signal(signal.SIGTERM)
+                try:
+                    tansu.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    tansu.kill()
+                    tansu.wait()
 
+    commit = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True).stdout.strip()
+    summaries = {mode: summarize([r for r in results if r["mode"] == mode]) for mode in ("closed", "paced")}
+    report = {"command": args.command_line, "commit": commit, "cores": os.cpu_count(), "duration": args.duration, "reps": args.reps,
+              "connections": args.connections, "paced_connections": args.paced_connections,
+              "paced_delay_ms": args.paced_delay_ms, "server_workers": args.server_workers,
+              "summary": summaries["closed"], "paced_summary": summaries["paced"], "runs": results}
+    os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    with open(args.out + ".json", "w") as f:
+        json.dump(report, f, indent=2)
+    lines = [
+        f"`{args.command_line}` at {commit or 'an unknown commit'}: {os.cpu_count()} cores, {args.reps} reps (median) of {args.duration} s per run, "
+        f"server.workers = {args.server_workers} per instance, one Tansu broker (memory storage), a fresh one for every fleet, 2-record JSON "
+        "bodies, wrk through haproxy; both runs of an N on the same fleet, one after the other.",
+        "",
+        f"Closed loop (saturating: wrk, haproxy, Tansu and the servers share the cores), {args.connections} connections:",
+        "",
+    ] + table(summaries["closed"])
+    if summaries["paced"]:
+        lines += ["", f"Paced (the same offered load at every N, the machine not saturated): {args.paced_connections} "
+                  f"connections, each pausing {args.paced_delay_ms} ms after every answer:", ""]
+        lines += table(summaries["paced"])
+    lines += ["", "Server CPU per accepted request by thread (closed loop, µs, median run), and idle CPU per instance:", ""]
+    lines += thread_table([r for r in results if r["mode"] == "closed"])
+    with open(args.out + ".md", "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def summarize(runs):
     summary = []
     base = None
-    for n in sorted({r["instances"] for r in results}):
-        runs = [r for r in results if r["instances"] == n]
-        per_cpu = median([r["accepted_per_server_cpu_second"] for r in runs])
+    for n in sorted({r["instances"] for r in runs}):
+        of_n = [r for r in runs if r["instances"] == n]
+        per_cpu = median([r["accepted_per_server_cpu_second"] for r in of_n])
         if base is None and n == 1:
             base = per_cpu
         summary.append({
             "instances": n,
             "accepted_per_server_cpu_second": per_cpu,
             "ratio_to_1": per_cpu / base if base else None,
-            "accepted_per_second": median([r["accepted_per_second"] for r in runs]),
-            "server_cpu_seconds_per_second": median([r["server_cpu_seconds"] / r["wall_seconds"] for r in runs]),
-            "haproxy_cpu_seconds_per_second": median([r["haproxy_cpu_seconds"] / r["wall_seconds"] for r in runs]),
-            "broker_cpu_seconds_per_second": median([r["broker_cpu_seconds"] / r["wall_seconds"] for r in runs]),
-            "p99_ms": median([r["wrk"]["p99_us"] / 1000 for r in runs]),
-            "records_per_page": median([r["records_per_page"] for r in runs]),
+            "accepted_per_second": median([r["accepted_per_second"] for r in of_n]),
+            "server_cpu_seconds_per_second": median([r["server_cpu_seconds"] / r["wall_seconds"] for r in of_n]),
+            "haproxy_cpu_seconds_per_second": median([r["haproxy_cpu_seconds"] / r["wall_seconds"] for r in of_n]),
+            "broker_cpu_seconds_per_second": median([r["broker_cpu_seconds"] / r["wall_seconds"] for r in of_n]),
+            "p99_ms": median([r["wrk"]["p99_us"] / 1000 for r in of_n]),
+            "records_per_page": median([r["records_per_page"] for r in of_n]),
+            "server_sleeps_per_request": median([r["server_sleeps_per_request"] for r in of_n]),
             "non_2xx_or_errors": sum(r["wrk"]["errors"]["status"] + r["wrk"]["errors"]["connect"]
-                                     + r["wrk"]["errors"]["read"] + r["wrk"]["errors"]["timeout"] for r in runs),
+                                     + r["wrk"]["errors"]["read"] + r["wrk"]["errors"]["timeout"] for r in of_n),
         })
-    report = {"command": args.command_line, "cores": os.cpu_count(), "duration": args.duration, "reps": args.reps,
-              "connections": args.connections, "server_workers": args.server_workers,
-              "summary": summary, "runs": results}
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out + ".json", "w") as f:
-        json.dump(report, f, indent=2)
+    return summary
+
+
+def table(summary):
     lines = [
-        f"`{args.command_line}`: {os.cpu_count()} cores, {args.reps} reps (median) of {args.duration} s, "
-        f"wrk closed loop with {args.connections} connections through haproxy, server.workers = "
-        f"{args.server_workers} per instance, one Tansu broker (memory storage), 2-record JSON bodies.",
-        "",
-        "| instances | accepted / server CPU-s | ratio to N=1 | accepted / s | server CPU (cores) | haproxy CPU | broker CPU | records / page | p99 ms | non-2xx + errors |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| instances | accepted / server CPU-s | ratio to N=1 | accepted / s | server CPU (cores) | haproxy CPU | "
+        "broker CPU | records / page | server sleeps / request | p99 ms | non-2xx + errors |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for s in summary:
         ratio = f"{s['ratio_to_1']:.2f}" if s["ratio_to_1"] is not None else "—"
         lines.append(f"| {s['instances']} | {s['accepted_per_server_cpu_second']:.0f} | {ratio} | "
                      f"{s['accepted_per_second']:.0f} | {s['server_cpu_seconds_per_second']:.2f} | "
                      f"{s['haproxy_cpu_seconds_per_second']:.2f} | {s['broker_cpu_seconds_per_second']:.2f} | "
-                     f"{s['records_per_page']:.1f} | {s['p99_ms']:.1f} | {s['non_2xx_or_errors']} |")
-    with open(args.out + ".md", "w") as f:
-        f.write("\n".join(lines) + "\n")
-    print("\n".join(lines))
+                     f"{s['records_per_page']:.1f} | {s['server_sleeps_per_request']:.2f} | {s['p99_ms']:.1f} | "
+                     f"{s['non_2xx_or_errors']} |")
+    return lines
+
+
+def thread_group(name):
+    """Thread names as /proc shows them (15 characters), grouped by what they do."""
+    if name.startswith("actix-rt"):
+        return "HTTP threads"
+    if name.startswith("rdk:broker"):
+        return "librdkafka broker threads"
+    if name.startswith("producer pollin"):
+        return "producer poll threads"
+    if name.startswith("rdk:main"):
+        return "librdkafka main threads"
+    if name.startswith("state-"):
+        return "followers (state, debug, errors, dedup, fleet)"
+    return "other"
+
+
+def thread_table(runs):
+    groups = ["HTTP threads", "librdkafka broker threads", "producer poll threads", "librdkafka main threads",
+              "followers (state, debug, errors, dedup, fleet)", "other"]
+    lines = ["| instances | " + " | ".join(groups) + " | total | idle CPU per instance (ms/s) | idle broker CPU (ms/s) |",
+             "|---" * (len(groups) + 4) + "|"]
+    for n in sorted({r["instances"] for r in runs}):
+        of_n = sorted((r for r in runs if r["instances"] == n), key=lambda r: r["accepted_per_server_cpu_second"])
+        run = of_n[len(of_n) // 2]
+        per_group = dict.fromkeys(groups, 0.0)
+        for threads in run["server_cpu_by_thread"]:
+            for name, seconds in threads.items():
+                per_group[thread_group(name)] += seconds
+        micros = [1e6 * per_group[g] / run["accepted"] for g in groups]
+        idle = run.get("idle")
+        idle_text = ("—", "—") if not idle else (
+            " / ".join(f"{v:.1f}" for v in idle["server_cpu_ms_per_second"]), f"{idle['broker_cpu_ms_per_second']:.1f}")
+        lines.append(f"| {n} | " + " | ".join(f"{m:.1f}" for m in micros) +
+                     f" | {1e6 * run['server_cpu_seconds'] / run['accepted']:.1f} | {idle_text[0]} | {idle_text[1]} |")
+    return lines
 
 
 if __name__ == "__main__":

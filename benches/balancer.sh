@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # The scaling benchmark behind a load balancer, one command: 1, 2 and 3 `hookpipe serve`
 # instances (release build) on one Tansu broker behind haproxy, wrk through haproxy; reports
-# accepted requests per server CPU-second and its ratio to one instance. Writes
+# accepted requests per server CPU-second and its ratio to one instance, for a closed loop that
+# saturates the machine and for a paced load (the same offered rate at every N, unsaturated),
+# with the idle CPU of each instance and the servers' CPU per request by thread. Writes
 # benches/results/balancer.json and benches/results/balancer.md.
 #
 #   benches/balancer.sh                              # 3 reps of 15 s at N = 1, 2, 3
+#   benches/balancer.sh --paced-delay-ms 0           # the closed loop only
 #   benches/balancer.sh --duration 5 --reps 1        # a quick look
 #   benches/balancer.sh --server-workers 2           # HTTP threads per instance
 #

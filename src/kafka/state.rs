@@ -517,23 +517,32 @@ impl Follower {
     /// (a timed-out write must get the handle replaced before librdkafka's bumped epoch goes
     /// out, as any other: `kafka::supervisor`), watched on the current Tokio runtime if any.
     pub(crate) fn enqueue_unawaited(&self, key: &str, value: Option<&[u8]>) -> Result<(), String> {
-        self.enqueue_unawaited_to(None, key, value)
+        self.enqueue_unawaited_to(None, key, value, |_| {})
     }
 
-    /// [`Self::enqueue_unawaited`] to `partition` (by key when `None`).
+    /// [`Self::enqueue_unawaited`] to `partition` (by key when `None`); `on_outcome` is told
+    /// whether Kafka acknowledged it (when known: not if the producer closed first, nor without
+    /// a Tokio runtime).
     pub(crate) fn enqueue_unawaited_to(
         &self,
         partition: Option<i32>,
         key: &str,
         value: Option<&[u8]>,
+        on_outcome: impl FnOnce(bool) + Send + 'static,
     ) -> Result<(), String> {
         let (delivery, generation) = self.enqueue_to(partition, key, value)?;
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             let producer = self.producer.clone();
             runtime.spawn(async move {
                 match delivery.await {
-                    Ok(Ok(_)) => producer.delivered(generation),
-                    Ok(Err((error, _))) => producer.failed(generation, &error),
+                    Ok(Ok(_)) => {
+                        producer.delivered(generation);
+                        on_outcome(true);
+                    }
+                    Ok(Err((error, _))) => {
+                        producer.failed(generation, &error);
+                        on_outcome(false);
+                    }
                     Err(_canceled) => {}
                 }
             });

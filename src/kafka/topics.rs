@@ -295,6 +295,30 @@ pub async fn provision_worker(settings: &Settings, bootstrap: &str) -> Result<()
     create_and_wait(&settings.kafka, bootstrap, &worker_topics(settings)).await
 }
 
+/// How long asking whether a topic exists may take.
+const EXISTS_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Whether `topic` exists, asked of the brokers once (on a blocking thread: metadata requests
+/// block); `Err` when they do not answer. Asking does not create it (librdkafka's clients ask
+/// without `allow_auto_topic_creation`).
+pub async fn exists(kafka: &KafkaSettings, bootstrap: &str, topic: &str) -> Result<bool, String> {
+    let (kafka, bootstrap, topic) = (kafka.clone(), bootstrap.to_string(), topic.to_string());
+    let task = tokio::task::spawn_blocking(move || {
+        let admin: AdminClient<DefaultClientContext> = super::base_client_config(&kafka, &bootstrap)
+            .create()
+            .map_err(|e| format!("cannot create Kafka admin client: {e}"))?;
+        let metadata = admin
+            .inner()
+            .fetch_metadata(Some(&topic), EXISTS_TIMEOUT)
+            .map_err(|e| format!("cannot read metadata: {e}"))?;
+        let found = metadata.topics().iter().find(|t| t.name() == topic);
+        Ok(found.is_some_and(|found| {
+            found.error().map(RDKafkaErrorCode::from) != Some(RDKafkaErrorCode::UnknownTopicOrPartition)
+        }))
+    });
+    task.await.map_err(|e| format!("the metadata request failed: {e}"))?
+}
+
 /// Creates each of `topics` that does not exist yet; any failure is an error.
 pub async fn create_missing(kafka: &KafkaSettings, bootstrap: &str, topics: &[TopicSpec]) -> Result<(), String> {
     let outcomes = create_topics(kafka, bootstrap, topics).await?;

@@ -358,6 +358,11 @@ impl Registry {
                 Err(error) => tracing::error!(listener = %id, %error, "stored listener is invalid; ignored"),
             }
         }
+        if let Some(shares) = shares {
+            for gone in previous.by_id.keys().filter(|id| !snapshot.by_id.contains_key(*id)) {
+                shares.forget(gone);
+            }
+        }
         *self.snapshot.write().unwrap_or_else(|poison| poison.into_inner()) = Arc::new(snapshot);
         Ok(())
     }

@@ -368,6 +368,48 @@ impl FleetShare<'_> {
     }
 }
 
+/// A listener's bucket is gone (the listener was deleted): its share series goes with it.
+pub struct FleetShareRemoved<'a> {
+    /// The listener's id.
+    pub listener: &'a str,
+}
+
+impl FleetShareRemoved<'_> {
+    /// Removes the listener's `hookpipe_rate_limit_fleet_share` series.
+    pub fn emit(&self) {
+        // Absent already (never divided, or removed before) is fine.
+        let _ = METRICS
+            .rate_limit_fleet_share
+            .remove_label_values(&[self.listener, "listener"]);
+    }
+}
+
+/// A heartbeat's outcome, and how far behind this instance's heartbeats read back are.
+pub struct FleetHeartbeat {
+    /// Whether Kafka acknowledged it (`None`: not known yet, only the lag is set).
+    pub acknowledged: Option<bool>,
+    /// Age of the newest own heartbeat read back, ms (`None`: none yet).
+    pub lag_ms: Option<i64>,
+}
+
+impl FleetHeartbeat {
+    /// Counts `hookpipe_rate_limit_fleet_heartbeats_total` and sets the lag gauge.
+    pub fn emit(&self) {
+        if let Some(acknowledged) = self.acknowledged {
+            let outcome = if acknowledged { "acknowledged" } else { "failed" };
+            METRICS.rate_limit_fleet_heartbeats.with_label_values(&[outcome]).inc();
+            if !acknowledged {
+                tracing::debug!(target: "hookpipe::pipeline::rate_limit::fleet", "heartbeat not acknowledged");
+            }
+        }
+        if let Some(lag_ms) = self.lag_ms {
+            METRICS
+                .rate_limit_fleet_heartbeat_lag
+                .set(lag_ms.max(0) as f64 / 1000.0);
+        }
+    }
+}
+
 /// Kafka answered for a page of quarantined records: acknowledged (`error` is `None`), or not
 /// (its request gets 503, as for a page).
 pub struct QuarantinePublished<'a> {

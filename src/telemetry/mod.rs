@@ -16,7 +16,7 @@ pub mod events;
 use std::sync::LazyLock;
 
 use prometheus::{
-    CounterVec, Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    CounterVec, Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 use tracing_subscriber::EnvFilter;
@@ -89,6 +89,10 @@ pub struct ServeMetrics {
     pub rate_limit_fleet_members: IntGauge,
     /// This instance's share (0 to 1) of each bucket, by listener and scope.
     pub rate_limit_fleet_share: GaugeVec,
+    /// Heartbeats to the fleet topic, by outcome (acknowledged, failed).
+    pub rate_limit_fleet_heartbeats: IntCounterVec,
+    /// How old this instance's newest heartbeat read back from the fleet topic is, seconds.
+    pub rate_limit_fleet_heartbeat_lag: Gauge,
     /// Open import errors in this instance's mirror of the errors topic (all listeners).
     pub import_errors_open: IntGauge,
     /// Debug captures dropped because the recorder or its producer queue was full.
@@ -209,6 +213,10 @@ impl<'a> Declare<'a> {
         self.register(IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric"))
     }
 
+    fn float_gauge(&self, name: &str, help: &str) -> Gauge {
+        self.register(Gauge::new(name, help).expect("valid metric"))
+    }
+
     fn float_gauge_vec(&self, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
         self.register(GaugeVec::new(Opts::new(name, help), labels).expect("valid metric"))
     }
@@ -324,6 +332,15 @@ impl ServeMetrics {
                 "hookpipe_rate_limit_fleet_share",
                 "This instance's share (0 to 1) of a rate-limit bucket: its capacity and refill are the bucket's times this (scope `global`: server.global_rate_limit, listener empty).",
                 &["listener", "scope"],
+            ),
+            rate_limit_fleet_heartbeats: declare.counter_vec(
+                "hookpipe_rate_limit_fleet_heartbeats_total",
+                "Heartbeats this instance sent to kafka.fleet_topic, by outcome: acknowledged, or failed (not queued, or not acknowledged within kafka.message_timeout_ms).",
+                &["outcome"],
+            ),
+            rate_limit_fleet_heartbeat_lag: declare.float_gauge(
+                "hookpipe_rate_limit_fleet_heartbeat_lag_seconds",
+                "Age, at each heartbeat, of this instance's newest heartbeat read back from kafka.fleet_topic (about heartbeat_ms plus a produce and a fetch when the topic works; 0 before the first one). Above server.fleet_rate_limit.member_timeout_ms the instance drops nobody and its shares stay as they were.",
             ),
             import_errors_open: declare.gauge(
                 "hookpipe_import_errors_open",

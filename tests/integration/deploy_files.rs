@@ -475,6 +475,15 @@ fn every_metric_in_the_dashboard_and_the_alerts_is_one_hookpipe_declares() {
     ] {
         assert!(used.contains(required), "the dashboard has a panel with {required}");
     }
+    // And one for every metric of the fleet's rate limits (members, shares, heartbeats).
+    let fleet: Vec<&String> = declared
+        .iter()
+        .filter(|name| name.starts_with("hookpipe_rate_limit_fleet_"))
+        .collect();
+    assert!(fleet.len() >= 4, "{fleet:?}");
+    for name in fleet {
+        assert!(used.contains(name), "the dashboard has a panel with {name}");
+    }
 
     let mut alerted = BTreeSet::new();
     for (alert, expression) in alert_rules() {
@@ -492,6 +501,9 @@ fn every_metric_in_the_dashboard_and_the_alerts_is_one_hookpipe_declares() {
         "hookpipe_rate_limited_total",
         "hookpipe_kafka_produce_latency_seconds",
         "hookpipe_import_errors_open",
+        "hookpipe_rate_limit_fleet_members",
+        "hookpipe_rate_limit_fleet_heartbeats_total",
+        "hookpipe_rate_limit_fleet_heartbeat_lag_seconds",
     ] {
         assert!(alerted.contains(required), "an alert rule watches {required}");
     }

@@ -3,12 +3,16 @@
 //! round robin, then skewed 80/15/5, for a bounded time: the fleet accepts at most
 //! `capacity + rate × t + N` (the bound the README documents) and not much less than
 //! `rate × t` (it does not starve). An instance that leaves is dropped by the others at once.
-//! Figures are printed; only the bounds are asserted.
+//! Figures are printed; only the bounds are asserted. An instance without the fleet topic starts
+//! at once, as a single instance.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use hookpipe::config::Settings;
+use hookpipe::kafka::topics::{create_missing, owned_topics, TopicRole, TopicSpec};
 
 use crate::helpers::broker::{free_port, Broker};
 use crate::helpers::fleet::{send, Instance, TempDir};
@@ -26,6 +30,11 @@ const PHASE: Duration = Duration::from_secs(5);
 const SENDERS: usize = 6;
 
 fn write_config(dir: &TempDir) -> std::path::PathBuf {
+    write_config_with(dir, "")
+}
+
+/// The configuration, with more `[kafka]` keys.
+fn write_config_with(dir: &TempDir, kafka: &str) -> std::path::PathBuf {
     let text = format!(
         r#"
 [server]
@@ -38,6 +47,7 @@ shutdown_timeout_secs = 5
 member_timeout_ms = 60000
 [kafka]
 topic_partitions = 1
+{kafka}
 [pipeline]
 page_linger_ms = 0
 [[listeners]]
@@ -185,6 +195,21 @@ fn three_instances_hold_one_bucket_round_robin_and_skewed() {
     // Members are seen before they count each other: let every one be counted by all (a few
     // heartbeats), so the window starts with the shares of a settled fleet.
     std::thread::sleep(Duration::from_secs(1));
+    // Their heartbeats are acknowledged and read back (the lag is about a heartbeat period).
+    for addr in &addrs {
+        let acknowledged = metric(
+            *addr,
+            "hookpipe_rate_limit_fleet_heartbeats_total",
+            "outcome=\"acknowledged\"",
+        );
+        let lag = metric(*addr, "hookpipe_rate_limit_fleet_heartbeat_lag_seconds", "");
+        eprintln!("{addr}: heartbeats acknowledged {acknowledged:?}, lag {lag:?} s");
+        assert!(
+            acknowledged.is_some_and(|count| count > 0.0),
+            "{addr}: {acknowledged:?}"
+        );
+        assert!(lag.is_some_and(|lag| lag < 3.0), "{addr}: lag {lag:?} s");
+    }
 
     let round_robin = run_phase(&addrs, |n| n % 3);
     assert_within_bound("round robin", &round_robin);
@@ -213,4 +238,56 @@ fn three_instances_hold_one_bucket_round_robin_and_skewed() {
     let left = wait_members(&addrs[..2], 2, Duration::from_secs(20));
     eprintln!("a leaving instance dropped by the others {left:?} after its SIGTERM");
     instances[2].wait_exit(Duration::from_secs(20));
+}
+
+/// A fleet topic missing at start (`kafka.create_topics = false`, every other topic there): the
+/// instance sees it is missing and serves at once with whole buckets, as a single instance, and
+/// does not wait for a join that cannot come (it waited 5 s, the join timeout, before).
+#[test]
+fn a_missing_fleet_topic_does_not_hold_the_start() {
+    let broker = Broker::start();
+    let dir = TempDir::new("hookpipe-fleet-missing");
+    let run = uuid::Uuid::new_v4().simple().to_string();
+    let kafka = format!(
+        "create_topics = false\npages_topic = \"fleet-missing.pages.{run}\"\nfleet_topic = \"fleet-missing.fleet.{run}\""
+    );
+    let config = write_config_with(&dir, &kafka);
+    let text = std::fs::read_to_string(&config).unwrap();
+    let settings = Settings::from_toml_and_env(
+        &text,
+        [("HOOKPIPE_KAFKA__BROKERS".to_string(), broker.bootstrap.clone())],
+    )
+    .expect("test configuration is valid");
+    let present: Vec<TopicSpec> = owned_topics(&settings)
+        .into_iter()
+        .filter(|row| row.role != TopicRole::Fleet)
+        .map(|row| row.spec)
+        .collect();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime
+        .block_on(create_missing(&settings.kafka, &broker.bootstrap, &present))
+        .expect("creating every topic but the fleet topic");
+
+    let started = Instant::now();
+    let instance = Instance::start(&config, &broker.bootstrap, free_port(), dir.0.join("serve.log"));
+    instance.wait_ready(Duration::from_secs(60));
+    eprintln!("ready {:?} after the start without a fleet topic", started.elapsed());
+    let log = instance.log_text();
+    assert!(
+        log.contains("cannot open the fleet topic"),
+        "the missing topic is logged:\n{log}"
+    );
+    assert!(
+        !log.contains("not joined to the fleet yet"),
+        "the start waited for a join that could not come:\n{log}"
+    );
+    // Whole buckets: the listener's capacity is there at once, as for a single instance.
+    let accepted = (0..CAPACITY)
+        .filter(|_| send(instance.addr(), "POST", PATH, br#"[{"n":1}]"#).is_ok_and(|answer| answer.status < 300))
+        .count();
+    assert_eq!(accepted as u64, CAPACITY, "log:\n{}", instance.log_text());
+    assert_eq!(members(instance.addr()), 1);
 }

@@ -185,6 +185,10 @@ pub struct PageActor {
     linger: Duration,
     max_page_bytes: usize,
     pages: Arc<OpenPages>,
+    /// The linger timer this actor armed for each group's open page, with the page's
+    /// generation: cancelled when the page goes out before it fires (most pages do, as soon
+    /// as the publish ahead of them completes), so an idle HTTP thread is not woken for nothing.
+    lingering: HashMap<PageGroup, (u64, SpawnHandle)>,
 }
 
 /// Pages of one group (listener, or listener and partition) the instance publishes at once before new records wait for a page.
@@ -207,11 +211,13 @@ impl PageActor {
             linger,
             max_page_bytes,
             pages,
+            lingering: HashMap::new(),
         }
     }
 
     /// Publishes a page on this HTTP thread; when it is done, the group's next page may go.
     fn publish(&mut self, page: ClosedPage<Waiter>, listener: Arc<Listener>, ctx: &mut Context<Self>) {
+        self.cancel_linger_if_gone(&page.group, ctx);
         let next = self.next.clone();
         let (message, waiters, group) = page_message(page, listener);
         // Spawned on this actor's context so a full RetryStore mailbox delays this page only.
@@ -239,6 +245,20 @@ impl PageActor {
 }
 
 impl PageActor {
+    /// Cancels the linger timer armed for the group's page once that page is no longer open
+    /// (this publish, or another HTTP thread's, took it).
+    fn cancel_linger_if_gone(&mut self, group: &PageGroup, ctx: &mut Context<Self>) {
+        let Some((generation, _)) = self.lingering.get(group) else {
+            return;
+        };
+        if self.pages.lock().pager.is_open(group, *generation) {
+            return;
+        }
+        if let Some((_, timer)) = self.lingering.remove(group) {
+            ctx.cancel_future(timer);
+        }
+    }
+
     /// Publishes a request's quarantine pages at once, beside its pages (they are not shared
     /// between requests, so they wait for nothing), each settling a share of its reply.
     fn publish_quarantine(
@@ -363,7 +383,16 @@ impl Handler<Admitted<Paginate>> for PageActor {
                     to_publish.extend(pages.take_if_idle(&group));
                     if let Some(generation) = opened.filter(|generation| pages.pager.is_open(&group, *generation)) {
                         // The upper bound on the wait, should publishes stall.
-                        ctx.run_later(self.linger, move |actor, ctx| {
+                        let timer_group = group.clone();
+                        let timer = ctx.run_later(self.linger, move |actor, ctx| {
+                            let group = timer_group;
+                            if actor
+                                .lingering
+                                .get(&group)
+                                .is_some_and(|(armed, _)| *armed == generation)
+                            {
+                                actor.lingering.remove(&group);
+                            }
                             let page = {
                                 let mut pages = actor.pages.lock();
                                 let page = pages.pager.take_generation(&group, generation);
@@ -373,6 +402,11 @@ impl Handler<Admitted<Paginate>> for PageActor {
                                 actor.publish(page, listener, ctx);
                             }
                         });
+                        // A timer still armed for an older page of the group is for a page
+                        // that is gone (published by another HTTP thread).
+                        if let Some((_, stale)) = self.lingering.insert(group.clone(), (generation, timer)) {
+                            ctx.cancel_future(stale);
+                        }
                     }
                 }
             }

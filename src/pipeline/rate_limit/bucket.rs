@@ -59,6 +59,9 @@ const SCALE: u128 = 1_000_000;
 pub trait BucketShares: Send + Sync {
     /// Sets `bucket`'s share: that of listener `listener_id` now.
     fn adopt(&self, listener_id: &str, bucket: &LeakyBucket);
+
+    /// Listener `listener_id` is gone (deleted): forget what is kept of its share.
+    fn forget(&self, _listener_id: &str) {}
 }
 
 /// A share of a bucket held for the whole instance: [`LeakyBucket::set_share`] takes parts per

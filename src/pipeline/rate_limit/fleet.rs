@@ -152,6 +152,11 @@ impl FleetView {
         false
     }
 
+    /// When the newest own heartbeat read back was sent (Unix ms, this instance's clock).
+    pub fn newest_own_ms(&self) -> Option<i64> {
+        self.clock_ms
+    }
+
     /// Whether this instance's own heartbeat has come back: its shares are the fleet's from now.
     pub fn joined(&self) -> bool {
         !self.own.is_empty()

@@ -10,9 +10,10 @@
 //! At start, [`start`] waits (up to [`JOIN_TIMEOUT`]) until the instance's first heartbeat comes
 //! back: alone, it keeps its buckets whole and full, exactly as a single instance; with company,
 //! it starts with empty buckets and no share until every live member counts it. Without the
-//! topic it serves with whole buckets (as a single instance, logged) and joins once it can.
+//! topic (missing: asked of the brokers first, so the start does not wait for it; or unreadable)
+//! it serves with whole buckets (as a single instance, logged) and joins once it can.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
 use std::time::{Duration, Instant};
@@ -23,7 +24,7 @@ use crate::config::Settings;
 use crate::kafka::state::{Follower, Sink};
 use crate::pipeline::listener::Registry;
 use crate::pipeline::unix_millis_now;
-use crate::telemetry::events::{FleetMembersChanged, FleetShare};
+use crate::telemetry::events::{FleetHeartbeat, FleetMembersChanged, FleetShare, FleetShareRemoved};
 
 /// How long a start waits for the instance's first heartbeat to come back.
 pub const JOIN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -76,6 +77,10 @@ pub struct FleetLimiter {
     members: AtomicUsize,
     /// When this instance's first heartbeat came back.
     joined_at: OnceLock<Instant>,
+    /// Set when the fleet topic is missing or could not be opened: the start does not wait.
+    topic_unavailable: AtomicBool,
+    /// Listeners whose share series `hookpipe_rate_limit_fleet_share` is set.
+    share_series: Mutex<BTreeSet<String>>,
 }
 
 /// Opens the fleet topic and joins the fleet in the background, waiting up to [`JOIN_TIMEOUT`]
@@ -109,6 +114,8 @@ pub async fn start(
         left: AtomicBool::new(false),
         members: AtomicUsize::new(1),
         joined_at: OnceLock::new(),
+        topic_unavailable: AtomicBool::new(false),
+        share_series: Mutex::new(BTreeSet::new()),
     });
     crate::telemetry::METRICS.rate_limit_fleet_members.set(1);
     spawn_heartbeats(
@@ -120,6 +127,10 @@ pub async fn start(
     // Not ready (the starting server answers /readyz 503) until every live member counts it.
     let deadline = Instant::now() + JOIN_TIMEOUT;
     while !limiter.lock_view().counted() {
+        if limiter.topic_unavailable.load(Ordering::Relaxed) {
+            // Logged by the opener: nothing to join, so nothing to wait for.
+            break;
+        }
         if Instant::now() >= deadline {
             tracing::warn!(topic = %settings.kafka.fleet_topic, timeout_ms = JOIN_TIMEOUT.as_millis() as u64,
                 "not joined to the fleet yet: holding every rate-limit bucket whole (as a single instance) until it is");
@@ -141,7 +152,15 @@ fn spawn_heartbeats(limiter: Weak<FleetLimiter>, settings: Settings, bootstrap: 
             let sink = Arc::new(ViewSink {
                 limiter: Arc::downgrade(&alive),
             });
-            match Follower::open(kafka, &bootstrap, &spec.name, spec.cleanup, false, sink).await {
+            // A missing topic is known at once; opening it would wait for it to show up.
+            let opened = match crate::kafka::topics::exists(kafka, &bootstrap, &spec.name).await {
+                Ok(false) => Err(format!(
+                    "topic {} does not exist (kafka.create_topics = false?)",
+                    spec.name
+                )),
+                Ok(true) | Err(_) => Follower::open(kafka, &bootstrap, &spec.name, spec.cleanup, false, sink).await,
+            };
+            match opened {
                 Ok(follower) => {
                     let _ = alive.follower.set(follower);
                     if warned {
@@ -150,6 +169,7 @@ fn spawn_heartbeats(limiter: Weak<FleetLimiter>, settings: Settings, bootstrap: 
                     break;
                 }
                 Err(error) => {
+                    alive.topic_unavailable.store(true, Ordering::Relaxed);
                     if !warned {
                         tracing::warn!(topic = %spec.name, %error,
                             "cannot open the fleet topic; holding rate-limit buckets whole (as a single instance), retrying");
@@ -228,6 +248,15 @@ impl FleetLimiter {
         }
         let now = self.clock.now_nanos();
         let empty = self.empty_on_join.swap(false, Ordering::Relaxed);
+        let mut series = self.share_series.lock().unwrap_or_else(PoisonError::into_inner);
+        let listeners: BTreeSet<String> = buckets.iter().filter_map(|(_, _, listener)| listener.clone()).collect();
+        // Listeners deleted since (`forget` removes them at once; this catches a division
+        // that raced the deletion with the buckets of before).
+        for gone in series.difference(&listeners) {
+            FleetShareRemoved { listener: gone }.emit();
+        }
+        *series = listeners;
+        drop(series);
         for (key, bucket, listener) in buckets {
             let share_ppm = view.share_ppm(key, f64::from(bucket.refill_per_sec()));
             bucket.set_share(share_ppm, now);
@@ -308,21 +337,34 @@ impl FleetLimiter {
         };
         let demand = self.measure(&buckets, &presumed);
         let now_ms = unix_millis_now();
-        let heartbeat = {
+        let (heartbeat, lag_ms) = {
             let mut view = self.lock_view();
             view.prune(now_ms);
             let heartbeat = view.next_heartbeat(&self.instance, now_ms, demand);
             // The shares this heartbeat speaks for (its `counted`), before it is sent.
             self.apply_shares(&view, &buckets);
-            heartbeat
+            (heartbeat, view.newest_own_ms().map(|at| now_ms - at))
         };
+        FleetHeartbeat {
+            acknowledged: None,
+            lag_ms: Some(lag_ms.unwrap_or(0)),
+        }
+        .emit();
         let bytes = serde_json::to_vec(&heartbeat).unwrap_or_default();
         // Nobody waits for the delivery (one lost heartbeat only delays a re-division), but its
         // outcome feeds the producer's availability: a heartbeat timed out while the broker was
         // away gets the handle replaced before librdkafka's bumped producer epoch reaches the
         // broker (Tansu 0.6 wedges on an epoch it never issued: README "Fault campaign").
-        if let Err(error) = follower.enqueue_unawaited_to(Some(0), &self.key, Some(&bytes)) {
+        let outcome = |acknowledged| {
+            FleetHeartbeat {
+                acknowledged: Some(acknowledged),
+                lag_ms: None,
+            }
+            .emit()
+        };
+        if let Err(error) = follower.enqueue_unawaited_to(Some(0), &self.key, Some(&bytes), outcome) {
             self.lock_view().not_sent(heartbeat.seq);
+            outcome(false);
             tracing::debug!(%error, "heartbeat not sent");
         }
     }
@@ -390,6 +432,13 @@ impl BucketShares for FleetLimiter {
             bucket.set_share(share_ppm, self.clock.now_nanos());
         }
     }
+
+    fn forget(&self, listener_id: &str) {
+        let mut series = self.share_series.lock().unwrap_or_else(PoisonError::into_inner);
+        if series.remove(listener_id) {
+            FleetShareRemoved { listener: listener_id }.emit();
+        }
+    }
 }
 
 /// Feeds the follower's records into the view.
@@ -412,6 +461,75 @@ impl Sink for ViewSink {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pipeline::rate_limit::bucket::MonotonicClock;
+    use crate::pipeline::testing::settings;
+
+    /// A limiter as `start` builds it, without Kafka (nothing beats; records are fed by hand).
+    fn limiter(key: &str) -> Arc<FleetLimiter> {
+        Arc::new(FleetLimiter {
+            instance: "test".into(),
+            key: key.into(),
+            view: Mutex::new(FleetView::new(key, 3000, 10_000)),
+            follower: OnceLock::new(),
+            attached: OnceLock::new(),
+            clock: Arc::new(MonotonicClock::default()),
+            demand: Mutex::new(Demand {
+                rates: HashMap::new(),
+                published: HashMap::new(),
+                measured_at: Instant::now(),
+            }),
+            empty_on_join: AtomicBool::new(false),
+            left: AtomicBool::new(false),
+            members: AtomicUsize::new(1),
+            joined_at: OnceLock::new(),
+            topic_unavailable: AtomicBool::new(false),
+            share_series: Mutex::new(BTreeSet::new()),
+        })
+    }
+
+    fn has_share_series(listener: &str) -> bool {
+        let needle = format!("listener=\"{listener}\"");
+        crate::telemetry::METRICS
+            .render()
+            .lines()
+            .any(|line| line.starts_with("hookpipe_rate_limit_fleet_share{") && line.contains(&needle))
+    }
+
+    fn listeners(ids: &[&str]) -> crate::config::Settings {
+        let toml: String = ids.iter().map(|id| format!("[[listeners]]\nid = \"{id}\"\n")).collect();
+        settings(&toml)
+    }
+
+    #[test]
+    fn the_share_series_of_a_deleted_listener_is_removed() {
+        let (kept, deleted) = ("fleet-share-kept", "fleet-share-deleted");
+        let registry =
+            Arc::new(crate::pipeline::listener::Registry::from_settings(&listeners(&[kept, deleted])).unwrap());
+        let limiter = limiter("me/1");
+        registry.set_shares(limiter.clone());
+        limiter.attach(&registry, None);
+        // Its own first heartbeat read back: joined (alone), every bucket divided.
+        let heartbeat = limiter
+            .lock_view()
+            .next_heartbeat("test", unix_millis_now(), BTreeMap::new());
+        limiter.on_record(0, "me/1", Some(&serde_json::to_vec(&heartbeat).unwrap()));
+        assert!(has_share_series(kept) && has_share_series(deleted));
+
+        registry.rebuild(&listeners(&[kept]), Vec::new()).unwrap();
+        assert!(!has_share_series(deleted), "removed with its listener");
+        assert!(has_share_series(kept));
+        // The next division does not bring it back, and removes one it raced with.
+        limiter.share_series.lock().unwrap().insert("fleet-share-raced".into());
+        FleetShare {
+            listener: Some("fleet-share-raced"),
+            share_ppm: 1,
+        }
+        .emit();
+        let buckets = limiter.buckets();
+        limiter.apply_shares(&limiter.lock_view(), &buckets);
+        assert!(!has_share_series(deleted) && !has_share_series("fleet-share-raced"));
+        assert!(has_share_series(kept));
+    }
 
     #[test]
     fn published_demand_holds_still_while_the_measurement_jitters() {
