@@ -14,6 +14,7 @@ pub mod query;
 pub mod record;
 pub mod records;
 pub mod xml;
+mod xml_tree;
 
 use actix::prelude::*;
 use actix_web::http::header::CONTENT_TYPE;

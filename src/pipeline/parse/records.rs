@@ -142,8 +142,7 @@ pub fn parse_detected(
         BodyFormat::Xml => {
             let text = decode_text(body, xml_encoding(body, declared)?)?;
             let max_depth = limits.max_depth.min(XML_DEPTH_CEILING);
-            let values = super::xml::parse_xml(&text, resource_path, max_depth)?;
-            values.iter().map(Record::from_value).collect()
+            super::xml::parse_xml(&text, resource_path, max_depth)
         }
         BodyFormat::Form => {
             let encoding = ascii_compatible(declared, charset)?;

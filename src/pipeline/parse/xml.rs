@@ -1,4 +1,5 @@
-//! XML bodies to JSON records, streamed with quick-xml (no DOM).
+//! XML bodies to JSON records, streamed with quick-xml (no DOM); a record's elements are kept
+//! as slices of the document until its JSON text is written ([`super::xml_tree`]).
 //!
 //! Mapping:
 //! - An element becomes an object. Its attributes become `"@name"` keys with
@@ -34,13 +35,17 @@
 //!   root's value the single record. No match is a [`ParseError::ResourcePath`].
 //!   Elements off the path are checked for well-formedness but not converted.
 
+use std::borrow::Cow;
+
 use quick_xml::escape::{resolve_xml_entity, EscapeError};
 use quick_xml::events::{BytesRef, BytesStart, Event};
 use quick_xml::reader::Reader;
 use quick_xml::XmlVersion;
-use serde_json::{Map, Value};
 
 use super::error::{echo, ParseError};
+use super::limits::RECORD_DEPTH_LIMIT;
+use super::record::Record;
+use super::xml_tree::{is_xml_whitespace, trim_xml, Mark, Tree};
 use crate::config::resource_path::ResourcePath;
 
 /// How an open element relates to the resource path.
@@ -56,51 +61,52 @@ enum Mode {
     Build,
 }
 
-struct Frame {
+struct Frame<'a> {
     /// Empty unless the element is converted (only converted names are ever used).
-    name: String,
+    name: Cow<'a, str>,
     mode: Mode,
-    fields: Map<String, Value>,
-    text: String,
+    /// Where its attributes and children start in the tree.
+    mark: Mark,
+    text: Cow<'a, str>,
 }
 
-impl Frame {
+impl Frame<'_> {
     fn converts(&self) -> bool {
         matches!(self.mode, Mode::Record | Mode::Build)
     }
+}
 
-    fn into_value(self) -> (String, Value) {
-        let Frame {
-            name, mut fields, text, ..
-        } = self;
-        let trimmed = trim_xml(&text);
-        let text = if trimmed.len() == text.len() {
-            text
-        } else {
-            trimmed.to_owned()
-        };
-        if fields.is_empty() {
-            return (name, Value::String(text));
-        }
-        if !text.is_empty() {
-            fields.insert("#text".to_owned(), Value::String(text));
-        }
-        (name, Value::Object(fields))
+/// `part` as a slice of `input` when it is one, else a copy: quick-xml's events borrow the
+/// document, but its accessors (names, attributes) lend their slices only for as long as the
+/// event lives, and copying every name was a good part of the conversion's cost.
+fn in_input<'a>(input: &'a str, part: &str) -> Cow<'a, str> {
+    let offset = (part.as_ptr() as usize).wrapping_sub(input.as_ptr() as usize);
+    match input.get(offset..offset.wrapping_add(part.len())) {
+        Some(slice) if std::ptr::eq(slice.as_ptr(), part.as_ptr()) => Cow::Borrowed(slice),
+        _ => Cow::Owned(part.to_owned()),
     }
-}
-
-fn is_xml_whitespace(c: char) -> bool {
-    matches!(c, ' ' | '\t' | '\r' | '\n')
-}
-
-fn trim_xml(s: &str) -> &str {
-    s.trim_matches(is_xml_whitespace)
 }
 
 /// The XML `Name` production. quick-xml does not check names, and ours become JSON keys.
 fn is_xml_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars.next().is_some_and(is_name_start_char) && chars.all(is_name_char)
+    let bytes = name.as_bytes();
+    // Most names are ASCII: checked bytewise, the rest by characters.
+    let ascii_name_char = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b':' | b'-' | b'.');
+    match bytes.split_first() {
+        None => false,
+        Some((first, rest)) if first.is_ascii() => {
+            (first.is_ascii_alphabetic() || matches!(first, b'_' | b':'))
+                && (rest.iter().all(ascii_name_char) || rest_are_name_chars(name))
+        }
+        Some(_) => {
+            let mut chars = name.chars();
+            chars.next().is_some_and(is_name_start_char) && chars.all(is_name_char)
+        }
+    }
+}
+
+fn rest_are_name_chars(name: &str) -> bool {
+    name.chars().skip(1).all(is_name_char)
 }
 
 fn is_name_start_char(c: char) -> bool {
@@ -132,18 +138,23 @@ fn malformed(reason: impl Into<String>) -> ParseError {
     ParseError::malformed("xml", reason)
 }
 
-struct Converter<'p> {
+struct Converter<'p, 'a> {
+    input: &'a str,
     segments: Vec<&'p str>,
     path: Option<&'p ResourcePath>,
     max_depth: usize,
     version: XmlVersion,
-    stack: Vec<Frame>,
-    records: Vec<Value>,
+    stack: Vec<Frame<'a>>,
+    tree: Tree<'a>,
+    records: Vec<Record>,
+    /// Records matched, written or not (one too deep for a page stops the writing).
+    matched: usize,
+    too_deep: bool,
     root_name: Option<String>,
 }
 
-impl<'p> Converter<'p> {
-    fn open(&mut self, start: &BytesStart<'_>) -> Result<(), ParseError> {
+impl<'a> Converter<'_, 'a> {
+    fn open(&mut self, start: &BytesStart<'a>) -> Result<(), ParseError> {
         let name = start.name().into_inner();
         if !is_xml_name(name) {
             return Err(malformed(format!("invalid element name <{}>", echo(name))));
@@ -165,7 +176,7 @@ impl<'p> Converter<'p> {
             Some(Mode::Ancestor(n)) => self.path_mode(n + 1, name),
         };
         let converts = matches!(mode, Mode::Record | Mode::Build);
-        let mut fields = Map::new();
+        let mark = self.tree.mark();
         // Attributes of skipped elements are still parsed so that a body's
         // validity does not depend on the listener's resource path.
         for attr in start.attributes() {
@@ -179,14 +190,23 @@ impl<'p> Converter<'p> {
             }
             let value = attr.normalized_value(self.version).map_err(|e| describe_error(&e))?;
             if converts {
-                fields.insert(format!("@{key}"), Value::String(value.into_owned()));
+                let value = match value {
+                    Cow::Borrowed(value) => in_input(self.input, value),
+                    Cow::Owned(value) => Cow::Owned(value),
+                };
+                self.tree.attribute(in_input(self.input, key), value);
             }
         }
+        let name = if converts {
+            in_input(self.input, name)
+        } else {
+            Cow::Borrowed("")
+        };
         self.stack.push(Frame {
-            name: if converts { name.to_owned() } else { String::new() },
+            name,
             mode,
-            fields,
-            text: String::new(),
+            mark,
+            text: Cow::Borrowed(""),
         });
         Ok(())
     }
@@ -212,39 +232,36 @@ impl<'p> Converter<'p> {
         match frame.mode {
             Mode::Skip | Mode::Ancestor(_) => {}
             Mode::Record => {
-                let (name, value) = frame.into_value();
-                if self.path.is_some() {
-                    self.records.push(value);
-                } else {
-                    let mut wrapper = Map::new();
-                    wrapper.insert(name, value);
-                    self.records.push(Value::Object(wrapper));
+                let node = self.tree.close(frame.mark, frame.name, frame.text);
+                let wrapped = self.path.is_none();
+                self.matched += 1;
+                // As deep as the value, one more in the `{"<root>": ...}` of a whole document.
+                if self.tree.depth(node) + usize::from(wrapped) > RECORD_DEPTH_LIMIT {
+                    self.too_deep = true;
                 }
+                if !self.too_deep {
+                    // A document's record is about its size; one of many, about the last's.
+                    let capacity = match self.records.last() {
+                        _ if wrapped => self.input.len(),
+                        Some(last) => last.json().len() + last.json().len() / 8,
+                        None => 256,
+                    };
+                    self.records.push(self.tree.record(node, wrapped, capacity));
+                }
+                self.tree.clear();
             }
             Mode::Build => {
-                let (name, value) = frame.into_value();
-                let parent = self
-                    .stack
-                    .last_mut()
-                    .ok_or_else(|| malformed("end tag without a start tag"))?;
-                // Child values are only ever strings or objects, so an array
-                // here can only be the result of an earlier repeat.
-                match parent.fields.get_mut(&name) {
-                    Some(Value::Array(items)) => items.push(value),
-                    Some(existing) => {
-                        let first = existing.take();
-                        *existing = Value::Array(vec![first, value]);
-                    }
-                    None => {
-                        parent.fields.insert(name, value);
-                    }
+                if self.stack.is_empty() {
+                    return Err(malformed("end tag without a start tag"));
                 }
+                let node = self.tree.close(frame.mark, frame.name, frame.text);
+                self.tree.adopt(node);
             }
         }
         Ok(())
     }
 
-    fn handle(&mut self, event: Event<'_>, seen_markup: bool) -> Result<(), ParseError> {
+    fn handle(&mut self, event: Event<'a>, seen_markup: bool) -> Result<(), ParseError> {
         match event {
             Event::Decl(decl) => {
                 if seen_markup {
@@ -259,16 +276,15 @@ impl<'p> Converter<'p> {
                 self.close()?;
             }
             Event::End(_) => self.close()?,
-            Event::Text(chunk) => self.text(&chunk.xml_content(self.version), "text")?,
+            Event::Text(chunk) => self.text(chunk.xml_content(self.version), "text")?,
             Event::CData(chunk) => {
                 if self.stack.is_empty() {
                     return Err(malformed("CDATA outside the root element"));
                 }
-                self.text(&chunk.xml_content(self.version), "CDATA")?;
+                self.text(chunk.xml_content(self.version), "CDATA")?;
             }
             Event::GeneralRef(reference) => {
-                let mut buf = [0u8; 4];
-                let resolved = resolve_reference(&reference, &mut buf)?;
+                let resolved = resolve_reference(&reference)?;
                 if self.stack.is_empty() {
                     return Err(malformed("reference outside the root element"));
                 }
@@ -279,7 +295,7 @@ impl<'p> Converter<'p> {
         Ok(())
     }
 
-    fn text(&mut self, chunk: &str, what: &str) -> Result<(), ParseError> {
+    fn text(&mut self, chunk: Cow<'a, str>, what: &str) -> Result<(), ParseError> {
         match self.stack.last_mut() {
             None => {
                 if chunk.chars().all(is_xml_whitespace) {
@@ -290,8 +306,12 @@ impl<'p> Converter<'p> {
             }
             Some(frame) => {
                 // Skipping leading whitespace keeps indentation-only runs from piling up.
-                if frame.converts() && !(frame.text.is_empty() && trim_xml(chunk).is_empty()) {
-                    frame.text.push_str(chunk);
+                if frame.converts() && !(frame.text.is_empty() && trim_xml(&chunk).is_empty()) {
+                    if frame.text.is_empty() {
+                        frame.text = chunk;
+                    } else {
+                        frame.text.to_mut().push_str(&chunk);
+                    }
                 }
                 Ok(())
             }
@@ -299,15 +319,17 @@ impl<'p> Converter<'p> {
     }
 }
 
-/// Resolves a reference without allocating: a predefined entity's text, or one character.
-fn resolve_reference<'b>(reference: &BytesRef<'_>, buf: &'b mut [u8; 4]) -> Result<&'b str, ParseError> {
+/// Resolves a reference: a predefined entity's text, or one character.
+fn resolve_reference(reference: &BytesRef<'_>) -> Result<Cow<'static, str>, ParseError> {
     if reference.is_char_ref() {
         return match reference.resolve_char_ref() {
-            Ok(Some(c)) => Ok(c.encode_utf8(buf)),
+            Ok(Some(c)) => Ok(Cow::Owned(c.to_string())),
             _ => Err(malformed(format!("invalid character reference &{};", echo(reference)))),
         };
     }
-    resolve_xml_entity(reference).ok_or_else(|| malformed(format!("undefined entity &{};", echo(reference))))
+    resolve_xml_entity(reference)
+        .map(Cow::Borrowed)
+        .ok_or_else(|| malformed(format!("undefined entity &{};", echo(reference))))
 }
 
 /// A short reason for a quick-xml error, without echoing unbounded input.
@@ -328,7 +350,7 @@ fn describe_error(error: &quick_xml::Error) -> ParseError {
 }
 
 /// Converts an XML document (already decoded to text) into records; see the module docs.
-pub(crate) fn parse_xml(text: &str, path: Option<&ResourcePath>, max_depth: usize) -> Result<Vec<Value>, ParseError> {
+pub(crate) fn parse_xml(text: &str, path: Option<&ResourcePath>, max_depth: usize) -> Result<Vec<Record>, ParseError> {
     let mut reader = Reader::from_str(text);
     let config = reader.config_mut();
     config.check_end_names = true;
@@ -338,12 +360,16 @@ pub(crate) fn parse_xml(text: &str, path: Option<&ResourcePath>, max_depth: usiz
     config.trim_text(false);
 
     let mut converter = Converter {
+        input: text,
         segments: path.map(|p| p.segments().collect()).unwrap_or_default(),
         path,
         max_depth,
         version: XmlVersion::Implicit1_0,
         stack: Vec::new(),
+        tree: Tree::default(),
         records: Vec::new(),
+        matched: 0,
+        too_deep: false,
         root_name: None,
     };
     let mut seen_markup = false;
@@ -366,7 +392,7 @@ pub(crate) fn parse_xml(text: &str, path: Option<&ResourcePath>, max_depth: usiz
     let Some(root_name) = converter.root_name else {
         return Err(malformed("no root element"));
     };
-    if let (Some(path), true) = (path, converter.records.is_empty()) {
+    if let (Some(path), 0) = (path, converter.matched) {
         let first = converter.segments.first().copied().unwrap_or_default();
         let reason = if first == root_name {
             "no element matches".to_owned()
@@ -376,6 +402,11 @@ pub(crate) fn parse_xml(text: &str, path: Option<&ResourcePath>, max_depth: usiz
         return Err(ParseError::ResourcePath {
             path: path.as_str().to_owned(),
             reason,
+        });
+    }
+    if converter.too_deep {
+        return Err(ParseError::TooDeep {
+            limit: RECORD_DEPTH_LIMIT,
         });
     }
     Ok(converter.records)
@@ -389,7 +420,7 @@ mod tests {
     use super::*;
     use crate::config::resource_path::ResourcePath;
     use proptest::prelude::*;
-    use serde_json::json;
+    use serde_json::{json, Value};
 
     const XML: Option<&str> = Some("application/xml");
 
@@ -674,6 +705,31 @@ mod tests {
         assert!(err.to_string().len() < 300, "{err}");
     }
 
+    #[test]
+    fn the_noted_id_is_the_member_scan_s() {
+        let bodies = [
+            ("<r><id>7</id><x/></r>", Some("r")),
+            ("<r><id>7</id><id>8</id></r>", Some("r")),
+            (r#"<r id="1"><x/></r>"#, Some("r")),
+            ("<r><i><id k='v'>a</id></i><i>b</i></r>", Some("r.i")),
+            ("<id>9</id>", None),
+            ("<id><id>1</id></id>", None),
+            ("<r><id>7</id></r>", None),
+        ];
+        for (body, path) in bodies {
+            let path = path.map(|p| ResourcePath::parse(p).unwrap());
+            let records = parse_records(body.as_bytes(), XML, path.as_ref(), &ParseLimits::default()).unwrap();
+            for record in &records {
+                let scanned = if record.json().starts_with('{') {
+                    crate::pipeline::parse::json::member_of_valid_object(record.json(), "id")
+                } else {
+                    None
+                };
+                assert_eq!(record.noted_id(), Some(scanned), "{body}: {}", record.json());
+            }
+        }
+    }
+
     fn escape_text(s: &str) -> String {
         s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
     }
@@ -684,7 +740,7 @@ mod tests {
         #[test]
         fn token_soup_never_panics(
             tokens in proptest::collection::vec(prop::sample::select(vec![
-                "<a>", "</a>", "<b x='1'>", "</b>", "<c/>", "&amp;", "&#x41;", "&#0;", "&bad;", "text",
+                "<a>", "</a>", "<b x='1'>", "</b>", "<c/>", "<id>", "</id>", "&amp;", "&#x41;", "&#0;", "&bad;", "text",
                 "<![CDATA[x]]>", "<!--c-->", "<!DOCTYPE a>", "<?pi x?>", "<?xml version=\"1.0\"?>",
                 "<", ">", "/", "\"", "'", "=", " ", "&", ";", "]]>", "<!", "\u{e9}",
             ]), 0..60),
@@ -694,8 +750,18 @@ mod tests {
             let path = path.map(|p| ResourcePath::parse(p).unwrap());
             for max_depth in [2, 128] {
                 let limits = ParseLimits { max_depth, ..ParseLimits::default() };
-                if let Err(e) = parse_records(body.as_bytes(), XML, path.as_ref(), &limits) {
-                    prop_assert_eq!(e.status(), 400);
+                match parse_records(body.as_bytes(), XML, path.as_ref(), &limits) {
+                    Err(e) => prop_assert_eq!(e.status(), 400),
+                    Ok(records) => {
+                        for record in &records {
+                            let json = record.json();
+                            let scanned = json
+                                .starts_with('{')
+                                .then(|| crate::pipeline::parse::json::member_of_valid_object(json, "id"))
+                                .flatten();
+                            prop_assert_eq!(record.noted_id(), Some(scanned));
+                        }
+                    }
                 }
             }
         }
