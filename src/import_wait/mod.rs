@@ -24,10 +24,10 @@ use tokio::sync::Notify;
 
 use crate::config::import_wait::says_invalid;
 use crate::telemetry::events::{ImportResultConsumed, ImportWaitsInFlight};
-use crate::wire::results::{RecordResult, ResultsMessage};
+use crate::wire::results::{record_index, RecordResult, ResultsMessage};
 
 /// Records of a request whose results (and failures) are kept in full for its answer's templates.
-pub const MAX_DETAILED: usize = 20;
+pub use crate::wire::results::MAX_DETAILED;
 /// Record indexes a request remembers before it knows how many records it has (results that
 /// arrive before Kafka's acknowledgement reached the receiver: a short window).
 pub const MAX_EARLY_RESULTS: usize = 100_000;
@@ -287,11 +287,6 @@ impl Waiters {
             wait.done.notify_one();
         }
     }
-}
-
-/// The index of a record of request `request_id` from its id (`wire::record_id`).
-fn record_index(request_id: &str, record_id: &str) -> Option<usize> {
-    record_id.strip_prefix(request_id)?.strip_prefix('-')?.parse().ok()
 }
 
 /// A registered request: unregistered when dropped, however its answer ends.
