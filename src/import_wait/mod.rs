@@ -62,6 +62,9 @@ struct Wait {
 struct Collected {
     /// Records that went to the pages (set once Kafka acknowledged them).
     expected: Option<usize>,
+    /// Records of the request, quarantined ones included (set with `expected`): record ids
+    /// keep their place in the request, so a paged record's index may reach past `expected`.
+    records: Option<usize>,
     /// Record indexes with a result, and whether it was imported.
     seen: HashMap<usize, bool>,
     imported: usize,
@@ -80,8 +83,8 @@ impl Collected {
     /// Adds the result of the record at `index`; a second result for it (the worker imported its
     /// page again after a crash) and indexes out of range are ignored.
     fn add(&mut self, index: usize, result: RecordResult) {
-        let bound = self.expected.unwrap_or(MAX_EARLY_RESULTS);
-        if index >= bound || self.seen.len() >= bound || self.seen.contains_key(&index) {
+        let bound = self.records.unwrap_or(MAX_EARLY_RESULTS);
+        if index >= bound || self.complete() || self.seen.contains_key(&index) {
             return;
         }
         self.seen.insert(index, result.imported);
@@ -99,13 +102,15 @@ impl Collected {
         }
     }
 
-    /// Forgets what is beyond `expected`, now that it is known.
-    fn expect(&mut self, expected: usize) {
+    /// Forgets what is beyond the request's `records`, now that they are known, of which
+    /// `expected` went to the pages.
+    fn expect(&mut self, expected: usize, records: usize) {
         self.expected = Some(expected);
+        self.records = Some(records);
         let beyond: Vec<(usize, bool)> = self
             .seen
             .iter()
-            .filter(|(index, _)| **index >= expected)
+            .filter(|(index, _)| **index >= records)
             .map(|(index, imported)| (*index, *imported))
             .collect();
         for (index, imported) in beyond {
@@ -308,7 +313,7 @@ impl Registered {
             let report = {
                 let mut collected = self.wait.collected.lock().unwrap_or_else(PoisonError::into_inner);
                 if collected.expected.is_none() {
-                    collected.expect(expected);
+                    collected.expect(expected, expected + quarantined);
                 }
                 collected.complete().then(|| collected.report(quarantined))
             };
@@ -443,6 +448,30 @@ mod tests {
             wait.finish(1, 1, Duration::from_secs(5)).await,
             WaitOutcome::Failed(Report { quarantined: 1, .. })
         ));
+    }
+
+    #[actix::test]
+    async fn records_paged_after_a_quarantined_one_keep_their_place() {
+        // Records 0 and 2 failed the schema: 1 and 3 were paged, with those ids.
+        let waiters = waiters(2);
+        let wait = waiters.register("q".into()).unwrap();
+        waiters.deliver("q", Some(&message("q", vec![imported("q-3", json!(3))])));
+        let finishing = tokio::spawn(wait.finish(2, 2, Duration::from_millis(500)));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        waiters.deliver("q", Some(&message("q", vec![imported("q-1", json!(1))])));
+        let WaitOutcome::Failed(report) = finishing.await.unwrap() else {
+            panic!("settled: both paged records imported, two quarantined")
+        };
+        assert_eq!((report.imported, report.failed, report.quarantined), (2, 0, 2));
+        let indexes: Vec<usize> = report.results.iter().map(|(index, _)| *index).collect();
+        assert_eq!(indexes, [1, 3]);
+        // And one with every record valid still ignores an index beyond the request.
+        let wait = waiters.register("r".into()).unwrap();
+        waiters.deliver("r", Some(&message("r", vec![imported("r-1", json!(1))])));
+        assert_eq!(
+            wait.finish(1, 0, Duration::from_millis(100)).await,
+            WaitOutcome::TimedOut
+        );
     }
 
     #[actix::test]
