@@ -262,6 +262,9 @@ impl Waiters {
         };
         ImportWaitsInFlight { in_flight }.emit();
         Ok(Registered {
+            // Read after the request is in the map: a feed open now reads from an end found
+            // before anything of the request was published, so no result of it can be missed.
+            feed_was_open: self.feed_open.load(Ordering::Acquire),
             waiters: self.clone(),
             request_id,
             wait,
@@ -296,6 +299,9 @@ impl Waiters {
 
 /// A registered request: unregistered when dropped, however its answer ends.
 pub struct Registered {
+    /// The results feed was open when the request registered. A feed opened later starts at
+    /// an end that may already be past the request's results: waiting could only time out.
+    feed_was_open: bool,
     waiters: Arc<Waiters>,
     request_id: Arc<str>,
     wait: Arc<Wait>,
@@ -305,7 +311,7 @@ impl Registered {
     /// Waits, once Kafka acknowledged the request's records, for the results of the `expected`
     /// records that went to the pages, up to `timeout` (`quarantined` more never will).
     pub async fn finish(self, expected: usize, quarantined: usize, timeout: Duration) -> WaitOutcome {
-        if !self.waiters.feed_open.load(Ordering::Acquire) {
+        if !self.feed_was_open {
             return WaitOutcome::NoResults;
         }
         let deadline = Instant::now() + timeout;
@@ -532,6 +538,18 @@ mod tests {
         let waiters = Waiters::new(2);
         let wait = waiters.register("q".into()).unwrap();
         assert_eq!(wait.finish(1, 0, Duration::from_secs(30)).await, WaitOutcome::NoResults);
+        // Nor one registered before the feed opened: the feed's end may be past its results,
+        // so it is answered 202 at once instead of at its timeout.
+        let early = waiters.register("r".into()).unwrap();
+        waiters.assume_feed_open();
+        let started = Instant::now();
+        let outcome = tokio::time::timeout(Duration::from_secs(5), early.finish(1, 0, Duration::from_secs(30))).await;
+        assert_eq!(outcome, Ok(WaitOutcome::NoResults), "after {:?}", started.elapsed());
+        let later = waiters.register("s".into()).unwrap();
+        assert_eq!(
+            later.finish(1, 0, Duration::from_millis(50)).await,
+            WaitOutcome::TimedOut
+        );
     }
 
     #[actix::test]
