@@ -179,6 +179,7 @@ pub async fn ingest(
             &request_id,
             read,
             &result,
+            waited.as_ref(),
             status,
             latency_ms,
         );
@@ -252,6 +253,7 @@ fn after_response(
     request_id: &str,
     read: ReadSoFar<'_>,
     result: &Result<Accepted, IngestError>,
+    waited: Option<&WaitOutcome>,
     status: u16,
     latency_ms: u64,
 ) {
@@ -276,6 +278,7 @@ fn after_response(
             request_id,
             body,
             result,
+            capture_outcome(result, waited),
             status,
             latency_ms,
             now_ms,
@@ -319,6 +322,7 @@ fn capture(
     request_id: &str,
     body: &Bytes,
     result: &Result<Accepted, IngestError>,
+    outcome: &str,
     status: u16,
     latency_ms: u64,
     now_ms: i64,
@@ -368,12 +372,21 @@ fn capture(
         "verification": verification,
         "handshake": handshake.map(|answer| answer.rule.as_str()),
         "status": status,
-        "outcome": match result {
-            Ok(_) => "accepted",
-            Err(error) => error.outcome(),
-        },
+        "outcome": outcome,
         "latency_ms": latency_ms,
     })
+}
+
+/// A debug capture's `outcome`: the refusal's, or for an accepted request of a listener that
+/// waits for its import what the wait came to (a 422/502 is no "accepted").
+fn capture_outcome(result: &Result<Accepted, IngestError>, waited: Option<&WaitOutcome>) -> &'static str {
+    match (result, waited) {
+        (Err(error), _) => error.outcome(),
+        (Ok(_), None) => "accepted",
+        (Ok(_), Some(WaitOutcome::Imported(_))) => "imported",
+        (Ok(_), Some(WaitOutcome::Failed(_))) => "import_failed",
+        (Ok(_), Some(WaitOutcome::TimedOut | WaitOutcome::NoResults)) => "import_pending",
+    }
 }
 
 /// UTF-8 text of at most `limit` bytes (lossy), and whether it was cut.
@@ -706,6 +719,44 @@ pub async fn method_not_allowed() -> HttpResponse {
 #[cfg(test)]
 mod tests {
     use super::{hook_segments, template_headers, template_query};
+
+    #[test]
+    fn a_capture_says_what_a_wait_for_the_import_came_to() {
+        use super::capture_outcome;
+        use crate::import_wait::{Report, WaitOutcome};
+        use crate::pipeline::ingest_error::IngestError;
+        use crate::pipeline::Accepted;
+        let report = Report {
+            imported: 0,
+            failed: 1,
+            quarantined: 0,
+            all_failures_invalid: true,
+            results: Vec::new(),
+            failures: Vec::new(),
+        };
+        let accepted = Ok(Accepted::default());
+        assert_eq!(capture_outcome(&accepted, None), "accepted");
+        assert_eq!(
+            capture_outcome(&accepted, Some(&WaitOutcome::Failed(report.clone()))),
+            "import_failed"
+        );
+        assert_eq!(
+            capture_outcome(&accepted, Some(&WaitOutcome::Imported(report))),
+            "imported"
+        );
+        assert_eq!(
+            capture_outcome(&accepted, Some(&WaitOutcome::TimedOut)),
+            "import_pending"
+        );
+        assert_eq!(
+            capture_outcome(&accepted, Some(&WaitOutcome::NoResults)),
+            "import_pending"
+        );
+        assert_eq!(
+            capture_outcome(&Err(IngestError::TooManyWaits), None),
+            "import_waits_full"
+        );
+    }
 
     #[test]
     fn response_templates_never_see_the_listener_token() {

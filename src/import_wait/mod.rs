@@ -24,10 +24,10 @@ use tokio::sync::Notify;
 
 use crate::config::import_wait::says_invalid;
 use crate::telemetry::events::{ImportResultConsumed, ImportWaitsInFlight};
-use crate::wire::results::{RecordResult, ResultsMessage};
+use crate::wire::results::{record_index, RecordResult, ResultsMessage};
 
 /// Records of a request whose results (and failures) are kept in full for its answer's templates.
-pub const MAX_DETAILED: usize = 20;
+pub use crate::wire::results::MAX_DETAILED;
 /// Record indexes a request remembers before it knows how many records it has (results that
 /// arrive before Kafka's acknowledgement reached the receiver: a short window).
 pub const MAX_EARLY_RESULTS: usize = 100_000;
@@ -62,8 +62,16 @@ struct Wait {
 struct Collected {
     /// Records that went to the pages (set once Kafka acknowledged them).
     expected: Option<usize>,
-    /// Record indexes with a result, and whether it was imported.
-    seen: HashMap<usize, bool>,
+    /// Records of the request, quarantined ones included (set with `expected`): record ids
+    /// keep their place in the request, so a paged record's index may reach past `expected`.
+    records: Option<usize>,
+    /// Record indexes with a result: one bit each (a request of a million records holds
+    /// 128 KiB here once all are in, not the ~30 MiB of a map).
+    seen: Bits,
+    /// Of those, the ones imported.
+    imported_bits: Bits,
+    /// Bits set in `seen`.
+    seen_count: usize,
     imported: usize,
     failed: usize,
     /// Every failure so far was the target calling the record invalid.
@@ -72,20 +80,57 @@ struct Collected {
     failures: BTreeMap<usize, RecordResult>,
 }
 
+/// A set of record indexes, one bit each.
+#[derive(Debug, Default)]
+struct Bits(Vec<u64>);
+
+impl Bits {
+    fn contains(&self, index: usize) -> bool {
+        self.0
+            .get(index / 64)
+            .is_some_and(|word| word & (1 << (index % 64)) != 0)
+    }
+
+    fn insert(&mut self, index: usize) {
+        if self.0.len() <= index / 64 {
+            self.0.resize(index / 64 + 1, 0);
+        }
+        self.0[index / 64] |= 1 << (index % 64);
+    }
+
+    /// Removes the indexes from `from` on; how many there were.
+    fn truncate(&mut self, from: usize) -> usize {
+        let mut removed = 0;
+        for (word_index, word) in self.0.iter_mut().enumerate().skip(from / 64) {
+            let keep = if word_index == from / 64 {
+                (1u64 << (from % 64)) - 1
+            } else {
+                0
+            };
+            removed += (*word & !keep).count_ones() as usize;
+            *word &= keep;
+        }
+        self.0.truncate(from.div_ceil(64));
+        removed
+    }
+}
+
 impl Collected {
     fn complete(&self) -> bool {
-        self.expected.is_some_and(|expected| self.seen.len() >= expected)
+        self.expected.is_some_and(|expected| self.seen_count >= expected)
     }
 
     /// Adds the result of the record at `index`; a second result for it (the worker imported its
     /// page again after a crash) and indexes out of range are ignored.
     fn add(&mut self, index: usize, result: RecordResult) {
-        let bound = self.expected.unwrap_or(MAX_EARLY_RESULTS);
-        if index >= bound || self.seen.len() >= bound || self.seen.contains_key(&index) {
+        let bound = self.records.unwrap_or(MAX_EARLY_RESULTS);
+        if index >= bound || self.complete() || self.seen.contains(index) {
             return;
         }
-        self.seen.insert(index, result.imported);
+        self.seen.insert(index);
+        self.seen_count += 1;
         if result.imported {
+            self.imported_bits.insert(index);
             self.imported += 1;
         } else {
             self.all_failures_invalid = (self.failed == 0 || self.all_failures_invalid) && says_invalid(result.status);
@@ -99,25 +144,18 @@ impl Collected {
         }
     }
 
-    /// Forgets what is beyond `expected`, now that it is known.
-    fn expect(&mut self, expected: usize) {
+    /// Forgets what is beyond the request's `records`, now that they are known, of which
+    /// `expected` went to the pages.
+    fn expect(&mut self, expected: usize, records: usize) {
         self.expected = Some(expected);
-        let beyond: Vec<(usize, bool)> = self
-            .seen
-            .iter()
-            .filter(|(index, _)| **index >= expected)
-            .map(|(index, imported)| (*index, *imported))
-            .collect();
-        for (index, imported) in beyond {
-            self.seen.remove(&index);
-            self.results.remove(&index);
-            self.failures.remove(&index);
-            if imported {
-                self.imported -= 1;
-            } else {
-                self.failed -= 1;
-            }
-        }
+        self.records = Some(records);
+        let removed = self.seen.truncate(records);
+        let removed_imported = self.imported_bits.truncate(records);
+        self.seen_count -= removed;
+        self.imported -= removed_imported;
+        self.failed -= removed - removed_imported;
+        self.results.split_off(&records);
+        self.failures.split_off(&records);
     }
 
     fn report(&self, quarantined: usize) -> Report {
@@ -257,6 +295,9 @@ impl Waiters {
         };
         ImportWaitsInFlight { in_flight }.emit();
         Ok(Registered {
+            // Read after the request is in the map: a feed open now reads from an end found
+            // before anything of the request was published, so no result of it can be missed.
+            feed_was_open: self.feed_open.load(Ordering::Acquire),
             waiters: self.clone(),
             request_id,
             wait,
@@ -289,13 +330,11 @@ impl Waiters {
     }
 }
 
-/// The index of a record of request `request_id` from its id (`wire::record_id`).
-fn record_index(request_id: &str, record_id: &str) -> Option<usize> {
-    record_id.strip_prefix(request_id)?.strip_prefix('-')?.parse().ok()
-}
-
 /// A registered request: unregistered when dropped, however its answer ends.
 pub struct Registered {
+    /// The results feed was open when the request registered. A feed opened later starts at
+    /// an end that may already be past the request's results: waiting could only time out.
+    feed_was_open: bool,
     waiters: Arc<Waiters>,
     request_id: Arc<str>,
     wait: Arc<Wait>,
@@ -305,7 +344,7 @@ impl Registered {
     /// Waits, once Kafka acknowledged the request's records, for the results of the `expected`
     /// records that went to the pages, up to `timeout` (`quarantined` more never will).
     pub async fn finish(self, expected: usize, quarantined: usize, timeout: Duration) -> WaitOutcome {
-        if !self.waiters.feed_open.load(Ordering::Acquire) {
+        if !self.feed_was_open {
             return WaitOutcome::NoResults;
         }
         let deadline = Instant::now() + timeout;
@@ -313,7 +352,7 @@ impl Registered {
             let report = {
                 let mut collected = self.wait.collected.lock().unwrap_or_else(PoisonError::into_inner);
                 if collected.expected.is_none() {
-                    collected.expect(expected);
+                    collected.expect(expected, expected + quarantined);
                 }
                 collected.complete().then(|| collected.report(quarantined))
             };
@@ -451,6 +490,30 @@ mod tests {
     }
 
     #[actix::test]
+    async fn records_paged_after_a_quarantined_one_keep_their_place() {
+        // Records 0 and 2 failed the schema: 1 and 3 were paged, with those ids.
+        let waiters = waiters(2);
+        let wait = waiters.register("q".into()).unwrap();
+        waiters.deliver("q", Some(&message("q", vec![imported("q-3", json!(3))])));
+        let finishing = tokio::spawn(wait.finish(2, 2, Duration::from_millis(500)));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        waiters.deliver("q", Some(&message("q", vec![imported("q-1", json!(1))])));
+        let WaitOutcome::Failed(report) = finishing.await.unwrap() else {
+            panic!("settled: both paged records imported, two quarantined")
+        };
+        assert_eq!((report.imported, report.failed, report.quarantined), (2, 0, 2));
+        let indexes: Vec<usize> = report.results.iter().map(|(index, _)| *index).collect();
+        assert_eq!(indexes, [1, 3]);
+        // And one with every record valid still ignores an index beyond the request.
+        let wait = waiters.register("r".into()).unwrap();
+        waiters.deliver("r", Some(&message("r", vec![imported("r-1", json!(1))])));
+        assert_eq!(
+            wait.finish(1, 0, Duration::from_millis(100)).await,
+            WaitOutcome::TimedOut
+        );
+    }
+
+    #[actix::test]
     async fn the_cap_refuses_and_a_finished_wait_gives_its_room_back() {
         let waiters = waiters(2);
         let first = waiters.register("1".into()).unwrap();
@@ -508,6 +571,18 @@ mod tests {
         let waiters = Waiters::new(2);
         let wait = waiters.register("q".into()).unwrap();
         assert_eq!(wait.finish(1, 0, Duration::from_secs(30)).await, WaitOutcome::NoResults);
+        // Nor one registered before the feed opened: the feed's end may be past its results,
+        // so it is answered 202 at once instead of at its timeout.
+        let early = waiters.register("r".into()).unwrap();
+        waiters.assume_feed_open();
+        let started = Instant::now();
+        let outcome = tokio::time::timeout(Duration::from_secs(5), early.finish(1, 0, Duration::from_secs(30))).await;
+        assert_eq!(outcome, Ok(WaitOutcome::NoResults), "after {:?}", started.elapsed());
+        let later = waiters.register("s".into()).unwrap();
+        assert_eq!(
+            later.finish(1, 0, Duration::from_millis(50)).await,
+            WaitOutcome::TimedOut
+        );
     }
 
     #[actix::test]
@@ -532,6 +607,20 @@ mod tests {
         assert_eq!(report.results.len(), MAX_DETAILED);
         assert_eq!(report.failures.len(), MAX_DETAILED);
         assert_eq!(report.failures.last().unwrap().0, 2 * MAX_DETAILED - 1);
+    }
+
+    #[test]
+    fn bits_hold_indexes_and_cut_from_any_place() {
+        let mut bits = Bits::default();
+        for index in [0, 5, 63, 64, 130, 200] {
+            bits.insert(index);
+        }
+        assert!(bits.contains(63) && bits.contains(64) && !bits.contains(62) && !bits.contains(100_000));
+        assert_eq!(bits.truncate(64), 3);
+        assert!(bits.contains(63) && !bits.contains(64) && !bits.contains(130));
+        assert_eq!(bits.truncate(0), 3);
+        assert!(!bits.contains(0));
+        assert_eq!(bits.0.len(), 0);
     }
 
     #[test]

@@ -28,6 +28,19 @@ pub const WAIT_IMPORT: &str = "import";
 /// target that echoes whole records does not weigh on every waiting instance's memory.
 pub const MAX_TARGET_BYTES: usize = 2048;
 
+/// Records of a request whose results a serve instance keeps in full (`import_wait`): the
+/// worker writes the target's answer only for these, the others' would be dropped unread.
+pub const MAX_DETAILED: usize = 20;
+/// Largest results message the worker writes (its value, about): a page's results for one
+/// request are split over several messages beyond it, well under Kafka's default 1 MB limit
+/// (a page holds up to 10 000 records, each failure with an error of up to 500 characters).
+pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
+
+/// The index of a record of request `request_id` from its id (`wire::record_id`).
+pub fn record_index(request_id: &str, record_id: &str) -> Option<usize> {
+    record_id.strip_prefix(request_id)?.strip_prefix('-')?.parse().ok()
+}
+
 /// What became of one record.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RecordResult {

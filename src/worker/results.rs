@@ -17,7 +17,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 
 use crate::config::Settings;
 use crate::telemetry::events::ImportResultsPublished;
-use crate::wire::results::{RecordResult, ResultsMessage};
+use crate::wire::results::{record_index, RecordResult, ResultsMessage, MAX_DETAILED, MAX_MESSAGE_BYTES};
 use crate::worker::import::RecordOutcome;
 use crate::worker::page::{self, IncomingPage};
 
@@ -111,21 +111,30 @@ impl ResultsPublisher {
     }
 }
 
-/// One message per request with records in `page`, in the order of their first record; a
-/// record without a request id (not hookpipe's own) has no one waiting for it. Pure.
+/// One message per request with records in `page` (more when its results exceed
+/// [`MAX_MESSAGE_BYTES`]), in the order of their first record; a record without a request id
+/// (not hookpipe's own) has no one waiting for it. The target's answer is written only for the
+/// first [`MAX_DETAILED`] records of a request, the only ones kept by the instance waiting. Pure.
 pub fn results_of(page: &IncomingPage, outcomes: &[RecordOutcome]) -> Vec<ResultsMessage> {
-    let mut messages: Vec<ResultsMessage> = Vec::new();
+    // Each message with the size of its records so far.
+    let mut messages: Vec<(ResultsMessage, usize)> = Vec::new();
     for (record, outcome) in page.records.iter().zip(outcomes) {
         let Some(request_id) = page::text_field(record, "request_id").filter(|id| !id.is_empty()) else {
             continue;
         };
+        let id = page::record_id(record);
         let result = match outcome {
             RecordOutcome::Imported { answer, .. } => RecordResult {
-                id: page::record_id(record).to_string(),
+                id: id.to_string(),
                 imported: true,
                 status: None,
                 error: None,
-                target: answer.as_deref().cloned(),
+                // A page's answer is the same for each of its records: kept once per request
+                // at most MAX_DETAILED times, not 10 000 times over in one message.
+                target: answer
+                    .as_deref()
+                    .filter(|_| record_index(request_id, id).is_some_and(|index| index < MAX_DETAILED))
+                    .cloned(),
             },
             RecordOutcome::Failed { error, status, .. } => RecordResult {
                 id: page::record_id(record).to_string(),
@@ -135,17 +144,24 @@ pub fn results_of(page: &IncomingPage, outcomes: &[RecordOutcome]) -> Vec<Result
                 target: None,
             },
         };
-        match messages.iter_mut().find(|message| message.request_id == request_id) {
-            Some(message) => message.records.push(result),
-            None => messages.push(ResultsMessage::new(
-                &page.listener_id,
-                request_id,
-                &page.page_id,
-                vec![result],
+        let size = serde_json::to_vec(&result).map_or(0, |bytes| bytes.len() + 1);
+        let open = messages
+            .iter_mut()
+            .rev()
+            .find(|(message, _)| message.request_id == request_id)
+            .filter(|(_, written)| written + size <= MAX_MESSAGE_BYTES);
+        match open {
+            Some((message, written)) => {
+                message.records.push(result);
+                *written += size;
+            }
+            None => messages.push((
+                ResultsMessage::new(&page.listener_id, request_id, &page.page_id, vec![result]),
+                size,
             )),
         }
     }
-    messages
+    messages.into_iter().map(|(message, _)| message).collect()
 }
 
 #[cfg(test)]
@@ -197,6 +213,68 @@ mod tests {
                                                      "error": "HTTP 422: bad"}]}),
             ],
             "a record without a request id has no result"
+        );
+    }
+
+    /// A page of 1000 records of one request, imported with a 2 KiB answer (or failed with
+    /// 500-character errors), fits Kafka's default message size limit of 1 MB.
+    #[test]
+    fn a_big_page_s_results_are_split_and_answers_kept_only_where_read() {
+        let records = 1000;
+        let page = IncomingPage {
+            wait_for_import: true,
+            listener_id: "orders".into(),
+            page_id: "p1".into(),
+            created_at: None,
+            records: (0..records)
+                .map(|index| json!({"id": format!("a-{index}"), "request_id": "a", "data": index}))
+                .collect(),
+        };
+        let answer = Arc::new(json!({"echo": "x".repeat(2000)}));
+        let imported = vec![
+            RecordOutcome::Imported {
+                tries: 1,
+                answer: Some(answer.clone()),
+            };
+            records
+        ];
+        let failed = vec![
+            RecordOutcome::Failed {
+                error: "e".repeat(500),
+                status: Some(400),
+                tries: 1,
+            };
+            10_000
+        ];
+        let mut big_page = page.clone();
+        big_page.records = (0..10_000)
+            .map(|index| json!({"id": format!("a-{index}"), "request_id": "a", "data": index}))
+            .collect();
+        for (page, outcomes) in [(&page, &imported), (&big_page, &failed)] {
+            let messages = results_of(page, outcomes);
+            let ids: Vec<String> = messages
+                .iter()
+                .flat_map(|message| message.records.iter().map(|result| result.id.clone()))
+                .collect();
+            let expected: Vec<String> = (0..outcomes.len()).map(|index| format!("a-{index}")).collect();
+            assert_eq!(ids, expected, "every record once, in order");
+            for message in &messages {
+                assert_eq!(message.request_id, "a");
+                let size = message.to_bytes().len();
+                assert!(size <= MAX_MESSAGE_BYTES + 1024, "{size} bytes in one message");
+            }
+        }
+        let messages = results_of(&page, &imported);
+        let with_answer: Vec<&str> = messages
+            .iter()
+            .flat_map(|message| message.records.iter())
+            .filter(|result| result.target.is_some())
+            .map(|result| result.id.as_str())
+            .collect();
+        let first: Vec<String> = (0..MAX_DETAILED).map(|index| format!("a-{index}")).collect();
+        assert_eq!(
+            with_answer, first,
+            "the answer only where the waiting instance reads it"
         );
     }
 }
