@@ -7,7 +7,9 @@ file-descriptor limit.
   1. start `hookpipe serve --config benches/load.toml` (embedded Kafka, or `--kafka tansu`),
      and (--pair, the default) a second, identical one: the control;
   2. calibrate: scenario A's closed loop (wrk, 64 connections) for --calibrate-secs on that
-     server, unless --rate is given; the soak rate is --share (50 %) of it;
+     server — paired, on both servers at once (one wrk each), the maximum being their sum:
+     two servers on the same cores carry less than one (each sees half the concurrency, so
+     smaller pages) — unless --rate is given; the soak rate is --share (50 %) of it;
   3. for --secs (600): oha at the rate × (1 - --hostile-share) of valid signed 1 KB JSON
      (open loop, latency from the scheduled send time, in segments of --segment-secs so p99
      is a time series), plus hostile requests at rate × --hostile-share (benches/hostile.py
@@ -43,6 +45,7 @@ warm-up; the slowloris is on in both windows) to the mean of the last 20 %:
 """
 
 import argparse
+import concurrent.futures
 import csv
 import datetime
 import json
@@ -234,15 +237,30 @@ def run_soak(args, logdir):
     calibration = None
     if args.rate:
         rate = args.rate
+        if control:
+            # The same warm-up on both.
+            for u in (url, control.urls["bench"]):
+                load.run_wrk(args, u, payload, 2)
     else:
-        log(f"calibrating: wrk closed loop, 64 connections, {args.calibrate_secs} s (after 2 s of warm-up)")
-        load.run_wrk(args, url, payload, 2)
-        calibration = load.run_wrk(args, url, payload, args.calibrate_secs)
+        urls = [url] + ([control.urls["bench"]] if control else [])
+        log(f"calibrating: wrk closed loop, 64 connections, {args.calibrate_secs} s (after 2 s of warm-up)"
+            + (", on both servers at once (the maximum is the sum)" if control else ""))
+
+        def on_each(duration):
+            # Paired, both servers at the same time: what the machine carries with two of them.
+            with concurrent.futures.ThreadPoolExecutor(len(urls)) as pool:
+                return list(pool.map(lambda u: load.run_wrk(args, u, payload, duration), urls))
+
+        on_each(2)
+        runs = on_each(args.calibrate_secs)
+        calibration = dict(runs[0])
+        calibration["rps"] = sum(r["rps"] for r in runs)
+        calibration["non_2xx"] = sum(r["non_2xx"] for r in runs)
+        calibration["per_server_rps"] = [r["rps"] for r in runs]
         rate = int(calibration["rps"] * args.share)
-        log(f"  max {calibration['rps']:.0f} req/s (non-2xx {calibration['non_2xx']}): soak rate {rate}/s")
-    if control:
-        # The same warm-up as the calibration gave the measured server (without its 10 s at max).
-        load.run_wrk(args, control.urls["bench"], payload, 2)
+        log(f"  max {calibration['rps']:.0f} req/s"
+            + (f" ({' + '.join(f'{r:.0f}' for r in calibration['per_server_rps'])})" if control else "")
+            + f" (non-2xx {calibration['non_2xx']}): soak rate {rate}/s")
     normal_rate = max(int(rate * (1 - args.hostile_share)), 1)
     hostile_rate = rate * args.hostile_share
     # The machine carries the soak rate either way; paired, each server gets half of it.
@@ -625,7 +643,9 @@ def markdown(report):
         f"generators, slowloris and servers share it{report['machine_note']}",
         f"- command: `{report['command']}`",
         f"- load: {a['secs']} s at {r['rate']}/s = {a['share']:.0%} of "
-        + (f"the calibrated maximum {r['calibration']['rps']:.0f} req/s (wrk, 64 connections, {a['calibrate_secs']} s)"
+        + (f"the calibrated maximum {r['calibration']['rps']:.0f} req/s (wrk, 64 connections, {a['calibrate_secs']} s"
+           + (", on both servers at once: " + " + ".join(f"{x:.0f}" for x in r['calibration']['per_server_rps'])
+              if r['calibration'].get('per_server_rps') and len(r['calibration']['per_server_rps']) > 1 else "") + ")"
            if r["calibration"] else "the given rate")
         + f"; {r['normal_rate']}/s valid signed 1 KB JSON (oha {report['tools']['oha']}, open loop, 64 connections, "
         f"{a['segment_secs']} s segments) + {r['hostile_rate']:.1f}/s hostile ({a['hostile_share']:.0%}); "
