@@ -69,8 +69,17 @@ pub fn stored_records(
         if quiet_until.is_none() && expected.iter().all(|id| found.contains_key(*id)) {
             quiet_until = Some(now + Duration::from_secs(1));
         }
-        let Some(message) = reader.next(Duration::from_millis(100)).expect("reading the topic") else {
-            continue;
+        // A transient client error (librdkafka reports "all brokers down" while it reconnects
+        // after a fault) is not the end of the read: keep reading until the deadline; missing
+        // records fail the caller's comparison anyway.
+        let message = match reader.next(Duration::from_millis(100)) {
+            Ok(Some(message)) => message,
+            Ok(None) => continue,
+            Err(error) => {
+                eprintln!("reading {topic} back: {error} (retrying)");
+                std::thread::sleep(Duration::from_millis(100));
+                continue;
+            }
         };
         let page: serde_json::Value = serde_json::from_slice(&message.payload).expect("a page is JSON");
         for record in page["records"].as_array().expect("records") {
