@@ -219,7 +219,11 @@ impl Starting {
         let fleet =
             crate::pipeline::rate_limit::fleet_feed::start(settings, bootstrap, clock.clone(), &shared.instance).await;
         let app = serve_fully(settings, bootstrap, clock, shared, fleet, listener, addr, tls)?;
-        // The full server accepts on the same socket already; the starting one lets go.
+        // The full server accepts on the same socket already; the starting one stops accepting
+        // first, answers the connections it took, then lets go. Stopped at once, it dropped the
+        // connections its accept thread had queued for its worker (resets and empty answers to
+        // senders at the handover; a loaded CI run saw several).
+        crate::shutdown::stop_accepting(&starting_handle).await;
         starting_handle.stop(true).await;
         drop(starting);
         Ok(Some(app))

@@ -117,7 +117,7 @@ impl Drain {
                 tracing::warn!(target: LOG_TARGET, "second signal: drain period cut short");
             }
         }
-        server.pause().await;
+        stop_accepting(server).await;
         (self.stop_waiting)();
         tracing::info!(target: LOG_TARGET, "stopped accepting; finishing in-flight requests");
         let deadline = Instant::now() + self.finish_timeout;
@@ -145,6 +145,18 @@ impl Drain {
         // (and a request still arriving on one is served); forced once the deadline has passed.
         server.stop(finished).await;
     }
+}
+
+/// How long an actix server's accept thread gets to act on a pause: it does so asynchronously,
+/// and a connection it accepted meanwhile is still queued for a worker, which a stop drops
+/// (a reset, or a closed connection without an answer, to its sender).
+const PAUSE_SETTLE: Duration = Duration::from_millis(100);
+
+/// Stops `server` accepting and waits until the connections it accepted reached its workers,
+/// so that a graceful stop afterwards answers all of them.
+pub async fn stop_accepting(server: &ServerHandle) {
+    server.pause().await;
+    actix_web::rt::time::sleep(PAUSE_SETTLE).await;
 }
 
 #[cfg(test)]

@@ -478,6 +478,7 @@ fn hookpipe_killed_under_load_costs_only_its_in_flight_requests_and_serves_again
     let killed_at = load_started.elapsed();
     instance.kill();
     let restarted = Instant::now();
+    let restarted_at = load_started.elapsed();
     instance = Instance::start(&config, &broker.bootstrap, port, dir.0.join("serve-1.log"));
     instance.wait_ready(Duration::from_secs(60));
     let recovered = until_accepted(&instance, Duration::from_secs(30)) + restarted.elapsed();
@@ -506,6 +507,17 @@ fn hookpipe_killed_under_load_costs_only_its_in_flight_requests_and_serves_again
         tally.broken.len() <= SENDERS,
         "only the requests in flight at the kill break (at most one a sender): {:?}",
         tally.broken
+    );
+    // And none on the restarted instance (its starting server handing over to the full one).
+    let broken_after: Vec<_> = sent
+        .iter()
+        .filter(|s| s.sent_at >= restarted_at)
+        .filter(|s| matches!(&s.outcome, Outcome::ConnectionError(error) if !error.contains("refused")))
+        .map(|s| (s.sent_at, &s.outcome))
+        .collect();
+    assert!(
+        broken_after.is_empty(),
+        "requests to the restarted instance broke: {broken_after:?}"
     );
     assert!(
         tally.lost.is_empty(),
@@ -610,21 +622,8 @@ fn serve_without_its_state_topic_answers_health_and_503_and_serves_once_the_topi
         "admin_token = \"chaos-admin-token-0123456789\"",
         "create_topics = false",
     );
-    // Every topic but the state topic exists.
     let kafka = &settings.kafka;
-    let present = [
-        TopicSpec::pages(&kafka.pages_topic),
-        debug_topic(kafka),
-        TopicSpec::compacted(&kafka.errors_topic),
-        TopicSpec::pages(&kafka.quarantine_topic),
-    ];
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime
-        .block_on(create_missing(kafka, &broker.bootstrap, &present))
-        .expect("creating the other topics");
+    let runtime = all_topics_but_the_state_topic(&settings, &broker.bootstrap);
     let port = free_port();
     let instance = Instance::start(&config, &broker.bootstrap, port, dir.0.join("serve-0.log"));
     let addr = instance.addr();
@@ -711,4 +710,77 @@ fn serve_without_its_state_topic_answers_health_and_503_and_serves_once_the_topi
         "the 2xx request's record is in Kafka once: {stored:?}"
     );
     assert_eq!(records[0]["m"], "after-the-state-topic");
+}
+
+/// Creates every topic but the state topic (for a serve started with `create_topics = false`,
+/// which then answers from its starting server until the state topic exists); the runtime to
+/// create the state topic with later.
+fn all_topics_but_the_state_topic(settings: &Settings, bootstrap: &str) -> tokio::runtime::Runtime {
+    let kafka = &settings.kafka;
+    let present = [
+        TopicSpec::pages(&kafka.pages_topic),
+        debug_topic(kafka),
+        TopicSpec::compacted(&kafka.errors_topic),
+        TopicSpec::pages(&kafka.quarantine_topic),
+    ];
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime
+        .block_on(create_missing(kafka, bootstrap, &present))
+        .expect("creating the other topics");
+    runtime
+}
+
+/// Senders of the handover case: many, with almost no pause, so that connections are queued in
+/// the starting server when it hands over.
+const HANDOVER_SENDERS: usize = 16;
+
+#[test]
+fn the_handover_from_the_starting_server_answers_every_connection() {
+    let broker = Broker::start();
+    let dir = TempDir::new("hookpipe-chaos");
+    let (config, settings) = serve_config(&dir, &broker.bootstrap, "", "create_topics = false");
+    let runtime = all_topics_but_the_state_topic(&settings, &broker.bootstrap);
+    let port = free_port();
+    let instance = Instance::start(&config, &broker.bootstrap, port, dir.0.join("serve-0.log"));
+    let addr = instance.addr();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while send(addr, "GET", "/healthz", b"").map(|answer| answer.status).ok() != Some(200) {
+        assert!(Instant::now() < deadline, "no /healthz; log:\n{}", instance.log_text());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The load runs on the starting server (503s), across the handover, and on the full server.
+    let load = ProcessLoad::start(
+        addr,
+        PATH,
+        HANDOVER_SENDERS,
+        Duration::from_millis(1),
+        MAX_REQUESTS_PER_SENDER,
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    let created = Instant::now();
+    runtime
+        .block_on(create_missing(
+            &settings.kafka,
+            &broker.bootstrap,
+            &[TopicSpec::compacted(&settings.kafka.state_topic)],
+        ))
+        .expect("creating the state topic");
+    let recovered = until_accepted(&instance, Duration::from_secs(45)) + created.elapsed();
+    std::thread::sleep(Duration::from_secs(1));
+    let sent = load.stop();
+
+    let tally = Tally::of(&settings, &broker.bootstrap, &sent);
+    tally.print("starting server handing over to the full one under load", recovered);
+    assert!(tally.ok > 0 && tally.refused > 0, "503 before the handover, 2xx after");
+    assert!(
+        tally.broken.is_empty() && tally.not_listening == 0,
+        "every connection across the handover is answered: {} refused, {:?}; log:\n{}",
+        tally.not_listening,
+        tally.broken,
+        instance.log_text()
+    );
+    assert!(tally.lost.is_empty(), "answered 2xx but not in Kafka: {:?}", tally.lost);
 }
