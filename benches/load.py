@@ -364,10 +364,12 @@ def run_wrk(args, url, payload, duration, count_status=False):
 
 def run_oha(args, url, payload, duration, rate):
     """Open loop: requests are scheduled at `rate`/s whatever the answers; latency is measured
-    from the scheduled start (--latency-correction), so queueing delay is counted."""
+    from the scheduled start (--latency-correction), so queueing delay is counted. With `rate`
+    None, a closed loop (each connection sends its next request on the previous answer)."""
+    pacing = [] if rate is None else ["-q", str(rate), "--latency-correction"]
     argv = [
-        args.oha, url, "-z", f"{duration}s", "-c", str(CONNECTIONS), "-q", str(rate),
-        "--latency-correction", "--wait-ongoing-requests-after-deadline", "--no-tui", "--output-format", "json", "-m", "POST", "-D", payload.path,
+        args.oha, url, "-z", f"{duration}s", "-c", str(CONNECTIONS), *pacing,
+        "--wait-ongoing-requests-after-deadline", "--no-tui", "--output-format", "json", "-m", "POST", "-D", payload.path,
     ]
     for key, value in payload.headers.items():
         argv += ["-H", f"{key}: {value}"]

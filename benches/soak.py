@@ -6,10 +6,15 @@ file-descriptor limit.
 
   1. start `hookpipe serve --config benches/load.toml` (embedded Kafka, or `--kafka tansu`),
      and (--pair, the default) a second, identical one: the control;
-  2. calibrate: scenario A's closed loop (wrk, 64 connections) for --calibrate-secs on that
-     server — paired, on both servers at once (one wrk each), the maximum being their sum:
-     two servers on the same cores carry less than one (each sees half the concurrency, so
-     smaller pages) — unless --rate is given; the soak rate is --share (50 %) of it;
+  2. calibrate: a closed loop (64 connections) for --calibrate-secs on that server — paired,
+     on both servers at once (one generator each), the maximum being their sum: two servers on
+     the same cores carry less than one (each sees half the concurrency, so smaller pages) —
+     unless --rate is given; the soak rate is --share (50 %) of it. The closed loop is driven
+     by the soak's own generator, oha (--calibrate-with oha, the default): the maximum is then
+     what the machine carries with the generator the soak runs. wrk (--calibrate-with wrk, as
+     scenario A) costs far less CPU per request than oha on the same 2 cores, so 50 % of its
+     maximum, sent by oha and the hostile mix, kept the machine at 1.85-1.94 busy cores of 2
+     (55b9c50's run): the p99s then measured a saturated machine, not the slowloris;
   3. for --secs (600): oha at the rate × (1 - --hostile-share) of valid signed 1 KB JSON
      (open loop, latency from the scheduled send time, in segments of --segment-secs so p99
      is a time series), plus hostile requests at rate × --hostile-share (benches/hostile.py
@@ -243,13 +248,13 @@ def run_soak(args, logdir):
                 load.run_wrk(args, u, payload, 2)
     else:
         urls = [url] + ([control.urls["bench"]] if control else [])
-        log(f"calibrating: wrk closed loop, 64 connections, {args.calibrate_secs} s (after 2 s of warm-up)"
+        log(f"calibrating: {args.calibrate_with} closed loop, 64 connections, {args.calibrate_secs} s (after 2 s of warm-up)"
             + (", on both servers at once (the maximum is the sum)" if control else ""))
 
         def on_each(duration):
             # Paired, both servers at the same time: what the machine carries with two of them.
             with concurrent.futures.ThreadPoolExecutor(len(urls)) as pool:
-                return list(pool.map(lambda u: load.run_wrk(args, u, payload, duration), urls))
+                return list(pool.map(lambda u: closed_loop(args, u, payload, duration), urls))
 
         on_each(2)
         runs = on_each(args.calibrate_secs)
@@ -550,6 +555,13 @@ def evaluate(args, result):
     return checks
 
 
+def closed_loop(args, url, payload, duration):
+    """One closed-loop run of the calibration with --calibrate-with's generator."""
+    if args.calibrate_with == "wrk":
+        return load.run_wrk(args, url, payload, duration)
+    return load.run_oha(args, url, payload, duration, None)
+
+
 def median_of(segments, phase, key):
     values = [s[key] for s in segments if s["phase"] == phase and s.get(key) is not None]
     return statistics.median(values) if values else None
@@ -643,7 +655,7 @@ def markdown(report):
         f"generators, slowloris and servers share it{report['machine_note']}",
         f"- command: `{report['command']}`",
         f"- load: {a['secs']} s at {r['rate']}/s = {a['share']:.0%} of "
-        + (f"the calibrated maximum {r['calibration']['rps']:.0f} req/s (wrk, 64 connections, {a['calibrate_secs']} s"
+        + (f"the calibrated maximum {r['calibration']['rps']:.0f} req/s ({a.get('calibrate_with', 'wrk')} closed loop, 64 connections, {a['calibrate_secs']} s"
            + (", on both servers at once: " + " + ".join(f"{x:.0f}" for x in r['calibration']['per_server_rps'])
               if r['calibration'].get('per_server_rps') and len(r['calibration']['per_server_rps']) > 1 else "") + ")"
            if r["calibration"] else "the given rate")
@@ -825,6 +837,8 @@ def main():
     parser.add_argument("--rate", type=int, help="requests/s of the soak (default: --share of the calibrated maximum)")
     parser.add_argument("--share", type=float, default=0.5)
     parser.add_argument("--calibrate-secs", type=int, default=10)
+    parser.add_argument("--calibrate-with", choices=("oha", "wrk"), default="oha",
+                        help="the closed-loop generator of the calibration (default: oha, the soak's own)")
     parser.add_argument("--hostile-share", type=float, default=0.01)
     parser.add_argument("--slowloris", type=int, default=2000)
     parser.add_argument("--slowloris-interval", type=float, default=5.0)
