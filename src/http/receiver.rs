@@ -135,9 +135,9 @@ pub async fn ingest(
         (Err(error), _, _) => error.error_response(),
     };
     if let Ok(value) = HeaderValue::from_str(&request_id) {
-        response
-            .headers_mut()
-            .insert(header::HeaderName::from_static(REQUEST_ID_HEADER), value);
+        // Made once: `from_static` at run time checks the name on every request.
+        static NAME: header::HeaderName = header::HeaderName::from_static(REQUEST_ID_HEADER);
+        response.headers_mut().insert(NAME.clone(), value);
     }
     if result.is_err() && read.body.is_none() {
         // A refused request's body may not have been read to its end (413, 408, 503, 404...).
@@ -217,14 +217,15 @@ fn request_finished<'a>(
     latency_ms: u64,
 ) -> RequestFinished<'a> {
     // A wrong URL token must look like an unknown listener in metrics too.
-    let metrics_listener = match listener {
-        Some(listener) if !matches!(result, Err(IngestError::NotFound)) => listener.id(),
-        _ => UNKNOWN_LISTENER,
+    let (metrics_listener, counters) = match listener {
+        Some(listener) if !matches!(result, Err(IngestError::NotFound)) => (listener.id(), Some(&listener.counters)),
+        _ => (UNKNOWN_LISTENER, None),
     };
     RequestFinished {
         request_id,
         listener: listener.map(Listener::id),
         metrics_listener,
+        counters,
         status,
         latency_ms,
         result: match result {
@@ -498,6 +499,7 @@ async fn handle<'a>(
     BodyReceived {
         listener: listener.id(),
         bytes: body.len(),
+        counters: &listener.counters,
     }
     .emit();
     read.body = Some(body.clone());

@@ -170,7 +170,7 @@ impl ResponseError for IngestError {
                 header::HeaderValue::from_static("application/json"),
             );
             if let Some(seconds) = self.retry_after() {
-                headers.insert(header::RETRY_AFTER, header::HeaderValue::from(seconds));
+                headers.insert(header::RETRY_AFTER, retry_after_value(seconds));
             }
             return response;
         }
@@ -203,6 +203,16 @@ impl ResponseError for IngestError {
     }
 }
 
+/// A `Retry-After` value: a single digit (what a flood is mostly told) without formatting or
+/// allocating, as `HeaderValue::from(u64)` does.
+fn retry_after_value(seconds: u64) -> header::HeaderValue {
+    const DIGITS: &str = "0123456789";
+    match usize::try_from(seconds) {
+        Ok(digit @ 0..=9) => header::HeaderValue::from_static(&DIGITS[digit..=digit]),
+        _ => header::HeaderValue::from(seconds),
+    }
+}
+
 /// The body of every error answer: `{"error": "..."}`.
 #[derive(serde::Serialize)]
 struct ErrorBody {
@@ -227,6 +237,17 @@ impl IngestError {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn retry_after_values_are_the_formatted_numbers() {
+        for seconds in [0, 1, 5, 9, 10, 30, 61, 3600, u64::MAX] {
+            assert_eq!(
+                super::retry_after_value(seconds),
+                actix_web::http::header::HeaderValue::from(seconds),
+                "{seconds}"
+            );
+        }
+    }
+
     use super::*;
 
     #[test]

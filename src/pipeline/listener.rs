@@ -67,6 +67,8 @@ pub struct Listener {
     pub events: Option<EventOutput>,
     /// How its records' ordering key is found; `None`: the listener has none.
     pub ordering: Option<OrderingKey>,
+    /// Its series of the per-request counters, looked up once.
+    pub counters: crate::telemetry::ListenerCounters,
     templates: TemplateSet,
 }
 
@@ -208,6 +210,7 @@ impl ListenerConfig {
             response_content_type,
             events,
             ordering,
+            counters: Default::default(),
             templates,
             config: self.clone(),
         })
@@ -374,7 +377,9 @@ impl Registry {
 
     /// The listener behind a public id.
     pub fn get(&self, public_id: &str) -> Option<Arc<Listener>> {
-        self.snapshot().by_public_id.get(public_id).cloned()
+        // Looked up under the read lock: no clone of the snapshot on every request.
+        let snapshot = self.snapshot.read().unwrap_or_else(|poison| poison.into_inner());
+        snapshot.by_public_id.get(public_id).cloned()
     }
 
     /// The listener with this id.

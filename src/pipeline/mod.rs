@@ -198,10 +198,10 @@ pub fn new_id() -> String {
     }
     let mut random = [0u8; 10];
     RANDOM.with(|generator| generator.borrow_mut().fill_bytes(&mut random));
-    uuid::Builder::from_unix_timestamp_millis(unix_millis_now().max(0) as u64, &random)
-        .into_uuid()
-        .simple()
-        .to_string()
+    let id = uuid::Builder::from_unix_timestamp_millis(unix_millis_now().max(0) as u64, &random).into_uuid();
+    // Encoded into a buffer, not through a formatter (`to_string`): every request makes one.
+    let mut hex = [0u8; uuid::fmt::Simple::LENGTH];
+    String::from(&*id.simple().encode_lower(&mut hex))
 }
 
 /// 32 bytes from the operating system's random source (getrandom(2)).

@@ -33,6 +33,8 @@ pub struct RequestFinished<'a> {
     pub latency_ms: u64,
     /// Records published, or why the request was refused.
     pub result: Result<usize, RequestRefused<'a>>,
+    /// The listener's own series, when `metrics_listener` is the listener's id.
+    pub counters: Option<&'a super::ListenerCounters>,
 }
 
 /// Why a request was refused, as telemetry sees it.
@@ -64,10 +66,13 @@ impl RequestFinished<'_> {
     /// Counts the request and writes its access-log line.
     pub fn emit(&self) {
         let label = self.metrics_listener;
-        METRICS
-            .requests
-            .with_label_values(&[label, status_class(self.status)])
-            .inc();
+        match self.counters {
+            Some(counters) => counters.count_request(label, status_class(self.status)),
+            None => METRICS
+                .requests
+                .with_label_values(&[label, status_class(self.status)])
+                .inc(),
+        }
         let request_id = self.request_id;
         let listener = self.listener.unwrap_or("-");
         let (status, latency_ms) = (self.status, self.latency_ms);
@@ -83,7 +88,10 @@ impl RequestFinished<'_> {
             RefusalCause::Verification(reason) => {
                 METRICS.verification_failures.with_label_values(&[label, reason]).inc()
             }
-            RefusalCause::RateLimited(scope) => METRICS.rate_limited.with_label_values(&[label, scope]).inc(),
+            RefusalCause::RateLimited(scope) => match self.counters {
+                Some(counters) => counters.count_rate_limited(label, scope),
+                None => METRICS.rate_limited.with_label_values(&[label, scope]).inc(),
+            },
             RefusalCause::Parse(kind) => METRICS.parse_errors.with_label_values(&[label, kind]).inc(),
             RefusalCause::Other => {}
         }
@@ -150,15 +158,14 @@ pub struct BodyReceived<'a> {
     pub listener: &'a str,
     /// Decoded body length.
     pub bytes: usize,
+    /// The listener's own series.
+    pub counters: &'a super::ListenerCounters,
 }
 
 impl BodyReceived<'_> {
     /// Adds to `hookpipe_request_body_bytes_total`.
     pub fn emit(&self) {
-        METRICS
-            .bytes_in
-            .with_label_values(&[self.listener])
-            .inc_by(self.bytes as u64);
+        self.counters.add_body_bytes(self.listener, self.bytes as u64);
     }
 }
 

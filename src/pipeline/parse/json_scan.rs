@@ -7,6 +7,12 @@
 //! syntax error, a depth over the limit, an unpaired surrogate, a number a double cannot hold —
 //! so that the general path decides and names the problem exactly as it always has. The
 //! property tests at the bottom hold the two paths to that.
+//!
+//! The scan only reads: a record's text is the body's, less the whitespace between tokens, so
+//! it is copied in runs — each run of the body between two stretches of whitespace in one copy
+//! ([`Compact`]) — and a record without whitespace (what most senders send) is one copy of its
+//! slice of the body. The runs are slices of the `&str` body cut at ASCII whitespace, so the copy
+//! needs no UTF-8 check.
 
 use super::error::ParseError;
 use super::limits::RECORD_DEPTH_LIMIT;
@@ -26,13 +32,14 @@ pub(super) fn records(text: &str, limit: usize) -> Option<Vec<Record>> {
         if bytes.get(at) == Some(&b']') {
             at + 1
         } else {
-            let mut scratch = Vec::with_capacity(256);
+            // One buffer for the records that hold whitespace, each then copied out at its size.
+            let mut compact = Compact::new(text, at, 0);
             loop {
-                scratch.clear();
-                let (after, id) = compact_value(bytes, at, max_depth, &mut scratch)?;
-                at = after;
-                records.push(record(scratch.clone(), id)?);
-                at = skip_whitespace(bytes, at);
+                compact.restart(at);
+                let (after, id) = compact_value(&mut compact, at, max_depth)?;
+                let json = compact.copy_out(after);
+                records.push(Record::from_compact_json_noting_id(json, id));
+                at = skip_whitespace(bytes, after);
                 match bytes.get(at) {
                     Some(b',') => at = skip_whitespace(bytes, at + 1),
                     Some(b']') => break at + 1,
@@ -41,19 +48,87 @@ pub(super) fn records(text: &str, limit: usize) -> Option<Vec<Record>> {
             }
         }
     } else {
-        let mut out = Vec::with_capacity(bytes.len() - start);
-        let (at, id) = compact_value(bytes, start, limit.min(RECORD_DEPTH_LIMIT), &mut out)?;
-        records.push(record(out, id)?);
+        let mut compact = Compact::new(text, start, bytes.len() - start);
+        let (at, id) = compact_value(&mut compact, start, limit.min(RECORD_DEPTH_LIMIT))?;
+        records.push(Record::from_compact_json_noting_id(compact.into_string(at), id));
         at
     };
     // Only whitespace may follow the value.
     (skip_whitespace(bytes, end) == bytes.len()).then_some(records)
 }
 
-fn record(compact: Vec<u8>, id: IdAt) -> Option<Record> {
-    // Only ASCII whitespace was left out, between tokens: still UTF-8.
-    let json = String::from_utf8(compact).ok()?;
-    Some(Record::from_compact_json_noting_id(json, id))
+/// A record's text being gathered: the runs of the body before the last whitespace left out are
+/// in `out`, the run since then (`text[pending..]`, up to where the scan is) is not copied yet.
+struct Compact<'t> {
+    text: &'t str,
+    out: String,
+    pending: usize,
+    /// What `out` reserves when it is first written to.
+    reserve: usize,
+}
+
+impl<'t> Compact<'t> {
+    /// A record starting at `start`; `reserve`: the most it can hold, when it is the whole body
+    /// (0: the buffer grows as needed, and serves every element of an array body).
+    fn new(text: &'t str, start: usize, reserve: usize) -> Compact<'t> {
+        Compact {
+            text,
+            out: String::new(),
+            pending: start,
+            reserve,
+        }
+    }
+
+    /// Starts the next record at `start`, keeping the buffer.
+    fn restart(&mut self, start: usize) {
+        self.out.clear();
+        self.pending = start;
+    }
+
+    /// Skips whitespace at `at` inside the record: the run before it is copied, the whitespace is not.
+    #[inline(always)]
+    fn skip_whitespace(&mut self, at: usize) -> usize {
+        match self.text.as_bytes().get(at) {
+            Some(b' ' | b'\t' | b'\n' | b'\r') => self.gap(at),
+            _ => at,
+        }
+    }
+
+    /// Whitespace at `at`: the run before it goes into `out`; returns the index after it.
+    #[inline(never)]
+    fn gap(&mut self, at: usize) -> usize {
+        if self.out.capacity() == 0 {
+            self.out.reserve(self.reserve);
+        }
+        self.out.push_str(&self.text[self.pending..at]);
+        self.pending = skip_whitespace(self.text.as_bytes(), at);
+        self.pending
+    }
+
+    /// Where the body's byte at `at` (not before the current run) lands in the record.
+    fn position(&self, at: usize) -> usize {
+        self.out.len() + (at - self.pending)
+    }
+
+    /// The record, ending at `end`, copied out (the buffer kept for the next one).
+    fn copy_out(&mut self, end: usize) -> String {
+        let last_run = &self.text[self.pending..end];
+        if self.out.is_empty() {
+            return last_run.to_owned();
+        }
+        self.out.push_str(last_run);
+        self.out.as_str().to_owned()
+    }
+
+    /// The record, ending at `end`.
+    fn into_string(mut self, end: usize) -> String {
+        let last_run = &self.text[self.pending..end];
+        if self.out.is_empty() {
+            return last_run.to_owned();
+        }
+        self.out.push_str(last_run);
+        self.out
+    }
 }
 
 fn skip_whitespace(bytes: &[u8], mut at: usize) -> usize {
@@ -63,50 +138,51 @@ fn skip_whitespace(bytes: &[u8], mut at: usize) -> usize {
     at
 }
 
-/// Copies the value starting at `at` (no whitespace before it) into `out` (which it starts) without
-/// whitespace, checking it on the way; returns the index after it, and where in `out` the value's
-/// top-level `id` member is (the page stage's default trace key). Containers nest at most
-/// `max_depth`.
-fn compact_value(bytes: &[u8], mut at: usize, max_depth: usize, out: &mut Vec<u8>) -> Option<(usize, IdAt)> {
+/// Checks the value starting at `at` (no whitespace before it), gathering it into `compact`
+/// (whose current record it starts); returns the index after it, and where in the record the
+/// value's top-level `id` member is (the page stage's default trace key). Containers nest at
+/// most `max_depth`.
+fn compact_value(compact: &mut Compact<'_>, mut at: usize, max_depth: usize) -> Option<(usize, IdAt)> {
     const { assert!(RECORD_DEPTH_LIMIT < 128, "open containers are bits of a u128") };
-    debug_assert!(out.is_empty());
+    let bytes = compact.text.as_bytes();
     // Bit `d` is set when the container at depth `d + 1` is an object.
     let mut objects: u128 = 0;
     let mut depth = 0usize;
+    // Whether the innermost open container is an object.
+    let mut in_object = false;
     let mut id = IdAt::Absent;
-    // Where in `out` the value of a top-level `id` member being copied starts.
+    // Where in the record the value of a top-level `id` member being read starts.
     let mut id_value_start = None;
     loop {
         // A value starts at `at`.
         match *bytes.get(at)? {
-            b'"' => at = copy_string(bytes, at, out)?,
+            b'"' => at = string_end(bytes, at)?.0,
             open @ (b'{' | b'[') => {
                 depth += 1;
                 if depth > max_depth {
                     return None;
                 }
-                out.push(open);
                 let close = if open == b'{' { b'}' } else { b']' };
-                at = skip_whitespace(bytes, at + 1);
+                at = compact.skip_whitespace(at + 1);
                 if bytes.get(at) == Some(&close) {
-                    out.push(close);
                     at += 1;
                     depth -= 1;
                 } else {
                     let bit = 1u128 << (depth - 1);
-                    if open == b'{' {
+                    in_object = open == b'{';
+                    if in_object {
                         objects |= bit;
-                        at = copy_key(bytes, at, out, depth, &mut id, &mut id_value_start)?;
+                        at = member_key(compact, at, depth, &mut id, &mut id_value_start)?;
                     } else {
                         objects &= !bit;
                     }
                     continue;
                 }
             }
-            b't' => at = copy_literal(bytes, at, b"true", out)?,
-            b'f' => at = copy_literal(bytes, at, b"false", out)?,
-            b'n' => at = copy_literal(bytes, at, b"null", out)?,
-            b'-' | b'0'..=b'9' => at = copy_number(bytes, at, out)?,
+            b't' => at = literal_end(bytes, at, b"true")?,
+            b'f' => at = literal_end(bytes, at, b"false")?,
+            b'n' => at = literal_end(bytes, at, b"null")?,
+            b'-' | b'0'..=b'9' => at = number_end(compact.text, at)?,
             _ => return None,
         }
         // After a value: the next member or element, or the end of containers.
@@ -117,25 +193,24 @@ fn compact_value(bytes: &[u8], mut at: usize, max_depth: usize, out: &mut Vec<u8
             if depth == 1 {
                 if let Some(start) = id_value_start.take() {
                     if id != IdAt::Unknown {
-                        id = IdAt::At(u32::try_from(start).ok()?, u32::try_from(out.len()).ok()?);
+                        let end = compact.position(at);
+                        id = IdAt::At(u32::try_from(start).ok()?, u32::try_from(end).ok()?);
                     }
                 }
             }
-            let in_object = objects & (1u128 << (depth - 1)) != 0;
-            at = skip_whitespace(bytes, at);
+            at = compact.skip_whitespace(at);
             match (*bytes.get(at)?, in_object) {
                 (b',', _) => {
-                    out.push(b',');
-                    at = skip_whitespace(bytes, at + 1);
+                    at = compact.skip_whitespace(at + 1);
                     if in_object {
-                        at = copy_key(bytes, at, out, depth, &mut id, &mut id_value_start)?;
+                        at = member_key(compact, at, depth, &mut id, &mut id_value_start)?;
                     }
                     break;
                 }
                 (b'}', true) | (b']', false) => {
-                    out.push(bytes[at]);
                     at += 1;
                     depth -= 1;
+                    in_object = depth > 0 && objects & (1u128 << (depth - 1)) != 0;
                 }
                 _ => return None,
             }
@@ -144,48 +219,45 @@ fn compact_value(bytes: &[u8], mut at: usize, max_depth: usize, out: &mut Vec<u8
 }
 
 /// A member's key and its colon; returns where its value starts. A top-level (`depth` 1) key
-/// `id` marks where its value will start in `out`; a top-level key with escapes, which only
-/// decoding could compare, leaves the `id` to be looked up later.
-fn copy_key(
-    bytes: &[u8],
+/// `id` marks where its value will start in the record; a top-level key with escapes, which
+/// only decoding could compare, leaves the `id` to be looked up later.
+#[inline(always)]
+fn member_key(
+    compact: &mut Compact<'_>,
     at: usize,
-    out: &mut Vec<u8>,
     depth: usize,
     id: &mut IdAt,
     id_value_start: &mut Option<usize>,
 ) -> Option<usize> {
+    let bytes = compact.text.as_bytes();
     if bytes.get(at) != Some(&b'"') {
         return None;
     }
-    let end = copy_string(bytes, at, out)?;
-    if depth == 1 {
-        let key = &bytes[at..end];
-        if key == b"\"id\"" {
-            *id_value_start = Some(out.len() + 1);
-        } else if key.contains(&b'\\') {
-            *id = IdAt::Unknown;
-        }
+    let (end, escaped) = string_end(bytes, at)?;
+    let is_id = depth == 1 && !escaped && &bytes[at..end] == b"\"id\"";
+    if depth == 1 && escaped {
+        *id = IdAt::Unknown;
     }
-    let at = skip_whitespace(bytes, end);
+    let at = compact.skip_whitespace(end);
     if bytes.get(at) != Some(&b':') {
         return None;
     }
-    out.push(b':');
-    Some(skip_whitespace(bytes, at + 1))
-}
-
-fn copy_literal(bytes: &[u8], at: usize, literal: &[u8], out: &mut Vec<u8>) -> Option<usize> {
-    let end = at + literal.len();
-    if bytes.get(at..end)? != literal {
-        return None;
+    let at = compact.skip_whitespace(at + 1);
+    if is_id {
+        *id_value_start = Some(compact.position(at));
     }
-    out.extend_from_slice(literal);
-    Some(end)
+    Some(at)
 }
 
-/// A number as JSON spells it (`-? (0 | [1-9][0-9]*) (.[0-9]+)? ([eE][+-]?[0-9]+)?`), refused
-/// refused when a double cannot hold it ([`check_number`]).
-fn copy_number(bytes: &[u8], at: usize, out: &mut Vec<u8>) -> Option<usize> {
+fn literal_end(bytes: &[u8], at: usize, literal: &[u8]) -> Option<usize> {
+    let end = at + literal.len();
+    (bytes.get(at..end)? == literal).then_some(end)
+}
+
+/// The end of a number as JSON spells it (`-? (0 | [1-9][0-9]*) (.[0-9]+)? ([eE][+-]?[0-9]+)?`),
+/// refused when a double cannot hold it ([`check_number`], for the numbers that may overflow).
+fn number_end(text: &str, at: usize) -> Option<usize> {
+    let bytes = text.as_bytes();
     let digits = |mut i: usize| {
         let first = i;
         while matches!(bytes.get(i), Some(b'0'..=b'9')) {
@@ -205,28 +277,33 @@ fn copy_number(bytes: &[u8], at: usize, out: &mut Vec<u8>) -> Option<usize> {
     if bytes.get(i) == Some(&b'.') {
         i = digits(i + 1)?;
     }
+    let mut exponent = false;
     if matches!(bytes.get(i), Some(b'e' | b'E')) {
+        exponent = true;
         i += 1;
         if matches!(bytes.get(i), Some(b'+' | b'-')) {
             i += 1;
         }
         i = digits(i)?;
     }
-    let number = &bytes[at..i];
-    // ASCII by construction.
-    check_number(std::str::from_utf8(number).ok()?).ok()?;
-    out.extend_from_slice(number);
+    if exponent || i - at > MAX_SAFE_NUMBER_LEN {
+        check_number(&text[at..i]).ok()?;
+    }
     Some(i)
 }
 
-/// A string: no raw control characters, only JSON's escapes, `\u` surrogates in pairs.
-fn copy_string(bytes: &[u8], at: usize, out: &mut Vec<u8>) -> Option<usize> {
+/// A string: no raw control characters, only JSON's escapes, `\u` surrogates in pairs. Returns
+/// the index after it, and whether it holds escapes.
+#[inline(always)]
+fn string_end(bytes: &[u8], at: usize) -> Option<(usize, bool)> {
     let mut i = at + 1;
+    let mut escaped = false;
     loop {
         i = find_string_special(bytes, i);
         match *bytes.get(i)? {
-            b'"' => break,
+            b'"' => return Some((i + 1, escaped)),
             b'\\' => {
+                escaped = true;
                 i = match *bytes.get(i + 1)? {
                     b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => i + 2,
                     b'u' => unicode_escape(bytes, i)?,
@@ -237,8 +314,6 @@ fn copy_string(bytes: &[u8], at: usize, out: &mut Vec<u8>) -> Option<usize> {
             _ => return None,
         }
     }
-    out.extend_from_slice(&bytes[at..=i]);
-    Some(i + 1)
 }
 
 /// The `\uXXXX` escape at `at` (its backslash), and the low surrogate that must follow a high
@@ -291,12 +366,15 @@ fn find_string_special(bytes: &[u8], mut at: usize) -> usize {
     at
 }
 
+/// The longest number without an exponent that a double always holds (`1e308` has 309 digits).
+const MAX_SAFE_NUMBER_LEN: usize = 300;
+
 /// Refuses a number that overflows a double (`1e400`, 400 digits): serde_json's skipping parser
 /// accepts its syntax, but a JSON parser building values — the worker's, and hookpipe's own for
 /// samples and templates — refuses it, which would poison the whole page. Only a number with an
 /// exponent or more than 300 characters can overflow; those are parsed to check.
 pub(super) fn check_number(number: &str) -> Result<(), ParseError> {
-    let may_overflow = number.len() > 300 || number.bytes().any(|b| b == b'e' || b == b'E');
+    let may_overflow = number.len() > MAX_SAFE_NUMBER_LEN || number.bytes().any(|b| b == b'e' || b == b'E');
     if may_overflow && serde_json::from_str::<serde_json::Number>(number).is_err() {
         return Err(ParseError::malformed("json", "number out of range"));
     }
