@@ -2,9 +2,13 @@
 """The scaling benchmark behind a load balancer: 1, 2 and 3 `hookpipe serve` instances on one
 Tansu broker behind haproxy (loopback, round robin, health-checking /readyz), loaded by wrk
 through haproxy; reports accepted requests per server CPU-second at each N and its ratio to N=1,
-twice per fleet: under a closed loop (wrk as fast as it can: the machine saturates), then paced
-(each connection pauses --paced-delay-ms after every answer: about connections / (pause +
-latency) requests per second, the same at every N, far below saturation). Also the idle CPU of
+three times per fleet: under a closed loop (wrk as fast as it can: the machine saturates), then
+paced (each connection pauses --paced-delay-ms after every answer: about connections / (pause +
+latency) requests per second, the same in total at every N, far below saturation), then weakly
+scaled (paced the same way, --weak-connections-per-instance x N connections: the same offered
+load per instance at every N). The first two hold the total load fixed and split it over N
+(strong scaling: each instance sees 1/N of it, so its pages and wake-ups are shared by fewer
+requests); the third is what scaling out is for (more senders, more instances). Also the idle CPU of
 every instance (no traffic, before the load), the voluntary context switches of the servers per
 request (a thread going to sleep and being woken again), and the servers' CPU per request by
 thread (HTTP threads, librdkafka's broker and main threads, the producers' poll threads, the
@@ -241,9 +245,18 @@ class Fleet:
                 process.wait()
 
 
-def run_wrk(args, port, duration, body_file, paced=False):
-    env = dict(os.environ, BENCH_BODY_FILE=body_file, BENCH_DELAY_MS=str(args.paced_delay_ms if paced else 0))
-    connections = args.paced_connections if paced else args.connections
+def wrk_load(args, mode, n):
+    """(connections, pause in ms after every answer) of a run of `mode` at N = `n`."""
+    if mode == "closed":
+        return args.connections, 0
+    if mode == "paced":
+        return args.paced_connections, args.paced_delay_ms
+    return args.weak_connections_per_instance * n, args.paced_delay_ms
+
+
+def run_wrk(args, port, duration, body_file, mode="closed", n=1):
+    connections, delay = wrk_load(args, mode, n)
+    env = dict(os.environ, BENCH_BODY_FILE=body_file, BENCH_DELAY_MS=str(delay))
     out = subprocess.run([args.wrk, "-t", "1", "-c", str(connections), "-d", f"{duration}s",
                           "--timeout", "10s", "-s", args.lua, f"http://127.0.0.1:{port}/hooks/{PUBLIC_ID}"],
                          env=env, capture_output=True, text=True, timeout=duration + 60)
@@ -253,7 +266,7 @@ def run_wrk(args, port, duration, body_file, paced=False):
     return json.loads(line[len("BENCH_JSON "):])
 
 
-def load_run(args, fleet, tansu_pid, duration, body_file, paced):
+def load_run(args, fleet, tansu_pid, duration, body_file, mode):
     """One measured wrk run through the fleet's haproxy: what the servers accepted and spent."""
     pids = [p.pid for p in fleet.processes]
     before_cpu = [cpu_seconds(pid) for pid in pids]
@@ -263,7 +276,7 @@ def load_run(args, fleet, tansu_pid, duration, body_file, paced):
     before_lb, before_broker = cpu_seconds(fleet.haproxy.pid), cpu_seconds(tansu_pid)
     before_pages = [page_totals(port) for port in fleet.ports]
     started = time.time()
-    wrk = run_wrk(args, fleet.port, duration, body_file, paced)
+    wrk = run_wrk(args, fleet.port, duration, body_file, mode, len(pids))
     wall = time.time() - started
     time.sleep(0.3)  # answers still in flight when wrk stopped
     cpu = [cpu_seconds(pid) - b for pid, b in zip(pids, before_cpu)]
@@ -275,7 +288,8 @@ def load_run(args, fleet, tansu_pid, duration, body_file, paced):
     pages = sum(a[1] - b[1] for a, b in zip(after_pages, before_pages))
     return {
         "instances": len(pids),
-        "mode": "paced" if paced else "closed",
+        "mode": mode,
+        "connections": wrk_load(args, mode, len(pids))[0],
         "accepted": sum(ok),
         "accepted_per_instance": ok,
         "server_cpu_seconds": sum(cpu),
@@ -309,14 +323,17 @@ def idle_run(fleet, tansu_pid, seconds):
 
 
 def measure(args, n, workdir, body_file, tansu_pid):
-    """N instances: idle CPU, then the closed loop, then (unless off) the paced load."""
+    """N instances: idle CPU, then the closed loop, then (unless off) the paced load, fixed in
+    total (strong scaling) and then per instance (weak scaling)."""
     fleet = Fleet(args, n, workdir)
     try:
         idle = idle_run(fleet, tansu_pid, args.idle) if args.idle > 0 else None
         run_wrk(args, fleet.port, args.warmup, body_file)
-        runs = [load_run(args, fleet, tansu_pid, args.duration, body_file, paced=False)]
+        runs = [load_run(args, fleet, tansu_pid, args.duration, body_file, "closed")]
         if args.paced_delay_ms > 0:
-            runs.append(load_run(args, fleet, tansu_pid, args.duration, body_file, paced=True))
+            runs.append(load_run(args, fleet, tansu_pid, args.duration, body_file, "paced"))
+            if args.weak_connections_per_instance > 0:
+                runs.append(load_run(args, fleet, tansu_pid, args.duration, body_file, "weak"))
         for run in runs:
             run["idle"] = idle
         return runs
@@ -359,7 +376,10 @@ def main():
     parser.add_argument("--paced-connections", type=int, default=32,
                         help="connections of the paced run")
     parser.add_argument("--paced-delay-ms", type=int, default=10,
-                        help="pause of each paced connection after every answer (0: no paced run)")
+                        help="pause of each paced connection after every answer (0: no paced runs)")
+    parser.add_argument("--weak-connections-per-instance", type=int, default=10,
+                        help="connections per instance of the weak-scaling run (C x N connections, "
+                             "paced like the paced run; 0: none)")
     parser.add_argument("--idle", type=float, default=3,
                         help="seconds of idle CPU measured before the load (0: none)")
     parser.add_argument("--server-workers", type=int, default=1,
@@ -402,11 +422,12 @@ def main():
                     tansu.wait()
 
     commit = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True).stdout.strip()
-    summaries = {mode: summarize([r for r in results if r["mode"] == mode]) for mode in ("closed", "paced")}
+    summaries = {mode: summarize([r for r in results if r["mode"] == mode]) for mode in ("closed", "paced", "weak")}
     report = {"command": args.command_line, "commit": commit, "cores": os.cpu_count(), "duration": args.duration, "reps": args.reps,
               "connections": args.connections, "paced_connections": args.paced_connections,
-              "paced_delay_ms": args.paced_delay_ms, "server_workers": args.server_workers,
-              "summary": summaries["closed"], "paced_summary": summaries["paced"], "runs": results}
+              "paced_delay_ms": args.paced_delay_ms, "weak_connections_per_instance": args.weak_connections_per_instance,
+              "server_workers": args.server_workers, "summary": summaries["closed"],
+              "paced_summary": summaries["paced"], "weak_summary": summaries["weak"], "runs": results}
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out + ".json", "w") as f:
         json.dump(report, f, indent=2)
@@ -415,15 +436,22 @@ def main():
         f"server.workers = {args.server_workers} per instance, one Tansu broker (memory storage), a fresh one for every fleet, 2-record JSON "
         "bodies, wrk through haproxy; both runs of an N on the same fleet, one after the other.",
         "",
-        f"Closed loop (saturating: wrk, haproxy, Tansu and the servers share the cores), {args.connections} connections:",
+        f"Closed loop (strong scaling: a fixed total load split over N; saturating: wrk, haproxy, Tansu and the "
+        f"servers share the cores), {args.connections} connections:",
         "",
     ] + table(summaries["closed"])
     if summaries["paced"]:
-        lines += ["", f"Paced (the same offered load at every N, the machine not saturated): {args.paced_connections} "
-                  f"connections, each pausing {args.paced_delay_ms} ms after every answer:", ""]
+        lines += ["", f"Paced (strong scaling: the same total offered load at every N, split over N; the machine not "
+                  f"saturated): {args.paced_connections} connections, each pausing {args.paced_delay_ms} ms after every answer:", ""]
         lines += table(summaries["paced"])
-    lines += ["", "Server CPU per accepted request by thread (closed loop, µs, median run), and idle CPU per instance:", ""]
-    lines += thread_table([r for r in results if r["mode"] == "closed"])
+    if summaries["weak"]:
+        lines += ["", f"Weak scaling (the same offered load per instance at every N: {args.weak_connections_per_instance} x N "
+                  f"connections, each pausing {args.paced_delay_ms} ms after every answer):", ""]
+        lines += table(summaries["weak"])
+    for mode, title in (("closed", "closed loop"), ("weak", "weak scaling")):
+        if summaries[mode]:
+            lines += ["", f"Server CPU per accepted request by thread ({title}, µs, median run), and idle CPU per instance:", ""]
+            lines += thread_table([r for r in results if r["mode"] == mode])
     with open(args.out + ".md", "w") as f:
         f.write("\n".join(lines) + "\n")
     print("\n".join(lines))

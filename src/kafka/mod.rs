@@ -1,10 +1,11 @@
 //! Kafka: the client configuration every client starts from, the one durable producer
-//! configuration, the one page producer wrapper (with what it knows of Kafka's availability and
-//! the supervisor of its handle), the embedded cluster, the topics hookpipe owns and reading
-//! pages back.
+//! configuration, the one page producer wrapper (with what it knows of Kafka's availability, the
+//! supervisor of its handle and the handle's delivery thread), the embedded cluster, the topics
+//! hookpipe owns and reading pages back.
 
 pub mod availability;
 pub mod embedded;
+pub mod handle;
 pub mod producer;
 pub mod state;
 pub mod supervisor;

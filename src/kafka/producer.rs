@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureRecord, Producer};
+use rdkafka::producer::FutureRecord;
 
 use super::availability::{Availability, FailureKind, Readiness};
 use super::supervisor::Supervised;

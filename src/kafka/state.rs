@@ -18,12 +18,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Message, Timestamp};
-use rdkafka::producer::{DeliveryFuture, FutureRecord, Producer};
+use rdkafka::producer::FutureRecord;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::{broadcast, oneshot, watch};
 
-use super::supervisor::Supervised;
 use super::topics::{Cleanup, TopicSpec};
+use super::{handle::DeliveryFuture, supervisor::Supervised};
 use crate::config::kafka::KafkaSettings;
 
 /// How long a write may take from enqueue to being applied by the local mirror.

@@ -20,14 +20,15 @@ use std::time::{Duration, Instant};
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{FutureProducer, Producer, PurgeConfig};
+use rdkafka::producer::PurgeConfig;
 use rdkafka::ClientConfig;
 
 use super::availability::{classify, Availability, FailureKind, ReplaceBackoff, ReplaceReason};
+use super::handle::ProducerHandle;
 use crate::telemetry::events::{KafkaBack, KafkaDown, ProducerReplaced};
 
-/// A librdkafka producer handle with hookpipe's callbacks.
-pub type Handle = FutureProducer<ProducerEvents>;
+/// A librdkafka producer handle with hookpipe's callbacks (and its delivery thread).
+pub type Handle = ProducerHandle<ProducerEvents>;
 
 /// How often the supervisor looks (and probes, while every broker is down).
 const TICK: Duration = Duration::from_millis(200);
@@ -206,11 +207,14 @@ fn create(
     } else {
         RDKafkaLogLevel::Info
     });
-    config.create_with_context(ProducerEvents {
-        generation,
-        availability: availability.clone(),
-        wake: wake.clone(),
-    })
+    ProducerHandle::create(
+        &config,
+        ProducerEvents {
+            generation,
+            availability: availability.clone(),
+            wake: wake.clone(),
+        },
+    )
 }
 
 /// librdkafka's callbacks of one handle.
