@@ -260,9 +260,20 @@ impl ClientContext for ProducerEvents {
 /// Whether librdkafka's statistics show the idempotent producer with a producer id
 /// (`eos.idemp_state` is `Assigned`); `None` when they do not say.
 pub fn producer_id_assigned(statistics: &[u8]) -> Option<bool> {
-    let value: serde_json::Value = serde_json::from_slice(statistics).ok()?;
-    let state = value.get("eos")?.get("idemp_state")?.as_str()?;
-    Some(state == "Assigned")
+    // Only the one field is deserialized: the rest (per broker, per partition: kilobytes, every
+    // second, per handle) is skipped without building values.
+    #[derive(serde::Deserialize)]
+    struct Statistics<'a> {
+        #[serde(borrow)]
+        eos: Option<Eos<'a>>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Eos<'a> {
+        #[serde(borrow)]
+        idemp_state: Option<std::borrow::Cow<'a, str>>,
+    }
+    let statistics: Statistics<'_> = serde_json::from_slice(statistics).ok()?;
+    Some(statistics.eos?.idemp_state? == "Assigned")
 }
 
 /// Wakes the supervisor before its tick when an event needs acting on.
@@ -299,6 +310,10 @@ mod tests {
         let waiting = br#"{"eos":{"idemp_state":"WaitPID","idemp_stateage":5000}}"#;
         assert_eq!(producer_id_assigned(waiting), Some(false));
         assert_eq!(producer_id_assigned(br#"{"name":"p"}"#), None);
+        // As librdkafka writes them: the field after kilobytes of others, nested and escaped.
+        let full = br#"{"name":"p\"1","brokers":{"127.0.0.1:9092/1":{"int_latency":{"min":1,"p99":[1,2.5e3]},"toppars":{}}},"topics":{"t":{"partitions":{"0":{"msgq_cnt":0}}}},"eos":{"idemp_state":"Assigned","txn_state":"Init","producer_id":7},"tx":3}"#;
+        assert_eq!(producer_id_assigned(full), Some(true));
+        assert_eq!(producer_id_assigned(br#"{"eos":{"idemp_state":"Init"}}"#), Some(false));
         assert_eq!(producer_id_assigned(b"not json"), None);
     }
 }
