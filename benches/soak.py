@@ -10,11 +10,11 @@ file-descriptor limit.
      on both servers at once (one generator each), the maximum being their sum: two servers on
      the same cores carry less than one (each sees half the concurrency, so smaller pages) —
      unless --rate is given; the soak rate is --share (50 %) of it. The closed loop is driven
-     by the soak's own generator, oha (--calibrate-with oha, the default): the maximum is then
-     what the machine carries with the generator the soak runs. wrk (--calibrate-with wrk, as
-     scenario A) costs far less CPU per request than oha on the same 2 cores, so 50 % of its
-     maximum, sent by oha and the hostile mix, kept the machine at 1.85-1.94 busy cores of 2
-     (55b9c50's run): the p99s then measured a saturated machine, not the slowloris;
+     by the soak's own generator, oha (--calibrate-with oha, the default), so the maximum is
+     what the machine carries with the generator the soak runs; --calibrate-with wrk for
+     scenario A's. On a quiet machine the two gave the same maximum (oha 20,638 req/s at
+     a63ac94, wrk 20,231 at 55b9c50): what saturated 55b9c50's run was the generators' and
+     servers' CPU at that rate (the asyncio hostile mix, 0.21 cores), not the calibration;
   3. for --secs (600): oha at the rate × (1 - --hostile-share) of valid signed 1 KB JSON
      (open loop, latency from the scheduled send time, in segments of --segment-secs so p99
      is a time series), plus hostile requests at rate × --hostile-share (benches/hostile.py
