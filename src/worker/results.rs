@@ -13,9 +13,11 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use futures_util::future::join_all;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::producer::FutureRecord;
 
 use crate::config::Settings;
+use crate::kafka::handle::ProducerHandle;
 use crate::telemetry::events::ImportResultsPublished;
 use crate::wire::results::{record_index, RecordResult, ResultsMessage, MAX_DETAILED, MAX_MESSAGE_BYTES};
 use crate::worker::import::RecordOutcome;
@@ -28,7 +30,7 @@ const PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct ResultsPublisher {
     settings: Settings,
     bootstrap: String,
-    producer: OnceLock<Result<FutureProducer, String>>,
+    producer: OnceLock<Result<ProducerHandle<DefaultClientContext>, String>>,
 }
 
 impl ResultsPublisher {
@@ -41,18 +43,21 @@ impl ResultsPublisher {
         }
     }
 
-    fn producer(&self) -> Result<&FutureProducer, &str> {
+    fn producer(&self) -> Result<&ProducerHandle<DefaultClientContext>, &str> {
         self.producer
             .get_or_init(|| {
                 let kafka = &self.settings.kafka;
                 // Not idempotent: a result written twice is read once (by record id), and a
                 // result lost only turns an answer into the 202 of a timeout.
-                crate::kafka::base_client_config(kafka, &self.bootstrap)
+                // Its reports are served by `ProducerHandle`'s thread, which sleeps until
+                // librdkafka has one (rust-rdkafka's `FutureProducer` thread busy-waits).
+                let mut config = crate::kafka::base_client_config(kafka, &self.bootstrap);
+                config
                     .set("client.id", "hookpipe-worker-results")
                     .set("acks", "all")
                     .set("message.timeout.ms", kafka.message_timeout_ms.to_string())
-                    .set("linger.ms", "0")
-                    .create()
+                    .set("linger.ms", "0");
+                ProducerHandle::create(&config, DefaultClientContext)
                     .map_err(|error| format!("cannot create the results producer: {error}"))
             })
             .as_ref()
@@ -82,10 +87,18 @@ impl ResultsPublisher {
             .map(|message| (message.request_id.as_str(), message.to_bytes()))
             .collect();
         let sends = values.iter().map(|(key, value)| {
-            producer.send(
-                FutureRecord::to(topic).key(*key).payload(value.as_slice()),
-                PUBLISH_TIMEOUT,
-            )
+            let sent = producer.send_result(FutureRecord::to(topic).key(*key).payload(value.as_slice()));
+            async move {
+                match sent {
+                    // Not taken (its queue full, say): failed, as a result not acknowledged.
+                    Err((error, _record)) => Err(error.to_string()),
+                    Ok(delivery) => match delivery.await {
+                        Ok(Ok(_delivered)) => Ok(()),
+                        Ok(Err((error, _message))) => Err(error.to_string()),
+                        Err(_dropped) => Err("the results producer went away".to_string()),
+                    },
+                }
+            }
         });
         let (failed, error) = match tokio::time::timeout(PUBLISH_TIMEOUT, join_all(sends)).await {
             Err(_elapsed) => (
@@ -94,10 +107,7 @@ impl ResultsPublisher {
             ),
             Ok(outcomes) => {
                 let failed = outcomes.iter().filter(|outcome| outcome.is_err()).count();
-                let error = outcomes
-                    .into_iter()
-                    .find_map(Result::err)
-                    .map(|(error, _)| error.to_string());
+                let error = outcomes.into_iter().find_map(Result::err);
                 (failed, error)
             }
         };
