@@ -632,11 +632,7 @@ fn serve_without_its_state_topic_answers_health_and_503_and_serves_once_the_topi
     let port = free_port();
     let instance = Instance::start(&config, &broker.bootstrap, port, dir.0.join("serve-0.log"));
     let addr = instance.addr();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while send(addr, "GET", "/healthz", b"").map(|answer| answer.status).ok() != Some(200) {
-        assert!(Instant::now() < deadline, "no /healthz; log:\n{}", instance.log_text());
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_healthy(&instance);
 
     // What works without the state topic: /healthz, /readyz (503, "starting"), /metrics; what
     // does not: webhooks (even of listeners of the configuration file) and the API, 503 with
@@ -738,6 +734,19 @@ fn all_topics_but_the_state_topic(settings: &Settings, bootstrap: &str) -> tokio
     runtime
 }
 
+/// Waits (up to 20 s) until `instance` answers `/healthz`: its starting server is up.
+fn wait_healthy(instance: &Instance) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while send(instance.addr(), "GET", "/healthz", b"")
+        .map(|answer| answer.status)
+        .ok()
+        != Some(200)
+    {
+        assert!(Instant::now() < deadline, "no /healthz; log:\n{}", instance.log_text());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Senders of the handover case: many, with almost no pause, so that connections are queued in
 /// the starting server when it hands over.
 const HANDOVER_SENDERS: usize = 16;
@@ -751,11 +760,7 @@ fn the_handover_from_the_starting_server_answers_every_connection() {
     let port = free_port();
     let instance = Instance::start(&config, &broker.bootstrap, port, dir.0.join("serve-0.log"));
     let addr = instance.addr();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while send(addr, "GET", "/healthz", b"").map(|answer| answer.status).ok() != Some(200) {
-        assert!(Instant::now() < deadline, "no /healthz; log:\n{}", instance.log_text());
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_healthy(&instance);
     // The load runs on the starting server (503s), across the handover, and on the full server.
     let load = ProcessLoad::start(
         addr,
