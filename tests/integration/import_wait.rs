@@ -203,7 +203,7 @@ fn answers_wait_for_the_import_on_whichever_instance_holds_the_request() {
 }
 
 #[test]
-fn with_no_worker_the_answer_is_202_at_the_timeout_and_the_record_is_imported_later() {
+fn with_the_worker_stopped_the_answer_is_202_at_the_timeout_and_the_record_is_imported_when_it_is_back() {
     let broker = Broker::start();
     let target = target();
     let timeout = Duration::from_millis(1500);
@@ -212,25 +212,46 @@ fn with_no_worker_the_answer_is_202_at_the_timeout_and_the_record_is_imported_la
         &broker.bootstrap,
     );
     let app = spawn_app(settings.clone(), &broker.bootstrap);
+    let worker = InProcessWorker::start(&settings, &broker.bootstrap);
 
-    // Until this instance reads the results topic (it opens at start, in the background), a
-    // waiting request is answered 202 at once; then only once its timeout passed.
     let timed_out = |app: &TestApp| {
         serve_metric(
             app,
             "hookpipe_import_waits_total{listener=\"orders\",outcome=\"timed_out\"}",
         )
     };
-    let (response, elapsed, sku) = eventually("a wait that times out", Duration::from_secs(30), || {
-        let sku = format!("S-{}", uuid::Uuid::new_v4().simple());
-        let (response, elapsed) = post(&app, "orders", json!({"sku": sku}));
-        assert_eq!(response.status, 202, "{}", response.text());
-        (timed_out(&app) == 1.0).then_some((response, elapsed, sku))
-    });
+    // With the worker running, a waiting request is answered 200 once imported. (Until this
+    // instance reads the results topic, which opens at start in the background, a waiting
+    // request is answered 202 at once; until the worker has joined its group, at the timeout.)
+    eventually(
+        "a record imported while the worker runs",
+        Duration::from_secs(60),
+        || {
+            let sku = format!("W-{}", uuid::Uuid::new_v4().simple());
+            let (response, _) = post(&app, "orders", json!({"sku": sku}));
+            assert!([200, 202].contains(&response.status), "{}", response.text());
+            (response.status == 200).then_some(())
+        },
+    );
+
+    // The worker stops (leaving its group, its offsets committed): the next waiting request is
+    // answered 202 with its request id once its timeout passed, and nothing imports it.
+    worker.stop();
+    let timed_out_before = timed_out(&app);
+    let sku = format!("S-{}", uuid::Uuid::new_v4().simple());
+    let (response, elapsed) = post(&app, "orders", json!({"sku": sku}));
+    assert_eq!(response.status, 202, "{}", response.text());
     assert!(elapsed >= timeout, "answered after {elapsed:?}");
+    assert_eq!(timed_out(&app), timed_out_before + 1.0);
     let request_id = response.header("x-request-id").unwrap().to_string();
     assert_eq!(response.json(), json!({"request_id": request_id, "import": "pending"}));
-    assert!(target.received().is_empty(), "nothing imported: no worker");
+    assert!(
+        !target
+            .received()
+            .iter()
+            .any(|r| sku_of(r).as_deref() == Some(sku.as_str())),
+        "nothing imported: the worker is stopped"
+    );
 
     // With server.max_import_waits = 1 waiting already, the next request is refused before
     // anything of it is published.
@@ -274,7 +295,7 @@ fn with_no_worker_the_answer_is_202_at_the_timeout_and_the_record_is_imported_la
         1.0
     );
 
-    // The data was durable all along: a worker that starts now imports it.
+    // The data was durable all along: the worker, back, imports it from its group's offsets.
     let worker = InProcessWorker::start(&settings, &broker.bootstrap);
     let imported = eventually("the record imported", Duration::from_secs(60), || {
         target
