@@ -122,8 +122,22 @@ pub fn serialize_ordered_record(fields: &RecordFields<'_>, ordering_key: &str) -
     record_bytes(fields, Some(ordering_key))
 }
 
+/// What a record's members other than `data` take at most, beyond their values' own bytes: the
+/// names, quotes and separators of every member, `null` and `true` (a value that needs escapes can
+/// still outgrow it: the buffer then grows once).
+const RECORD_FRAME_BYTES: usize = 160;
+
 fn record_bytes(fields: &RecordFields<'_>, ordering_key: Option<&str>) -> Vec<u8> {
-    let mut bytes = Vec::with_capacity(fields.data_json.len() + 200);
+    // One allocation for the whole record: a guess short of the members' lengths made every large
+    // record grow (a copy of the whole record) once its `data` came.
+    let values = fields.id.len()
+        + fields.request_id.len()
+        + fields.trace_key.len()
+        + fields.data_uri.map_or(0, str::len)
+        + fields.received_at.len()
+        + fields.delivery_id.map_or(0, str::len)
+        + ordering_key.map_or(0, str::len);
+    let mut bytes = Vec::with_capacity(fields.data_json.len() + values + RECORD_FRAME_BYTES);
     bytes.extend_from_slice(br#"{"id":"#);
     write_json_string(&mut bytes, fields.id);
     bytes.extend_from_slice(br#","request_id":"#);
@@ -649,6 +663,48 @@ mod tests {
             delivery_id: None,
             mock: false,
             data_json,
+        }
+    }
+
+    /// A record is written into one allocation: [`RECORD_FRAME_BYTES`] covers every member but
+    /// `data` beyond their values (all of them present, no escapes), so a large record never
+    /// grows — which copies it — on the way.
+    #[test]
+    fn a_record_is_written_without_growing_its_buffer() {
+        let data = format!(r#"{{"note":"{}"}}"#, "x".repeat(16 * 1024));
+        for data_uri in [None, Some("https://example.com/orders/1001")] {
+            let fields = RecordFields {
+                id: "0193e0c4-7d2a-7b3c-9f1e-2a4b6c8d0e1f-12",
+                request_id: "0193e0c4-7d2a-7b3c-9f1e-2a4b6c8d0e1f",
+                trace_key: "8d969eef6ecad3c29a3a629280e686cf",
+                data_uri,
+                received_at: "2026-01-01T00:00:00.010Z",
+                delivery_id: Some("evt_1NGWtb2eZvKYlo2CkBAbkK5u"),
+                mock: true,
+                data_json: &data,
+            };
+            let ordering_key = "customer-42";
+            let bytes = serialize_ordered_record(&fields, ordering_key);
+            let values = fields.id.len()
+                + fields.request_id.len()
+                + fields.trace_key.len()
+                + data_uri.map_or(0, str::len)
+                + fields.received_at.len()
+                + fields.delivery_id.map_or(0, str::len)
+                + ordering_key.len();
+            assert!(
+                bytes.len() <= data.len() + values + RECORD_FRAME_BYTES,
+                "{}",
+                bytes.len()
+            );
+            // A buffer that grew has at least doubled.
+            assert!(
+                bytes.capacity() < 2 * bytes.len(),
+                "{} for {}",
+                bytes.capacity(),
+                bytes.len()
+            );
+            assert!(serde_json::from_slice::<serde_json::Value>(&bytes).is_ok());
         }
     }
 

@@ -366,7 +366,7 @@ pub(crate) fn parse_xml(text: &str, path: Option<&ResourcePath>, max_depth: usiz
         max_depth,
         version: XmlVersion::Implicit1_0,
         stack: Vec::new(),
-        tree: Tree::default(),
+        tree: Tree::for_document(text.len()),
         records: Vec::new(),
         matched: 0,
         too_deep: false,

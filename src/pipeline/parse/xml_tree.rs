@@ -33,7 +33,6 @@ enum NodeValue<'a> {
 }
 
 /// The elements of the record being converted.
-#[derive(Default)]
 pub(super) struct Tree<'a> {
     nodes: Vec<Node<'a>>,
     /// Runs of children of closed elements.
@@ -78,7 +77,7 @@ fn trim_cow(text: Cow<'_, str>) -> Cow<'_, str> {
 /// `@` is no name character, and only `:` of the name-start characters sorts below it.
 fn key_order(a: &Node<'_>, b: &Node<'_>) -> Ordering {
     match (a.attribute, b.attribute) {
-        (true, true) | (false, false) => a.name.cmp(&b.name),
+        (true, true) | (false, false) => name_order(&a.name, &b.name),
         (true, false) if b.name.starts_with(':') => Ordering::Greater,
         (true, false) => Ordering::Less,
         (false, true) if a.name.starts_with(':') => Ordering::Less,
@@ -86,11 +85,40 @@ fn key_order(a: &Node<'_>, b: &Node<'_>) -> Ordering {
     }
 }
 
+/// Bytewise, as `str`'s order is; names that differ in their first byte (most siblings') are
+/// told apart without a call to `memcmp`.
+fn name_order(a: &str, b: &str) -> Ordering {
+    match (a.as_bytes().first(), b.as_bytes().first()) {
+        (Some(x), Some(y)) if x != y => x.cmp(y),
+        _ => a.cmp(b),
+    }
+}
+
 fn same_key(a: &Node<'_>, b: &Node<'_>) -> bool {
     a.attribute == b.attribute && a.name == b.name
 }
 
+/// A node per this many bytes of document is reserved up front ([`Tree::for_document`]): an
+/// element takes at least `<a/>`, and documents of short elements with an attribute (the bench's
+/// shipments) have about one per 16 bytes.
+const BYTES_PER_NODE: usize = 16;
+
+/// The most nodes reserved up front (256 KiB); a larger tree grows as it needs.
+const MAX_RESERVED_NODES: usize = 4096;
+
 impl<'a> Tree<'a> {
+    /// An empty tree for a document of `len` bytes, its arena reserved for about as many nodes as
+    /// such a document holds: grown from empty, a 16 KB document's arena was reallocated (and
+    /// copied) eight times.
+    pub(super) fn for_document(len: usize) -> Tree<'a> {
+        let nodes = (len / BYTES_PER_NODE).min(MAX_RESERVED_NODES);
+        Tree {
+            nodes: Vec::with_capacity(nodes),
+            lists: Vec::with_capacity(nodes),
+            open: Vec::with_capacity(nodes.min(64)),
+        }
+    }
+
     /// Where the element opening now starts its children.
     pub(super) fn mark(&self) -> Mark {
         Mark(u32::try_from(self.open.len()).expect("fewer children than bytes"))
@@ -135,7 +163,10 @@ impl<'a> Tree<'a> {
         let nodes = &self.nodes;
         let children = &mut self.lists[start..];
         // Stable: same-named children keep their document order.
-        children.sort_by(|&a, &b| key_order(&nodes[a as usize], &nodes[b as usize]));
+        // Already in order (one child, or repeated ones): nothing to sort.
+        if !children.is_sorted_by(|&a, &b| key_order(&nodes[a as usize], &nodes[b as usize]) != Ordering::Greater) {
+            children.sort_by(|&a, &b| key_order(&nodes[a as usize], &nodes[b as usize]));
+        }
         let mut depth = 0;
         for group in children.chunk_by(|&a, &b| same_key(&nodes[a as usize], &nodes[b as usize])) {
             let deepest = group
@@ -330,6 +361,11 @@ mod tests {
 
     proptest! {
         #[test]
+        fn names_are_ordered_as_strs_are(a in "[a-c\u{e9}:]{0,4}", b in "[a-c\u{e9}:]{0,4}") {
+            prop_assert_eq!(name_order(&a, &b), a.cmp(&b));
+        }
+
+        #[test]
         fn trimming_is_the_trim_of_xml_whitespace(text in "[ \t\r\n\x0Ba\u{A0}\u{3000}é]{0,12}") {
             prop_assert_eq!(trim_xml(&text), text.trim_matches(is_xml_whitespace));
         }
@@ -347,6 +383,16 @@ mod tests {
                 "{byte:#x}"
             );
         }
+    }
+
+    #[test]
+    fn the_arena_reserved_for_a_document_is_bounded() {
+        assert_eq!(Tree::for_document(0).nodes.capacity(), 0);
+        assert!(Tree::for_document(16 * 1024).nodes.capacity() >= 1024);
+        let huge = Tree::for_document(5 << 20);
+        assert_eq!(huge.nodes.capacity(), MAX_RESERVED_NODES);
+        assert_eq!(huge.lists.capacity(), MAX_RESERVED_NODES);
+        assert!(std::mem::size_of::<Node<'_>>() * MAX_RESERVED_NODES <= 256 * 1024);
     }
 
     #[test]
