@@ -26,9 +26,9 @@ pub const PRODUCER_STATE_FAILURE_LIMIT: u32 = 3;
 pub enum FailureKind {
     /// Kafka was not reachable: pages are not being acknowledged.
     Unreachable,
-    /// Kafka did not acknowledge within `message.timeout.ms`: pages are not being acknowledged,
-    /// and if the message was in flight, librdkafka's idempotent producer bumps its epoch
-    /// locally before it produces again — which Tansu cannot take (see `replacement_due`).
+    /// Kafka did not acknowledge within `kafka.message_timeout_ms` (kept by the supervisor, not
+    /// librdkafka, which would bump its idempotent producer's epoch locally — which Tansu cannot
+    /// take: `kafka::supervisor`): pages are not being acknowledged (see `replacement_due`).
     TimedOut,
     /// The broker refused the producer's id, epoch or sequence, or failed on them: the
     /// idempotence state is lost, and a fresh producer (a new `InitProducerId`) is the way out.
@@ -104,9 +104,10 @@ pub enum ReplaceReason {
     ProducerStateErrors,
     /// No producer id for [`NO_PRODUCER_ID_LIMIT`] while a broker answers.
     NoProducerId,
-    /// A delivery timed out while the producer had an id (its message may have been in
-    /// flight): librdkafka would bump the epoch locally and produce with it, and Tansu 0.6's
-    /// storage dies on an epoch it never issued (README, "Broker outages").
+    /// A delivery timed out while the producer had an id (its message may be in flight, and is
+    /// still queued: librdkafka has no message timeout of its own, so that it never bumps the
+    /// epoch locally, which Tansu 0.6's storage dies on — README, "Broker outages"): a fresh
+    /// handle, and the purge of what the old one holds.
     TimedOut,
 }
 
@@ -129,9 +130,7 @@ impl ReplaceReason {
             ReplaceReason::BrokersDown => "every broker went down",
             ReplaceReason::ProducerStateErrors => "deliveries keep failing on the producer id, epoch or sequence",
             ReplaceReason::NoProducerId => "no producer id while a broker answers",
-            ReplaceReason::TimedOut => {
-                "a delivery timed out with the producer id assigned (an epoch bump would follow)"
-            }
+            ReplaceReason::TimedOut => "a delivery timed out with the producer id assigned (what it holds is purged)",
         }
     }
 }
@@ -161,7 +160,7 @@ struct State {
     /// flight).
     had_producer_id: bool,
     /// A delivery of this generation timed out after it had a producer id: replace it, and
-    /// give it no more pages meanwhile (they would go out with the bumped epoch).
+    /// give it no more pages meanwhile (they would queue behind what it cannot deliver).
     timed_out_with_id: bool,
     /// Every broker went down while this generation was in use: replace it.
     replace_for_outage: bool,

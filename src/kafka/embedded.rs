@@ -38,6 +38,11 @@ impl EmbeddedCluster {
             .request_errors(rdkafka::types::RDKafkaApiKey::Produce, errors);
     }
 
+    /// Fault injection for tests: broker `id` answers every request `rtt` late.
+    pub fn slow_down(&self, id: i32, rtt: std::time::Duration) -> Result<(), rdkafka::error::KafkaError> {
+        self.cluster.broker_round_trip_time(id, rtt)
+    }
+
     /// Fault injection for tests: brings broker `id` back.
     pub fn broker_up(&self, id: i32) -> Result<(), rdkafka::error::KafkaError> {
         self.cluster.broker_up(id)

@@ -87,7 +87,7 @@ impl PageProducer {
         config.set("message.max.bytes", (6 * 1024 * 1024).to_string());
         config.set("statistics.interval.ms", STATISTICS_INTERVAL_MS.to_string());
         Ok(PageProducer {
-            supervised: Supervised::start(config)?,
+            supervised: Supervised::start(config, Duration::from_millis(settings.message_timeout_ms))?,
             partitions: Arc::default(),
         })
     }
@@ -195,11 +195,7 @@ impl PageProducer {
         if let Some(partition) = partition {
             record = record.partition(partition);
         }
-        let current = self.supervised.current();
-        let generation = current.generation;
-        let sent = current.producer.send_result(record);
-        // Not held across the wait: a replaced handle is destroyed by the supervisor.
-        drop(current);
+        let (generation, sent) = self.supervised.send(record);
         let delivery = match sent {
             Ok(delivery) => delivery,
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {

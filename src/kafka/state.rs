@@ -22,8 +22,8 @@ use rdkafka::producer::FutureRecord;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::{broadcast, oneshot, watch};
 
+use super::supervisor::{Delivery, Supervised};
 use super::topics::{Cleanup, TopicSpec};
-use super::{handle::DeliveryFuture, supervisor::Supervised};
 use crate::config::kafka::KafkaSettings;
 
 /// How long a write may take from enqueue to being applied by the local mirror.
@@ -479,7 +479,7 @@ impl Follower {
     }
 
     /// Enqueues a write; the delivery future, and the generation of the handle it went to.
-    pub(crate) fn enqueue(&self, key: &str, value: Option<&[u8]>) -> Result<(DeliveryFuture, u64), String> {
+    pub(crate) fn enqueue(&self, key: &str, value: Option<&[u8]>) -> Result<(Delivery, u64), String> {
         self.enqueue_to(None, key, value)
     }
 
@@ -489,7 +489,7 @@ impl Follower {
         partition: Option<i32>,
         key: &str,
         value: Option<&[u8]>,
-    ) -> Result<(DeliveryFuture, u64), String> {
+    ) -> Result<(Delivery, u64), String> {
         let mut record = FutureRecord::<str, [u8]>::to(&self.topic).key(key);
         if let Some(partition) = partition {
             record = record.partition(partition);
@@ -497,17 +497,14 @@ impl Follower {
         if let Some(value) = value {
             record = record.payload(value);
         }
-        let current = self.producer.current();
-        let sent = current.producer.send_result(record);
-        // Not held across the wait: a replaced handle is destroyed by its supervisor.
-        drop(current.producer);
-        sent.map(|delivery| (delivery, current.generation))
+        let (generation, sent) = self.producer.send(record);
+        sent.map(|delivery| (delivery, generation))
             .map_err(|(error, _)| match error {
                 KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull) => {
                     format!("producer queue for {} is full", self.topic)
                 }
                 error => {
-                    self.producer.failed(current.generation, &error);
+                    self.producer.failed(generation, &error);
                     format!("cannot produce to {}: {error}", self.topic)
                 }
             })
@@ -606,7 +603,8 @@ fn shared_producer(settings: &KafkaSettings, bootstrap: &str, topic: &str) -> Re
         "statistics.interval.ms",
         super::producer::STATISTICS_INTERVAL_MS.to_string(),
     );
-    let producer = Supervised::start(config).map_err(|e| format!("cannot create producer for {topic}: {e}"))?;
+    let producer = Supervised::start(config, Duration::from_millis(settings.message_timeout_ms))
+        .map_err(|e| format!("cannot create producer for {topic}: {e}"))?;
     producers.push((key, Arc::downgrade(&producer)));
     Ok(producer)
 }

@@ -5,23 +5,36 @@
 //! one answers; and it replaces the handle with a fresh one — a new `InitProducerId`, not an
 //! epoch bump — when the availability says so, with a backoff.
 //!
-//! Why replace rather than wait: when pages time out with requests in flight (an outage, a
-//! blackholed connection, a broker slower than the message timeout), librdkafka's idempotent
-//! producer bumps its epoch locally and produces with it, sequence 0. Kafka accepts that; Tansu
-//! 0.6 panics on an epoch it never issued — in the one task that serves its storage, so from then
-//! on it answers no request that needs storage, from any client, until it is restarted (README,
-//! "Broker outages"). A fresh handle asks for a new producer id, which every broker grants; a
-//! handle whose delivery timed out once it had an id is replaced before the bumped epoch goes
-//! out, and given no page meanwhile.
+//! Why replace rather than wait: when messages time out in librdkafka (an outage, a blackholed
+//! connection, a broker slower than the message timeout), its idempotent producer bumps its epoch
+//! locally and produces with it, sequence 0. Kafka accepts that; Tansu 0.6 panics on an epoch it
+//! never issued — in the one task that serves its storage, so from then on it answers no request
+//! that needs storage, from any client, until it is restarted (README, "Broker outages"). A fresh
+//! handle asks for a new producer id, which every broker grants.
+//!
+//! Why the message timeout is hookpipe's, not librdkafka's: librdkafka bumps in its broker thread
+//! the moment a message times out, and sends what it still queues with the new epoch as soon as a
+//! connection is up again — a reconnection takes a millisecond or two, about as long as the
+//! delivery report takes to reach the supervisor, so no replacement can be sure to come first
+//! (the blackhole chaos case lost that race about one run in four). So the handles get no
+//! message timeout (`message.timeout.ms = 0`: librdkafka never times a message out, and never
+//! bumps for it), and [`Supervised::send`] fails a delivery with `MessageTimedOut` once
+//! `kafka.message_timeout_ms` has passed; a handle whose delivery so timed out once it had an id
+//! is replaced, given no page meanwhile, and what it still holds is purged by the replacement.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Condvar, Mutex, PoisonError, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::PurgeConfig;
+use rdkafka::message::{OwnedMessage, Timestamp, ToBytes};
+use rdkafka::producer::future_producer::OwnedDeliveryResult;
+use rdkafka::producer::{FutureRecord, PurgeConfig};
 use rdkafka::ClientConfig;
+use tokio::sync::oneshot;
 
 use super::availability::{classify, Availability, FailureKind, ReplaceBackoff, ReplaceReason};
 use super::handle::ProducerHandle;
@@ -41,9 +54,15 @@ const REPLACE_BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// How long a replaced handle gets to report what it purged before it is destroyed.
 const RETIRE_FLUSH: Duration = Duration::from_millis(500);
 
+/// A delivery of [`Supervised::send`]: librdkafka's report, `MessageTimedOut` once the message
+/// timeout passed without one, or `Err` when the handle was destroyed first.
+pub type Delivery = Pin<Box<dyn Future<Output = Result<OwnedDeliveryResult, oneshot::error::RecvError>> + Send>>;
+
 /// The current handle, its generation, and what is known about Kafka.
 pub struct Supervised {
     config: ClientConfig,
+    /// `kafka.message_timeout_ms`, kept by [`Supervised::send`] (librdkafka's is off).
+    message_timeout: Duration,
     current: RwLock<Current>,
     availability: Arc<Availability>,
     wake: Arc<Wake>,
@@ -60,13 +79,16 @@ pub struct Current {
 
 impl Supervised {
     /// Creates the first handle from `config` and starts the supervisor thread, which ends when
-    /// the last reference to the returned value is gone.
-    pub fn start(config: ClientConfig) -> Result<Arc<Supervised>, KafkaError> {
+    /// the last reference to the returned value is gone. Deliveries time out after
+    /// `message_timeout` (kept here: the handles get no `message.timeout.ms`, see the module).
+    pub fn start(mut config: ClientConfig, message_timeout: Duration) -> Result<Arc<Supervised>, KafkaError> {
+        config.set("message.timeout.ms", "0");
         let availability = Arc::new(Availability::new());
         let wake = Arc::new(Wake::default());
         let producer = create(&config, 0, &availability, &wake)?;
         let supervised = Arc::new(Supervised {
             config,
+            message_timeout,
             current: RwLock::new(Current {
                 generation: 0,
                 producer: Arc::new(producer),
@@ -82,10 +104,48 @@ impl Supervised {
         Ok(supervised)
     }
 
-    /// The handle to produce with now (hold it only while enqueueing: a replaced handle is
-    /// destroyed when its last holder lets go).
+    /// The handle in use now, for what is not a message (metadata, flush, queue depth): messages
+    /// go through [`Supervised::send`]. A replaced handle is destroyed when its last holder lets
+    /// go.
     pub fn current(&self) -> Current {
         self.current.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Enqueues a message on the current handle; returns that handle's generation and the
+    /// delivery, which fails with `MessageTimedOut` once the message timeout has passed without
+    /// librdkafka's report (fed to nothing here: the caller reports the outcome with
+    /// [`Supervised::delivered`] / [`Supervised::failed`]).
+    ///
+    /// Enqueued under the read lock of the current handle, so that once the supervisor swapped in
+    /// a fresh one nothing more reaches the old handle, whose purge may make librdkafka bump its
+    /// epoch.
+    #[allow(clippy::type_complexity, clippy::result_large_err)]
+    pub fn send<'a, K, P>(
+        &self,
+        record: FutureRecord<'a, K, P>,
+    ) -> (u64, Result<Delivery, (KafkaError, FutureRecord<'a, K, P>)>)
+    where
+        K: ToBytes + ?Sized,
+        P: ToBytes + ?Sized,
+    {
+        let deadline = tokio::time::Instant::now() + self.message_timeout;
+        let (topic, partition) = (record.topic.to_string(), record.partition.unwrap_or(-1));
+        let current = self.current.read().unwrap_or_else(PoisonError::into_inner);
+        let sent = current.producer.send_result(record);
+        let generation = current.generation;
+        drop(current);
+        let delivery = sent.map(|report| -> Delivery {
+            Box::pin(async move {
+                match tokio::time::timeout_at(deadline, report).await {
+                    Ok(report) => report,
+                    Err(_elapsed) => Ok(Err((
+                        KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut),
+                        OwnedMessage::new(None, None, topic, Timestamp::NotAvailable, partition, -1, None),
+                    ))),
+                }
+            })
+        });
+        (generation, delivery)
     }
 
     /// What is known about Kafka.
@@ -180,11 +240,10 @@ fn supervise(weak: Weak<Supervised>, wake: Arc<Wake>) {
                 if let Err(error) = supervised.replace(reason) {
                     tracing::error!(%error, "cannot create a fresh Kafka producer; trying again");
                 }
-            } else if reason == ReplaceReason::TimedOut {
-                // Until it is replaced, what it still holds must not go out with the epoch
-                // librdkafka bumps once its requests in flight are over: answered 503 now.
-                supervised.current().producer.purge(PurgeConfig::default().queue());
             }
+            // A handle waiting for its replacement keeps what it queues (no page: refused): it
+            // has no message timeout of its own, so nothing of it makes librdkafka bump; a purge
+            // of a handle still in use would (a gap in its sequence numbers).
         }
         if supervised.availability.is_down() {
             supervised.probe();
@@ -302,6 +361,73 @@ impl Wake {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kafka::embedded::EmbeddedCluster;
+
+    /// librdkafka's `message.timeout.ms` of a handle, as the handle itself has it.
+    fn librdkafka_message_timeout(handle: &Handle) -> String {
+        let mut value = [0u8; 32];
+        let mut size = value.len();
+        // SAFETY: the handle is alive (borrowed); its configuration lives as long as it; the
+        // buffer and its size are ours.
+        let result = unsafe {
+            let conf = rdkafka::bindings::rd_kafka_conf(handle.client().native_ptr());
+            rdkafka::bindings::rd_kafka_conf_get(
+                conf,
+                c"message.timeout.ms".as_ptr(),
+                value.as_mut_ptr().cast(),
+                &mut size,
+            )
+        };
+        assert_eq!(result, rdkafka::bindings::rd_kafka_conf_res_t::RD_KAFKA_CONF_OK);
+        String::from_utf8_lossy(&value[..size.saturating_sub(1)]).into_owned()
+    }
+
+    /// librdkafka bumps the idempotent producer's epoch itself when a message times out in it,
+    /// and sends what it still queues with that epoch once a connection is up, before any
+    /// replacement can come (Tansu 0.6 panics on it: the module's doc). So no handle has a
+    /// message timeout of its own — the first and the replaced ones — whatever the
+    /// configuration says.
+    #[test]
+    fn the_handles_have_no_message_timeout_of_their_own() {
+        let mut config =
+            crate::kafka::durable_producer_config(&crate::config::kafka::KafkaSettings::default(), "127.0.0.1:1");
+        config.set("message.timeout.ms", "2000");
+        let supervised = Supervised::start(config, Duration::from_secs(2)).unwrap();
+        assert_eq!(librdkafka_message_timeout(&supervised.current().producer), "0");
+        supervised.replace(ReplaceReason::TimedOut).unwrap();
+        let replaced = supervised.current();
+        assert_eq!(replaced.generation, 1);
+        assert_eq!(librdkafka_message_timeout(&replaced.producer), "0");
+    }
+
+    /// The message timeout is kept by `send`: a broker slower than it fails the delivery with
+    /// `MessageTimedOut` at the timeout, not at the broker's answer.
+    #[actix::test]
+    async fn a_delivery_not_acknowledged_within_the_message_timeout_times_out() {
+        let cluster = EmbeddedCluster::start().unwrap();
+        cluster.create_topic("t", 1).unwrap();
+        let config = crate::kafka::durable_producer_config(
+            &crate::config::kafka::KafkaSettings::default(),
+            &cluster.bootstrap_servers(),
+        );
+        let supervised = Supervised::start(config, Duration::from_millis(1000)).unwrap();
+        let record = || FutureRecord::<str, [u8]>::to("t").key("k").payload(b"v");
+        let (_, first) = supervised.send(record());
+        first.unwrap().await.unwrap().unwrap();
+        cluster.slow_down(1, Duration::from_secs(8)).unwrap();
+        let started = Instant::now();
+        let (_, slow) = supervised.send(record());
+        let report = slow.unwrap().await.unwrap();
+        let waited = started.elapsed();
+        match report {
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut), _)) => {}
+            other => panic!("not timed out: {other:?}"),
+        }
+        assert!(
+            waited >= Duration::from_millis(1000) && waited < Duration::from_secs(6),
+            "timed out after {waited:?}"
+        );
+    }
 
     #[test]
     fn the_producer_id_is_read_from_the_statistics() {
