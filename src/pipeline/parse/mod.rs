@@ -14,6 +14,7 @@ pub mod query;
 pub mod record;
 pub mod records;
 pub mod xml;
+mod xml_scan;
 mod xml_tree;
 
 use actix::prelude::*;

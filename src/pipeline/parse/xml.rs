@@ -1,5 +1,7 @@
-//! XML bodies to JSON records, streamed with quick-xml (no DOM); a record's elements are kept
-//! as slices of the document until its JSON text is written ([`super::xml_tree`]).
+//! XML bodies to JSON records, streamed (no DOM); a record's elements are kept as slices of the
+//! document until its JSON text is written ([`super::xml_tree`]). A document is read by our own
+//! tokenizer for the common well-formed subset ([`super::xml_scan`]) and, for anything it does
+//! not read or any error, again from its start by quick-xml's reader, whose answer stands.
 //!
 //! Mapping:
 //! - An element becomes an object. Its attributes become `"@name"` keys with
@@ -38,13 +40,16 @@
 use std::borrow::Cow;
 
 use quick_xml::escape::{resolve_xml_entity, EscapeError};
-use quick_xml::events::{BytesRef, BytesStart, Event};
+use quick_xml::events::attributes::Attribute;
+use quick_xml::events::{BytesCData, BytesDecl, BytesRef, BytesStart, BytesText, Event};
+use quick_xml::name::QName;
 use quick_xml::reader::Reader;
 use quick_xml::XmlVersion;
 
 use super::error::{echo, ParseError};
 use super::limits::RECORD_DEPTH_LIMIT;
 use super::record::Record;
+use super::xml_scan::{Scanner, Token, Unsupported};
 use super::xml_tree::{is_xml_whitespace, trim_xml, Mark, Tree};
 use crate::config::resource_path::ResourcePath;
 
@@ -153,9 +158,26 @@ struct Converter<'p, 'a> {
     root_name: Option<String>,
 }
 
-impl<'a> Converter<'_, 'a> {
-    fn open(&mut self, start: &BytesStart<'a>) -> Result<(), ParseError> {
-        let name = start.name().into_inner();
+impl<'p, 'a> Converter<'p, 'a> {
+    fn new(input: &'a str, path: Option<&'p ResourcePath>, max_depth: usize) -> Converter<'p, 'a> {
+        Converter {
+            input,
+            segments: path.map(|p| p.segments().collect()).unwrap_or_default(),
+            path,
+            max_depth,
+            version: XmlVersion::Implicit1_0,
+            stack: Vec::new(),
+            tree: Tree::for_document(input.len()),
+            records: Vec::new(),
+            matched: 0,
+            too_deep: false,
+            root_name: None,
+        }
+    }
+
+    /// Checks an element about to open (its name, that it is the only root, the depth) and
+    /// answers how it relates to the resource path.
+    fn enter(&mut self, name: &str) -> Result<Mode, ParseError> {
         if !is_xml_name(name) {
             return Err(malformed(format!("invalid element name <{}>", echo(name))));
         }
@@ -168,33 +190,52 @@ impl<'a> Converter<'_, 'a> {
         if self.stack.len() >= self.max_depth {
             return Err(ParseError::TooDeep { limit: self.max_depth });
         }
-        let mode = match self.stack.last().map(|parent| parent.mode) {
+        Ok(match self.stack.last().map(|parent| parent.mode) {
             None if self.path.is_none() => Mode::Record,
             None => self.path_mode(0, name),
             Some(Mode::Skip) => Mode::Skip,
             Some(Mode::Record | Mode::Build) => Mode::Build,
             Some(Mode::Ancestor(n)) => self.path_mode(n + 1, name),
-        };
+        })
+    }
+
+    /// An attribute's value as a record holds it, after the checks every attribute gets:
+    /// attributes of skipped elements are checked too, so that a body's validity does not depend
+    /// on the listener's resource path.
+    fn attribute_value<'v>(&self, attr: &Attribute<'v>) -> Result<Cow<'v, str>, ParseError> {
+        let key = attr.key.into_inner();
+        if !is_xml_name(key) {
+            return Err(malformed(format!("invalid attribute name \"{}\"", echo(key))));
+        }
+        if attr.value.contains('<') {
+            return Err(malformed(format!("`<` in the value of attribute \"{}\"", echo(key))));
+        }
+        attr.normalized_value(self.version).map_err(|e| describe_error(&e))
+    }
+
+    fn push(&mut self, name: Cow<'a, str>, mode: Mode, mark: Mark) {
+        self.stack.push(Frame {
+            name,
+            mode,
+            mark,
+            text: Cow::Borrowed(""),
+        });
+    }
+
+    fn open(&mut self, start: &BytesStart<'a>) -> Result<(), ParseError> {
+        let name = start.name().into_inner();
+        let mode = self.enter(name)?;
         let converts = matches!(mode, Mode::Record | Mode::Build);
         let mark = self.tree.mark();
-        // Attributes of skipped elements are still parsed so that a body's
-        // validity does not depend on the listener's resource path.
         for attr in start.attributes() {
             let attr = attr.map_err(|e| malformed(format!("invalid attribute: {e}")))?;
-            let key = attr.key.into_inner();
-            if !is_xml_name(key) {
-                return Err(malformed(format!("invalid attribute name \"{}\"", echo(key))));
-            }
-            if attr.value.contains('<') {
-                return Err(malformed(format!("`<` in the value of attribute \"{}\"", echo(key))));
-            }
-            let value = attr.normalized_value(self.version).map_err(|e| describe_error(&e))?;
+            let value = self.attribute_value(&attr)?;
             if converts {
                 let value = match value {
                     Cow::Borrowed(value) => in_input(self.input, value),
                     Cow::Owned(value) => Cow::Owned(value),
                 };
-                self.tree.attribute(in_input(self.input, key), value);
+                self.tree.attribute(in_input(self.input, attr.key.into_inner()), value);
             }
         }
         let name = if converts {
@@ -202,12 +243,27 @@ impl<'a> Converter<'_, 'a> {
         } else {
             Cow::Borrowed("")
         };
-        self.stack.push(Frame {
-            name,
-            mode,
-            mark,
-            text: Cow::Borrowed(""),
-        });
+        self.push(name, mode, mark);
+        Ok(())
+    }
+
+    /// [`Self::open`] for a tag of [`Scanner`]'s: its name and attributes are slices of the
+    /// document already, and its keys are unique.
+    fn open_scanned(&mut self, name: &'a str, attributes: &[(&'a str, &'a str)]) -> Result<(), ParseError> {
+        let mode = self.enter(name)?;
+        let converts = matches!(mode, Mode::Record | Mode::Build);
+        let mark = self.tree.mark();
+        for &(key, value) in attributes {
+            let attr = Attribute {
+                key: QName(key),
+                value: Cow::Borrowed(value),
+            };
+            let value = self.attribute_value(&attr)?;
+            if converts {
+                self.tree.attribute(Cow::Borrowed(key), value);
+            }
+        }
+        self.push(Cow::Borrowed(if converts { name } else { "" }), mode, mark);
         Ok(())
     }
 
@@ -295,6 +351,61 @@ impl<'a> Converter<'_, 'a> {
         Ok(())
     }
 
+    /// A [`Scanner`]'s token, handled as the event quick-xml's reader makes of the same text.
+    fn take(
+        &mut self,
+        token: Token<'a>,
+        attributes: &[(&'a str, &'a str)],
+        seen_markup: bool,
+    ) -> Result<(), ParseError> {
+        match token {
+            Token::Decl(content) => {
+                let decl = BytesDecl::from_start(BytesStart::from_content(content, 3));
+                self.handle(Event::Decl(decl), seen_markup)
+            }
+            Token::Start { name, empty } => {
+                self.open_scanned(name, attributes)?;
+                if empty {
+                    self.close()?;
+                }
+                Ok(())
+            }
+            Token::End => self.close(),
+            Token::Text(text) => self.handle(Event::Text(BytesText::from_escaped(text)), seen_markup),
+            Token::CData(text) => self.handle(Event::CData(BytesCData::new(text)), seen_markup),
+            Token::Reference(name) => self.handle(Event::GeneralRef(BytesRef::new(name)), seen_markup),
+            Token::Ignored => Ok(()),
+        }
+    }
+
+    /// The records, once the whole document was read.
+    fn finish(self) -> Result<Vec<Record>, ParseError> {
+        if let Some(open) = self.stack.len().checked_sub(1) {
+            return Err(malformed(format!("{} element(s) not closed", open + 1)));
+        }
+        let Some(root_name) = self.root_name else {
+            return Err(malformed("no root element"));
+        };
+        if let (Some(path), 0) = (self.path, self.matched) {
+            let first = self.segments.first().copied().unwrap_or_default();
+            let reason = if first == root_name {
+                "no element matches".to_owned()
+            } else {
+                format!("the root element is <{root_name}>, not <{}>", echo(first))
+            };
+            return Err(ParseError::ResourcePath {
+                path: path.as_str().to_owned(),
+                reason,
+            });
+        }
+        if self.too_deep {
+            return Err(ParseError::TooDeep {
+                limit: RECORD_DEPTH_LIMIT,
+            });
+        }
+        Ok(self.records)
+    }
+
     fn text(&mut self, chunk: Cow<'a, str>, what: &str) -> Result<(), ParseError> {
         match self.stack.last_mut() {
             None => {
@@ -350,7 +461,41 @@ fn describe_error(error: &quick_xml::Error) -> ParseError {
 }
 
 /// Converts an XML document (already decoded to text) into records; see the module docs.
+///
+/// Read by [`Scanner`] when it can read the whole document and the conversion accepts it; else
+/// from the start again by quick-xml's reader, whose answer (records, or the error and where)
+/// is the document's.
 pub(crate) fn parse_xml(text: &str, path: Option<&ResourcePath>, max_depth: usize) -> Result<Vec<Record>, ParseError> {
+    match parse_scanned(text, path, max_depth) {
+        Ok(records) => Ok(records),
+        Err(Unsupported) => parse_with_quick_xml(text, path, max_depth),
+    }
+}
+
+/// The records of a document [`Scanner`] reads to the end and the conversion accepts.
+pub(super) fn parse_scanned(
+    text: &str,
+    path: Option<&ResourcePath>,
+    max_depth: usize,
+) -> Result<Vec<Record>, Unsupported> {
+    let mut scanner = Scanner::new(text);
+    let mut converter = Converter::new(text, path, max_depth);
+    let mut seen_markup = false;
+    while let Some(token) = scanner.next_token()? {
+        converter
+            .take(token, scanner.attributes(), seen_markup)
+            .map_err(|_| Unsupported)?;
+        seen_markup = true;
+    }
+    converter.finish().map_err(|_| Unsupported)
+}
+
+/// [`parse_xml`] on quick-xml's reader alone.
+pub(super) fn parse_with_quick_xml(
+    text: &str,
+    path: Option<&ResourcePath>,
+    max_depth: usize,
+) -> Result<Vec<Record>, ParseError> {
     let mut reader = Reader::from_str(text);
     let config = reader.config_mut();
     config.check_end_names = true;
@@ -359,19 +504,7 @@ pub(crate) fn parse_xml(text: &str, path: Option<&ResourcePath>, max_depth: usiz
     config.expand_empty_elements = false;
     config.trim_text(false);
 
-    let mut converter = Converter {
-        input: text,
-        segments: path.map(|p| p.segments().collect()).unwrap_or_default(),
-        path,
-        max_depth,
-        version: XmlVersion::Implicit1_0,
-        stack: Vec::new(),
-        tree: Tree::for_document(text.len()),
-        records: Vec::new(),
-        matched: 0,
-        too_deep: false,
-        root_name: None,
-    };
+    let mut converter = Converter::new(text, path, max_depth);
     let mut seen_markup = false;
     loop {
         let event = reader
@@ -385,31 +518,7 @@ pub(crate) fn parse_xml(text: &str, path: Option<&ResourcePath>, max_depth: usiz
             .map_err(|e| at_offset(e, reader.buffer_position()))?;
         seen_markup = true;
     }
-
-    if let Some(open) = converter.stack.len().checked_sub(1) {
-        return Err(malformed(format!("{} element(s) not closed", open + 1)));
-    }
-    let Some(root_name) = converter.root_name else {
-        return Err(malformed("no root element"));
-    };
-    if let (Some(path), 0) = (path, converter.matched) {
-        let first = converter.segments.first().copied().unwrap_or_default();
-        let reason = if first == root_name {
-            "no element matches".to_owned()
-        } else {
-            format!("the root element is <{root_name}>, not <{}>", echo(first))
-        };
-        return Err(ParseError::ResourcePath {
-            path: path.as_str().to_owned(),
-            reason,
-        });
-    }
-    if converter.too_deep {
-        return Err(ParseError::TooDeep {
-            limit: RECORD_DEPTH_LIMIT,
-        });
-    }
-    Ok(converter.records)
+    converter.finish()
 }
 
 #[cfg(test)]
