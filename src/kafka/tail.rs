@@ -45,6 +45,20 @@ pub enum StartAt {
 /// A group-less reader over every partition of one topic.
 pub struct TopicReader {
     consumer: BaseConsumer,
+    topic: String,
+    partitions: Vec<i32>,
+}
+
+/// The offsets of one partition: where its log starts and where it ends now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Watermarks {
+    /// The partition.
+    pub partition: i32,
+    /// The offset of its oldest stored message.
+    pub low: i64,
+    /// The offset its next message will get (its high watermark): everything before it is
+    /// readable.
+    pub high: i64,
 }
 
 impl TopicReader {
@@ -56,10 +70,17 @@ impl TopicReader {
         from: StartAt,
         timeout: Duration,
     ) -> Result<TopicReader, String> {
+        // Where to go should a fetch be answered "offset out of range": the start the reader was
+        // opened at, not librdkafka's default (the end), which would skip what it has not read.
+        let reset = match from {
+            StartAt::Beginning => "earliest",
+            StartAt::End => "latest",
+        };
         let consumer: BaseConsumer = super::base_client_config(settings, bootstrap)
             .set("group.id", "hookpipe-tail")
             .set("enable.auto.commit", "false")
             .set("enable.partition.eof", "false")
+            .set("auto.offset.reset", reset)
             .create()
             .map_err(|e| format!("cannot create consumer: {e}"))?;
         let deadline = Instant::now() + timeout;
@@ -74,7 +95,7 @@ impl TopicReader {
             std::thread::sleep(Duration::from_millis(200));
         };
         let mut assignment = TopicPartitionList::new();
-        for partition in partitions {
+        for &partition in &partitions {
             let offset = match from {
                 StartAt::Beginning => Offset::Beginning,
                 StartAt::End => Offset::End,
@@ -86,7 +107,48 @@ impl TopicReader {
         consumer
             .assign(&assignment)
             .map_err(|e| format!("cannot assign {topic}: {e}"))?;
-        Ok(TopicReader { consumer })
+        Ok(TopicReader {
+            consumer,
+            topic: topic.to_string(),
+            partitions,
+        })
+    }
+
+    /// The watermarks of every partition read, as the last fetch answers reported them (no
+    /// request of its own: a `ListOffsets` of its own timed out again and again on Tansu right
+    /// after a fault case's load, while fetches were answered); `Err` until every partition
+    /// was answered once. A low watermark not reported yet is given as 0 (where a log that
+    /// lost nothing to retention starts).
+    pub fn watermarks(&self) -> Result<Vec<Watermarks>, String> {
+        self.partitions
+            .iter()
+            .map(|&partition| {
+                let topic = std::ffi::CString::new(self.topic.as_str()).map_err(|e| e.to_string())?;
+                let (mut low, mut high) = (-1i64, -1i64);
+                // SAFETY: the handle is alive (held by `self.consumer`), `topic` outlives the
+                // call, and librdkafka only writes the two offsets (its cached values: no I/O).
+                let code = unsafe {
+                    rdkafka::bindings::rd_kafka_get_watermark_offsets(
+                        self.consumer.client().native_ptr(),
+                        topic.as_ptr(),
+                        partition,
+                        &mut low,
+                        &mut high,
+                    )
+                };
+                if code != rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
+                    return Err(format!("no offsets of {}/{partition} yet: {code:?}", self.topic));
+                }
+                if high < 0 {
+                    return Err(format!("no fetch of {}/{partition} answered yet", self.topic));
+                }
+                Ok(Watermarks {
+                    partition,
+                    low: low.max(0),
+                    high,
+                })
+            })
+            .collect()
     }
 
     /// The next message, or `None` when nothing arrives within `timeout`.

@@ -117,14 +117,8 @@ impl Fleet {
     /// Asserts that every request answered 2xx has exactly its records in the pages topic.
     fn assert_every_accepted_request_in_kafka(&self, sent: &[Sent]) -> usize {
         let accepted: Vec<&Sent> = sent.iter().filter(|sent| sent.accepted_id().is_some()).collect();
-        let ids: Vec<&str> = accepted.iter().filter_map(|sent| sent.accepted_id()).collect();
-        let found = records_by_request(
-            &self.settings,
-            &self.broker.bootstrap,
-            &self.settings.kafka.pages_topic,
-            &ids,
-            Duration::from_secs(60),
-        );
+        let (found, read_back) =
+            records_by_request(&self.settings, &self.broker.bootstrap, &self.settings.kafka.pages_topic);
         let mut missing = Vec::new();
         for request in &accepted {
             let id = request.accepted_id().unwrap();
@@ -139,7 +133,7 @@ impl Fleet {
         }
         assert!(
             missing.is_empty(),
-            "{} of {} requests answered 2xx lack records in Kafka, e.g. {:?}",
+            "{} of {} requests answered 2xx lack records in Kafka ({read_back}), e.g. {:?}",
             missing.len(),
             accepted.len(),
             &missing[..missing.len().min(5)]

@@ -21,7 +21,7 @@ use hookpipe::kafka::topics::{create_missing, debug_topic, TopicSpec};
 
 use crate::helpers::app::{settings, spawn_app, TestApp};
 use crate::helpers::broker::{free_port, Broker};
-use crate::helpers::faults::{stored_records, Row};
+use crate::helpers::faults::{assert_none_lost, stored_records, ReadBack, Row};
 use crate::helpers::fleet::{send, Instance, Load as ProcessLoad, Outcome, Sent as ProcessSent, TempDir};
 use crate::helpers::http::{metric, request};
 use crate::helpers::probe::kafka_answers;
@@ -236,7 +236,7 @@ fn a_slow_broker_within_the_message_timeout_costs_latency_not_refusals() {
         .unwrap();
 
     let acknowledged: Vec<&Sent> = sent.iter().collect();
-    let (lost, duplicates) = lost_and_duplicated(&app, &acknowledged);
+    let (lost, duplicates, read_back) = lost_and_duplicated(&app, &acknowledged);
     let case = format!(
         "broker slow (+{:.1} s each way, within the 5 s message timeout)",
         SLOW.as_secs_f64()
@@ -256,7 +256,7 @@ fn a_slow_broker_within_the_message_timeout_costs_latency_not_refusals() {
         slowed.len(),
         slowed.iter().max().unwrap()
     );
-    assert!(lost.is_empty(), "{case}: answered 204 but not in Kafka: {lost:?}");
+    assert_none_lost(&case, &lost, &read_back);
 }
 
 #[test]
@@ -309,7 +309,7 @@ fn a_full_producer_queue_is_answered_503_with_retry_after_and_loses_nothing() {
         .min()
         .unwrap();
     let acknowledged: Vec<&Sent> = sent.iter().filter(|s| s.status == 204).collect();
-    let (lost, duplicates) = lost_and_duplicated(&app, &acknowledged);
+    let (lost, duplicates, read_back) = lost_and_duplicated(&app, &acknowledged);
     let refused = sent.len() - acknowledged.len();
     Row {
         case: "producer queue full (queue_max_messages = 2, broker +0.3 s each way, 4 senders)",
@@ -325,7 +325,7 @@ fn a_full_producer_queue_is_answered_503_with_retry_after_and_loses_nothing() {
         "producer queue full: hookpipe_producer_queue_depth at the end {:?}",
         metric(&queue_depth_metric, "hookpipe_producer_queue_depth")
     );
-    assert!(lost.is_empty(), "answered 204 but not in Kafka: {lost:?}");
+    assert_none_lost("producer queue full", &lost, &read_back);
 }
 
 // ---- hookpipe's own faults: `hookpipe serve` processes ----
@@ -379,10 +379,13 @@ struct Tally {
     /// 2xx requests with a record missing from the topic.
     lost: Vec<String>,
     duplicates: usize,
+    /// How far the topic was read.
+    read_back: ReadBack,
 }
 
 impl Tally {
     fn of(settings: &Settings, bootstrap: &str, sent: &[ProcessSent]) -> Tally {
+        let stored = stored_records(settings, bootstrap, &settings.kafka.pages_topic);
         let mut tally = Tally {
             ok: 0,
             refused: 0,
@@ -390,6 +393,7 @@ impl Tally {
             broken: Vec::new(),
             lost: Vec::new(),
             duplicates: 0,
+            read_back: stored.read_back.clone(),
         };
         for request in sent {
             match &request.outcome {
@@ -400,21 +404,11 @@ impl Tally {
                 Outcome::ConnectionError(error) => tally.broken.push(error.clone()),
             }
         }
-        let accepted: Vec<&ProcessSent> = sent.iter().filter(|s| s.accepted_id().is_some()).collect();
-        let ids: Vec<&str> = accepted.iter().filter_map(|s| s.accepted_id()).collect();
-        let stored = stored_records(
-            settings,
-            bootstrap,
-            &settings.kafka.pages_topic,
-            &ids,
-            Duration::from_secs(60),
-        );
-        for request in accepted {
-            let id = request.accepted_id().unwrap();
-            let markers: Vec<&str> = stored
-                .get(id)
-                .map(|records| records.iter().filter_map(|data| data["m"].as_str()).collect())
-                .unwrap_or_default();
+        for request in sent {
+            let Some(id) = request.accepted_id() else {
+                continue;
+            };
+            let markers: Vec<&str> = stored.get(id).iter().filter_map(|data| data["m"].as_str()).collect();
             if !request.markers.iter().all(|marker| markers.contains(&marker.as_str())) {
                 tally
                     .lost
@@ -524,11 +518,7 @@ fn hookpipe_killed_under_load_costs_only_its_in_flight_requests_and_serves_again
         broken_after.is_empty(),
         "requests to the restarted instance broke (restarted at {restarted_at:?}): {broken_after:?}"
     );
-    assert!(
-        tally.lost.is_empty(),
-        "{case}: answered 2xx but not in Kafka: {:?}",
-        tally.lost
-    );
+    assert_none_lost(case, &tally.lost, &tally.read_back);
 }
 
 /// `server.drain_ms` of the SIGTERM case.
@@ -601,11 +591,7 @@ fn sigterm_under_load_finishes_the_in_flight_requests_2xx_and_resets_nothing() {
     );
     assert_eq!(tally.refused, 0, "{case}: no 503 during the drain");
     assert_eq!(tally.ok, sent.len(), "{case}: every request 2xx");
-    assert!(
-        tally.lost.is_empty(),
-        "{case}: answered 2xx but not in Kafka: {:?}",
-        tally.lost
-    );
+    assert_none_lost(&case, &tally.lost, &tally.read_back);
 }
 
 /// Every few hundred milliseconds over `span`, `check` holds (a state that must last, sampled).
@@ -687,14 +673,8 @@ fn serve_without_its_state_topic_answers_health_and_503_and_serves_once_the_topi
         std::thread::sleep(Duration::from_millis(100));
     };
     assert_eq!(send(addr, "GET", "/readyz", b"").unwrap().status, 200);
-    let stored = stored_records(
-        &settings,
-        &broker.bootstrap,
-        &kafka.pages_topic,
-        &[&request_id],
-        Duration::from_secs(30),
-    );
-    let records = stored.get(&request_id).cloned().unwrap_or_default();
+    let stored = stored_records(&settings, &broker.bootstrap, &kafka.pages_topic);
+    let records = stored.get(&request_id);
     Row {
         case: "state topic missing at start (create_topics = false), created 3 s later",
         ok: 1,
@@ -708,7 +688,9 @@ fn serve_without_its_state_topic_answers_health_and_503_and_serves_once_the_topi
     assert_eq!(
         records.len(),
         1,
-        "the 2xx request's record is in Kafka once: {stored:?}"
+        "the 2xx request's record is in Kafka once ({}): {:?}",
+        stored.read_back,
+        stored.by_request
     );
     assert_eq!(records[0]["m"], "after-the-state-topic");
 }
@@ -792,5 +774,5 @@ fn the_handover_from_the_starting_server_answers_every_connection() {
         tally.broken,
         instance.log_text()
     );
-    assert!(tally.lost.is_empty(), "answered 2xx but not in Kafka: {:?}", tally.lost);
+    assert_none_lost("handover", &tally.lost, &tally.read_back);
 }

@@ -22,7 +22,7 @@ use hookpipe::kafka::tail::{StartAt, TopicReader};
 
 use crate::helpers::app::{settings, spawn_app, TestApp};
 use crate::helpers::broker::{free_port, Broker};
-use crate::helpers::faults::{stored_records, Row};
+use crate::helpers::faults::{assert_none_lost, stored_records, ReadBack, Row};
 use crate::helpers::http::request;
 use crate::helpers::process::ChildGuard;
 use crate::helpers::proxy::Proxy;
@@ -418,7 +418,7 @@ pub(crate) fn outage_under_load(
 
     // Nothing answered 204 is missing from the topic.
     let acknowledged: Vec<&Sent> = sent.iter().filter(|s| s.status == 204).collect();
-    let (lost, duplicated) = lost_and_duplicated(app, &acknowledged);
+    let (lost, duplicated, read_back) = lost_and_duplicated(app, &acknowledged);
     let refused = sent.iter().filter(|s| s.status == 503).count();
     Row {
         case,
@@ -430,7 +430,7 @@ pub(crate) fn outage_under_load(
         recovered: Some(recovered),
     }
     .print();
-    assert!(lost.is_empty(), "{case}: answered 204 but not in Kafka: {lost:?}");
+    assert_none_lost(case, &lost, &read_back);
     let figures = Figures {
         first_503,
         slowest_during_outage,
@@ -458,29 +458,19 @@ pub(crate) fn outage_under_load(
 }
 
 /// Of `acknowledged` (one record each), the seqs missing from the pages topic, and how many
-/// records are stored more than once; read back by request id.
-pub(crate) fn lost_and_duplicated(app: &TestApp, acknowledged: &[&Sent]) -> (Vec<u64>, usize) {
-    let ids: Vec<&str> = acknowledged
-        .iter()
-        .map(|s| s.request_id.as_deref().expect("204 has a request id"))
-        .collect();
-    let stored = stored_records(
-        &app.settings,
-        &app.bootstrap,
-        &app.settings.kafka.pages_topic,
-        &ids,
-        Duration::from_secs(60),
-    );
+/// records are stored more than once, read back by request id; and how far the read got.
+pub(crate) fn lost_and_duplicated(app: &TestApp, acknowledged: &[&Sent]) -> (Vec<u64>, usize, ReadBack) {
+    let stored = stored_records(&app.settings, &app.bootstrap, &app.settings.kafka.pages_topic);
     let mut lost = Vec::new();
     let mut duplicated = 0;
-    for (sent, id) in acknowledged.iter().zip(&ids) {
-        let records = stored.get(*id).map_or(&[][..], Vec::as_slice);
+    for sent in acknowledged {
+        let records = stored.get(sent.request_id.as_deref().expect("204 has a request id"));
         if !records.iter().any(|data| data["seq"].as_u64() == Some(sent.seq)) {
             lost.push(sent.seq);
         }
         duplicated += records.len().saturating_sub(1);
     }
-    (lost, duplicated)
+    (lost, duplicated, stored.read_back)
 }
 
 fn panics_in(broker: &Broker) -> usize {

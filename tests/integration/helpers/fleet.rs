@@ -454,16 +454,16 @@ impl Load {
     }
 }
 
-/// The markers of the records in `topic`, by request id, read until every id of `expected` is
-/// there (or `timeout`), then for one more quiet second.
+/// The markers of the records in `topic`, by request id (`faults::stored_records`: the topic
+/// read to its end), and how far the read got.
 pub fn records_by_request(
     settings: &hookpipe::config::Settings,
     bootstrap: &str,
     topic: &str,
-    expected: &[&str],
-    timeout: Duration,
-) -> HashMap<String, Vec<String>> {
-    super::faults::stored_records(settings, bootstrap, topic, expected, timeout)
+) -> (HashMap<String, Vec<String>>, super::faults::ReadBack) {
+    let stored = super::faults::stored_records(settings, bootstrap, topic);
+    let markers = stored
+        .by_request
         .into_iter()
         .map(|(request_id, records)| {
             let markers = records
@@ -472,5 +472,6 @@ pub fn records_by_request(
                 .collect();
             (request_id, markers)
         })
-        .collect()
+        .collect();
+    (markers, stored.read_back)
 }
