@@ -454,8 +454,10 @@ def cell(args, kind, payload, logdir, label, **options):
         return result
 
 
-def measure_cell(args, kind, payload, logdir, label, brokers=None, extra_pids=(), generator="wrk", rate=None, env=None):
-    """Fresh server, a short warm-up, `reps` measured runs; medians plus the peak RSS."""
+def measure_cell(args, kind, payload, logdir, label, brokers=None, extra_pids=(), generator="wrk", rate=None, env=None,
+                 before_stop=None):
+    """Fresh server, a short warm-up, `reps` measured runs; medians plus the peak RSS.
+    `before_stop(server, result)` runs after the last repetition, while the server is up."""
     server = Server(kind, args, logdir, brokers=brokers, label=label, env=env).start()
     try:
         url = server.urls["bench"]
@@ -471,6 +473,8 @@ def measure_cell(args, kind, payload, logdir, label, brokers=None, extra_pids=()
         result = median_of(runs)
         result["peak_rss_mb"] = status_kb(server.pid, "VmHWM") / 1024
         result["body_bytes"] = len(payload.body)
+        if before_stop:
+            before_stop(server, result)
         return result
     finally:
         server.stop()
@@ -549,17 +553,88 @@ def scenario_b(args, payloads, logdir, results):
     ).start()
     try:
         wait_port(port, 30, broker)
+        brokers = f"127.0.0.1:{port}"
         hp = cell(args, "hookpipe", payloads["json-1KB"], logdir, "B-hookpipe",
-                  brokers=f"127.0.0.1:{port}", extra_pids=(broker.pid,))
+                  brokers=brokers, extra_pids=(broker.pid,),
+                  before_stop=lambda server, result: result.update(published=published_counts(server, "bench")))
         hp["broker_peak_rss_mb"] = status_kb(broker.pid, "VmHWM") / 1024
+        hp["kafka_check"] = kafka_check(args, brokers, hp["published"], logdir)
     finally:
         broker.stop()
     log(f"  hookpipe: {brief(hp)}; broker {hp.get('broker_cpu_s_per_1k') or 0:.3f} CPU-s/1k")
+    log(f"  pages published / read back: {hp['kafka_check']}")
     ceiling = results.get("A", {}).get("ceiling")
     if ceiling is None:
         ceiling = cell(args, "ceiling", payloads["json-1KB"], logdir, "B-ceiling")
     results["B"] = with_ratio(hp, ceiling)
     results["B"]["ceiling_note"] = "the ceiling does not talk to Kafka: same measurement as A's"
+
+
+def metric_total(text, pattern):
+    """Sum of the samples of the Prometheus exposition `text` whose line matches `pattern`."""
+    return sum(float(m.group(1)) for m in re.finditer(pattern + r"\S* (\S+)$", text, re.M))
+
+
+def metrics_text(server):
+    with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/metrics", timeout=10) as response:
+        return response.read().decode()
+
+
+def published_counts(server, listener):
+    """What hookpipe says it published for `listener` over its lifetime (warm-up included)."""
+    text = metrics_text(server)
+    selector = rf'\{{(?=[^}}]*listener="{listener}")'
+    return {
+        "accepted_2xx": round(metric_total(text, r"^hookpipe_http_requests_total" + selector + r'(?=[^}]*status_class="2xx")')),
+        "pages": round(metric_total(text, r"^hookpipe_pages_published_total" + selector)),
+        "records": round(metric_total(text, r"^hookpipe_records_published_total" + selector)),
+    }
+
+
+def count_messages(args, brokers, topic, expected, logdir, quiet_s=5.0, open_s=15.0):
+    """Messages of `topic` a consumer (`hookpipe tail --from-beginning`) reads, and the records in
+    them: read until `expected` + 1 arrived (more than published would be a fault too) or none
+    arrived for `quiet_s`. `None` when the topic does not exist."""
+    argv = [args.hookpipe, "tail", "--config", args.config, "--brokers", brokers, "--topic", topic,
+            "--from-beginning", "--count", str(expected + 1)]
+    stderr = open(os.path.join(logdir, f"tail-{topic}.log"), "wb")
+    child = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=stderr, cwd=args.repo)
+    counts = {"messages": 0, "records": 0, "last": time.time() + open_s}
+
+    def read():
+        for line in child.stdout:
+            counts["messages"] += 1
+            counts["records"] += len(json.loads(line)["records"])
+            counts["last"] = time.time()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    while child.poll() is None and time.time() - counts["last"] < quiet_s:
+        time.sleep(0.2)
+    if child.poll() is None:
+        child.terminate()
+    child.wait(timeout=10)
+    reader.join(timeout=10)
+    stderr.close()
+    with open(os.path.join(logdir, f"tail-{topic}.log"), "rb") as f:
+        if b"not found" in f.read() and counts["messages"] == 0:
+            return None
+    return counts["messages"], counts["records"]
+
+
+def kafka_check(args, brokers, published, logdir):
+    """Issue 13's accounting: the pages hookpipe counts as published are the messages a consumer
+    reads from the pages topic, and ingest writes nothing to the (legacy) retry topic."""
+    read = count_messages(args, brokers, "hookpipe.pages", published["pages"], logdir)
+    pages, records = read if read else (0, 0)
+    retry = count_messages(args, brokers, "hookpipe.retry", 0, logdir)
+    return {
+        "published": published,
+        "pages_read": pages,
+        "records_read": records,
+        "pages_agree": pages == published["pages"] and records == published["records"],
+        "retry_topic": "not created" if retry is None else f"{retry[0]} messages",
+    }
 
 
 def scenario_c(args, payloads, logdir, results):
@@ -675,14 +750,11 @@ def scenario_e(args, payloads, logdir, results):
 
 def limited_counts(server):
     """Answers hookpipe gave on the `limited` listener so far: 2xx, 429 (rate limited), all."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/metrics", timeout=10) as response:
-        text = response.read().decode()
-    def total(pattern):
-        return sum(float(m.group(1)) for m in re.finditer(pattern + r"\S* (\S+)$", text, re.M))
+    text = metrics_text(server)
     return {
-        "2xx": round(total(r'^hookpipe_http_requests_total\{(?=[^}]*listener="limited")(?=[^}]*status_class="2xx")')),
-        "429": round(total(r'^hookpipe_rate_limited_total\{(?=[^}]*listener="limited")')),
-        "all": round(total(r'^hookpipe_http_requests_total\{(?=[^}]*listener="limited")')),
+        "2xx": round(metric_total(text, r'^hookpipe_http_requests_total\{(?=[^}]*listener="limited")(?=[^}]*status_class="2xx")')),
+        "429": round(metric_total(text, r'^hookpipe_rate_limited_total\{(?=[^}]*listener="limited")')),
+        "all": round(metric_total(text, r'^hookpipe_http_requests_total\{(?=[^}]*listener="limited")')),
     }
 
 
@@ -1009,6 +1081,15 @@ def markdown(report):
     if "hookpipe" in r.get("B", {}):
         lines += ["", f"B: the Tansu broker process used {fmt(r['B']['hookpipe'].get('broker_cpu_s_per_1k'), 3)} CPU-s per 1k "
                   f"requests on top of hookpipe's (peak RSS {fmt(r['B']['hookpipe'].get('broker_peak_rss_mb'), 0)} MB)."]
+        check = r["B"]["hookpipe"].get("kafka_check")
+        if check:
+            published = check["published"]
+            lines += ["", f"B, read back after the run (`hookpipe tail --from-beginning`): hookpipe answered "
+                      f"{published['accepted_2xx']:,} requests 2xx and counted {published['pages']:,} pages "
+                      f"(`hookpipe_pages_published_total`) of {published['records']:,} records; a consumer read "
+                      f"{check['pages_read']:,} messages of {check['records_read']:,} records from the pages topic "
+                      f"({'they agree' if check['pages_agree'] else '**they differ**'}); the retry topic: "
+                      f"{check['retry_topic']}."]
     if any(isinstance(p, dict) and "hookpipe" in p for p in r.get("C", {}).values()):
         lines += ["", "| C payload | hookpipe MB body / CPU-s | ceiling MB body / CPU-s |", "|---|---|---|"]
         for name, pair in r["C"].items():
